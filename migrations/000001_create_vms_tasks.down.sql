@@ -1,0 +1,4 @@
+DROP TABLE IF EXISTS executions;
+DROP TABLE IF EXISTS tasks;
+DROP INDEX IF EXISTS idx_vms_name_live;
+DROP TABLE IF EXISTS vms;

@@ -1,0 +1,157 @@
+/**
+ * The Store over SQL: one implementation, the same statements on Postgres and on PGlite. The queries
+ * live beside it, one module per table (worker-rows, vm-rows, task-rows, execution-rows) and one for
+ * capacity accounting (capacity).
+ */
+import type {
+  Execution,
+  Task,
+  TaskFilter,
+  TaskStatus,
+  Vm,
+  VmFilter,
+  VmRequirements,
+  Worker,
+  WorkerFilter,
+  WorkerMetricSample,
+  WorkerRegistration,
+  WorkerResources,
+  WorkerStatus,
+} from '../../domain/index.ts';
+import type { PlacementOutcome, Store, TaskPatch, VmPatch } from '../../ports/store.ts';
+import * as capacity from './capacity.ts';
+import * as executions from './execution-rows.ts';
+import { migrate, migrateDown, type MigratorOptions } from './migrator.ts';
+import type { SqlClient } from './sql-client.ts';
+import * as tasks from './task-rows.ts';
+import * as vms from './vm-rows.ts';
+import * as workers from './worker-rows.ts';
+
+export class SqlStore implements Store {
+  readonly kind: 'pglite' | 'postgres';
+
+  constructor(
+    private readonly client: SqlClient,
+    private readonly migrations: MigratorOptions = {},
+  ) {
+    this.kind = client.kind;
+  }
+
+  migrate(): Promise<number[]> {
+    return migrate(this.client, this.migrations);
+  }
+
+  /** Reverts migrations above `targetVersion` (not part of the Store port: for tests and operators). */
+  migrateDown(targetVersion: number): Promise<number[]> {
+    return migrateDown(this.client, targetVersion, this.migrations);
+  }
+
+  async ping(): Promise<void> {
+    await this.client.query('SELECT 1');
+  }
+
+  close(): Promise<void> {
+    return this.client.close();
+  }
+
+  // ── workers ──────────────────────────────────────────────────────────────────────────────────
+  upsertWorker(registration: WorkerRegistration, now: Date): Promise<{ worker: Worker; created: boolean }> {
+    return workers.upsertWorker(this.client, registration, now);
+  }
+  getWorker(id: string): Promise<Worker | null> {
+    return workers.getWorker(this.client, id);
+  }
+  listWorkers(filter?: WorkerFilter): Promise<Worker[]> {
+    return workers.listWorkers(this.client, filter);
+  }
+  touchWorker(id: string, now: Date): Promise<Worker | null> {
+    return workers.touchWorker(this.client, id, now);
+  }
+  setWorkerStatus(id: string, status: WorkerStatus, eligible?: boolean): Promise<Worker | null> {
+    return workers.setWorkerStatus(this.client, id, status, eligible);
+  }
+  updateWorkerResources(id: string, resources: Partial<WorkerResources>): Promise<Worker | null> {
+    return workers.updateWorkerResources(this.client, id, resources);
+  }
+  markStaleWorkersOffline(now: Date): Promise<Worker[]> {
+    return workers.markStaleWorkersOffline(this.client, now);
+  }
+  deleteWorker(id: string): Promise<boolean> {
+    return workers.deleteWorker(this.client, id);
+  }
+  recordWorkerMetrics(sample: WorkerMetricSample): Promise<void> {
+    return workers.recordWorkerMetrics(this.client, sample);
+  }
+  listWorkerMetrics(workerId: string, limit?: number): Promise<WorkerMetricSample[]> {
+    return workers.listWorkerMetrics(this.client, workerId, limit);
+  }
+
+  // ── vms ──────────────────────────────────────────────────────────────────────────────────────
+  insertVmWithTask(vm: Vm, task: Task): Promise<void> {
+    return this.client.transaction(async (tx) => {
+      await vms.insertVm(tx, vm);
+      await tasks.insertTask(tx, task);
+    });
+  }
+  getVm(id: string): Promise<Vm | null> {
+    return vms.getVm(this.client, id);
+  }
+  findVm(idOrName: string): Promise<Vm | null> {
+    return vms.findVm(this.client, idOrName);
+  }
+  listVms(filter?: VmFilter): Promise<Vm[]> {
+    return vms.listVms(this.client, filter);
+  }
+  updateVm(id: string, patch: VmPatch): Promise<Vm | null> {
+    return vms.updateVm(this.client, id, patch);
+  }
+
+  // ── capacity ─────────────────────────────────────────────────────────────────────────────────
+  placeTask(
+    taskId: string,
+    vmId: string,
+    workerId: string,
+    driver: string,
+    need: VmRequirements,
+    placement: Record<string, unknown>,
+  ): Promise<PlacementOutcome> {
+    return capacity.placeTask(this.client, taskId, vmId, workerId, driver, need, placement);
+  }
+  releaseVm(vmId: string): Promise<boolean> {
+    return capacity.releaseVm(this.client, vmId);
+  }
+  unplaceTask(taskId: string, reason: string): Promise<boolean> {
+    return capacity.unplaceTask(this.client, taskId, reason);
+  }
+
+  // ── tasks ────────────────────────────────────────────────────────────────────────────────────
+  insertTask(task: Task): Promise<void> {
+    return tasks.insertTask(this.client, task);
+  }
+  getTask(id: string): Promise<Task | null> {
+    return tasks.getTask(this.client, id);
+  }
+  listTasks(filter?: TaskFilter): Promise<Task[]> {
+    return tasks.listTasks(this.client, filter);
+  }
+  updateTask(id: string, patch: TaskPatch, from?: readonly TaskStatus[]): Promise<Task | null> {
+    return tasks.updateTask(this.client, id, patch, from);
+  }
+  listPendingTasks(limit: number): Promise<Task[]> {
+    return tasks.listPendingTasks(this.client, limit);
+  }
+  listStaleScheduledTasks(before: Date, limit: number): Promise<Task[]> {
+    return tasks.listStaleScheduledTasks(this.client, before, limit);
+  }
+  countTasksByStatus(): Promise<Record<TaskStatus, number>> {
+    return tasks.countTasksByStatus(this.client);
+  }
+
+  // ── executions ───────────────────────────────────────────────────────────────────────────────
+  insertExecution(execution: Execution): Promise<void> {
+    return executions.insertExecution(this.client, execution);
+  }
+  listExecutions(vmId: string, limit?: number): Promise<Execution[]> {
+    return executions.listExecutions(this.client, vmId, limit);
+  }
+}

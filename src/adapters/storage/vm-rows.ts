@@ -1,0 +1,118 @@
+/** The `vms` table: row mapper and queries. The hidden `reserved` column is handled in capacity.ts. */
+import { conflict, isUuid, type DriverName, type Vm, type VmFilter, type VmStatus } from '../../domain/index.ts';
+import type { VmPatch } from '../../ports/store.ts';
+import { isSqlError, UNIQUE_VIOLATION, type SqlExecutor } from './sql-client.ts';
+import { assignments, date, dateOrNull, json, jsonParam, limitClause, num, textOrNull, where, type Row } from './sql-values.ts';
+
+/** The unique index on live VM names (migrations/000001). */
+export const VM_LIVE_NAME_INDEX = 'idx_vms_name_live';
+
+export const VM_COLUMNS = `id, name, status, driver, worker_id, zone, labels, image, vcpus, memory_mb, disk_gb, error,
+  created_at, updated_at, deleted_at`;
+
+export function toVm(row: Row): Vm {
+  return {
+    id: String(row.id),
+    name: String(row.name),
+    status: row.status as VmStatus,
+    driver: textOrNull(row.driver) as DriverName | null,
+    worker_id: textOrNull(row.worker_id),
+    zone: textOrNull(row.zone),
+    labels: json<Record<string, string>>(row.labels, {}),
+    image: textOrNull(row.image),
+    vcpus: num(row.vcpus),
+    memory_mb: num(row.memory_mb),
+    disk_gb: num(row.disk_gb),
+    error: textOrNull(row.error),
+    created_at: date(row.created_at),
+    updated_at: date(row.updated_at),
+    deleted_at: dateOrNull(row.deleted_at),
+  };
+}
+
+const first = (rows: Row[]): Vm | null => (rows[0] ? toVm(rows[0]) : null);
+
+/** Inserts a VM (not reserved). A duplicate live name becomes a `conflict` AetheriumError. */
+export async function insertVm(db: SqlExecutor, vm: Vm): Promise<void> {
+  try {
+    await db.query(
+      `INSERT INTO vms (id, name, status, driver, worker_id, zone, labels, image, vcpus, memory_mb, disk_gb, error,
+                        reserved, created_at, updated_at, deleted_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, false, $13, $14, $15)`,
+      [
+        vm.id,
+        vm.name,
+        vm.status,
+        vm.driver,
+        vm.worker_id,
+        vm.zone,
+        jsonParam(vm.labels ?? {}),
+        vm.image,
+        vm.vcpus,
+        vm.memory_mb,
+        vm.disk_gb,
+        vm.error,
+        vm.created_at,
+        vm.updated_at,
+        vm.deleted_at,
+      ],
+    );
+  } catch (err) {
+    if (isSqlError(err, UNIQUE_VIOLATION) && (err.constraint === VM_LIVE_NAME_INDEX || err.message.includes(VM_LIVE_NAME_INDEX))) {
+      throw conflict(`a VM named ${JSON.stringify(vm.name)} already exists`, { name: vm.name });
+    }
+    throw err;
+  }
+}
+
+export async function getVm(db: SqlExecutor, id: string): Promise<Vm | null> {
+  if (!isUuid(id)) return null;
+  return first(await db.query<Row>(`SELECT ${VM_COLUMNS} FROM vms WHERE id = $1`, [id]));
+}
+
+/** A live VM whose id or name is `idOrName`; an id match wins over a name match. */
+export async function findVm(db: SqlExecutor, idOrName: string): Promise<Vm | null> {
+  const rows = isUuid(idOrName)
+    ? await db.query<Row>(
+        `SELECT ${VM_COLUMNS} FROM vms WHERE deleted_at IS NULL AND (id = $1::uuid OR name = $2)
+         ORDER BY (id = $1::uuid) DESC LIMIT 1`,
+        [idOrName, idOrName],
+      )
+    : await db.query<Row>(`SELECT ${VM_COLUMNS} FROM vms WHERE deleted_at IS NULL AND name = $1`, [idOrName]);
+  return first(rows);
+}
+
+/** Newest first. Deleted VMs only with `include_deleted`. */
+export async function listVms(db: SqlExecutor, filter: VmFilter = {}): Promise<Vm[]> {
+  const params: unknown[] = [];
+  const conditions: string[] = [];
+  const add = (column: string, value: unknown) => {
+    params.push(value);
+    conditions.push(`${column} = $${params.length}`);
+  };
+  if (filter.status !== undefined) add('status', filter.status);
+  if (filter.worker_id !== undefined) add('worker_id', filter.worker_id);
+  if (filter.name !== undefined) add('name', filter.name);
+  if (!filter.include_deleted) conditions.push('deleted_at IS NULL');
+  const rows = await db.query<Row>(
+    `SELECT ${VM_COLUMNS} FROM vms ${where(conditions)} ORDER BY created_at DESC, id ${limitClause(filter.limit, params)}`,
+    params,
+  );
+  return rows.map(toVm);
+}
+
+const VM_PATCH_COLUMNS = {
+  status: { column: 'status' },
+  error: { column: 'error' },
+  driver: { column: 'driver' },
+  deleted_at: { column: 'deleted_at' },
+  worker_id: { column: 'worker_id' },
+};
+
+export async function updateVm(db: SqlExecutor, id: string, patch: VmPatch): Promise<Vm | null> {
+  if (!isUuid(id)) return null;
+  const params: unknown[] = [id];
+  const sets = assignments(patch, VM_PATCH_COLUMNS, params);
+  sets.push('updated_at = now()');
+  return first(await db.query<Row>(`UPDATE vms SET ${sets.join(', ')} WHERE id = $1 RETURNING ${VM_COLUMNS}`, params));
+}

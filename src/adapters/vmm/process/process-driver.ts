@@ -1,0 +1,204 @@
+/**
+ * The `process` driver: a "VM" is a directory, `<stateDir>/<vmId>/root`, and its commands are plain
+ * host processes started there (like Nomad's raw_exec). Nothing is isolated and nothing is limited:
+ * a command sees and can touch everything the agent's user can. Meant for development and for hosts
+ * where nothing better runs, and only when the operator asks for it.
+ *
+ * Files of a VM, in `<stateDir>/<vmId>/`:
+ *   vm.json   the spec; its presence means "the VM exists"
+ *   stopped   present while the VM is stopped (exec refuses to run)
+ *   root/     the commands' default working directory and HOME
+ */
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { AetheriumError, conflict, invalid, notFound } from '../../../domain/index.ts';
+import type { ExecResult } from '../../../domain/index.ts';
+import type { DriverInfo, ExecRequest, RecoverReport, VmDriver, VmRuntimeInfo, VmSpec } from '../../../ports/vm-driver.ts';
+import { KeyedMutex } from '../keyed-mutex.ts';
+import { CommandRegistry, type RunningCommand, abortError, startCommand } from '../process-tree.ts';
+import { commandEnv, validateExecRequest, validateSpec, validateVmId } from '../validation.ts';
+import { StateDir, isDirectory, readJsonFile, removeTree, writeJsonAtomic } from '../vm-dir.ts';
+
+export interface ProcessDriverOptions {
+  stateDir: string;
+}
+
+interface VmRecord {
+  spec: VmSpec;
+  created_at: string;
+  boot_ms: number;
+}
+
+export class ProcessDriver implements VmDriver {
+  readonly info: DriverInfo;
+  private readonly state: StateDir;
+  private readonly mutex = new KeyedMutex();
+  private readonly commands = new CommandRegistry();
+  private closed = false;
+
+  constructor(options: ProcessDriverOptions) {
+    this.state = new StateDir(options.stateDir);
+    this.info = {
+      name: 'process',
+      isolation: 'none',
+      warnings: [
+        `NO ISOLATION: commands run as plain host processes, as the agent's own user (${userLabel()}), with full access to the host's files, network and processes.`,
+        'No limits: vcpus, memory_mb and disk_gb are recorded but not enforced.',
+        "A command's whole process group is killed when it exits, times out or is aborted; a process that starts its own session escapes that.",
+        'Use it for development only, or where a workload is fully trusted.',
+      ],
+    };
+  }
+
+  async create(spec: VmSpec, signal?: AbortSignal): Promise<VmRuntimeInfo> {
+    validateSpec(spec);
+    if (signal?.aborted) throw abortError(signal);
+    return this.mutex.run(spec.id, async () => {
+      this.assertOpen();
+      const id = spec.id;
+      const existing = await this.readVm(id);
+      if (existing) {
+        await rm(this.state.file(id, 'stopped'), { force: true }); // creating a stopped VM again starts it
+        return { id, state: 'running', boot_ms: existing.boot_ms };
+      }
+      const started = performance.now();
+      await this.state.ensure();
+      await removeTree(this.state.vmDir(id)); // leftovers of an interrupted create
+      try {
+        await mkdir(this.state.rootDir(id), { recursive: true, mode: 0o755 });
+        if (signal?.aborted) throw abortError(signal);
+        const record: VmRecord = {
+          spec: { ...spec, env: { ...(spec.env ?? {}) } },
+          created_at: new Date().toISOString(),
+          boot_ms: Math.round(performance.now() - started),
+        };
+        await writeJsonAtomic(this.state.file(id, 'vm.json'), record);
+        return { id, state: 'running', boot_ms: record.boot_ms };
+      } catch (err) {
+        await removeTree(this.state.vmDir(id)).catch(() => {});
+        throw err;
+      }
+    });
+  }
+
+  async start(id: string): Promise<VmRuntimeInfo> {
+    validateVmId(id);
+    return this.mutex.run(id, async () => {
+      this.assertOpen();
+      const vm = await this.readVm(id);
+      if (!vm) throw notFound('VM', id);
+      await rm(this.state.file(id, 'stopped'), { force: true });
+      return { id, state: 'running', boot_ms: vm.boot_ms };
+    });
+  }
+
+  async stop(id: string): Promise<void> {
+    validateVmId(id);
+    await this.mutex.run(id, async () => {
+      this.assertOpen();
+      if (!(await this.readVm(id))) throw notFound('VM', id);
+      await writeFile(this.state.file(id, 'stopped'), `${new Date().toISOString()}\n`);
+      await this.commands.killVm(id);
+    });
+  }
+
+  async delete(id: string): Promise<void> {
+    validateVmId(id);
+    await this.mutex.run(id, async () => {
+      this.assertOpen();
+      await this.commands.killVm(id);
+      await removeTree(this.state.vmDir(id));
+    });
+  }
+
+  async status(id: string): Promise<VmRuntimeInfo> {
+    validateVmId(id);
+    const vm = await this.readVm(id);
+    if (!vm) return { id, state: 'missing' };
+    return this.isStopped(id) ? { id, state: 'stopped' } : { id, state: 'running', boot_ms: vm.boot_ms };
+  }
+
+  async list(): Promise<VmRuntimeInfo[]> {
+    const out: VmRuntimeInfo[] = [];
+    for (const id of await this.state.vmIds()) {
+      const info = await this.status(id);
+      if (info.state !== 'missing') out.push(info);
+    }
+    return out;
+  }
+
+  async exec(id: string, request: ExecRequest): Promise<ExecResult> {
+    validateVmId(id);
+    validateExecRequest(request);
+    if (request.signal?.aborted) throw abortError(request.signal);
+    // Started under the VM's lock, so that a stop or delete cannot slip between the check and the
+    // start; awaited outside it, so that commands run concurrently.
+    const command: RunningCommand = await this.mutex.run(id, async () => {
+      this.assertOpen();
+      const vm = await this.readVm(id);
+      if (!vm) throw notFound('VM', id);
+      if (this.isStopped(id)) throw conflict(`VM ${JSON.stringify(id)} is stopped; start it before running commands`);
+      const root = this.state.rootDir(id);
+      const cwd = request.cwd === undefined ? root : isAbsolute(request.cwd) ? request.cwd : resolve(root, request.cwd);
+      if (!(await isDirectory(cwd))) throw invalid(`cwd ${JSON.stringify(request.cwd)} is not a directory (resolved to ${cwd})`);
+      const running = startCommand({
+        file: request.command,
+        args: request.args ?? [],
+        env: commandEnv({ HOME: root }, vm.spec.env, request.env),
+        cwd,
+        stdin: request.stdin,
+        timeout_ms: request.timeout_ms,
+        signal: request.signal,
+        onStdout: request.onStdout,
+        onStderr: request.onStderr,
+        killGroupOnExit: true,
+      });
+      this.commands.track(id, running);
+      return running;
+    });
+    return command.result;
+  }
+
+  /** There is nothing to reattach to: every VM directory found is taken back (stopped ones stay stopped). */
+  async recover(): Promise<RecoverReport> {
+    this.assertOpen();
+    const report: RecoverReport = { recovered: [], lost: [] };
+    for (const id of await this.state.vmIds()) {
+      await this.mutex.run(id, async () => {
+        if (await this.readVm(id)) {
+          if (!this.isStopped(id)) report.recovered.push(id);
+        } else {
+          report.lost.push(id); // a create that never finished
+          await removeTree(this.state.vmDir(id));
+        }
+      });
+    }
+    return report;
+  }
+
+  /** Kills the commands still running: nothing could reattach to them after a restart. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.commands.killAll();
+  }
+
+  private async readVm(id: string): Promise<VmRecord | null> {
+    const record = await readJsonFile<VmRecord>(this.state.file(id, 'vm.json'));
+    return record && typeof record === 'object' && record.spec ? record : null;
+  }
+
+  private isStopped(id: string): boolean {
+    return existsSync(this.state.file(id, 'stopped'));
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new AetheriumError('unavailable', 'the process driver was closed');
+  }
+}
+
+function userLabel(): string {
+  const uid = process.getuid?.();
+  return uid === undefined ? 'unknown' : uid === 0 ? 'root' : `uid ${uid}`;
+}
+

@@ -1,0 +1,83 @@
+/**
+ * The on-disk layout every driver shares: one directory per VM under the driver's state dir,
+ * `<stateDir>/<vmId>/`, holding the VM's files (`root/`) and small JSON records written atomically.
+ */
+import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { validateVmId } from './validation.ts';
+
+export class StateDir {
+  /** Absolute and normalised: the sandbox driver recognises its processes by paths built from it. */
+  readonly path: string;
+
+  constructor(path: string) {
+    this.path = resolve(path);
+  }
+
+  vmDir(id: string): string {
+    return join(this.path, validateVmId(id));
+  }
+
+  rootDir(id: string): string {
+    return join(this.vmDir(id), 'root');
+  }
+
+  file(id: string, name: string): string {
+    return join(this.vmDir(id), name);
+  }
+
+  async ensure(): Promise<void> {
+    await mkdir(this.path, { recursive: true, mode: 0o700 });
+  }
+
+  /** Ids of the VM directories present (entries that are not valid VM ids are ignored). */
+  async vmIds(): Promise<string[]> {
+    let entries;
+    try {
+      entries = await readdir(this.path, { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    return entries
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name)
+      .filter((name) => {
+        try {
+          validateVmId(name);
+          return true;
+        } catch {
+          return false;
+        }
+      })
+      .sort();
+  }
+}
+
+export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+  const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
+  await rename(tmp, file);
+}
+
+/** The parsed file, or null when it is missing or unreadable (a half-written record counts as none). */
+export async function readJsonFile<T>(file: string): Promise<T | null> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as T;
+  } catch {
+    return null;
+  }
+}
+
+export async function removeTree(path: string): Promise<void> {
+  await rm(path, { recursive: true, force: true, maxRetries: 3 });
+}
+
+export async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}

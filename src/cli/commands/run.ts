@@ -1,0 +1,109 @@
+/** `aetherium dev | server | worker`: the long-running processes. */
+import type { Command } from 'commander';
+import { ConfigError, loadConfig } from '../../config/load.ts';
+import type { Config } from '../../config/schema.ts';
+import { createLogger, type Logger } from '../../runtime/logger.ts';
+import { CliError } from '../api-client.ts';
+
+interface RunFlags {
+  config?: string;
+  port?: string;
+  host?: string;
+  dataDir?: string;
+}
+
+function configFor(flags: RunFlags): Config {
+  const overrides: Record<string, unknown> = {};
+  if (flags.port !== undefined) overrides.api_gateway = { port: Number(flags.port) };
+  if (flags.host !== undefined) overrides.api_gateway = { ...(overrides.api_gateway as object), host: flags.host };
+  if (flags.dataDir) {
+    overrides.store = { pglite: { data_dir: `${flags.dataDir}/pglite` } };
+    overrides.worker = { drivers: { state_dir: `${flags.dataDir}/vms` } };
+  }
+  try {
+    return loadConfig({ ...(flags.config ? { path: flags.config } : {}), overrides });
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError(err.message, 'config', 2);
+    throw err;
+  }
+}
+
+function loggerFor(config: Config): Logger {
+  return createLogger({ level: config.log.level, pretty: config.log.pretty || process.stdout.isTTY === true });
+}
+
+/** SIGINT/SIGTERM stop gracefully; a second signal exits at once. */
+function onShutdown(log: Logger, stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = (signal: string) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(130);
+    }
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    stop().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+}
+
+function addRunFlags(command: Command): Command {
+  return command
+    .option('-c, --config <file>', 'YAML config file (default: ./aetherium.yaml when present)')
+    .option('-p, --port <port>', 'API port (api_gateway.port)')
+    .option('--host <host>', 'API listen address (api_gateway.host)');
+}
+
+export function registerRunCommands(program: Command): void {
+  addRunFlags(program.command('dev'))
+    .description('control plane + one local worker in one process, on embedded engines')
+    .option('--data-dir <dir>', 'where the embedded database and VM files live (default .aetherium)')
+    .action(async (flags: RunFlags) => {
+      const config = configFor(flags);
+      const log = loggerFor(config);
+      const started = Date.now();
+      // Loaded on demand: client commands should not pay for the server's modules.
+      const { startDev } = await import('../../runtime/dev.ts');
+      const system = await startDev(config, log);
+      onShutdown(log, () => system.stop());
+      const port = config.api_gateway.port;
+      const base = `http://localhost:${port}`;
+      log.info(
+        { api: `${base}/api/v1`, docs: `${base}/api/docs`, worker: system.agent.id, drivers: system.agent.registration().capabilities, startup_ms: Date.now() - started },
+        `Aetherium dev is up at ${base}`,
+      );
+    });
+
+  addRunFlags(program.command('server'))
+    .description('control plane only (run any number behind a load balancer); needs shared engines')
+    .action(async (flags: RunFlags) => {
+      const config = configFor(flags);
+      requireSharedEngines(config, 'server');
+    });
+
+  addRunFlags(program.command('worker'))
+    .description('worker agent for this host; needs the engines the servers use')
+    .action(async (flags: RunFlags) => {
+      const config = configFor(flags);
+      requireSharedEngines(config, 'worker');
+    });
+}
+
+/** Separate processes can only cooperate through engines they share. */
+function requireSharedEngines(config: Config, role: string): void {
+  const local: string[] = [];
+  if (config.store.kind === 'pglite') local.push('store.kind is pglite (use postgres)');
+  if (config.queue.kind === 'memory') local.push('queue.kind is memory (use redis)');
+  if (config.events.kind === 'memory') local.push('events.kind is memory (use redis)');
+  if (local.length > 0) {
+    throw new CliError(`aetherium ${role} runs as one of several processes and needs engines they share, but ${local.join(', ')}. On a single machine, \`aetherium dev\` runs everything in one process.`, 'config', 2);
+  }
+  throw new CliError(`aetherium ${role} with Redis-backed queue and events is not available in this build yet`, 'unavailable', 2);
+}

@@ -1,0 +1,5 @@
+export interface GlobalOptions {
+  api: string;
+  json: boolean;
+  config?: string;
+}

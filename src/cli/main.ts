@@ -1,0 +1,42 @@
+/**
+ * `aetherium`: the processes (dev, server, worker) and a client for the API (vm, workers, cluster,
+ * tasks). Client commands print tables, or JSON with --json, and exit non-zero on any error.
+ */
+import { Command, CommanderError } from 'commander';
+import { VERSION } from '../runtime/version.ts';
+import { ApiClient, CliError } from './api-client.ts';
+import { registerRunCommands } from './commands/run.ts';
+import { registerTaskCommands } from './commands/tasks.ts';
+import { registerVmCommands } from './commands/vm.ts';
+import { registerWorkerCommands } from './commands/workers.ts';
+import type { GlobalOptions } from './global-options.ts';
+
+const program = new Command('aetherium')
+  .version(VERSION)
+  .description('Isolated micro-VMs across a fleet of hosts')
+  .option('--api <url>', 'control plane address', process.env.AETHERIUM_API ?? 'http://localhost:8080')
+  .option('--json', 'print JSON instead of tables', false)
+  .showHelpAfterError()
+  .exitOverride();
+
+const global = () => program.opts<GlobalOptions>();
+const client = () => new ApiClient(global().api);
+
+registerRunCommands(program);
+registerVmCommands(program, client, global);
+registerWorkerCommands(program, client, global);
+registerTaskCommands(program, client, global);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode;
+  } else if (err instanceof CliError) {
+    process.stderr.write(`error: ${err.message}\n`);
+    process.exitCode = err.exitCode;
+  } else {
+    process.stderr.write(`error: ${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * The configuration, validated once at start. Every key is documented in config.example.yaml.
+ * Durations are strings (`10s`) turned into milliseconds here, so the rest of the code sees numbers.
+ */
+import { z } from 'zod';
+import { parseDuration } from './duration.ts';
+
+const duration = (fallback: string) =>
+  z
+    .union([z.string(), z.number()])
+    .default(fallback)
+    .transform((value, ctx) => {
+      const ms = typeof value === 'number' ? value * 1000 : parseDuration(value);
+      if (ms === null || ms <= 0) {
+        ctx.addIssue({ code: 'custom', message: `expected a duration such as "500ms", "10s", "1m" or "1h", got ${JSON.stringify(value)}` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
+const labels = z.record(z.string(), z.string()).default({});
+
+export const DRIVERS = ['firecracker', 'qemu', 'sandbox', 'process'] as const;
+
+const storeSchema = z
+  .object({
+    kind: z.enum(['pglite', 'postgres']).default('pglite'),
+    pglite: z.object({ data_dir: z.string().min(1).default('.aetherium/pglite') }).prefault({}),
+    postgres: z.object({ url: z.string().min(1).default('postgres://aetherium:aetherium@127.0.0.1:5432/aetherium') }).prefault({}),
+  })
+  .prefault({});
+
+const redis = z.object({ url: z.string().min(1).default('redis://127.0.0.1:6379') }).prefault({});
+
+const discoverySchema = z
+  .object({
+    provider: z.enum(['builtin', 'consul', 'etcd']).default('builtin'),
+    consul: z
+      .object({
+        address: z.string().default('127.0.0.1:8500'),
+        scheme: z.enum(['http', 'https']).default('http'),
+        datacenter: z.string().default('dc1'),
+        token: z.string().default(''),
+        service_name: z.string().default('aetherium-worker'),
+        health_check_interval: duration('10s'),
+        deregister_critical_service_after: duration('1m'),
+      })
+      .prefault({}),
+    etcd: z
+      .object({
+        endpoints: z.array(z.string()).default(['http://127.0.0.1:2379']),
+        prefix: z.string().default('/aetherium/workers/'),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
+const workerSchema = z
+  .object({
+    id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'letters, digits, ".", "_" and "-", at most 63').optional(),
+    hostname: z.string().optional(),
+    address: z.string().optional(),
+    zone: z.string().default('default'),
+    labels,
+    capabilities: z.array(z.string()).default([]),
+    drivers: z
+      .object({
+        /** Empty: every driver this host can run. */
+        enabled: z.array(z.enum(DRIVERS)).default([]),
+        /** The unisolated `process` driver; `aetherium dev` falls back to it when bubblewrap is missing. */
+        allow_process: z.boolean().default(false),
+        state_dir: z.string().default('.aetherium/vms'),
+      })
+      .prefault({}),
+    resources: z
+      .object({
+        /** 0 means: detect from the host. */
+        cpu_cores: z.number().int().min(0).default(0),
+        memory_mb: z.number().int().min(0).default(0),
+        disk_gb: z.number().int().min(0).default(0),
+        max_vms: z.number().int().min(1).default(100),
+      })
+      .prefault({}),
+    heartbeat_interval: duration('10s'),
+    /** How long after the last heartbeat the worker counts as gone. Must exceed the interval. */
+    ttl: duration('30s'),
+    concurrency: z.number().int().min(1).max(256).default(8),
+    metrics_interval: duration('30s'),
+  })
+  .prefault({});
+
+export const configSchema = z
+  .object({
+    store: storeSchema,
+    queue: z.object({ kind: z.enum(['memory', 'redis']).default('memory'), redis }).prefault({}),
+    events: z
+      .object({
+        kind: z.enum(['memory', 'redis']).default('memory'),
+        redis,
+        /** How many past events a reconnecting client can resume from. */
+        retention: z.number().int().min(100).default(10_000),
+      })
+      .prefault({}),
+    discovery: discoverySchema,
+    worker: workerSchema,
+    api_gateway: z
+      .object({
+        host: z.string().default('0.0.0.0'),
+        port: z.number().int().min(0).max(65535).default(8080),
+        enable_cors: z.boolean().default(true),
+        enable_websocket: z.boolean().default(true),
+        rate_limit: z
+          .object({ enabled: z.boolean().default(true), max: z.number().int().min(1).default(1200), window: duration('1m') })
+          .prefault({}),
+        /** How long `POST /vms/{id}/exec` waits for the command before answering 202 with its task. */
+        exec_wait: duration('10m'),
+      })
+      .prefault({}),
+    scheduler: z
+      .object({
+        strategy: z.enum(['binpack', 'spread']).default('binpack'),
+        interval: duration('1s'),
+        batch_size: z.number().int().min(1).default(100),
+        max_creates_in_flight_per_worker: z.number().int().min(1).default(3),
+        /** A scheduled task whose queue message may have been lost is sent again after this long. */
+        redeliver_after: duration('30s'),
+      })
+      .prefault({}),
+    log: z
+      .object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'), pretty: z.boolean().default(false) })
+      .prefault({}),
+  })
+  .superRefine((config, ctx) => {
+    if (config.worker.ttl <= config.worker.heartbeat_interval) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['worker', 'ttl'],
+        message: `must be larger than worker.heartbeat_interval (${config.worker.heartbeat_interval} ms), or health checks flap; 3 × the interval is a good value`,
+      });
+    }
+  });
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,7 @@
+export * from './worker.ts';
+export * from './vm.ts';
+export * from './task.ts';
+export * from './execution.ts';
+export * from './events.ts';
+export * from './errors.ts';
+export * from './ids.ts';

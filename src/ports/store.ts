@@ -1,0 +1,96 @@
+/**
+ * Store: all durable state. The same SQL runs on Postgres (`pg`) and on PGlite (embedded), and the
+ * same conformance suite (test/conformance/store.suite.ts) runs against both.
+ *
+ * Capacity accounting lives here because it must be atomic: `placeTask` reserves a VM's resources
+ * on a worker with one conditional UPDATE inside the transaction that moves the task to
+ * `scheduled`, so two schedulers can never overbook a worker; `releaseVm` gives them back exactly
+ * once, whatever retries happen.
+ */
+import type {
+  Execution,
+  Task,
+  TaskFilter,
+  TaskStatus,
+  Vm,
+  VmFilter,
+  VmRequirements,
+  Worker,
+  WorkerFilter,
+  WorkerMetricSample,
+  WorkerRegistration,
+  WorkerResources,
+  WorkerStatus,
+} from '../domain/index.ts';
+
+export type VmPatch = Partial<Pick<Vm, 'status' | 'error' | 'driver' | 'deleted_at' | 'worker_id'>>;
+export type TaskPatch = Partial<
+  Pick<Task, 'status' | 'worker_id' | 'result' | 'error' | 'placement' | 'retry_count' | 'started_at' | 'completed_at' | 'payload'>
+>;
+
+export type PlacementOutcome = 'placed' | 'task_not_pending' | 'insufficient_capacity';
+
+export interface Store {
+  readonly kind: 'pglite' | 'postgres';
+  /** Applies pending migrations under an advisory lock; returns the versions it applied. */
+  migrate(): Promise<number[]>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  // ── workers ──────────────────────────────────────────────────────────────────────────────────
+  /** Inserts or refreshes a worker. A re-registering worker keeps its reservations and drain state. */
+  upsertWorker(registration: WorkerRegistration, now: Date): Promise<{ worker: Worker; created: boolean }>;
+  getWorker(id: string): Promise<Worker | null>;
+  listWorkers(filter?: WorkerFilter): Promise<Worker[]>;
+  /** Heartbeat: moves last_seen to `now`; an offline worker that beats again turns active. */
+  touchWorker(id: string, now: Date): Promise<Worker | null>;
+  setWorkerStatus(id: string, status: WorkerStatus, eligible?: boolean): Promise<Worker | null>;
+  updateWorkerResources(id: string, resources: Partial<WorkerResources>): Promise<Worker | null>;
+  /** Marks every worker whose TTL ran out as offline and returns them (the reaper). */
+  markStaleWorkersOffline(now: Date): Promise<Worker[]>;
+  deleteWorker(id: string): Promise<boolean>;
+  recordWorkerMetrics(sample: WorkerMetricSample): Promise<void>;
+  listWorkerMetrics(workerId: string, limit?: number): Promise<WorkerMetricSample[]>;
+
+  // ── vms ──────────────────────────────────────────────────────────────────────────────────────
+  /** Writes a VM and its `vm:create` task in one transaction. Fails with conflict on a duplicate live name. */
+  insertVmWithTask(vm: Vm, task: Task): Promise<void>;
+  getVm(id: string): Promise<Vm | null>;
+  /** A live (not deleted) VM by id or by name. */
+  findVm(idOrName: string): Promise<Vm | null>;
+  listVms(filter?: VmFilter): Promise<Vm[]>;
+  updateVm(id: string, patch: VmPatch): Promise<Vm | null>;
+
+  // ── capacity ─────────────────────────────────────────────────────────────────────────────────
+  /**
+   * One transaction: the task goes pending → scheduled on `workerId`, the VM gets its worker and
+   * driver, and the VM's requirements are reserved on the worker only if they still fit.
+   */
+  placeTask(taskId: string, vmId: string, workerId: string, driver: string, need: VmRequirements, placement: Record<string, unknown>): Promise<PlacementOutcome>;
+  /** Returns a VM's reservation to its worker. Idempotent: only the first call releases anything. */
+  releaseVm(vmId: string): Promise<boolean>;
+  /**
+   * Puts a scheduled `vm:create` task that never started back to pending, releasing its
+   * reservation, so that it is placed again (worker dead, draining, or refusing it).
+   */
+  unplaceTask(taskId: string, reason: string): Promise<boolean>;
+
+  // ── tasks ────────────────────────────────────────────────────────────────────────────────────
+  insertTask(task: Task): Promise<void>;
+  getTask(id: string): Promise<Task | null>;
+  listTasks(filter?: TaskFilter): Promise<Task[]>;
+  /**
+   * Applies `patch` only while the task's status is one of `from` (when given): the compare-and-set
+   * that makes every step idempotent. Returns the updated task, or null when nothing matched.
+   */
+  updateTask(id: string, patch: TaskPatch, from?: readonly TaskStatus[]): Promise<Task | null>;
+  /** Oldest pending tasks first, for the scheduler. */
+  listPendingTasks(limit: number): Promise<Task[]>;
+  /** Scheduled tasks not touched since `before`: their queue message may have been lost. */
+  listStaleScheduledTasks(before: Date, limit: number): Promise<Task[]>;
+  countTasksByStatus(): Promise<Record<TaskStatus, number>>;
+
+  // ── executions ───────────────────────────────────────────────────────────────────────────────
+  insertExecution(execution: Execution): Promise<void>;
+  listExecutions(vmId: string, limit?: number): Promise<Execution[]>;
+}

@@ -1,0 +1,36 @@
+/**
+ * TaskQueue: delivery of placed tasks to one worker, one queue per worker. The tasks table is the
+ * truth; a queue message only says "look at task X". Enqueueing the same task twice is harmless
+ * (the message id is the task id), and so is a duplicate delivery: the worker moves the task
+ * scheduled → running with a compare-and-set and drops it when that fails.
+ */
+import type { TaskType } from '../domain/index.ts';
+
+export interface QueuedTask {
+  id: string;
+  type: TaskType;
+}
+
+export type TaskProcessor = (task: QueuedTask, signal: AbortSignal) => Promise<void>;
+
+export interface QueueConsumer {
+  pause(): Promise<void>;
+  resume(): void;
+  /** Stops taking new messages and waits for the ones in hand to finish. */
+  close(): Promise<void>;
+}
+
+export interface ConsumeOptions {
+  concurrency: number;
+}
+
+export interface TaskQueue {
+  readonly kind: string;
+  enqueue(workerId: string, task: QueuedTask): Promise<void>;
+  /** Removes a message that has not been taken yet; false when it was not waiting. */
+  remove(workerId: string, taskId: string): Promise<boolean>;
+  /** Messages waiting for the worker (not yet taken). */
+  waiting(workerId: string): Promise<QueuedTask[]>;
+  consume(workerId: string, processor: TaskProcessor, options: ConsumeOptions): QueueConsumer;
+  close(): Promise<void>;
+}

@@ -1,0 +1,49 @@
+/**
+ * `aetherium dev`: the control plane and one local worker in one process, on the embedded engines
+ * (PGlite, in-memory queue and bus, built-in registry) — the same API, task flow and ports as a
+ * cluster.
+ */
+import type { Config } from '../config/schema.ts';
+import { ControlPlane } from '../server/control-plane.ts';
+import { WorkerAgent } from '../worker/agent.ts';
+import { buildDrivers } from './drivers.ts';
+import { openEngines, type Engines } from './engines.ts';
+import type { Logger } from './logger.ts';
+import { VERSION } from './version.ts';
+import { workerAgentOptions } from './worker-options.ts';
+
+export interface DevSystem {
+  engines: Engines;
+  controlPlane: ControlPlane;
+  agent: WorkerAgent;
+  /** The address the API listens on, e.g. http://127.0.0.1:8080. */
+  address: string | null;
+  warnings: string[];
+  stop(): Promise<void>;
+}
+
+export async function startDev(config: Config, log: Logger, options: { listen?: boolean } = {}): Promise<DevSystem> {
+  const engines = await openEngines(config);
+  const stack: (() => Promise<void>)[] = [() => engines.close()];
+  const stopAll = async () => {
+    for (const stop of stack.splice(0)) await stop().catch((err) => log.warn({ err }, 'shutdown step failed'));
+  };
+  try {
+    const { drivers, warnings } = await buildDrivers(config, 'dev', log);
+    stack.unshift(async () => {
+      for (const driver of drivers.values()) await driver.close();
+    });
+    for (const warning of warnings) log.warn(warning);
+
+    const controlPlane = new ControlPlane(config, { ...engines, log, mode: 'dev', version: VERSION, warnings: () => warnings });
+    const agent = new WorkerAgent(workerAgentOptions(config), { ...engines, drivers, log });
+    await agent.start();
+    stack.unshift(() => agent.stop());
+    const address = await controlPlane.start(options.listen ?? true);
+    stack.unshift(() => controlPlane.stop());
+    return { engines, controlPlane, agent, address, warnings, stop: stopAll };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * Drives the pure scheduler: takes pending tasks, snapshots the workers, asks `place()` for a
+ * decision and commits it with the store's conditional UPDATE. Several replicas can run this loop
+ * at once: the compare-and-set on the task and the capacity check on the worker mean one wins and
+ * the others move on. It also sends again any scheduled task whose queue message may be lost.
+ */
+import { errorMessage, type Task, type Worker } from '../domain/index.ts';
+import type { EventBus } from '../ports/event-bus.ts';
+import type { Store } from '../ports/store.ts';
+import type { TaskQueue } from '../ports/task-queue.ts';
+import type { Logger } from '../runtime/logger.ts';
+import { place, type PlacementRequest, type Strategy, type WorkerSnapshot } from '../scheduler/index.ts';
+
+export interface SchedulerLoopOptions {
+  intervalMs: number;
+  batchSize: number;
+  strategy: Strategy;
+  maxCreatesInFlight: number;
+  redeliverAfterMs: number;
+}
+
+export function requestOf(task: Task): PlacementRequest {
+  const p = task.payload as Record<string, unknown>;
+  return {
+    vcpus: Number(p.vcpus ?? 1),
+    memory_mb: Number(p.memory_mb ?? 256),
+    disk_gb: Number(p.disk_gb ?? 0),
+    zone: (p.zone as string | null) ?? null,
+    labels: (p.worker_labels as PlacementRequest['labels']) ?? {},
+    driver: (p.driver as PlacementRequest['driver']) ?? null,
+    ...(p.strategy ? { strategy: p.strategy as Strategy } : {}),
+    exclude: (p.exclude as string[] | undefined) ?? [],
+  };
+}
+
+export class SchedulerLoop {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private again = false;
+  private stopped = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly queue: TaskQueue,
+    private readonly events: EventBus,
+    private readonly options: SchedulerLoopOptions,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => this.trigger(), this.options.intervalMs);
+    this.timer.unref();
+    this.trigger();
+  }
+
+  /** Runs a pass soon; calls during a pass fold into one more pass after it. */
+  trigger(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.pass()
+      .catch((err) => this.log.error({ err: errorMessage(err) }, 'scheduler pass failed'))
+      .finally(() => {
+        this.running = null;
+        if (this.again) {
+          this.again = false;
+          this.trigger();
+        }
+      });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.running;
+  }
+
+  /** One pass: place what is pending, then redeliver what looks lost. Exposed for tests. */
+  async pass(): Promise<void> {
+    await this.placePending();
+    await this.redeliver();
+  }
+
+  private async snapshot(): Promise<WorkerSnapshot[]> {
+    const [workers, scheduled, running] = await Promise.all([
+      this.store.listWorkers(),
+      this.store.listTasks({ status: 'scheduled', type: 'vm:create' }),
+      this.store.listTasks({ status: 'running', type: 'vm:create' }),
+    ]);
+    const inFlight = new Map<string, number>();
+    for (const task of [...scheduled, ...running]) {
+      if (task.worker_id) inFlight.set(task.worker_id, (inFlight.get(task.worker_id) ?? 0) + 1);
+    }
+    return workers.map((w: Worker) => ({ ...w, creates_in_flight: inFlight.get(w.id) ?? 0 }));
+  }
+
+  private async placePending(): Promise<void> {
+    const pending = await this.store.listPendingTasks(this.options.batchSize);
+    if (pending.length === 0) return;
+    let workers = await this.snapshot();
+    for (const task of pending) {
+      if (this.stopped) return;
+      if (task.type !== 'vm:create' || !task.vm_id) continue;
+      const vm = await this.store.getVm(task.vm_id);
+      if (!vm || vm.deleted_at) {
+        await this.store.updateTask(task.id, { status: 'cancelled', error: 'the VM was deleted before it was placed', completed_at: new Date() }, ['pending']);
+        continue;
+      }
+      const request = requestOf(task);
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const { placement, explanation } = place(workers, request, { now: new Date(), strategy: this.options.strategy, maxCreatesInFlight: this.options.maxCreatesInFlight });
+        if (!placement) {
+          if (task.placement?.reason !== explanation.reason) {
+            await this.store.updateTask(task.id, { placement: { ...explanation } }, ['pending']);
+            this.log.info({ task_id: task.id, vm: vm.name, reason: explanation.reason }, 'task stays pending');
+          }
+          break;
+        }
+        const outcome = await this.store.placeTask(task.id, vm.id, placement.worker_id, placement.driver, request, { ...explanation, placed_at: new Date().toISOString() });
+        if (outcome === 'placed') {
+          const worker = workers.find((w) => w.id === placement.worker_id)!;
+          Object.assign(worker, {
+            used_cpu_cores: worker.used_cpu_cores + request.vcpus,
+            used_memory_mb: worker.used_memory_mb + request.memory_mb,
+            used_disk_gb: worker.used_disk_gb + request.disk_gb,
+            vm_count: worker.vm_count + 1,
+            creates_in_flight: (worker.creates_in_flight ?? 0) + 1,
+          });
+          await this.queue.enqueue(placement.worker_id, { id: task.id, type: task.type });
+          await this.events.publish({ type: 'task.scheduled', data: { task_id: task.id, type: task.type, vm_id: vm.id, worker_id: placement.worker_id, driver: placement.driver, score: placement.score } });
+          break;
+        }
+        if (outcome === 'task_not_pending') break;
+        // Our snapshot was stale (another replica took the room): look again once.
+        workers = await this.snapshot();
+      }
+    }
+  }
+
+  private async redeliver(): Promise<void> {
+    const stale = await this.store.listStaleScheduledTasks(new Date(Date.now() - this.options.redeliverAfterMs), this.options.batchSize);
+    for (const task of stale) {
+      if (!task.worker_id) continue;
+      await this.queue.enqueue(task.worker_id, { id: task.id, type: task.type });
+      // Touch the row so the next pass does not send it again at once.
+      await this.store.updateTask(task.id, {}, ['scheduled']);
+    }
+  }
+}

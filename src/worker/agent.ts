@@ -1,0 +1,208 @@
+/**
+ * The worker agent: one per host. It registers, heartbeats, pulls its own queue and runs tasks on
+ * its drivers.
+ *
+ *   created ──start()──► running ──stop()──► stopping ──► stopped
+ *
+ * `stop()` is safe to call twice and undoes `start()` in reverse order: stop pulling, let the tasks
+ * in hand finish, stop the heartbeat, deregister.
+ */
+import { hostname as osHostname, networkInterfaces } from 'node:os';
+import type { DriverName, WorkerRegistration, WorkerResources } from '../domain/index.ts';
+import { errorMessage } from '../domain/index.ts';
+import type { EventBus } from '../ports/event-bus.ts';
+import type { ServiceRegistry } from '../ports/service-registry.ts';
+import type { Store } from '../ports/store.ts';
+import type { QueueConsumer, TaskQueue } from '../ports/task-queue.ts';
+import type { VmDriver } from '../ports/vm-driver.ts';
+import type { Logger } from '../runtime/logger.ts';
+import type { WorkerContext } from './context.ts';
+import { UsageSampler } from './host-resources.ts';
+import { reconcile } from './reconcile.ts';
+import { TaskRunner } from './task-runner.ts';
+
+export interface WorkerAgentOptions {
+  id?: string;
+  hostname?: string;
+  address?: string;
+  zone: string;
+  labels: Record<string, string>;
+  capabilities: string[];
+  resources: WorkerResources;
+  heartbeatIntervalMs: number;
+  ttlMs: number;
+  metricsIntervalMs: number;
+  concurrency: number;
+  stateDir: string;
+  metadata?: Record<string, unknown>;
+}
+
+export interface WorkerAgentDeps {
+  store: Store;
+  queue: TaskQueue;
+  events: EventBus;
+  registry: ServiceRegistry;
+  drivers: ReadonlyMap<DriverName, VmDriver>;
+  log: Logger;
+}
+
+export type AgentState = 'created' | 'running' | 'stopping' | 'stopped';
+
+export class WorkerAgent {
+  readonly id: string;
+  private state: AgentState = 'created';
+  private consumer: QueueConsumer | null = null;
+  private timers: NodeJS.Timeout[] = [];
+  private readonly runner: TaskRunner;
+  private readonly ctx: WorkerContext;
+  private readonly sampler: UsageSampler;
+  private stopping: Promise<void> | null = null;
+  private heartbeatFailures = 0;
+
+  constructor(
+    private readonly options: WorkerAgentOptions,
+    private readonly deps: WorkerAgentDeps,
+  ) {
+    this.id = options.id ?? osHostname();
+    const log = deps.log.child({ component: 'worker', worker_id: this.id });
+    this.ctx = { workerId: this.id, store: deps.store, events: deps.events, drivers: deps.drivers, log, vmsChanged: () => void this.pushResources() };
+    this.runner = new TaskRunner(this.ctx, deps.queue);
+    this.sampler = new UsageSampler(options.stateDir);
+  }
+
+  get status(): AgentState {
+    return this.state;
+  }
+
+  registration(): WorkerRegistration {
+    const o = this.options;
+    const capabilities = [...new Set([...this.deps.drivers.keys(), ...o.capabilities])];
+    return {
+      id: this.id,
+      hostname: o.hostname ?? osHostname(),
+      address: o.address ?? primaryAddress(),
+      zone: o.zone,
+      labels: o.labels,
+      capabilities,
+      ...o.resources,
+      ttl_seconds: Math.ceil(o.ttlMs / 1000),
+      metadata: {
+        ...o.metadata,
+        drivers: Object.fromEntries([...this.deps.drivers].map(([name, d]) => [name, { isolation: d.info.isolation, warnings: d.info.warnings }])),
+        pid: process.pid,
+        node: process.version,
+      },
+      started_at: new Date(),
+    };
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'created') throw new Error(`worker agent cannot start from state ${this.state}`);
+    const { store, registry, queue, events } = this.deps;
+    const log = this.ctx.log;
+    const registration = this.registration();
+    const { created } = await store.upsertWorker(registration, new Date());
+    if (registry.kind !== 'builtin') await registry.register(registration);
+    await events.publish({ type: created ? 'worker.joined' : 'worker.updated', data: { worker_id: this.id, zone: registration.zone, capabilities: registration.capabilities, rejoined: !created } });
+
+    const report = await reconcile(this.ctx);
+    if (report.recovered.length || report.lost.length || report.orphans.length) log.info(report, 'reconciled VMs after restart');
+
+    // Tasks this worker had in hand when it last stopped: resumable ones run again, the rest fail.
+    for (const task of await store.listTasks({ worker_id: this.id, status: 'running' })) {
+      void this.runner.run({ id: task.id, type: task.type }, new AbortController().signal, true);
+    }
+    for (const task of await store.listTasks({ worker_id: this.id, status: 'scheduled' })) {
+      await queue.enqueue(this.id, { id: task.id, type: task.type });
+    }
+
+    this.consumer = queue.consume(this.id, (task, signal) => this.runner.run(task, signal), { concurrency: this.options.concurrency });
+    this.timers.push(setInterval(() => void this.heartbeat(), this.options.heartbeatIntervalMs));
+    this.timers.push(setInterval(() => void this.recordMetrics(), this.options.metricsIntervalMs));
+    for (const timer of this.timers) timer.unref();
+    this.state = 'running';
+    log.info({ drivers: [...this.deps.drivers.keys()], zone: registration.zone, resources: this.options.resources }, 'worker registered and pulling its queue');
+  }
+
+  async heartbeat(): Promise<void> {
+    try {
+      const worker = await this.deps.store.touchWorker(this.id, new Date());
+      if (this.deps.registry.kind !== 'builtin') await this.deps.registry.heartbeat(this.id);
+      if (!worker) {
+        // The row is gone (an operator removed it): register again rather than beat into the void.
+        await this.deps.store.upsertWorker(this.registration(), new Date());
+      }
+      if (this.heartbeatFailures > 0) this.ctx.log.info({ after_failures: this.heartbeatFailures }, 'heartbeat restored');
+      this.heartbeatFailures = 0;
+    } catch (err) {
+      this.heartbeatFailures++;
+      this.ctx.log.warn({ err: errorMessage(err), failures: this.heartbeatFailures }, 'heartbeat failed');
+    }
+  }
+
+  /** Capacity can change (config reload, disk resize); the reservation ledger is the store's. */
+  async pushResources(): Promise<void> {
+    try {
+      await this.deps.store.updateWorkerResources(this.id, this.options.resources);
+      const worker = await this.deps.store.getWorker(this.id);
+      if (worker) {
+        await this.deps.events.publish({
+          type: 'worker.resources',
+          data: { worker_id: this.id, vm_count: worker.vm_count, used_cpu_cores: worker.used_cpu_cores, used_memory_mb: worker.used_memory_mb, used_disk_gb: worker.used_disk_gb },
+        });
+      }
+    } catch (err) {
+      this.ctx.log.warn({ err: errorMessage(err) }, 'resource update failed');
+    }
+  }
+
+  async recordMetrics(): Promise<void> {
+    try {
+      const usage = this.sampler.sample();
+      const worker = await this.deps.store.getWorker(this.id);
+      await this.deps.store.recordWorkerMetrics({
+        worker_id: this.id,
+        timestamp: new Date(),
+        ...usage,
+        vm_count: worker?.vm_count ?? 0,
+        tasks_processed: this.runner.tasksProcessed,
+        network_in_mb: 0,
+        network_out_mb: 0,
+      });
+    } catch (err) {
+      this.ctx.log.warn({ err: errorMessage(err) }, 'recording metrics failed');
+    }
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  private async shutdown(): Promise<void> {
+    if (this.state === 'created') {
+      this.state = 'stopped';
+      return;
+    }
+    this.state = 'stopping';
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+    await this.consumer?.close();
+    try {
+      await this.deps.store.setWorkerStatus(this.id, 'offline');
+      if (this.deps.registry.kind !== 'builtin') await this.deps.registry.deregister(this.id);
+      await this.deps.events.publish({ type: 'worker.left', data: { worker_id: this.id, reason: 'deregistered' } });
+    } catch (err) {
+      this.ctx.log.warn({ err: errorMessage(err) }, 'deregistration failed; the reaper will mark the worker offline');
+    }
+    this.state = 'stopped';
+    this.ctx.log.info('worker deregistered');
+  }
+}
+
+function primaryAddress(): string {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const nic of list ?? []) if (nic.family === 'IPv4' && !nic.internal) return nic.address;
+  }
+  return '127.0.0.1';
+}

@@ -1,0 +1,37 @@
+/**
+ * vm:execute: runs one command in the VM and records it in `executions`. A non-zero exit code is a
+ * result, not a failure. There is no fixed cap on run time: only the timeout the caller gives.
+ */
+import type { ExecPayload, Task } from '../../domain/index.ts';
+import { newId, PermanentTaskError } from '../../domain/index.ts';
+import { type WorkerContext, driverFor, loadVm } from '../context.ts';
+
+export async function executeInVm(ctx: WorkerContext, task: Task, signal: AbortSignal): Promise<Record<string, unknown>> {
+  const vm = await loadVm(ctx, task.vm_id);
+  if (vm.status !== 'running') throw new PermanentTaskError(`VM ${vm.name} is ${vm.status}, not running`);
+  const payload = task.payload as unknown as ExecPayload;
+  const startedAt = new Date();
+  const result = await driverFor(ctx, vm).exec(vm.id, {
+    command: payload.command,
+    args: payload.args ?? [],
+    env: payload.env ?? {},
+    cwd: payload.cwd,
+    timeout_ms: payload.timeout_ms,
+    signal,
+  });
+  const completedAt = new Date();
+  const execution = {
+    id: newId(),
+    vm_id: vm.id,
+    task_id: task.id,
+    command: payload.command,
+    args: payload.args ?? [],
+    env: payload.env ?? {},
+    ...result,
+    started_at: startedAt,
+    completed_at: completedAt,
+    duration_ms: completedAt.getTime() - startedAt.getTime(),
+  };
+  await ctx.store.insertExecution(execution);
+  return { execution_id: execution.id, exit_code: result.exit_code, stdout: result.stdout, stderr: result.stderr, timed_out: result.timed_out ?? false, duration_ms: execution.duration_ms };
+}

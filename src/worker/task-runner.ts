@@ -1,0 +1,108 @@
+/**
+ * Runs one queued task on this worker. Every transition is a compare-and-set on the task row, so a
+ * duplicate delivery, a retry or a resume after a crash does the work at most once:
+ *
+ *   scheduled ──CAS──► running ──CAS──► completed | failed
+ *                         └──CAS──► scheduled (retry, retry_count + 1, re-enqueued after backoff)
+ */
+import { AetheriumError, errorMessage, isFinal, PermanentTaskError, type Task, type TaskType } from '../domain/index.ts';
+import type { QueuedTask, TaskQueue } from '../ports/task-queue.ts';
+import type { WorkerContext } from './context.ts';
+import { createVm, createVmFailed } from './handlers/create-vm.ts';
+import { deleteVm } from './handlers/delete-vm.ts';
+import { executeInVm } from './handlers/execute.ts';
+import { startVm, stopVm } from './handlers/power-vm.ts';
+
+type Handler = (ctx: WorkerContext, task: Task, signal: AbortSignal) => Promise<Record<string, unknown>>;
+
+const HANDLERS: Record<TaskType, Handler> = {
+  'vm:create': createVm,
+  'vm:delete': deleteVm,
+  'vm:execute': executeInVm,
+  'vm:start': startVm,
+  'vm:stop': stopVm,
+};
+
+/** Commands have side effects the worker cannot see: one that was cut short is never run again. */
+const NOT_RESUMABLE: ReadonlySet<TaskType> = new Set(['vm:execute']);
+
+export function retryDelayMs(retryCount: number): number {
+  return Math.min(30_000, 500 * 2 ** retryCount);
+}
+
+export class TaskRunner {
+  private readonly inHand = new Set<string>();
+  private processed = 0;
+
+  constructor(
+    private readonly ctx: WorkerContext,
+    private readonly queue: TaskQueue,
+  ) {}
+
+  get tasksProcessed(): number {
+    return this.processed;
+  }
+
+  /** The queue's processor. `resume` is set for tasks this worker had running when it died. */
+  async run(queued: QueuedTask, signal: AbortSignal, resume = false): Promise<void> {
+    if (this.inHand.has(queued.id)) return;
+    this.inHand.add(queued.id);
+    try {
+      await this.runOnce(queued, signal, resume);
+    } finally {
+      this.inHand.delete(queued.id);
+    }
+  }
+
+  private async runOnce(queued: QueuedTask, signal: AbortSignal, resume: boolean): Promise<void> {
+    const { store, events, log, workerId } = this.ctx;
+    const found = await store.getTask(queued.id);
+    if (!found || found.worker_id !== workerId || isFinal(found.status)) return;
+
+    if (resume && NOT_RESUMABLE.has(found.type)) {
+      await this.fail(found, 'the worker restarted while the command ran; it was not run again');
+      return;
+    }
+    const task = await store.updateTask(found.id, { status: 'running', started_at: found.started_at ?? new Date() }, resume ? ['running'] : ['scheduled']);
+    if (!task) return;
+    await events.publish({ type: 'task.started', data: summary(task) });
+
+    try {
+      const result = await HANDLERS[task.type](this.ctx, task, signal);
+      const done = await store.updateTask(task.id, { status: 'completed', result, error: null, completed_at: new Date() }, ['running']);
+      this.processed++;
+      if (done) await events.publish({ type: 'task.completed', data: { ...summary(done), result: trimmed(result) } });
+    } catch (err) {
+      const message = errorMessage(err);
+      const permanent = err instanceof PermanentTaskError || err instanceof AetheriumError || task.type === 'vm:execute';
+      if (!permanent && task.retry_count < task.max_retries) {
+        const delay = retryDelayMs(task.retry_count);
+        log.warn({ task_id: task.id, type: task.type, attempt: task.retry_count + 1, delay_ms: delay, err: message }, 'task failed; retrying');
+        const again = await store.updateTask(task.id, { status: 'scheduled', retry_count: task.retry_count + 1, error: message }, ['running']);
+        // If the process dies before the timer fires, the control plane redelivers stale scheduled tasks.
+        if (again) setTimeout(() => void this.queue.enqueue(workerId, queued).catch(() => undefined), delay).unref();
+        return;
+      }
+      this.processed++;
+      await this.fail(task, message);
+    }
+  }
+
+  private async fail(task: Task, message: string): Promise<void> {
+    const { store, events, log } = this.ctx;
+    log.warn({ task_id: task.id, type: task.type, err: message }, 'task failed');
+    if (task.type === 'vm:create') await createVmFailed(this.ctx, task, message);
+    const failed = await store.updateTask(task.id, { status: 'failed', error: message, completed_at: new Date() }, ['running', 'scheduled']);
+    if (failed) await events.publish({ type: 'task.failed', data: { ...summary(failed), error: message } });
+  }
+}
+
+function summary(task: Task): Record<string, unknown> {
+  return { task_id: task.id, type: task.type, status: task.status, vm_id: task.vm_id, worker_id: task.worker_id, retry_count: task.retry_count };
+}
+
+/** Events carry a result, not a command's whole output: clients fetch that from the task. */
+function trimmed(result: Record<string, unknown>): Record<string, unknown> {
+  const { stdout, stderr, ...rest } = result;
+  return { ...rest, ...(typeof stdout === 'string' ? { stdout_bytes: stdout.length } : {}), ...(typeof stderr === 'string' ? { stderr_bytes: stderr.length } : {}) };
+}

@@ -1,0 +1,757 @@
+/**
+ * The Store conformance suite: every implementation of the Store port runs these same tests.
+ *
+ * `open` must return a new, migrated store on an EMPTY database each time it is called. The suite
+ * opens one store for most tests (every test makes its own workers, VMs and tasks with unique ids
+ * and names, and tests run one after another) and a second, fresh one for the migration tests,
+ * which drop tables. Those need `migrateDown(targetVersion)` beside the Store methods.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  AetheriumError,
+  newId,
+  TASK_STATUSES,
+  type Execution,
+  type Task,
+  type Vm,
+  type VmRequirements,
+  type WorkerRegistration,
+} from '../../src/domain/index.ts';
+import type { Store } from '../../src/ports/store.ts';
+
+type MigratableStore = Store & { migrateDown?: (targetVersion: number) => Promise<number[]> };
+
+const HOOK_TIMEOUT = 60_000;
+
+const uid = () => randomUUID().slice(0, 8);
+
+function registration(overrides: Partial<WorkerRegistration> = {}): WorkerRegistration {
+  return {
+    id: `w-${uid()}`,
+    hostname: 'host-a',
+    address: '127.0.0.1:9100',
+    zone: '',
+    labels: {},
+    capabilities: [],
+    cpu_cores: 8,
+    memory_mb: 16_384,
+    disk_gb: 200,
+    max_vms: 10,
+    ttl_seconds: 30,
+    metadata: {},
+    ...overrides,
+  };
+}
+
+function vmRecord(overrides: Partial<Vm> = {}): Vm {
+  const now = new Date();
+  return {
+    id: newId(),
+    name: `vm-${uid()}`,
+    status: 'created',
+    driver: null,
+    worker_id: null,
+    zone: null,
+    labels: {},
+    image: 'ubuntu-24.04',
+    vcpus: 2,
+    memory_mb: 1024,
+    disk_gb: 10,
+    error: null,
+    created_at: now,
+    updated_at: now,
+    deleted_at: null,
+    ...overrides,
+  };
+}
+
+function taskRecord(overrides: Partial<Task> = {}): Task {
+  const now = new Date();
+  return {
+    id: newId(),
+    type: 'vm:create',
+    status: 'pending',
+    vm_id: null,
+    worker_id: null,
+    payload: {},
+    result: null,
+    error: null,
+    placement: null,
+    retry_count: 0,
+    max_retries: 3,
+    created_at: now,
+    updated_at: now,
+    started_at: null,
+    completed_at: null,
+    ...overrides,
+  };
+}
+
+const needOf = (vm: Pick<Vm, 'vcpus' | 'memory_mb' | 'disk_gb'>): VmRequirements => ({
+  vcpus: vm.vcpus,
+  memory_mb: vm.memory_mb,
+  disk_gb: vm.disk_gb,
+});
+
+export function storeConformance(label: string, open: () => Promise<Store>): void {
+  describe(`Store conformance: ${label}`, () => {
+    let store: Store;
+
+    beforeAll(async () => {
+      store = await open();
+    }, HOOK_TIMEOUT);
+
+    afterAll(async () => {
+      await store?.close();
+    }, HOOK_TIMEOUT);
+
+    /** A VM and its pending vm:create task, written together. */
+    async function createVm(vmOverrides: Partial<Vm> = {}, taskOverrides: Partial<Task> = {}): Promise<{ vm: Vm; task: Task }> {
+      const vm = vmRecord(vmOverrides);
+      const task = taskRecord({ vm_id: vm.id, payload: { name: vm.name }, ...taskOverrides });
+      await store.insertVmWithTask(vm, task);
+      return { vm, task };
+    }
+
+    async function worker(overrides: Partial<WorkerRegistration> = {}, now = new Date()) {
+      return (await store.upsertWorker(registration(overrides), now)).worker;
+    }
+
+    async function usage(workerId: string) {
+      const w = await store.getWorker(workerId);
+      if (!w) throw new Error(`worker ${workerId} vanished`);
+      return { cpu: w.used_cpu_cores, mem: w.used_memory_mb, disk: w.used_disk_gb, vms: w.vm_count };
+    }
+
+    // ── basics ─────────────────────────────────────────────────────────────────────────────────
+    describe('basics', () => {
+      it('reports its kind and answers ping', async () => {
+        expect(['pglite', 'postgres']).toContain(store.kind);
+        await expect(store.ping()).resolves.toBeUndefined();
+      });
+
+      it('migrate is idempotent: a second call applies nothing', async () => {
+        expect(await store.migrate()).toEqual([]);
+        expect(await store.migrate()).toEqual([]);
+      });
+    });
+
+    // ── workers ────────────────────────────────────────────────────────────────────────────────
+    describe('workers', () => {
+      it('upsertWorker inserts, then refreshes, telling which it did', async () => {
+        const t1 = new Date(Date.now() - 5000);
+        const reg = registration({
+          zone: 'eu-1',
+          labels: { tier: 'gold' },
+          capabilities: ['firecracker', 'kvm'],
+          metadata: { kernel: '6.8' },
+          memory_mb: 6_000_000_000, // bigint column: above 2^31, still a JS number
+        });
+        const first = await store.upsertWorker(reg, t1);
+        expect(first.created).toBe(true);
+        expect(first.worker).toMatchObject({
+          id: reg.id,
+          hostname: 'host-a',
+          status: 'active',
+          eligible: true,
+          zone: 'eu-1',
+          labels: { tier: 'gold' },
+          capabilities: ['firecracker', 'kvm'],
+          metadata: { kernel: '6.8' },
+          cpu_cores: 8,
+          memory_mb: 6_000_000_000,
+          used_cpu_cores: 0,
+          used_memory_mb: 0,
+          used_disk_gb: 0,
+          vm_count: 0,
+          max_vms: 10,
+          ttl_seconds: 30,
+        });
+        expect(typeof first.worker.memory_mb).toBe('number');
+        expect(first.worker.last_seen).toBeInstanceOf(Date);
+        expect(first.worker.last_seen.getTime()).toBe(t1.getTime());
+        expect(first.worker.started_at.getTime()).toBe(t1.getTime());
+
+        const t2 = new Date(t1.getTime() + 1000);
+        const again = await store.upsertWorker({ ...reg, hostname: 'host-b', cpu_cores: 16, labels: { tier: 'silver' } }, t2);
+        expect(again.created).toBe(false);
+        expect(again.worker).toMatchObject({ hostname: 'host-b', cpu_cores: 16, labels: { tier: 'silver' } });
+        expect(again.worker.last_seen.getTime()).toBe(t2.getTime());
+        expect(await store.getWorker(reg.id)).toEqual(again.worker);
+        expect(await store.getWorker(`missing-${uid()}`)).toBeNull();
+      });
+
+      it('re-registration keeps reservations and drain state', async () => {
+        const w = await worker();
+        const { vm, task } = await createVm();
+        expect(await store.placeTask(task.id, vm.id, w.id, 'process', needOf(vm), {})).toBe('placed');
+        await store.setWorkerStatus(w.id, 'draining', false);
+
+        const { worker: again, created } = await store.upsertWorker(registration({ id: w.id, cpu_cores: 32 }), new Date());
+        expect(created).toBe(false);
+        expect(again.status).toBe('draining');
+        expect(again.eligible).toBe(false);
+        expect(again.cpu_cores).toBe(32);
+        expect(again).toMatchObject({ used_cpu_cores: vm.vcpus, used_memory_mb: vm.memory_mb, used_disk_gb: vm.disk_gb, vm_count: 1 });
+      });
+
+      it('an offline worker that registers again turns active', async () => {
+        const w = await worker();
+        await store.setWorkerStatus(w.id, 'offline');
+        expect((await store.getWorker(w.id))?.status).toBe('offline');
+        const { worker: again } = await store.upsertWorker(registration({ id: w.id }), new Date());
+        expect(again.status).toBe('active');
+      });
+
+      it('touchWorker moves last_seen and revives an offline worker', async () => {
+        const t0 = new Date(Date.now() - 60_000);
+        const w = await worker({}, t0);
+        const t1 = new Date(t0.getTime() + 15_000);
+        const touched = await store.touchWorker(w.id, t1);
+        expect(touched?.last_seen.getTime()).toBe(t1.getTime());
+        expect(touched?.status).toBe('active');
+
+        await store.setWorkerStatus(w.id, 'offline');
+        const t2 = new Date(t1.getTime() + 15_000);
+        const revived = await store.touchWorker(w.id, t2);
+        expect(revived?.status).toBe('active');
+        expect((await store.getWorker(w.id))?.last_seen.getTime()).toBe(t2.getTime());
+
+        // A draining worker's heartbeat does not end the drain.
+        await store.setWorkerStatus(w.id, 'draining', false);
+        expect((await store.touchWorker(w.id, new Date()))?.status).toBe('draining');
+
+        expect(await store.touchWorker(`missing-${uid()}`, new Date())).toBeNull();
+      });
+
+      it('setWorkerStatus sets status and, when given, eligibility', async () => {
+        const w = await worker();
+        const drained = await store.setWorkerStatus(w.id, 'draining', false);
+        expect(drained).toMatchObject({ status: 'draining', eligible: false });
+        const active = await store.setWorkerStatus(w.id, 'active');
+        expect(active).toMatchObject({ status: 'active', eligible: false }); // eligibility untouched
+        expect(await store.setWorkerStatus(w.id, 'active', true)).toMatchObject({ eligible: true });
+        expect(await store.setWorkerStatus(`missing-${uid()}`, 'active')).toBeNull();
+      });
+
+      it('updateWorkerResources changes only the given fields', async () => {
+        const w = await worker({ cpu_cores: 4, memory_mb: 4096, disk_gb: 50, max_vms: 5 });
+        const updated = await store.updateWorkerResources(w.id, { cpu_cores: 12, max_vms: 7 });
+        expect(updated).toMatchObject({ cpu_cores: 12, memory_mb: 4096, disk_gb: 50, max_vms: 7 });
+        expect(await store.getWorker(w.id)).toMatchObject({ cpu_cores: 12, max_vms: 7 });
+        expect(await store.updateWorkerResources(`missing-${uid()}`, { cpu_cores: 1 })).toBeNull();
+      });
+
+      it('listWorkers filters by status, zone, labels (containment) and capabilities (containment)', async () => {
+        const zone = `zone-${uid()}`;
+        const a = await worker({ id: `a-${uid()}`, zone, labels: { env: 'prod', gpu: 'a100' }, capabilities: ['firecracker', 'gpu'] });
+        const b = await worker({ id: `b-${uid()}`, zone, labels: { env: 'dev' }, capabilities: ['process'] });
+        const c = await worker({ id: `c-${uid()}`, zone, labels: { env: 'prod' }, capabilities: ['firecracker'] });
+        await store.setWorkerStatus(c.id, 'draining', false);
+        const other = await worker({ zone: `elsewhere-${uid()}`, labels: { env: 'prod' } });
+
+        const ids = async (filter: Parameters<Store['listWorkers']>[0]) => (await store.listWorkers(filter)).map((w) => w.id).sort();
+        expect(await ids({ zone })).toEqual([a.id, b.id, c.id].sort());
+        expect(await ids({ zone, status: 'active' })).toEqual([a.id, b.id].sort());
+        expect(await ids({ zone, status: 'draining' })).toEqual([c.id]);
+        expect(await ids({ zone, labels: { env: 'prod' } })).toEqual([a.id, c.id].sort());
+        expect(await ids({ zone, labels: { env: 'prod', gpu: 'a100' } })).toEqual([a.id]);
+        expect(await ids({ zone, labels: { env: 'staging' } })).toEqual([]);
+        expect(await ids({ zone, capabilities: ['firecracker'] })).toEqual([a.id, c.id].sort());
+        expect(await ids({ zone, capabilities: ['firecracker', 'gpu'] })).toEqual([a.id]);
+        expect(await ids({ zone, capabilities: ['gpu', 'process'] })).toEqual([]);
+        expect(await ids({ labels: { env: 'prod' } })).toContain(other.id);
+        const all = await ids({});
+        expect(all).toEqual(expect.arrayContaining([a.id, b.id, c.id, other.id]));
+      });
+
+      it('markStaleWorkersOffline takes offline exactly the workers whose TTL ran out', async () => {
+        const now = new Date();
+        const ago = (s: number) => new Date(now.getTime() - s * 1000);
+        const stale = await worker({ ttl_seconds: 30 }, ago(60));
+        const staleDraining = await worker({ ttl_seconds: 30 }, ago(45));
+        await store.setWorkerStatus(staleDraining.id, 'draining', false);
+        const fresh = await worker({ ttl_seconds: 30 }, ago(10));
+        const longTtl = await worker({ ttl_seconds: 120 }, ago(60));
+        const alreadyOffline = await worker({ ttl_seconds: 30 }, ago(90));
+        await store.setWorkerStatus(alreadyOffline.id, 'offline');
+
+        const mine = new Set([stale.id, staleDraining.id, fresh.id, longTtl.id, alreadyOffline.id]);
+        const reaped = (await store.markStaleWorkersOffline(now)).filter((w) => mine.has(w.id));
+        expect(reaped.map((w) => w.id).sort()).toEqual([stale.id, staleDraining.id].sort());
+        expect(reaped.every((w) => w.status === 'offline')).toBe(true);
+        expect((await store.getWorker(stale.id))?.status).toBe('offline');
+        expect((await store.getWorker(fresh.id))?.status).toBe('active');
+        expect((await store.getWorker(longTtl.id))?.status).toBe('active');
+
+        // Already offline: not reaped twice.
+        const again = (await store.markStaleWorkersOffline(now)).filter((w) => mine.has(w.id));
+        expect(again).toEqual([]);
+      });
+
+      it('records metrics as history, newest first, with a limit', async () => {
+        const w = await worker();
+        const base = Date.now() - 60_000;
+        for (let i = 0; i < 3; i++) {
+          await store.recordWorkerMetrics({
+            worker_id: w.id,
+            timestamp: new Date(base + i * 10_000),
+            cpu_usage: 10.5 + i,
+            memory_usage: 40.25,
+            disk_usage: 70,
+            vm_count: i,
+            tasks_processed: 5_000_000_000 + i,
+            network_in_mb: 1.5,
+            network_out_mb: 2.75,
+          });
+        }
+        const all = await store.listWorkerMetrics(w.id);
+        expect(all.map((m) => m.vm_count)).toEqual([2, 1, 0]);
+        expect(all[0]).toEqual({
+          worker_id: w.id,
+          timestamp: new Date(base + 20_000),
+          cpu_usage: 12.5,
+          memory_usage: 40.25,
+          disk_usage: 70,
+          vm_count: 2,
+          tasks_processed: 5_000_000_002,
+          network_in_mb: 1.5,
+          network_out_mb: 2.75,
+        });
+        expect((await store.listWorkerMetrics(w.id, 2)).map((m) => m.vm_count)).toEqual([2, 1]);
+        expect(await store.listWorkerMetrics(`missing-${uid()}`)).toEqual([]);
+      });
+
+      it('deleteWorker removes it and its metrics; its VMs and tasks lose the reference', async () => {
+        const w = await worker();
+        await store.recordWorkerMetrics({
+          worker_id: w.id,
+          timestamp: new Date(),
+          cpu_usage: 1,
+          memory_usage: 1,
+          disk_usage: 1,
+          vm_count: 0,
+          tasks_processed: 0,
+          network_in_mb: 0,
+          network_out_mb: 0,
+        });
+        const { vm, task } = await createVm();
+        expect(await store.placeTask(task.id, vm.id, w.id, 'process', needOf(vm), {})).toBe('placed');
+
+        expect(await store.deleteWorker(w.id)).toBe(true);
+        expect(await store.getWorker(w.id)).toBeNull();
+        expect(await store.listWorkerMetrics(w.id)).toEqual([]);
+        expect((await store.getVm(vm.id))?.worker_id).toBeNull();
+        expect((await store.getTask(task.id))?.worker_id).toBeNull();
+        expect(await store.deleteWorker(w.id)).toBe(false);
+      });
+    });
+
+    // ── vms ────────────────────────────────────────────────────────────────────────────────────
+    describe('vms', () => {
+      it('insertVmWithTask writes the VM and its task; they read back as written', async () => {
+        const { vm, task } = await createVm(
+          { labels: { team: 'core' }, zone: 'eu-1', vcpus: 4, memory_mb: 2048, disk_gb: 20 },
+          { payload: { name: 'x', nested: { list: [1, 2] } }, max_retries: 5 },
+        );
+        expect(await store.getVm(vm.id)).toEqual(vm);
+        expect(await store.getTask(task.id)).toEqual(task);
+      });
+
+      it('a duplicate live name is a conflict, and neither row is written', async () => {
+        const { vm } = await createVm();
+        const dup = vmRecord({ name: vm.name });
+        const dupTask = taskRecord({ vm_id: dup.id });
+        const err = await store.insertVmWithTask(dup, dupTask).then(
+          () => null,
+          (e: unknown) => e,
+        );
+        expect(err).toBeInstanceOf(AetheriumError);
+        expect((err as AetheriumError).code).toBe('conflict');
+        expect((err as AetheriumError).status).toBe(409);
+        expect(await store.getVm(dup.id)).toBeNull();
+        expect(await store.getTask(dupTask.id)).toBeNull();
+      });
+
+      it('is atomic: when the task cannot be written, the VM is not written either', async () => {
+        const { task } = await createVm();
+        const vm = vmRecord();
+        await expect(store.insertVmWithTask(vm, taskRecord({ id: task.id, vm_id: vm.id }))).rejects.toThrow();
+        expect(await store.getVm(vm.id)).toBeNull();
+        expect(await store.findVm(vm.name)).toBeNull();
+      });
+
+      it("a deleted VM's name can be reused; findVm sees live VMs only, by id or by name", async () => {
+        const { vm: old } = await createVm();
+        expect((await store.findVm(old.name))?.id).toBe(old.id);
+        expect((await store.findVm(old.id))?.id).toBe(old.id);
+
+        const deletedAt = new Date();
+        const deleted = await store.updateVm(old.id, { deleted_at: deletedAt });
+        expect(deleted?.deleted_at?.getTime()).toBe(deletedAt.getTime());
+        expect(await store.findVm(old.id)).toBeNull();
+        expect(await store.findVm(old.name)).toBeNull();
+        expect((await store.getVm(old.id))?.deleted_at).not.toBeNull(); // getVm still sees it
+
+        const { vm: reborn } = await createVm({ name: old.name });
+        expect((await store.findVm(old.name))?.id).toBe(reborn.id);
+        expect(await store.findVm(`no-such-${uid()}`)).toBeNull();
+        expect(await store.findVm(newId())).toBeNull();
+        expect(await store.getVm('not-a-uuid')).toBeNull();
+      });
+
+      it('listVms filters by status, worker, name and deletion, and honours limit', async () => {
+        const w = await worker();
+        const { vm: a, task: ta } = await createVm();
+        const { vm: b, task: tb } = await createVm();
+        const { vm: c } = await createVm();
+        expect(await store.placeTask(ta.id, a.id, w.id, 'process', needOf(a), {})).toBe('placed');
+        expect(await store.placeTask(tb.id, b.id, w.id, 'process', needOf(b), {})).toBe('placed');
+        await store.updateVm(a.id, { status: 'running' });
+        await store.updateVm(b.id, { deleted_at: new Date() });
+
+        const ids = async (filter: Parameters<Store['listVms']>[0]) => (await store.listVms(filter)).map((v) => v.id).sort();
+        expect(await ids({ worker_id: w.id })).toEqual([a.id]);
+        expect(await ids({ worker_id: w.id, include_deleted: true })).toEqual([a.id, b.id].sort());
+        expect(await ids({ worker_id: w.id, status: 'running' })).toEqual([a.id]);
+        expect(await ids({ worker_id: w.id, status: 'created' })).toEqual([]);
+        expect(await ids({ name: c.name })).toEqual([c.id]);
+        expect(await ids({ name: b.name })).toEqual([]);
+        expect(await ids({ name: b.name, include_deleted: true })).toEqual([b.id]);
+        expect((await store.listVms({ limit: 2 })).length).toBe(2);
+        expect((await store.listVms({})).map((v) => v.id)).toEqual(expect.arrayContaining([a.id, c.id]));
+      });
+
+      it('updateVm applies a patch and moves updated_at; unknown ids give null', async () => {
+        const past = new Date(Date.now() - 3_600_000);
+        const { vm } = await createVm({ created_at: past, updated_at: past });
+        const updated = await store.updateVm(vm.id, { status: 'failed', error: 'boom', driver: 'sandbox' });
+        expect(updated).toMatchObject({ status: 'failed', error: 'boom', driver: 'sandbox', name: vm.name });
+        expect(updated!.updated_at.getTime()).toBeGreaterThan(past.getTime());
+        expect(updated!.created_at.getTime()).toBe(past.getTime());
+        expect(await store.updateVm(vm.id, { error: null })).toMatchObject({ error: null, status: 'failed' });
+        expect(await store.updateVm(newId(), { status: 'running' })).toBeNull();
+      });
+    });
+
+    // ── capacity ───────────────────────────────────────────────────────────────────────────────
+    describe('capacity', () => {
+      it('placeTask places: task scheduled on the worker, VM bound, resources reserved', async () => {
+        const w = await worker();
+        const { vm, task } = await createVm({ vcpus: 3, memory_mb: 3000, disk_gb: 30 });
+        const placement = { score: 0.75, reason: 'least loaded' };
+        expect(await store.placeTask(task.id, vm.id, w.id, 'firecracker', needOf(vm), placement)).toBe('placed');
+
+        expect(await store.getTask(task.id)).toMatchObject({ status: 'scheduled', worker_id: w.id, placement });
+        expect(await store.getVm(vm.id)).toMatchObject({ worker_id: w.id, driver: 'firecracker' });
+        expect(await usage(w.id)).toEqual({ cpu: 3, mem: 3000, disk: 30, vms: 1 });
+      });
+
+      it('placeTask on a task that is not pending changes nothing', async () => {
+        const w = await worker();
+        const { vm, task } = await createVm();
+        expect(await store.placeTask(task.id, vm.id, w.id, 'process', needOf(vm), {})).toBe('placed');
+        const before = await usage(w.id);
+        expect(await store.placeTask(task.id, vm.id, w.id, 'process', needOf(vm), {})).toBe('task_not_pending');
+        expect(await usage(w.id)).toEqual(before);
+        expect(await store.placeTask(newId(), vm.id, w.id, 'process', needOf(vm), {})).toBe('task_not_pending');
+      });
+
+      const tight: Array<[string, Partial<WorkerRegistration>]> = [
+        ['cpu', { cpu_cores: 3 }],
+        ['memory', { memory_mb: 1500 }],
+        ['disk', { disk_gb: 15 }],
+        ['max_vms', { max_vms: 1 }],
+      ];
+      it.each(tight)('placeTask refuses when %s does not fit, and rolls back the task', async (_dim, limits) => {
+        // Room for exactly one VM of 2 vcpus / 1024 MB / 10 GB in the tight dimension.
+        const w = await worker({ cpu_cores: 100, memory_mb: 100_000, disk_gb: 1000, max_vms: 100, ...limits });
+        const { vm: first, task: firstTask } = await createVm();
+        expect(await store.placeTask(firstTask.id, first.id, w.id, 'process', needOf(first), {})).toBe('placed');
+        const before = await usage(w.id);
+
+        const { vm, task } = await createVm();
+        expect(await store.placeTask(task.id, vm.id, w.id, 'process', needOf(vm), { try: 2 })).toBe('insufficient_capacity');
+        expect(await usage(w.id)).toEqual(before);
+        expect(await store.getTask(task.id)).toMatchObject({ status: 'pending', worker_id: null, placement: null });
+        expect(await store.getVm(vm.id)).toMatchObject({ worker_id: null, driver: null });
+      });
+
+      const unavailable: Array<[string, (id: string) => Promise<unknown>]> = [
+        ['draining', (id) => store.setWorkerStatus(id, 'draining')],
+        ['offline', (id) => store.setWorkerStatus(id, 'offline')],
+        ['not eligible', (id) => store.setWorkerStatus(id, 'active', false)],
+      ];
+      it.each(unavailable)('a worker that is %s gets no placement', async (_state, makeUnavailable) => {
+        const w = await worker();
+        await makeUnavailable(w.id);
+        const { vm, task } = await createVm();
+        expect(await store.placeTask(task.id, vm.id, w.id, 'process', needOf(vm), {})).toBe('insufficient_capacity');
+        expect(await usage(w.id)).toEqual({ cpu: 0, mem: 0, disk: 0, vms: 0 });
+        expect((await store.getTask(task.id))?.status).toBe('pending');
+      });
+
+      it('placeTask on a missing worker is insufficient_capacity', async () => {
+        const { vm, task } = await createVm();
+        expect(await store.placeTask(task.id, vm.id, `missing-${uid()}`, 'process', needOf(vm), {})).toBe('insufficient_capacity');
+        expect((await store.getTask(task.id))?.status).toBe('pending');
+      });
+
+      it('releaseVm gives the reservation back exactly once', async () => {
+        const w = await worker();
+        const { vm, task } = await createVm();
+        expect(await store.placeTask(task.id, vm.id, w.id, 'process', needOf(vm), {})).toBe('placed');
+        expect(await usage(w.id)).toEqual({ cpu: 2, mem: 1024, disk: 10, vms: 1 });
+
+        expect(await store.releaseVm(vm.id)).toBe(true);
+        expect(await usage(w.id)).toEqual({ cpu: 0, mem: 0, disk: 0, vms: 0 });
+        expect(await store.releaseVm(vm.id)).toBe(false);
+        expect(await usage(w.id)).toEqual({ cpu: 0, mem: 0, disk: 0, vms: 0 });
+        expect(await store.releaseVm(newId())).toBe(false);
+      });
+
+      it('releaseVm never drives usage below zero', async () => {
+        const w = await worker();
+        // The VM asks for more than was reserved for it: giving back its size must stop at zero.
+        const { vm, task } = await createVm({ vcpus: 6, memory_mb: 6000, disk_gb: 60 });
+        expect(await store.placeTask(task.id, vm.id, w.id, 'process', { vcpus: 1, memory_mb: 100, disk_gb: 1 }, {})).toBe('placed');
+        expect(await usage(w.id)).toEqual({ cpu: 1, mem: 100, disk: 1, vms: 1 });
+        expect(await store.releaseVm(vm.id)).toBe(true);
+        expect(await usage(w.id)).toEqual({ cpu: 0, mem: 0, disk: 0, vms: 0 });
+      });
+
+      it('unplaceTask puts a scheduled create back to pending and returns its reservation', async () => {
+        const w = await worker();
+        const { vm, task } = await createVm();
+        expect(await store.placeTask(task.id, vm.id, w.id, 'process', needOf(vm), {})).toBe('placed');
+
+        expect(await store.unplaceTask(task.id, 'worker died')).toBe(true);
+        const t = await store.getTask(task.id);
+        expect(t).toMatchObject({ status: 'pending', worker_id: null });
+        expect(JSON.stringify(t?.placement)).toContain('worker died');
+        expect(await usage(w.id)).toEqual({ cpu: 0, mem: 0, disk: 0, vms: 0 });
+        expect(await store.getVm(vm.id)).toMatchObject({ worker_id: null, driver: null });
+        expect(await store.releaseVm(vm.id)).toBe(false); // already released
+        expect(await store.unplaceTask(task.id, 'again')).toBe(false); // no longer scheduled
+
+        // It can be placed again, and the reservation is taken again.
+        expect(await store.placeTask(task.id, vm.id, w.id, 'process', needOf(vm), {})).toBe('placed');
+        expect(await usage(w.id)).toEqual({ cpu: 2, mem: 1024, disk: 10, vms: 1 });
+      });
+
+      it('unplaceTask leaves a started task alone', async () => {
+        const w = await worker();
+        const { vm, task } = await createVm();
+        expect(await store.placeTask(task.id, vm.id, w.id, 'process', needOf(vm), {})).toBe('placed');
+        await store.updateTask(task.id, { status: 'running', started_at: new Date() }, ['scheduled']);
+        expect(await store.unplaceTask(task.id, 'too late')).toBe(false);
+        expect((await store.getTask(task.id))?.status).toBe('running');
+        expect(await usage(w.id)).toEqual({ cpu: 2, mem: 1024, disk: 10, vms: 1 });
+      });
+
+      it('20 placements racing for room for 5: exactly 5 win, nothing is overbooked', async () => {
+        const need = { vcpus: 2, memory_mb: 1024, disk_gb: 5 };
+        const w = await worker({ cpu_cores: 10, memory_mb: 5 * 1024, disk_gb: 25, max_vms: 100 });
+        const pairs = await Promise.all(Array.from({ length: 20 }, () => createVm(need)));
+        const outcomes = await Promise.all(pairs.map(({ vm, task }) => store.placeTask(task.id, vm.id, w.id, 'process', need, {})));
+
+        expect(outcomes.filter((o) => o === 'placed')).toHaveLength(5);
+        expect(outcomes.filter((o) => o === 'insufficient_capacity')).toHaveLength(15);
+        expect(await usage(w.id)).toEqual({ cpu: 10, mem: 5 * 1024, disk: 25, vms: 5 });
+        const statuses = await Promise.all(pairs.map(async ({ task }) => (await store.getTask(task.id))?.status));
+        expect(statuses.filter((s) => s === 'scheduled')).toHaveLength(5);
+        expect(statuses.filter((s) => s === 'pending')).toHaveLength(15);
+        expect(await store.listVms({ worker_id: w.id })).toHaveLength(5);
+      });
+    });
+
+    // ── tasks ──────────────────────────────────────────────────────────────────────────────────
+    describe('tasks', () => {
+      it('insertTask and getTask round-trip every field', async () => {
+        const { vm } = await createVm();
+        const w = await worker();
+        const started = new Date(Date.now() - 2000);
+        const task = taskRecord({
+          type: 'vm:execute',
+          status: 'completed',
+          vm_id: vm.id,
+          worker_id: w.id,
+          payload: { command: 'echo', args: ['hi'], env: { A: '1' } },
+          result: { exit_code: 0, stdout: 'hi\n' },
+          error: null,
+          placement: { worker: w.id },
+          retry_count: 2,
+          max_retries: 4,
+          started_at: started,
+          completed_at: new Date(started.getTime() + 1500),
+        });
+        await store.insertTask(task);
+        expect(await store.getTask(task.id)).toEqual(task);
+        expect(await store.getTask(newId())).toBeNull();
+        expect(await store.getTask('not-a-uuid')).toBeNull();
+      });
+
+      it('updateTask is a compare-and-set on status when `from` is given', async () => {
+        const { task } = await createVm();
+        expect(await store.updateTask(task.id, { status: 'running' }, ['scheduled', 'running'])).toBeNull();
+        expect((await store.getTask(task.id))?.status).toBe('pending');
+
+        const cancelled = await store.updateTask(task.id, { status: 'cancelled', error: 'user asked', completed_at: new Date() }, ['pending']);
+        expect(cancelled).toMatchObject({ status: 'cancelled', error: 'user asked' });
+        expect(cancelled!.updated_at.getTime()).toBeGreaterThanOrEqual(task.updated_at.getTime());
+        expect(await store.updateTask(task.id, { status: 'pending' }, ['pending'])).toBeNull();
+
+        // Without `from` it always applies; jsonb fields and nulls are written as given.
+        const patched = await store.updateTask(task.id, { result: { ok: true, list: [1, 'a'] }, placement: null, retry_count: 3 });
+        expect(patched).toMatchObject({ status: 'cancelled', result: { ok: true, list: [1, 'a'] }, placement: null, retry_count: 3 });
+        expect(await store.updateTask(task.id, { result: null })).toMatchObject({ result: null });
+        expect(await store.updateTask(newId(), { status: 'failed' })).toBeNull();
+      });
+
+      it('listTasks filters by status, type, worker and VM', async () => {
+        const w = await worker();
+        const { vm, task: create } = await createVm();
+        const stop = taskRecord({ type: 'vm:stop', vm_id: vm.id });
+        await store.insertTask(stop);
+        expect(await store.placeTask(create.id, vm.id, w.id, 'process', needOf(vm), {})).toBe('placed');
+
+        const ids = async (filter: Parameters<Store['listTasks']>[0]) => (await store.listTasks(filter)).map((t) => t.id).sort();
+        expect(await ids({ vm_id: vm.id })).toEqual([create.id, stop.id].sort());
+        expect(await ids({ vm_id: vm.id, type: 'vm:stop' })).toEqual([stop.id]);
+        expect(await ids({ vm_id: vm.id, status: 'scheduled' })).toEqual([create.id]);
+        expect(await ids({ worker_id: w.id })).toEqual([create.id]);
+        expect(await ids({ vm_id: vm.id, limit: 1 })).toHaveLength(1);
+      });
+
+      it('listPendingTasks returns the oldest pending tasks first', async () => {
+        // Dated decades back, so no other test's pending tasks come before them.
+        const at = (s: number) => new Date(Date.UTC(1990, 0, 1, 0, 0, s));
+        const t2 = taskRecord({ type: 'vm:start', created_at: at(2), updated_at: at(2) });
+        const t0 = taskRecord({ type: 'vm:start', created_at: at(0), updated_at: at(0) });
+        const t1 = taskRecord({ type: 'vm:start', created_at: at(1), updated_at: at(1) });
+        const done = taskRecord({ type: 'vm:start', status: 'completed', created_at: at(-10), updated_at: at(-10) });
+        for (const t of [t2, done, t0, t1]) await store.insertTask(t);
+
+        expect((await store.listPendingTasks(3)).map((t) => t.id)).toEqual([t0.id, t1.id, t2.id]);
+        expect((await store.listPendingTasks(2)).map((t) => t.id)).toEqual([t0.id, t1.id]);
+        const many = await store.listPendingTasks(1000);
+        expect(many.every((t) => t.status === 'pending')).toBe(true);
+        expect(many.map((t) => t.id)).not.toContain(done.id);
+      });
+
+      it('listStaleScheduledTasks finds scheduled tasks untouched since a time', async () => {
+        const old = new Date(Date.UTC(1991, 5, 1));
+        const staleScheduled = taskRecord({ type: 'vm:start', status: 'scheduled', created_at: old, updated_at: old });
+        const stalePending = taskRecord({ type: 'vm:start', status: 'pending', created_at: old, updated_at: old });
+        const freshScheduled = taskRecord({ type: 'vm:start', status: 'scheduled' });
+        for (const t of [staleScheduled, stalePending, freshScheduled]) await store.insertTask(t);
+
+        const cutoff = new Date(Date.UTC(1992, 0, 1));
+        expect((await store.listStaleScheduledTasks(cutoff, 10)).map((t) => t.id)).toEqual([staleScheduled.id]);
+        const later = (await store.listStaleScheduledTasks(new Date(Date.now() + 60_000), 1000)).map((t) => t.id);
+        expect(later).toEqual(expect.arrayContaining([staleScheduled.id, freshScheduled.id]));
+        expect(later).not.toContain(stalePending.id);
+
+        // Touching the task (any update) makes it fresh again.
+        await store.updateTask(staleScheduled.id, { placement: { requeued: true } });
+        expect(await store.listStaleScheduledTasks(cutoff, 10)).toEqual([]);
+      });
+
+      it('countTasksByStatus counts every status, zeros included', async () => {
+        const before = await store.countTasksByStatus();
+        expect(Object.keys(before).sort()).toEqual([...TASK_STATUSES].sort());
+        for (const s of TASK_STATUSES) expect(typeof before[s]).toBe('number');
+
+        await store.insertTask(taskRecord({ type: 'vm:start', status: 'failed' }));
+        await store.insertTask(taskRecord({ type: 'vm:start', status: 'failed' }));
+        await store.insertTask(taskRecord({ type: 'vm:start', status: 'cancelled' }));
+        const after = await store.countTasksByStatus();
+        expect(after.failed).toBe(before.failed + 2);
+        expect(after.cancelled).toBe(before.cancelled + 1);
+        expect(after.completed).toBe(before.completed);
+        expect(after.pending).toBe(before.pending);
+      });
+    });
+
+    // ── executions ─────────────────────────────────────────────────────────────────────────────
+    describe('executions', () => {
+      it('insertExecution and listExecutions (newest first, with a limit)', async () => {
+        const { vm, task } = await createVm();
+        const base = Date.now() - 10_000;
+        const exec = (i: number, extra: Partial<Execution> = {}): Execution => ({
+          id: newId(),
+          vm_id: vm.id,
+          task_id: i === 0 ? task.id : null,
+          command: 'sh',
+          args: ['-c', `echo ${i}`],
+          env: { N: String(i) },
+          exit_code: i,
+          stdout: `${i}\n`,
+          stderr: '',
+          timed_out: false,
+          started_at: new Date(base + i * 1000),
+          completed_at: new Date(base + i * 1000 + 250),
+          duration_ms: 250,
+          ...extra,
+        });
+        const e0 = exec(0);
+        const e1 = exec(1, { timed_out: true, exit_code: 137, stderr: 'killed' });
+        const e2 = exec(2);
+        for (const e of [e1, e0, e2]) await store.insertExecution(e);
+
+        const listed = await store.listExecutions(vm.id);
+        expect(listed.map((e) => e.id)).toEqual([e2.id, e1.id, e0.id]);
+        expect(listed[1]).toEqual(e1);
+        expect(listed[2]).toEqual(e0);
+        expect((await store.listExecutions(vm.id, 1)).map((e) => e.id)).toEqual([e2.id]);
+        expect(await store.listExecutions(newId())).toEqual([]);
+      });
+    });
+
+    // ── migrations (on a store of their own: they drop tables) ─────────────────────────────────
+    describe('migrations', () => {
+      let fresh: MigratableStore;
+
+      beforeAll(async () => {
+        fresh = await open();
+      }, HOOK_TIMEOUT);
+
+      afterAll(async () => {
+        await fresh?.close();
+      }, HOOK_TIMEOUT);
+
+      it('migrateDown reverts newest first; migrate brings everything back, once, even when raced', async () => {
+        expect(typeof fresh.migrateDown).toBe('function');
+        const down = fresh.migrateDown!.bind(fresh);
+        const { vm } = await (async () => {
+          const v = vmRecord();
+          await fresh.insertVmWithTask(v, taskRecord({ vm_id: v.id }));
+          return { vm: v };
+        })();
+
+        expect(await down(1)).toEqual([2]);
+        await expect(fresh.listWorkers()).rejects.toThrow(); // workers table is gone
+        expect((await fresh.getVm(vm.id))?.id).toBe(vm.id); // version 1's tables are not
+        expect(await down(1)).toEqual([]);
+        expect(await fresh.migrate()).toEqual([2]);
+        expect(await fresh.listWorkers()).toEqual([]);
+
+        expect(await down(0)).toEqual([2, 1]);
+        await expect(fresh.getVm(vm.id)).rejects.toThrow(); // vms table is gone
+
+        const [a, b] = await Promise.all([fresh.migrate(), fresh.migrate()]);
+        expect([...a!, ...b!].sort()).toEqual([1, 2]);
+        expect(await fresh.migrate()).toEqual([]);
+
+        // The schema works again, constraints included.
+        const w = (await fresh.upsertWorker(registration(), new Date())).worker;
+        const v = vmRecord();
+        const t = taskRecord({ vm_id: v.id });
+        await fresh.insertVmWithTask(v, t);
+        expect(await fresh.placeTask(t.id, v.id, w.id, 'process', needOf(v), {})).toBe('placed');
+        await expect(fresh.insertVmWithTask(vmRecord({ name: v.name }), taskRecord())).rejects.toMatchObject({ code: 'conflict' });
+      });
+    });
+  });
+}

@@ -1,0 +1,111 @@
+/**
+ * The embedded system end to end, as a user runs it: `aetherium dev` as a real process, the CLI as
+ * real processes, the sandbox driver on bubblewrap, PGlite on disk, and a restart in the middle.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exited, freePort, runCli, startProcess, waitForHttp } from './harness/processes.ts';
+
+let dataDir: string;
+let port: number;
+let api: string;
+let dev: ReturnType<typeof startProcess> | null = null;
+
+type Stats = { active_workers: number; healthy_workers: number };
+
+async function startDevProcess(): Promise<number> {
+  dev = startProcess(['dev', '--port', String(port), '--host', '127.0.0.1', '--data-dir', dataDir], { AETHERIUM_LOG__LEVEL: 'warn' });
+  const current = dev;
+  return waitForHttp<Stats>(`${api}/api/v1/cluster/stats`, (s) => s.active_workers === 1 && s.healthy_workers === 1, 60_000, () => current.output());
+}
+
+async function stopDevProcess(): Promise<number | null> {
+  if (!dev) return null;
+  dev.child.kill('SIGTERM');
+  const code = await exited(dev.child);
+  dev = null;
+  return code;
+}
+
+const cli = (...args: string[]) => runCli(['--api', api, ...args]);
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'aetherium-e2e-'));
+  port = await freePort();
+  api = `http://127.0.0.1:${port}`;
+}, 10_000);
+
+afterAll(async () => {
+  await stopDevProcess().catch(() => undefined);
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('aetherium dev', () => {
+  it('starts with one active, healthy worker running the sandbox driver', async () => {
+    const ms = await startDevProcess();
+    console.log(`dev mode answered with a healthy worker after ${ms} ms (fresh data directory)`);
+    const workers = await cli('--json', 'workers', 'list');
+    expect(workers.code).toBe(0);
+    const [worker] = JSON.parse(workers.stdout).workers;
+    expect(worker.capabilities).toContain('sandbox');
+    expect(worker.is_healthy).toBe(true);
+  }, 90_000);
+
+  it('creates a VM, runs a command in it and deletes it through the CLI', async () => {
+    const created = await cli('vm', 'create', '--name', 'demo');
+    expect(created.stderr).toBe('');
+    expect(created.code).toBe(0);
+    expect(created.stdout).toMatch(/VM demo \(.+\) running on worker .+ with driver sandbox/);
+
+    const hello = await cli('vm', 'exec', 'demo', '--', 'echo', 'hello');
+    expect(hello).toMatchObject({ code: 0, stdout: 'hello\n' });
+
+    const failing = await cli('vm', 'exec', 'demo', '--', 'sh', '-c', 'exit 7');
+    expect(failing.code).toBe(7);
+
+    const vm = JSON.parse((await cli('--json', 'vm', 'get', 'demo')).stdout);
+    expect(vm.worker_id).toEqual(expect.any(String));
+    const before = JSON.parse((await cli('--json', 'workers', 'get', vm.worker_id)).stdout);
+    expect(before.vm_count).toBe(1);
+
+    const deleted = await cli('vm', 'delete', 'demo');
+    expect(deleted.code).toBe(0);
+    const after = JSON.parse((await cli('--json', 'workers', 'get', vm.worker_id)).stdout);
+    expect(after.vm_count).toBe(0);
+    const gone = await cli('vm', 'get', 'demo');
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toMatch(/VM "demo" was not found/);
+  }, 60_000);
+
+  it('prints clear errors for bad input and an unreachable server', async () => {
+    const bad = await cli('vm', 'create', '--name', 'Not_Valid');
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/error: invalid body: name: a VM name is/);
+    const unreachable = await runCli(['--api', 'http://127.0.0.1:1', 'cluster', 'stats']);
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.stderr).toMatch(/cannot reach the control plane/);
+  }, 30_000);
+
+  it('keeps VMs and tasks across a restart, and the running VM still works', async () => {
+    expect((await cli('vm', 'create', '--name', 'keeper')).code).toBe(0);
+    expect((await cli('vm', 'exec', 'keeper', '--', 'sh', '-c', 'echo kept > /tmp/mark')).code).toBe(0);
+    const tasksBefore = JSON.parse((await cli('--json', 'tasks', 'list')).stdout).tasks.map((t: { id: string }) => t.id).sort();
+
+    expect(await stopDevProcess()).toBe(0);
+    const ms = await startDevProcess();
+    console.log(`dev mode answered after a restart in ${ms} ms`);
+
+    const tasksAfter = JSON.parse((await cli('--json', 'tasks', 'list')).stdout).tasks.map((t: { id: string }) => t.id).sort();
+    expect(tasksAfter).toEqual(expect.arrayContaining(tasksBefore));
+    const all = JSON.parse((await cli('--json', 'vm', 'list', '--all')).stdout).vms.map((v: { name: string }) => v.name);
+    expect(all).toEqual(expect.arrayContaining(['demo', 'keeper']));
+
+    const keeper = JSON.parse((await cli('--json', 'vm', 'get', 'keeper')).stdout);
+    expect(keeper.status).toBe('running');
+    const mark = await cli('vm', 'exec', 'keeper', '--', 'cat', '/tmp/mark');
+    expect(mark).toMatchObject({ code: 0, stdout: 'kept\n' });
+    expect((await cli('vm', 'delete', 'keeper')).code).toBe(0);
+  }, 120_000);
+});

@@ -1,0 +1,56 @@
+/**
+ * A whole embedded system in the test process: PGlite in memory, in-memory queue and bus, a local
+ * worker with real drivers. Routes are driven through Fastify's inject(), without sockets.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { loadConfig } from '../../src/config/load.ts';
+import type { Config } from '../../src/config/schema.ts';
+import { startDev, type DevSystem } from '../../src/runtime/dev.ts';
+import { silentLogger } from '../../src/runtime/logger.ts';
+
+export interface TestSystem {
+  system: DevSystem;
+  app: FastifyInstance;
+  config: Config;
+  stateDir: string;
+  stop(): Promise<void>;
+}
+
+export async function startTestSystem(overrides: Record<string, unknown> = {}): Promise<TestSystem> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'aetherium-test-'));
+  const worker = (overrides.worker as Record<string, unknown> | undefined) ?? {};
+  const config = loadConfig({
+    env: {},
+    overrides: {
+      store: { kind: 'pglite', pglite: { data_dir: 'memory://' } },
+      scheduler: { interval: '200ms' },
+      log: { level: 'silent' },
+      ...overrides,
+      worker: {
+        id: 'test-worker',
+        zone: 'test-zone',
+        heartbeat_interval: '1s',
+        ttl: '5s',
+        resources: { cpu_cores: 8, memory_mb: 8192, disk_gb: 100, max_vms: 10 },
+        ...worker,
+        drivers: { enabled: ['process'], allow_process: true, state_dir: stateDir, ...(worker.drivers as object | undefined) },
+      },
+    },
+  });
+  const system = await startDev(config, silentLogger, { listen: false });
+  const app = system.controlPlane.http;
+  await app.ready();
+  return {
+    system,
+    app,
+    config,
+    stateDir,
+    stop: async () => {
+      await system.stop();
+      rmSync(stateDir, { recursive: true, force: true });
+    },
+  };
+}

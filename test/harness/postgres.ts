@@ -1,0 +1,254 @@
+/**
+ * Starts a real, throwaway PostgreSQL server for tests: `initdb` into a fresh temp folder, `postgres`
+ * on a free loopback port, and `stop()` to kill it and remove the folder.
+ *
+ * Binaries: `$PG_BIN`, else the highest `/usr/lib/postgresql/<version>/bin` (Debian's `postgresql`
+ * package), else `initdb`/`postgres` on PATH. Postgres refuses to run as root, so when the tests run
+ * as root the server runs as the `postgres` system user (or `nobody` if there is none).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmod, chown, mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import pg from 'pg';
+
+export interface PostgresServer {
+  /** Superuser URL on the `postgres` database, e.g. `postgres://postgres@127.0.0.1:54321/postgres`. */
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+interface RunAs {
+  uid: number;
+  gid: number;
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The folder holding `initdb` and `postgres`. */
+export function findPostgresBin(): string {
+  const fromEnv = process.env.PG_BIN;
+  if (fromEnv) {
+    if (!isExecutable(join(fromEnv, 'initdb'))) throw new Error(`PG_BIN=${fromEnv} has no executable initdb`);
+    return fromEnv;
+  }
+  const root = '/usr/lib/postgresql';
+  if (existsSync(root)) {
+    const versions = readdirSync(root)
+      .filter((v) => /^\d+(\.\d+)?$/.test(v) && isExecutable(join(root, v, 'bin', 'initdb')))
+      .sort((a, b) => Number(b) - Number(a));
+    if (versions[0] !== undefined) return join(root, versions[0], 'bin');
+  }
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir && isExecutable(join(dir, 'initdb')) && isExecutable(join(dir, 'postgres'))) return dir;
+  }
+  throw new Error(
+    'PostgreSQL binaries not found: set PG_BIN, or install them (Debian: apt-get install postgresql) so that /usr/lib/postgresql/*/bin exists',
+  );
+}
+
+/** uid/gid of a user from /etc/passwd, or null when there is none. */
+function lookupUser(name: string): RunAs | null {
+  try {
+    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const [user, , uid, gid] = line.split(':');
+      if (user === name && uid !== undefined && gid !== undefined) return { uid: Number(uid), gid: Number(gid) };
+    }
+  } catch {
+    // no /etc/passwd: fall through
+  }
+  return null;
+}
+
+function runAsForRoot(): RunAs | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const user = lookupUser('postgres') ?? lookupUser('nobody');
+  if (!user) throw new Error('running as root, but there is neither a "postgres" nor a "nobody" user to run PostgreSQL as');
+  return user;
+}
+
+/** os.tmpdir(), unless the server's other user could not reach into it (then /tmp). */
+function tempRoot(runAs: RunAs | undefined): string {
+  const dir = tmpdir();
+  if (!runAs) return dir;
+  try {
+    return (statSync(dir).mode & 0o001) !== 0 ? dir : '/tmp';
+  } catch {
+    return '/tmp';
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const childEnv = () => ({ ...process.env, LC_ALL: 'C', LANG: 'C', PGTZ: 'UTC' });
+
+function run(command: string, args: string[], runAs: RunAs | undefined, cwd: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'], ...runAs });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code, signal) =>
+      code === 0 ? resolve() : reject(new Error(`${command} exited with ${code ?? signal}:\n${output}`)),
+    );
+  });
+}
+
+async function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return true;
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+/** Servers still running, killed if the test process exits without stopping them. */
+const running = new Set<ChildProcess>();
+let exitHookInstalled = false;
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const child of running) child.kill('SIGKILL');
+  });
+}
+
+async function waitUntilReady(url: string, child: ChildProcess, log: () => string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`postgres exited (${child.exitCode ?? child.signalCode}) before accepting connections:\n${log()}`);
+    }
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      await client.query('SELECT 1');
+      await client.end();
+      return;
+    } catch (err) {
+      lastError = err;
+      await client.end().catch(() => {});
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error(`postgres did not accept connections within ${timeoutMs} ms: ${String(lastError)}\n${log()}`);
+}
+
+export interface StartOptions {
+  /** How long to wait for the server to accept connections (default 30 s). */
+  readyTimeoutMs?: number;
+}
+
+/** initdb + start a private server; resolves once it accepts connections. */
+export async function startPostgres(options: StartOptions = {}): Promise<PostgresServer> {
+  const bin = findPostgresBin();
+  const runAs = runAsForRoot();
+  const base = await mkdtemp(join(tempRoot(runAs), 'aetherium-pg-'));
+  const dataDir = join(base, 'data');
+  try {
+    if (runAs) {
+      // The server's user must own the folder; the temp root above it must let it through.
+      await chown(base, runAs.uid, runAs.gid);
+      await chmod(base, 0o700);
+    }
+    await run(join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync'], runAs, base);
+
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      let log = '';
+      const child = spawn(
+        join(bin, 'postgres'),
+        [
+          '-D', dataDir,
+          '-p', String(port),
+          '-k', base,
+          '-c', 'listen_addresses=127.0.0.1',
+          '-c', 'fsync=off',
+          '-c', 'synchronous_commit=off',
+          '-c', 'full_page_writes=off',
+          '-c', 'max_connections=200',
+          '-c', 'log_min_messages=warning',
+        ],
+        { cwd: base, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'], ...runAs },
+      );
+      child.stdout?.on('data', (d: Buffer) => (log += d.toString()));
+      child.stderr?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-20_000)));
+      running.add(child);
+      installExitHook();
+      child.once('exit', () => running.delete(child));
+
+      const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+      try {
+        await waitUntilReady(url, child, () => log, options.readyTimeoutMs ?? 30_000);
+      } catch (err) {
+        child.kill('SIGKILL');
+        await waitForExit(child, 5000);
+        // Another process may have taken the port between freePort() and bind: try another one.
+        if (attempt < 3 && /could not bind|address already in use/i.test(log)) continue;
+        throw err;
+      }
+
+      let stopped = false;
+      return {
+        url,
+        port,
+        async stop() {
+          if (stopped) return;
+          stopped = true;
+          child.kill('SIGINT'); // fast shutdown: disconnect clients, no checkpoint wait worth mentioning
+          if (!(await waitForExit(child, 10_000))) {
+            child.kill('SIGKILL');
+            await waitForExit(child, 5000);
+          }
+          await rm(base, { recursive: true, force: true });
+        },
+      };
+    }
+  } catch (err) {
+    await rm(base, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** Creates a fresh, empty database on the server and returns its URL (one per test file or store). */
+export async function createDatabase(serverUrl: string, prefix = 'aetherium_test'): Promise<string> {
+  const name = `${prefix}_${randomBytes(6).toString('hex')}`;
+  const client = new pg.Client({ connectionString: serverUrl });
+  await client.connect();
+  try {
+    await client.query(`CREATE DATABASE "${name}"`);
+  } finally {
+    await client.end();
+  }
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}

@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // Engines (PGlite, Postgres, sandboxes) are heavy for a 2-core machine: two files at a time.
+    maxWorkers: 2,
+    testTimeout: 30_000,
+    hookTimeout: 120_000,
+    // Each file starts its own engines on their own ports and directories, so files are independent.
+    isolate: true,
+  },
+});
