@@ -53,3 +53,30 @@ export class PermanentTaskError extends Error {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/** Connection-level failures of an engine (Postgres restarting, Redis down): worth retrying. */
+const TRANSIENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006']);
+const TRANSIENT_MESSAGES = /Connection terminated|connection is closed|the database system is (starting up|shutting down)|Client has encountered a connection error|timeout exceeded when trying to connect/i;
+
+export function isTransientEngineError(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  if (!e || typeof e !== 'object') return false;
+  if (typeof e.code === 'string' && TRANSIENT_CODES.has(e.code)) return true;
+  return typeof e.message === 'string' && TRANSIENT_MESSAGES.test(e.message);
+}
+
+/**
+ * Runs `fn` until it succeeds, retrying only transient engine errors with capped backoff, for at
+ * most `forMs`. Used for the writes that record an outcome: losing them would leave a task stuck.
+ */
+export async function retryTransient<T>(fn: () => Promise<T>, forMs = 120_000): Promise<T> {
+  const deadline = Date.now() + forMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isTransientEngineError(err) || Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 200 * 2 ** attempt)));
+    }
+  }
+}

@@ -9,6 +9,15 @@ import type { TaskType } from '../domain/index.ts';
 export interface QueuedTask {
   id: string;
   type: TaskType;
+  /**
+   * The task's retry_count when sent. The message id is the task id plus the attempt, so a retry
+   * sent while the failed attempt's message is still being finished is not mistaken for a duplicate.
+   */
+  attempt?: number;
+}
+
+export function messageId(task: QueuedTask): string {
+  return task.attempt ? `${task.id}:${task.attempt}` : task.id;
 }
 
 export type TaskProcessor = (task: QueuedTask, signal: AbortSignal) => Promise<void>;
@@ -24,13 +33,21 @@ export interface ConsumeOptions {
   concurrency: number;
 }
 
+export interface EnqueueOptions {
+  /** Deliver no earlier than this many milliseconds from now (retry backoff). Survives a restart where the engine does. */
+  delayMs?: number;
+}
+
 export interface TaskQueue {
   readonly kind: string;
-  enqueue(workerId: string, task: QueuedTask): Promise<void>;
+  /** Idempotent while the message waits: a second enqueue of the same task id is ignored. */
+  enqueue(workerId: string, task: QueuedTask, options?: EnqueueOptions): Promise<void>;
   /** Removes a message that has not been taken yet; false when it was not waiting. */
   remove(workerId: string, taskId: string): Promise<boolean>;
-  /** Messages waiting for the worker (not yet taken). */
+  /** Messages waiting for the worker (not yet taken, delayed ones included). */
   waiting(workerId: string): Promise<QueuedTask[]>;
+  /** Checks the engine answers (for /health). */
+  ping(): Promise<void>;
   consume(workerId: string, processor: TaskProcessor, options: ConsumeOptions): QueueConsumer;
   close(): Promise<void>;
 }

@@ -23,7 +23,7 @@ export interface DevSystem {
 }
 
 export async function startDev(config: Config, log: Logger, options: { listen?: boolean } = {}): Promise<DevSystem> {
-  const engines = await openEngines(config);
+  const engines = await openEngines(config, log);
   const stack: (() => Promise<void>)[] = [() => engines.close()];
   const stopAll = async () => {
     for (const stop of stack.splice(0)) await stop().catch((err) => log.warn({ err }, 'shutdown step failed'));

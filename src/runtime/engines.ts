@@ -4,6 +4,7 @@
  */
 import { BuiltinRegistry } from '../adapters/discovery/builtin-registry.ts';
 import { MemoryEventBus } from '../adapters/events/memory-event-bus.ts';
+import { ResilientEventBus } from '../adapters/events/resilient-event-bus.ts';
 import { MemoryTaskQueue } from '../adapters/queue/memory-task-queue.ts';
 import { openStore } from '../adapters/storage/open-store.ts';
 import type { Config } from '../config/schema.ts';
@@ -11,6 +12,7 @@ import type { EventBus } from '../ports/event-bus.ts';
 import type { ServiceRegistry } from '../ports/service-registry.ts';
 import type { Store } from '../ports/store.ts';
 import type { TaskQueue } from '../ports/task-queue.ts';
+import type { Logger } from './logger.ts';
 
 export interface Engines {
   store: Store;
@@ -20,9 +22,8 @@ export interface Engines {
   close(): Promise<void>;
 }
 
-export class EngineUnavailableError extends Error {}
-
-export async function openEngines(config: Config): Promise<Engines> {
+export async function openEngines(config: Config, log?: Logger): Promise<Engines> {
+  const onError = (engine: string) => (err: unknown) => log?.warn({ engine, err: err instanceof Error ? err.message : String(err) }, 'engine error');
   const dataDir = config.store.pglite.data_dir;
   // `memory://` keeps the embedded database in memory: nothing survives the process (tests, demos).
   const store =
@@ -31,11 +32,11 @@ export async function openEngines(config: Config): Promise<Engines> {
       : await openStore({ kind: 'postgres', url: config.store.postgres.url });
   const closers: (() => Promise<void>)[] = [() => store.close()];
   try {
-    const queue = openQueue(config);
+    const queue = await openQueue(config, onError('queue'));
     closers.unshift(() => queue.close());
-    const events = openEventBus(config);
+    const events = new ResilientEventBus(await openEventBus(config), { onError: (message) => log?.warn(message) });
     closers.unshift(() => events.close());
-    const registry = openRegistry(config, store);
+    const registry = await openRegistry(config, store);
     closers.unshift(() => registry.close());
     return {
       store,
@@ -52,17 +53,42 @@ export async function openEngines(config: Config): Promise<Engines> {
   }
 }
 
-function openQueue(config: Config): TaskQueue {
+// Cluster adapters are imported on demand: the embedded mode never loads BullMQ, ioredis or gRPC.
+
+async function openQueue(config: Config, onError: (err: unknown) => void): Promise<TaskQueue> {
   if (config.queue.kind === 'memory') return new MemoryTaskQueue();
-  throw new EngineUnavailableError('queue.kind "redis" is not available in this build; use "memory" (embedded mode)');
+  const { BullmqTaskQueue } = await import('../adapters/queue/bullmq-task-queue.ts');
+  return new BullmqTaskQueue({ url: config.queue.redis.url, onError });
 }
 
-function openEventBus(config: Config): EventBus {
+async function openEventBus(config: Config): Promise<EventBus> {
   if (config.events.kind === 'memory') return new MemoryEventBus(config.events.retention);
-  throw new EngineUnavailableError('events.kind "redis" is not available in this build; use "memory" (embedded mode)');
+  const { RedisEventBus } = await import('../adapters/events/redis-event-bus.ts');
+  return new RedisEventBus({ url: config.events.redis.url, retention: config.events.retention });
 }
 
-function openRegistry(config: Config, store: Store): ServiceRegistry {
-  if (config.discovery.provider === 'builtin') return new BuiltinRegistry(store);
-  throw new EngineUnavailableError(`discovery.provider "${config.discovery.provider}" is not available in this build; use "builtin"`);
+async function openRegistry(config: Config, store: Store): Promise<ServiceRegistry> {
+  const d = config.discovery;
+  const ttlSeconds = Math.ceil(config.worker.ttl / 1000);
+  switch (d.provider) {
+    case 'builtin':
+      return new BuiltinRegistry(store);
+    case 'etcd': {
+      const { EtcdRegistry } = await import('../adapters/discovery/etcd-registry.ts');
+      return new EtcdRegistry({ endpoints: d.etcd.endpoints, prefix: d.etcd.prefix, ttlSeconds });
+    }
+    case 'consul': {
+      const { ConsulRegistry } = await import('../adapters/discovery/consul-registry.ts');
+      return new ConsulRegistry({
+        address: d.consul.address,
+        scheme: d.consul.scheme,
+        datacenter: d.consul.datacenter,
+        token: d.consul.token,
+        serviceName: d.consul.service_name,
+        checkIntervalMs: d.consul.health_check_interval,
+        deregisterCriticalServiceAfterMs: d.consul.deregister_critical_service_after,
+        ttlSeconds,
+      });
+    }
+  }
 }

@@ -66,7 +66,7 @@ export class ControlPlane {
     const { store, queue, events, registry } = this.deps;
     const probes: HealthProbe[] = [
       { name: 'store', kind: store.kind, check: () => store.ping() },
-      { name: 'queue', kind: queue.kind, check: async () => void (await queue.waiting('__health__')) },
+      { name: 'queue', kind: queue.kind, check: () => queue.ping() },
       { name: 'events', kind: events.kind, check: async () => void (await events.replay(Number.MAX_SAFE_INTEGER, 1)) },
       { name: 'registry', kind: registry.kind, check: async () => void (await registry.listWorkers()) },
       ...(this.deps.probes ?? []),

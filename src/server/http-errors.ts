@@ -4,7 +4,7 @@
  */
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { AetheriumError, type ErrorCode } from '../domain/index.ts';
+import { AetheriumError, type ErrorCode, isTransientEngineError } from '../domain/index.ts';
 
 const CODE_BY_STATUS: Record<number, ErrorCode> = {
   400: 'bad_request',
@@ -17,6 +17,13 @@ const CODE_BY_STATUS: Record<number, ErrorCode> = {
 
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
+    if (isTransientEngineError(err)) {
+      request.log.warn({ err: err.message }, 'engine unavailable');
+      return reply
+        .status(503)
+        .header('retry-after', '2')
+        .send({ error: { code: 'unavailable', message: 'a backing engine (database or queue) is unavailable right now; retry shortly' } });
+    }
     if (err instanceof AetheriumError) {
       if (err.status >= 500) request.log.error({ err }, 'request failed');
       return reply.status(err.status).send(err.toJSON());

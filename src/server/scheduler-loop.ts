@@ -33,6 +33,13 @@ export function requestOf(task: Task): PlacementRequest {
   };
 }
 
+/** The workers a task was taken away from (dead, draining), kept across placements: it explains delays. */
+function trailOf(task: Task): { moved_from?: string[] } {
+  const previous = task.placement as { moved_from?: string[]; previous_worker_id?: string } | null;
+  const movedFrom = [...(previous?.moved_from ?? []), ...(previous?.previous_worker_id ? [previous.previous_worker_id] : [])];
+  return movedFrom.length ? { moved_from: movedFrom } : {};
+}
+
 export class SchedulerLoop {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
@@ -113,12 +120,13 @@ export class SchedulerLoop {
         const { placement, explanation } = place(workers, request, { now: new Date(), strategy: this.options.strategy, maxCreatesInFlight: this.options.maxCreatesInFlight });
         if (!placement) {
           if (task.placement?.reason !== explanation.reason) {
-            await this.store.updateTask(task.id, { placement: { ...explanation } }, ['pending']);
+            await this.store.updateTask(task.id, { placement: { ...explanation, ...trailOf(task) } }, ['pending']);
             this.log.info({ task_id: task.id, vm: vm.name, reason: explanation.reason }, 'task stays pending');
           }
           break;
         }
-        const outcome = await this.store.placeTask(task.id, vm.id, placement.worker_id, placement.driver, request, { ...explanation, placed_at: new Date().toISOString() });
+        const record = { ...explanation, placed_at: new Date().toISOString(), ...trailOf(task) };
+        const outcome = await this.store.placeTask(task.id, vm.id, placement.worker_id, placement.driver, request, record);
         if (outcome === 'placed') {
           const worker = workers.find((w) => w.id === placement.worker_id)!;
           Object.assign(worker, {
@@ -128,7 +136,8 @@ export class SchedulerLoop {
             vm_count: worker.vm_count + 1,
             creates_in_flight: (worker.creates_in_flight ?? 0) + 1,
           });
-          await this.queue.enqueue(placement.worker_id, { id: task.id, type: task.type });
+          // Placed is placed: should the queue be down, the redelivery pass sends it later.
+          await this.queue.enqueue(placement.worker_id, { id: task.id, type: task.type }).catch((err) => this.log.warn({ task_id: task.id, err: errorMessage(err) }, 'enqueue failed; will redeliver'));
           await this.events.publish({ type: 'task.scheduled', data: { task_id: task.id, type: task.type, vm_id: vm.id, worker_id: placement.worker_id, driver: placement.driver, score: placement.score } });
           break;
         }
@@ -143,7 +152,8 @@ export class SchedulerLoop {
     const stale = await this.store.listStaleScheduledTasks(new Date(Date.now() - this.options.redeliverAfterMs), this.options.batchSize);
     for (const task of stale) {
       if (!task.worker_id) continue;
-      await this.queue.enqueue(task.worker_id, { id: task.id, type: task.type });
+      const sent = await this.queue.enqueue(task.worker_id, { id: task.id, type: task.type, attempt: task.retry_count }).then(() => true, () => false);
+      if (!sent) return;
       // Touch the row so the next pass does not send it again at once.
       await this.store.updateTask(task.id, {}, ['scheduled']);
     }

@@ -113,11 +113,12 @@ export class WorkerAgent {
       void this.runner.run({ id: task.id, type: task.type }, new AbortController().signal, true);
     }
     for (const task of await store.listTasks({ worker_id: this.id, status: 'scheduled' })) {
-      await queue.enqueue(this.id, { id: task.id, type: task.type });
+      await queue.enqueue(this.id, { id: task.id, type: task.type, attempt: task.retry_count });
     }
 
     this.consumer = queue.consume(this.id, (task, signal) => this.runner.run(task, signal), { concurrency: this.options.concurrency });
     this.timers.push(setInterval(() => void this.heartbeat(), this.options.heartbeatIntervalMs));
+    this.timers.push(setInterval(() => void this.audit(), Math.max(5000, this.options.heartbeatIntervalMs)));
     this.timers.push(setInterval(() => void this.recordMetrics(), this.options.metricsIntervalMs));
     for (const timer of this.timers) timer.unref();
     this.state = 'running';
@@ -126,17 +127,43 @@ export class WorkerAgent {
 
   async heartbeat(): Promise<void> {
     try {
+      const before = await this.deps.store.getWorker(this.id);
       const worker = await this.deps.store.touchWorker(this.id, new Date());
       if (this.deps.registry.kind !== 'builtin') await this.deps.registry.heartbeat(this.id);
       if (!worker) {
         // The row is gone (an operator removed it): register again rather than beat into the void.
         await this.deps.store.upsertWorker(this.registration(), new Date());
       }
+      if (before?.status === 'offline') {
+        // We were declared dead (partition, long pause): the control plane may have moved our
+        // work away, so the host is compared with the records again.
+        this.ctx.log.warn('back after being marked offline: reconciling');
+        await this.deps.events.publish({ type: 'worker.joined', data: { worker_id: this.id, rejoined: true } });
+        const report = await reconcile(this.ctx);
+        this.ctx.log.info(report, 'reconciled VMs after coming back');
+      }
       if (this.heartbeatFailures > 0) this.ctx.log.info({ after_failures: this.heartbeatFailures }, 'heartbeat restored');
       this.heartbeatFailures = 0;
     } catch (err) {
       this.heartbeatFailures++;
       this.ctx.log.warn({ err: errorMessage(err), failures: this.heartbeatFailures }, 'heartbeat failed');
+    }
+  }
+
+  /**
+   * Tasks the store says this worker is running but no one here works on (their outcome could not
+   * be written, or their message vanished with a restarted engine) are taken up again.
+   */
+  async audit(): Promise<void> {
+    try {
+      const stale = Date.now() - 2 * this.options.heartbeatIntervalMs;
+      for (const task of await this.deps.store.listTasks({ worker_id: this.id, status: 'running' })) {
+        if (this.runner.has(task.id) || task.updated_at.getTime() > stale) continue;
+        this.ctx.log.warn({ task_id: task.id, type: task.type }, 'resuming a running task nobody here was working on');
+        void this.runner.run({ id: task.id, type: task.type }, new AbortController().signal, true);
+      }
+    } catch (err) {
+      this.ctx.log.warn({ err: errorMessage(err) }, 'task audit failed');
     }
   }
 

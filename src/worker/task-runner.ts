@@ -5,7 +5,7 @@
  *   scheduled ──CAS──► running ──CAS──► completed | failed
  *                         └──CAS──► scheduled (retry, retry_count + 1, re-enqueued after backoff)
  */
-import { AetheriumError, errorMessage, isFinal, PermanentTaskError, type Task, type TaskType } from '../domain/index.ts';
+import { AetheriumError, errorMessage, isFinal, isTransientEngineError, PermanentTaskError, retryTransient, type Task, type TaskType } from '../domain/index.ts';
 import type { QueuedTask, TaskQueue } from '../ports/task-queue.ts';
 import type { WorkerContext } from './context.ts';
 import { createVm, createVmFailed } from './handlers/create-vm.ts';
@@ -43,6 +43,11 @@ export class TaskRunner {
     return this.processed;
   }
 
+  /** Whether this process is working on the task right now. */
+  has(taskId: string): boolean {
+    return this.inHand.has(taskId);
+  }
+
   /** The queue's processor. `resume` is set for tasks this worker had running when it died. */
   async run(queued: QueuedTask, signal: AbortSignal, resume = false): Promise<void> {
     if (this.inHand.has(queued.id)) return;
@@ -69,18 +74,19 @@ export class TaskRunner {
 
     try {
       const result = await HANDLERS[task.type](this.ctx, task, signal);
-      const done = await store.updateTask(task.id, { status: 'completed', result, error: null, completed_at: new Date() }, ['running']);
+      // The work is done: recording it must outlast a database restart, or the task would be stuck.
+      const done = await retryTransient(() => store.updateTask(task.id, { status: 'completed', result, error: null, completed_at: new Date() }, ['running']));
       this.processed++;
       if (done) await events.publish({ type: 'task.completed', data: { ...summary(done), result: trimmed(result) } });
     } catch (err) {
       const message = errorMessage(err);
-      const permanent = err instanceof PermanentTaskError || err instanceof AetheriumError || task.type === 'vm:execute';
+      const permanent = err instanceof PermanentTaskError || (err instanceof AetheriumError && !isTransientEngineError(err)) || task.type === 'vm:execute';
       if (!permanent && task.retry_count < task.max_retries) {
         const delay = retryDelayMs(task.retry_count);
         log.warn({ task_id: task.id, type: task.type, attempt: task.retry_count + 1, delay_ms: delay, err: message }, 'task failed; retrying');
-        const again = await store.updateTask(task.id, { status: 'scheduled', retry_count: task.retry_count + 1, error: message }, ['running']);
-        // If the process dies before the timer fires, the control plane redelivers stale scheduled tasks.
-        if (again) setTimeout(() => void this.queue.enqueue(workerId, queued).catch(() => undefined), delay).unref();
+        const again = await retryTransient(() => store.updateTask(task.id, { status: 'scheduled', retry_count: task.retry_count + 1, error: message }, ['running']));
+        // A delayed message; should it be lost, the control plane redelivers stale scheduled tasks.
+        if (again) await this.queue.enqueue(workerId, { id: task.id, type: task.type, attempt: again.retry_count }, { delayMs: delay });
         return;
       }
       this.processed++;
@@ -91,8 +97,8 @@ export class TaskRunner {
   private async fail(task: Task, message: string): Promise<void> {
     const { store, events, log } = this.ctx;
     log.warn({ task_id: task.id, type: task.type, err: message }, 'task failed');
-    if (task.type === 'vm:create') await createVmFailed(this.ctx, task, message);
-    const failed = await store.updateTask(task.id, { status: 'failed', error: message, completed_at: new Date() }, ['running', 'scheduled']);
+    if (task.type === 'vm:create') await retryTransient(() => createVmFailed(this.ctx, task, message));
+    const failed = await retryTransient(() => store.updateTask(task.id, { status: 'failed', error: message, completed_at: new Date() }, ['running', 'scheduled']));
     if (failed) await events.publish({ type: 'task.failed', data: { ...summary(failed), error: message } });
   }
 }

@@ -9,7 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { chmod, chown, mkdtemp, rm } from 'node:fs/promises';
+import { appendFile, chmod, chown, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -20,6 +20,8 @@ export interface PostgresServer {
   url: string;
   port: number;
   stop(): Promise<void>;
+  /** Stops the server (fast shutdown) and starts it again on the same port and data. */
+  restart(downMs?: number): Promise<void>;
 }
 
 interface RunAs {
@@ -165,6 +167,8 @@ async function waitUntilReady(url: string, child: ChildProcess, log: () => strin
 export interface StartOptions {
   /** How long to wait for the server to accept connections (default 30 s). */
   readyTimeoutMs?: number;
+  /** Addresses to listen on besides 127.0.0.1 (e.g. a bridge for test network namespaces); trusted. */
+  extraListen?: string[];
 }
 
 /** initdb + start a private server; resolves once it accepts connections. */
@@ -181,8 +185,13 @@ export async function startPostgres(options: StartOptions = {}): Promise<Postgre
     }
     await run(join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync'], runAs, base);
 
-    for (let attempt = 1; ; attempt++) {
-      const port = await freePort();
+    if (options.extraListen?.length) {
+      // Test hosts in their own network namespaces connect over the bridge: trust them like loopback.
+      await appendFile(join(dataDir, 'pg_hba.conf'), options.extraListen.map((a) => `host all all ${a}/24 trust\n`).join(''));
+    }
+    const listen = ['127.0.0.1', ...(options.extraListen ?? [])].join(',');
+
+    const launch = (port: number) => {
       let log = '';
       const child = spawn(
         join(bin, 'postgres'),
@@ -190,11 +199,11 @@ export async function startPostgres(options: StartOptions = {}): Promise<Postgre
           '-D', dataDir,
           '-p', String(port),
           '-k', base,
-          '-c', 'listen_addresses=127.0.0.1',
+          '-c', `listen_addresses=${listen}`,
           '-c', 'fsync=off',
           '-c', 'synchronous_commit=off',
           '-c', 'full_page_writes=off',
-          '-c', 'max_connections=200',
+          '-c', 'max_connections=300',
           '-c', 'log_min_messages=warning',
         ],
         { cwd: base, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'], ...runAs },
@@ -204,15 +213,27 @@ export async function startPostgres(options: StartOptions = {}): Promise<Postgre
       running.add(child);
       installExitHook();
       child.once('exit', () => running.delete(child));
-
-      const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
-      try {
-        await waitUntilReady(url, child, () => log, options.readyTimeoutMs ?? 30_000);
-      } catch (err) {
+      return { child, log: () => log };
+    };
+    const halt = async (child: ChildProcess) => {
+      child.kill('SIGINT'); // fast shutdown: disconnect clients, no checkpoint wait worth mentioning
+      if (!(await waitForExit(child, 10_000))) {
         child.kill('SIGKILL');
         await waitForExit(child, 5000);
+      }
+    };
+
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      let current = launch(port);
+      const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+      try {
+        await waitUntilReady(url, current.child, current.log, options.readyTimeoutMs ?? 30_000);
+      } catch (err) {
+        current.child.kill('SIGKILL');
+        await waitForExit(current.child, 5000);
         // Another process may have taken the port between freePort() and bind: try another one.
-        if (attempt < 3 && /could not bind|address already in use/i.test(log)) continue;
+        if (attempt < 3 && /could not bind|address already in use/i.test(current.log())) continue;
         throw err;
       }
 
@@ -223,12 +244,14 @@ export async function startPostgres(options: StartOptions = {}): Promise<Postgre
         async stop() {
           if (stopped) return;
           stopped = true;
-          child.kill('SIGINT'); // fast shutdown: disconnect clients, no checkpoint wait worth mentioning
-          if (!(await waitForExit(child, 10_000))) {
-            child.kill('SIGKILL');
-            await waitForExit(child, 5000);
-          }
+          await halt(current.child);
           await rm(base, { recursive: true, force: true });
+        },
+        async restart(downMs = 0) {
+          await halt(current.child);
+          if (downMs > 0) await new Promise((resolve) => setTimeout(resolve, downMs));
+          current = launch(port);
+          await waitUntilReady(url, current.child, current.log, options.readyTimeoutMs ?? 30_000);
         },
       };
     }

@@ -85,25 +85,26 @@ export function registerRunCommands(program: Command): void {
     .description('control plane only (run any number behind a load balancer); needs shared engines')
     .action(async (flags: RunFlags) => {
       const config = configFor(flags);
-      requireSharedEngines(config, 'server');
+      const log = loggerFor(config);
+      const { startServer } = await import('../../runtime/cluster.ts');
+      const server = await startServer(config, log).catch(sharedEnginesError);
+      onShutdown(log, () => server.stop());
+      log.info({ address: server.address, store: config.store.kind, queue: config.queue.kind, discovery: config.discovery.provider }, 'Aetherium server is up');
     });
 
   addRunFlags(program.command('worker'))
     .description('worker agent for this host; needs the engines the servers use')
     .action(async (flags: RunFlags) => {
       const config = configFor(flags);
-      requireSharedEngines(config, 'worker');
+      const log = loggerFor(config);
+      const { startWorker } = await import('../../runtime/cluster.ts');
+      const worker = await startWorker(config, log).catch(sharedEnginesError);
+      onShutdown(log, () => worker.stop());
+      log.info({ worker: worker.agent.id, zone: config.worker.zone, drivers: worker.agent.registration().capabilities }, 'Aetherium worker is up');
     });
 }
 
-/** Separate processes can only cooperate through engines they share. */
-function requireSharedEngines(config: Config, role: string): void {
-  const local: string[] = [];
-  if (config.store.kind === 'pglite') local.push('store.kind is pglite (use postgres)');
-  if (config.queue.kind === 'memory') local.push('queue.kind is memory (use redis)');
-  if (config.events.kind === 'memory') local.push('events.kind is memory (use redis)');
-  if (local.length > 0) {
-    throw new CliError(`aetherium ${role} runs as one of several processes and needs engines they share, but ${local.join(', ')}. On a single machine, \`aetherium dev\` runs everything in one process.`, 'config', 2);
-  }
-  throw new CliError(`aetherium ${role} with Redis-backed queue and events is not available in this build yet`, 'unavailable', 2);
+function sharedEnginesError(err: unknown): never {
+  if ((err as Error).name === 'SharedEnginesRequired' || (err as Error).constructor?.name === 'SharedEnginesRequired') throw new CliError((err as Error).message, 'config', 2);
+  throw err;
 }

@@ -165,7 +165,8 @@ export class VmService {
   private async dispatch(vm: Vm, type: TaskType, payload: Record<string, unknown>): Promise<Task> {
     const task = newTask(type, { vm_id: vm.id, worker_id: vm.worker_id, status: 'scheduled', payload });
     await this.store.insertTask(task);
-    await this.queue.enqueue(vm.worker_id!, { id: task.id, type });
+    // The row is the truth: if the queue is down, the scheduler loop redelivers the task later.
+    await this.queue.enqueue(vm.worker_id!, { id: task.id, type }).catch(() => undefined);
     await this.events.publish({ type: 'task.scheduled', data: { task_id: task.id, type, vm_id: vm.id, worker_id: vm.worker_id } });
     return task;
   }

@@ -3,7 +3,7 @@
  * result, not a failure. There is no fixed cap on run time: only the timeout the caller gives.
  */
 import type { ExecPayload, Task } from '../../domain/index.ts';
-import { newId, PermanentTaskError } from '../../domain/index.ts';
+import { newId, PermanentTaskError, retryTransient } from '../../domain/index.ts';
 import { type WorkerContext, driverFor, loadVm } from '../context.ts';
 
 export async function executeInVm(ctx: WorkerContext, task: Task, signal: AbortSignal): Promise<Record<string, unknown>> {
@@ -32,6 +32,7 @@ export async function executeInVm(ctx: WorkerContext, task: Task, signal: AbortS
     completed_at: completedAt,
     duration_ms: completedAt.getTime() - startedAt.getTime(),
   };
-  await ctx.store.insertExecution(execution);
+  // The command ran: its record must survive a database restart rather than turn into a failure.
+  await retryTransient(() => ctx.store.insertExecution(execution));
   return { execution_id: execution.id, exit_code: result.exit_code, stdout: result.stdout, stderr: result.stderr, timed_out: result.timed_out ?? false, duration_ms: execution.duration_ms };
 }

@@ -1,0 +1,181 @@
+/**
+ * Cluster mode on real engines, as separate processes on separate network hosts: Postgres, Redis
+ * and etcd; two `aetherium server` replicas; three `aetherium worker`s in two zones, each in its
+ * own network namespace. The sandbox driver runs real VMs.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCluster, type Cluster } from './harness/cluster.ts';
+
+let cluster: Cluster;
+let db: pg.Pool;
+let turn = 0;
+
+/** Alternates between the replicas, as a load balancer would. */
+function replica(): string {
+  return cluster.servers[turn++ % cluster.servers.length]!.url;
+}
+
+async function api<T = any>(method: string, path: string, body?: unknown, base = replica()): Promise<{ status: number; body: T }> {
+  const response = await fetch(`${base}/api/v1${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : null };
+}
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<number> {
+  const started = Date.now();
+  while (Date.now() - started < timeoutMs) {
+    if (await check().catch(() => false)) return Date.now() - started;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+const WORKERS = [
+  { id: 'w1', zone: 'zone-a' },
+  { id: 'w2', zone: 'zone-a' },
+  { id: 'w3', zone: 'zone-b' },
+];
+
+beforeAll(async () => {
+  cluster = await startCluster({ servers: 2, workers: WORKERS });
+  db = new pg.Pool({ connectionString: cluster.databaseUrl, max: 2 });
+  db.on('error', () => undefined);
+}, 180_000);
+
+afterAll(async () => {
+  await db?.end();
+  await cluster?.stop();
+}, 120_000);
+
+describe('cluster mode', () => {
+  it('runs 30 VMs created through alternating replicas, execs on each, frees all capacity on delete', async () => {
+    const names = Array.from({ length: 30 }, (_, i) => `vm-${i + 1}`);
+    for (let i = 0; i < names.length; i += 6) {
+      const batch = await Promise.all(names.slice(i, i + 6).map((name) => api('POST', '/vms?wait=true&timeout=60', { name, driver: 'sandbox', strategy: 'spread' })));
+      for (const res of batch) expect(res.body.vm?.status, JSON.stringify(res.body)).toBe('running');
+    }
+
+    const distribution = await api('GET', '/cluster/distribution');
+    expect(distribution.body.total_vms).toBe(30);
+    const placed = distribution.body.distribution.flatMap((d: { vms: { name: string }[] }) => d.vms.map((v) => v.name)).sort();
+    expect(placed).toEqual([...names].sort());
+    // Spread used both zones and all three hosts.
+    const perWorker = Object.fromEntries(distribution.body.distribution.map((d: { worker_id: string; vm_count: number }) => [d.worker_id, d.vm_count]));
+    for (const { id } of WORKERS) expect(perWorker[id]).toBeGreaterThan(0);
+
+    // The other replica sees the same VMs.
+    const other = await api('GET', '/vms?limit=1000', undefined, cluster.servers[1]!.url);
+    expect(other.body.vms.filter((v: { status: string }) => v.status === 'running')).toHaveLength(30);
+
+    for (let i = 0; i < names.length; i += 10) {
+      const results = await Promise.all(names.slice(i, i + 10).map((name) => api('POST', `/vms/${name}/exec`, { command: 'sh', args: ['-c', `echo $(hostname)`] })));
+      results.forEach((res, j) => expect(res.body).toMatchObject({ exit_code: 0, stdout: `${names[i + j]}\n` }));
+    }
+
+    for (let i = 0; i < names.length; i += 10) {
+      const results = await Promise.all(names.slice(i, i + 10).map((name) => api('DELETE', `/vms/${name}?wait=true&timeout=60`)));
+      for (const res of results) expect(res.body.status).toBe('completed');
+    }
+    const workers = await api('GET', '/workers');
+    for (const w of workers.body.workers) expect(w).toMatchObject({ vm_count: 0, used_cpu_cores: 0, used_memory_mb: 0, used_disk_gb: 0 });
+  }, 240_000);
+
+  it('a worker killed with SIGKILL goes offline within its TTL; its queued creates finish elsewhere, none lost or run twice', async () => {
+    const dead = cluster.workers.get('w3')!;
+    // Only w3 may take placements, so the creates below are queued on it while it is already dead.
+    for (const id of ['w1', 'w2']) expect((await api('POST', `/workers/${id}/drain`, {})).status).toBe(200);
+    await dead.kill('SIGKILL');
+    const killedAt = Date.now();
+    const created = await Promise.all(Array.from({ length: 6 }, (_, i) => api('POST', '/vms', { name: `orphan-${i}`, driver: 'sandbox' })));
+    const taskIds = created.map((res) => res.body.task_id as string);
+    await until('the creates to be queued on w3', async () => {
+      const { rows } = await db.query(`SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1) AND worker_id = 'w3' AND status = 'scheduled'`, [taskIds]);
+      return rows[0].n === 6;
+    }, 10_000);
+    for (const id of ['w1', 'w2']) expect((await api('POST', `/workers/${id}/activate`)).status).toBe(200);
+
+    const offlineAfter = await until('w3 to be offline', async () => (await api('GET', '/workers/w3')).body.status === 'offline', 20_000);
+    const ttlMs = 4000;
+    console.log(`w3 offline ${Date.now() - killedAt} ms after SIGKILL (TTL ${ttlMs} ms)`);
+    expect(Date.now() - killedAt).toBeLessThan(ttlMs + 3000);
+    expect(offlineAfter).toBeGreaterThanOrEqual(0);
+
+    await until('the moved creates to complete', async () => {
+      const { rows } = await db.query(`SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1) AND status = 'completed'`, [taskIds]);
+      return rows[0].n === 6;
+    }, 60_000);
+    const { rows: tasks } = await db.query(`SELECT id, status, worker_id, vm_id, placement FROM tasks WHERE id = ANY($1)`, [taskIds]);
+    for (const task of tasks) {
+      expect(task.status).toBe('completed');
+      expect(['w1', 'w2']).toContain(task.worker_id);
+      // It really was queued on the dead worker first, then moved.
+      expect(task.placement.moved_from).toContain('w3');
+      // Run once: the VM exists on its worker's host and on no other.
+      expect(existsSync(join(cluster.workers.get(task.worker_id)!.stateDir, 'sandbox', task.vm_id))).toBe(true);
+      for (const other of ['w1', 'w2', 'w3'].filter((w) => w !== task.worker_id)) {
+        expect(existsSync(join(cluster.workers.get(other)!.stateDir, 'sandbox', task.vm_id))).toBe(false);
+      }
+    }
+    const { rows: events } = await db.query(`SELECT count(*)::int AS n FROM vms WHERE name LIKE 'orphan-%' AND deleted_at IS NULL AND status = 'running'`);
+    expect(events[0].n).toBe(6);
+
+    // w3 comes back: it registers again and takes work.
+    dead.start();
+    await cluster.waitForWorkers(['w3']);
+    const back = await api('POST', '/vms?wait=true&timeout=60', { name: 'after-return', worker_labels: {}, zone: 'zone-b', driver: 'sandbox' });
+    expect(back.body.vm).toMatchObject({ status: 'running', worker_id: 'w3' });
+    for (const name of ['after-return', ...Array.from({ length: 6 }, (_, i) => `orphan-${i}`)]) {
+      expect((await api('DELETE', `/vms/${name}?wait=true&timeout=60`)).body.status).toBe('completed');
+    }
+  }, 180_000);
+
+  it('recovers by itself when Redis and then Postgres restart during a stream of creates', async () => {
+    const accepted: string[] = [];
+    const refused: number[] = [];
+    const stream = (async () => {
+      for (let i = 0; i < 40; i++) {
+        try {
+          const res = await api('POST', '/vms', { name: `storm-${i}`, driver: 'sandbox' });
+          if (res.status === 202) accepted.push(res.body.task_id);
+          else refused.push(res.status);
+        } catch {
+          refused.push(0);
+        }
+        await new Promise((r) => setTimeout(r, 150));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 1200));
+    await cluster.redis.restart();
+    await new Promise((r) => setTimeout(r, 1500));
+    await cluster.postgres.restart(500);
+    await stream;
+    console.log(`storm: ${accepted.length} creates accepted, ${refused.length} refused (${[...new Set(refused)].join(',')})`);
+    expect(accepted.length).toBeGreaterThan(20);
+    // A refusal is a clear 503, never a 500.
+    for (const status of refused) expect([0, 503]).toContain(status);
+
+    await until('every accepted create to end', async () => {
+      const { rows } = await db.query(`SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1) AND status IN ('completed', 'failed', 'cancelled')`, [accepted]);
+      return rows[0].n === accepted.length;
+    }, 120_000);
+    const { rows } = await db.query(`SELECT status, error FROM tasks WHERE id = ANY($1)`, [accepted]);
+    for (const row of rows) {
+      if (row.status !== 'completed') expect(row.error, 'a failed task carries its reason').toBeTruthy();
+    }
+    console.log(`storm outcome: ${rows.filter((r) => r.status === 'completed').length} completed, ${rows.filter((r) => r.status !== 'completed').length} failed`);
+
+    const vms = await api('GET', '/vms?limit=1000');
+    await Promise.all(vms.body.vms.map((vm: { id: string }) => api('DELETE', `/vms/${vm.id}?wait=true&timeout=60`)));
+    await until('all capacity to be free', async () => {
+      const workers = await api('GET', '/workers');
+      return workers.body.workers.every((w: { vm_count: number; used_cpu_cores: number }) => w.vm_count === 0 && w.used_cpu_cores === 0);
+    }, 60_000);
+  }, 240_000);
+});

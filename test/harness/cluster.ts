@@ -1,0 +1,164 @@
+/**
+ * A real cluster for integration tests: Postgres, Redis and etcd on their own ports and data
+ * directories, `aetherium server` replicas in the root network namespace, and each
+ * `aetherium worker` in a network namespace of its own, reaching the engines across a bridge.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createDriver } from '../../src/adapters/vmm/create-driver.ts';
+import { startEtcd } from './etcd.ts';
+import { createTestNetwork, type TestNetwork } from './netns.ts';
+import { createDatabase, startPostgres, type PostgresServer } from './postgres.ts';
+import { CLI, exited, freePort, waitForHttp } from './processes.ts';
+import { startRedis } from './redis.ts';
+
+export interface WorkerSpec {
+  id: string;
+  zone: string;
+  labels?: Record<string, string>;
+}
+
+export interface ClusterOptions {
+  servers: number;
+  workers: WorkerSpec[];
+  heartbeat?: string;
+  ttl?: string;
+  env?: Record<string, string>;
+}
+
+export class ManagedProcess {
+  child: ChildProcess | null = null;
+  private log = '';
+
+  constructor(
+    readonly name: string,
+    private readonly launch: () => ChildProcess,
+  ) {}
+
+  start(): void {
+    this.child = this.launch();
+    this.child.stdout?.on('data', (d) => (this.log = (this.log + d).slice(-200_000)));
+    this.child.stderr?.on('data', (d) => (this.log = (this.log + d).slice(-200_000)));
+  }
+
+  output(): string {
+    return this.log;
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 30_000): Promise<number | null> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
+    child.kill(signal);
+    const code = await exited(child, timeoutMs);
+    return code;
+  }
+}
+
+export interface Cluster {
+  network: TestNetwork;
+  postgres: PostgresServer;
+  redis: Awaited<ReturnType<typeof startRedis>>;
+  etcd: Awaited<ReturnType<typeof startEtcd>>;
+  databaseUrl: string;
+  servers: (ManagedProcess & { url: string })[];
+  workers: Map<string, ManagedProcess & { stateDir: string; spec: WorkerSpec }>;
+  /** Waits until the given workers are active and healthy as seen by server 0. */
+  waitForWorkers(ids: string[], timeoutMs?: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startCluster(options: ClusterOptions): Promise<Cluster> {
+  const network = createTestNetwork(options.workers.length);
+  const gateway = network.gateway;
+  const stateRoot = mkdtempSync(join(tmpdir(), 'aetherium-cluster-'));
+  const postgres = await startPostgres({ extraListen: [gateway] });
+  const redis = await startRedis({ extraListen: [gateway] });
+  const etcd = await startEtcd({ extraListen: [gateway] });
+  const databaseUrl = (await createDatabase(postgres.url)).replace('127.0.0.1', gateway);
+
+  const common: Record<string, string> = {
+    AETHERIUM_STORE__KIND: 'postgres',
+    DATABASE_URL: databaseUrl,
+    AETHERIUM_QUEUE__KIND: 'redis',
+    AETHERIUM_EVENTS__KIND: 'redis',
+    REDIS_URL: `redis://${gateway}:${redis.port}`,
+    AETHERIUM_DISCOVERY__PROVIDER: 'etcd',
+    AETHERIUM_DISCOVERY__ETCD__ENDPOINTS: JSON.stringify([`http://${gateway}:${etcd.port}`]),
+    AETHERIUM_WORKER__HEARTBEAT_INTERVAL: options.heartbeat ?? '1s',
+    AETHERIUM_WORKER__TTL: options.ttl ?? '4s',
+    AETHERIUM_SCHEDULER__INTERVAL: '250ms',
+    AETHERIUM_SCHEDULER__REDELIVER_AFTER: '5s',
+    AETHERIUM_API_GATEWAY__RATE_LIMIT__ENABLED: 'false',
+    AETHERIUM_LOG__LEVEL: 'warn',
+    ...options.env,
+  };
+
+  const servers: Cluster['servers'] = [];
+  for (let i = 0; i < options.servers; i++) {
+    const port = await freePort();
+    const env = { ...process.env, ...common, AETHERIUM_API_GATEWAY__PORT: String(port), AETHERIUM_API_GATEWAY__HOST: '127.0.0.1' };
+    const server = Object.assign(new ManagedProcess(`server-${i + 1}`, () => spawn(process.execPath, [CLI, 'server'], { env, stdio: ['ignore', 'pipe', 'pipe'] })), { url: `http://127.0.0.1:${port}` });
+    server.start();
+    servers.push(server);
+  }
+
+  const workers: Cluster['workers'] = new Map();
+  options.workers.forEach((spec, index) => {
+    const host = network.hosts[index]!;
+    const stateDir = join(stateRoot, spec.id);
+    const env: Record<string, string> = {
+      ...(process.env as Record<string, string>),
+      ...common,
+      WORKER_ID: spec.id,
+      WORKER_ZONE: spec.zone,
+      AETHERIUM_WORKER__ADDRESS: host.address,
+      AETHERIUM_WORKER__DRIVERS__STATE_DIR: stateDir,
+      AETHERIUM_WORKER__RESOURCES__CPU_CORES: '16',
+      AETHERIUM_WORKER__RESOURCES__MEMORY_MB: '16384',
+      AETHERIUM_WORKER__RESOURCES__DISK_GB: '100',
+      AETHERIUM_WORKER__RESOURCES__MAX_VMS: '50',
+      ...Object.fromEntries(Object.entries(spec.labels ?? {}).map(([k, v]) => [`AETHERIUM_WORKER__LABELS__${k.toUpperCase()}`, v])),
+    };
+    const worker = Object.assign(new ManagedProcess(spec.id, () => host.spawn(process.execPath, [CLI, 'worker'], { env, stdio: ['ignore', 'pipe', 'pipe'] })), { stateDir, spec });
+    worker.start();
+    workers.set(spec.id, worker);
+  });
+
+  const cluster: Cluster = {
+    network,
+    postgres,
+    redis,
+    etcd,
+    databaseUrl,
+    servers,
+    workers,
+    async waitForWorkers(ids, timeoutMs = 60_000) {
+      await waitForHttp<{ workers: { id: string; status: string; is_healthy: boolean }[] }>(
+        `${servers[0]!.url}/api/v1/workers`,
+        (body) => ids.every((id) => body.workers.some((w) => w.id === id && w.status === 'active' && w.is_healthy)),
+        timeoutMs,
+        () => [...servers, ...workers.values()].map((p) => `--- ${p.name}\n${p.output().slice(-3000)}`).join('\n'),
+      );
+    },
+    async stop() {
+      await Promise.all([...workers.values()].map((w) => w.kill('SIGTERM').catch(() => w.kill('SIGKILL'))));
+      await Promise.all(servers.map((s) => s.kill('SIGTERM').catch(() => s.kill('SIGKILL'))));
+      // Sandboxes outlive their agent by design (so a restarted worker can reattach): remove them.
+      for (const worker of workers.values()) {
+        const driver = createDriver('sandbox', { stateDir: join(worker.stateDir, 'sandbox') });
+        for (const vm of await driver.list().catch(() => [])) await driver.delete(vm.id).catch(() => undefined);
+        await driver.close();
+      }
+      await Promise.allSettled([postgres.stop(), redis.stop(), etcd.stop()]);
+      network.destroy();
+      rmSync(stateRoot, { recursive: true, force: true });
+    },
+  };
+  for (const server of servers) {
+    await waitForHttp(`${server.url}/health`, () => true, 60_000, () => server.output());
+  }
+  await cluster.waitForWorkers(options.workers.map((w) => w.id));
+  return cluster;
+}

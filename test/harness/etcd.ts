@@ -1,0 +1,187 @@
+/**
+ * Starts a real, throwaway single-member etcd for tests: Debian's `etcd` (package `etcd-server`) on
+ * two free loopback ports (client + peer), with its own temp data directory, and resolves once
+ * `GET /health` answers `{"health":"true"}`.
+ *
+ * `restart()` kills the process (SIGKILL: a crash, not a clean shutdown) and starts it again on the
+ * SAME ports and data directory, so clients can reconnect and keys and leases survive (etcd renews
+ * every lease to its full TTL when a member becomes leader). `stop()` kills it and removes the folder.
+ * Servers still running when the test process exits are killed.
+ *
+ * Binary: `$ETCD_BIN`, else `etcd` on PATH (Debian installs /usr/bin/etcd).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { freePort } from './processes.ts';
+
+export interface EtcdServer {
+  /** Client URL, e.g. `http://127.0.0.1:23791`. */
+  endpoint: string;
+  /** Kills the server and removes its data directory. */
+  stop(): Promise<void>;
+  /** Kills the server and starts it again on the same ports and data directory; resolves when healthy. */
+  restart(): Promise<void>;
+  /** Kills the server without starting it again (for outage tests); `restart()` brings it back. */
+  kill(): Promise<void>;
+}
+
+export function findEtcd(): string {
+  const fromEnv = process.env.ETCD_BIN;
+  const candidates = fromEnv ? [fromEnv] : (process.env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, 'etcd'));
+  for (const path of candidates) {
+    try {
+      accessSync(path, constants.X_OK);
+      return path;
+    } catch {
+      // next
+    }
+  }
+  throw new Error(
+    fromEnv ? `ETCD_BIN=${fromEnv} is not executable` : 'etcd not found on PATH: install it (Debian: apt-get install etcd-server) or set ETCD_BIN',
+  );
+}
+
+const running = new Set<ChildProcess>();
+let exitHookInstalled = false;
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const child of running) child.kill('SIGKILL');
+  });
+}
+
+function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+async function waitUntilHealthy(endpoint: string, child: ChildProcess, log: () => string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`etcd exited (${child.exitCode ?? child.signalCode}) before it was healthy:\n${log()}`);
+    }
+    try {
+      const response = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(1000) });
+      const body = (await response.json()) as { health?: string };
+      last = JSON.stringify(body);
+      if (response.ok && body.health === 'true') return;
+    } catch (err) {
+      last = String(err);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`etcd at ${endpoint} not healthy within ${timeoutMs} ms (last: ${last}):\n${log()}`);
+}
+
+export interface StartEtcdOptions {
+  /** How long to wait for `/health` (default 30 s). */
+  readyTimeoutMs?: number;
+}
+
+export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdServer> {
+  const bin = findEtcd();
+  const readyTimeoutMs = options.readyTimeoutMs ?? 30_000;
+  const dir = await mkdtemp(join(tmpdir(), 'aetherium-etcd-'));
+  const dataDir = join(dir, 'data');
+
+  let clientPort = 0;
+  let peerPort = 0;
+  let child: ChildProcess | null = null;
+  let log = '';
+  let stopped = false;
+
+  const launch = async (): Promise<void> => {
+    const client = `http://127.0.0.1:${clientPort}`;
+    const peer = `http://127.0.0.1:${peerPort}`;
+    log = '';
+    const proc = spawn(
+      bin,
+      [
+        '--name', 'test',
+        '--data-dir', dataDir,
+        '--listen-client-urls', client,
+        '--advertise-client-urls', client,
+        '--listen-peer-urls', peer,
+        '--initial-advertise-peer-urls', peer,
+        '--initial-cluster', `test=${peer}`,
+        '--initial-cluster-state', 'new',
+        '--initial-cluster-token', `aetherium-test-${peerPort}`,
+        '--logger', 'zap',
+        '--log-outputs', 'stderr',
+        '--log-level', 'warn',
+      ],
+      { cwd: dir, env: { ...process.env, ETCD_UNSUPPORTED_ARCH: process.env.ETCD_UNSUPPORTED_ARCH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    proc.stdout?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-20_000)));
+    proc.stderr?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-20_000)));
+    running.add(proc);
+    installExitHook();
+    proc.once('exit', () => running.delete(proc));
+    child = proc;
+    try {
+      await waitUntilHealthy(client, proc, () => log, readyTimeoutMs);
+    } catch (err) {
+      proc.kill('SIGKILL');
+      await waitForExit(proc, 5000);
+      throw err;
+    }
+  };
+
+  const kill = async (): Promise<void> => {
+    const proc = child;
+    child = null;
+    if (!proc) return;
+    proc.kill('SIGKILL');
+    await waitForExit(proc, 10_000);
+  };
+
+  try {
+    for (let attempt = 1; ; attempt++) {
+      clientPort = await freePort();
+      peerPort = await freePort();
+      if (clientPort === peerPort) continue;
+      try {
+        await launch();
+        break;
+      } catch (err) {
+        // Another process may have taken a port between freePort() and bind: try other ones.
+        if (attempt < 3 && /address already in use|bind/i.test(String(err))) {
+          await rm(dataDir, { recursive: true, force: true });
+          continue;
+        }
+        throw err;
+      }
+    }
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+
+  return {
+    endpoint: `http://127.0.0.1:${clientPort}`,
+    kill,
+    async restart() {
+      if (stopped) throw new Error('etcd was stopped');
+      await kill();
+      await launch();
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await kill();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
