@@ -207,6 +207,24 @@ describe('RedisEventBus on Redis only', () => {
     expect(await a.replay(before[7]!.id)).toEqual({ gap: true, oldest: before[0]!.id });
   }, 30_000);
 
+  it('a counter that lost its key does not reuse the ids still in the stream', async () => {
+    const key = newKey();
+    const a = bus(redis().url, key);
+    const b = bus(redis().url, key); // saw nothing: its own floor cannot help
+    await Promise.all([a.ready(), b.ready()]);
+    const onA = record(a);
+    const before = [await a.publish({ type: 'vm.created', data: {} }), await a.publish({ type: 'vm.created', data: {} })];
+    const admin = new Redis(redis().url);
+    try {
+      await admin.del(`${key}:seq`);
+    } finally {
+      admin.disconnect();
+    }
+    const next = await b.publish({ type: 'vm.deleted', data: {} });
+    expect(next.id).toBe(before[1]!.id + 1);
+    await eventually(() => expect(onA).toEqual([...before, next]));
+  });
+
   it('while Redis is down publish fails instead of hanging, close() does not wait for Redis, and delivery resumes after', async () => {
     const key = newKey();
     const errors: unknown[] = [];

@@ -58,6 +58,8 @@ export class WorkerAgent {
   private readonly sampler: UsageSampler;
   private stopping: Promise<void> | null = null;
   private heartbeatFailures = 0;
+  /** The status last written to an external registry, so drains show there too. */
+  private registryStatus: string | null = null;
 
   constructor(
     private readonly options: WorkerAgentOptions,
@@ -133,6 +135,9 @@ export class WorkerAgent {
       if (!worker) {
         // The row is gone (an operator removed it): register again rather than beat into the void.
         await this.deps.store.upsertWorker(this.registration(), new Date());
+      } else if (this.deps.registry.kind !== 'builtin' && worker.status !== this.registryStatus) {
+        await this.deps.registry.updateStatus(this.id, worker.status);
+        this.registryStatus = worker.status;
       }
       if (before?.status === 'offline') {
         // We were declared dead (partition, long pause): the control plane may have moved our
@@ -171,6 +176,7 @@ export class WorkerAgent {
   async pushResources(): Promise<void> {
     try {
       await this.deps.store.updateWorkerResources(this.id, this.options.resources);
+      if (this.deps.registry.kind !== 'builtin') await this.deps.registry.updateResources(this.id, this.options.resources);
       const worker = await this.deps.store.getWorker(this.id);
       if (worker) {
         await this.deps.events.publish({

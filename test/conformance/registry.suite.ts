@@ -9,8 +9,8 @@
  * separate instance sharing only the backend, as in production. Every test uses its own worker ids,
  * so tests never see each other's workers through the assertions.
  *
- * Timing: workers are registered with a short `ttlSeconds` (2 s); the suite takes about
- * 6 × TTL in total. Backends differ in what an expired or deregistered worker looks like (etcd
+ * Timing: workers are registered with a short `ttlSeconds` (2 s); the suite waits about
+ * 8 × TTL in total (~16–20 s). Backends differ in what an expired or deregistered worker looks like (etcd
  * deletes the key; Consul keeps a critical service until its reaper runs; the built-in registry
  * keeps the row): the harness declares it, and the tests assert exactly that.
  */

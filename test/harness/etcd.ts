@@ -20,6 +20,8 @@ import { freePort } from './processes.ts';
 export interface EtcdServer {
   /** Client URL, e.g. `http://127.0.0.1:23791`. */
   endpoint: string;
+  /** The client port (on 127.0.0.1 and every `extraListen` address). */
+  port: number;
   /** Kills the server and removes its data directory. */
   stop(): Promise<void>;
   /** Kills the server and starts it again on the same ports and data directory; resolves when healthy. */
@@ -42,6 +44,13 @@ export function findEtcd(): string {
   throw new Error(
     fromEnv ? `ETCD_BIN=${fromEnv} is not executable` : 'etcd not found on PATH: install it (Debian: apt-get install etcd-server) or set ETCD_BIN',
   );
+}
+
+/** etcd 3.4 refuses to start on arm64 unless told it may (ETCD_UNSUPPORTED_ARCH). */
+function childEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  if (process.arch === 'arm64' && !env.ETCD_UNSUPPORTED_ARCH) env.ETCD_UNSUPPORTED_ARCH = 'arm64';
+  return env;
 }
 
 const running = new Set<ChildProcess>();
@@ -88,6 +97,8 @@ async function waitUntilHealthy(endpoint: string, child: ChildProcess, log: () =
 export interface StartEtcdOptions {
   /** How long to wait for `/health` (default 30 s). */
   readyTimeoutMs?: number;
+  /** Addresses to serve clients on besides 127.0.0.1 (e.g. a bridge for test network namespaces). */
+  extraListen?: string[];
 }
 
 export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdServer> {
@@ -104,6 +115,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
 
   const launch = async (): Promise<void> => {
     const client = `http://127.0.0.1:${clientPort}`;
+    const clients = [client, ...(options.extraListen ?? []).map((address) => `http://${address}:${clientPort}`)].join(',');
     const peer = `http://127.0.0.1:${peerPort}`;
     log = '';
     const proc = spawn(
@@ -111,8 +123,8 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
       [
         '--name', 'test',
         '--data-dir', dataDir,
-        '--listen-client-urls', client,
-        '--advertise-client-urls', client,
+        '--listen-client-urls', clients,
+        '--advertise-client-urls', clients,
         '--listen-peer-urls', peer,
         '--initial-advertise-peer-urls', peer,
         '--initial-cluster', `test=${peer}`,
@@ -122,7 +134,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
         '--log-outputs', 'stderr',
         '--log-level', 'warn',
       ],
-      { cwd: dir, env: { ...process.env, ETCD_UNSUPPORTED_ARCH: process.env.ETCD_UNSUPPORTED_ARCH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] },
+      { cwd: dir, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
     );
     proc.stdout?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-20_000)));
     proc.stderr?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-20_000)));
@@ -171,6 +183,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
 
   return {
     endpoint: `http://127.0.0.1:${clientPort}`,
+    port: clientPort,
     kill,
     async restart() {
       if (stopped) throw new Error('etcd was stopped');

@@ -25,8 +25,11 @@ export interface RedisServer {
   dir: string;
   /** Kills the server and removes its folder. Idempotent. */
   stop(): Promise<void>;
-  /** Stops the server (gracefully: the AOF is flushed) and starts it again on the same port and folder. */
-  restart(): Promise<void>;
+  /**
+   * Stops the server (gracefully: the AOF is flushed) and starts it again on the same port and
+   * folder, after `downMs` (default 0) of outage.
+   */
+  restart(downMs?: number): Promise<void>;
   /** Stops the server without removing its folder; `start()` brings it back (outage tests). */
   kill(): Promise<void>;
   start(): Promise<void>;
@@ -37,6 +40,8 @@ export interface StartRedisOptions {
   persistence?: 'aof' | 'none';
   /** How long to wait for PING to answer (default 10 s). */
   readyTimeoutMs?: number;
+  /** Addresses to listen on besides 127.0.0.1 (e.g. a bridge for test network namespaces). */
+  extraListen?: string[];
 }
 
 const running = new Set<ChildProcess>();
@@ -91,7 +96,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
 
   const args = (port: number) => [
     '--port', String(port),
-    '--bind', '127.0.0.1',
+    '--bind', '127.0.0.1', ...(options.extraListen ?? []),
     '--dir', dir,
     '--daemonize', 'no',
     '--save', '',
@@ -167,9 +172,10 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
         await rm(dir, { recursive: true, force: true });
       }
     },
-    async restart() {
+    async restart(downMs = 0) {
       if (removed) throw new Error('the Redis server was stopped for good');
       await halt();
+      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
       await launch(port);
     },
     async kill() {

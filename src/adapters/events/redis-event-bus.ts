@@ -21,20 +21,26 @@
  * oldest id still retained (null when none), and the client must resynchronise from the store.
  *
  * Redis restarts. Every connection reconnects forever (backoff capped at 2 s); the loop then reads on
- * after the last id it delivered. What happens to the data depends on Redis' persistence:
- * - With persistence (AOF, or RDB with a final save on shutdown) nothing is lost: ids continue.
- * - Without it, Redis comes back empty: the counter would restart at 1. The epoch key tells the
- *   loop that the data is gone; it then (1) raises the counter to the highest id this instance
- *   has published or delivered, so new ids stay above the ones clients already saw; (2) marks that
- *   id as lost, so a replay from any id below it reports a gap; (3) delivers everything the new
- *   stream holds. Each publisher also passes its own highest id, so the first publish after the
- *   restart cannot reuse an old id either. Events published through Redis before it lost them, and
- *   not yet read by a replica, are lost for that replica. In the short window before every replica
+ * after the last id it delivered (an XREAD that spanned a reconnection is thrown away and read
+ * again, so nothing is delivered twice). What happens to the data depends on Redis' persistence:
+ * - With persistence (the tests use `--appendonly yes`; RDB with a final save on shutdown works too)
+ *   nothing is lost: ids continue where they were.
+ * - Without it, Redis comes back empty and its counter would restart at 1 ("going backwards").
+ *   It does not: every publish passes the highest id its instance has published or delivered,
+ *   and the script never issues an id at or below it; on reconnection, each loop raises the
+ *   counter the same way. The epoch key (a random token, gone with the data) tells the loop that
+ *   the data was lost: it delivers everything the new stream holds, and raises the loss mark to
+ *   the highest id it knew, so a replay from below that id answers a gap (the client resyncs
+ *   from the store) instead of silently skipping the lost events. Events that were in Redis but
+ *   not yet read by a replica are lost for that replica. In the short window before every replica
  *   has reconnected, a replica that was behind may publish an id lower than one another replica
- *   already delivered: that replica still delivers it (never drops it), out of order.
- * - A crash that loses the last writes (e.g. `appendfsync everysec`) leaves the counter behind
- *   the ids already delivered: the loop notices (the stream ends below its last id), raises the
- *   counter and marks the loss the same way.
+ *   already delivered; that replica still delivers it (out of order) rather than drop it.
+ * - A crash that loses the last writes (e.g. `appendfsync everysec`) leaves the counter and the
+ *   stream behind ids already delivered, under the same epoch: the loop notices (the stream's
+ *   last id is below its own), and a publish notices (the counter is below its floor); both raise
+ *   the counter past what they saw and raise the loss mark the same way.
+ * - A counter key deleted on its own (the stream kept) is caught by XADD refusing a smaller id:
+ *   the script then continues after the stream's last id.
  * While the connection is down, publish and replay wait up to 2 s for it, then fail; the loop
  * waits as long as it takes.
  * A publish in flight when the connection drops is sent again on reconnection (ioredis), so it
@@ -44,7 +50,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
-import { EVENT_TYPES, type ClusterEvent, type EventType, type NewEvent } from '../../domain/index.ts';
+import type { ClusterEvent, EventType, NewEvent } from '../../domain/index.ts';
 import type { EventBus, EventListener, Replay } from '../../ports/event-bus.ts';
 
 export interface RedisEventBusOptions {
@@ -75,14 +81,23 @@ local function lastId(stream)
 end
 `;
 
+/** Raises the loss mark: replays from below it answer a gap. Lua helper. */
+const MARK_LOST_LUA = `
+local function markLost(key, id)
+  if id > tonumber(redis.call('GET', key) or '0') then redis.call('SET', key, id) end
+end
+`;
+
 /**
- * KEYS: stream, seq, epoch. ARGV: floor (highest id this instance knows), retention, payload, new epoch.
- * Returns the id.
+ * KEYS: stream, seq, epoch, lost. ARGV: floor (highest id this instance knows), retention, payload,
+ * new epoch. Returns the id.
  */
-const PUBLISH_LUA = `${LAST_ID_LUA}
+const PUBLISH_LUA = `${LAST_ID_LUA}${MARK_LOST_LUA}
 local floor = tonumber(ARGV[1])
 local n = redis.call('INCR', KEYS[2])
 if n <= floor then
+  -- The counter is behind what this instance saw: Redis lost data, up to floor at most.
+  markLost(KEYS[4], floor)
   n = floor + 1
   redis.call('SET', KEYS[2], n)
 end
@@ -101,7 +116,7 @@ return n
  * KEYS: stream, seq, epoch, lost. ARGV: floor, new epoch, known epoch ('' at start).
  * Returns { epoch, last id of the stream, 1 when the data was lost since the known epoch }.
  */
-const SYNC_LUA = `${LAST_ID_LUA}
+const SYNC_LUA = `${LAST_ID_LUA}${MARK_LOST_LUA}
 local floor = tonumber(ARGV[1])
 local epoch = redis.call('GET', KEYS[3])
 if not epoch then
@@ -112,8 +127,14 @@ local last = lastId(KEYS[1])
 local lost = 0
 if ARGV[3] ~= '' and (epoch ~= ARGV[3] or last < floor) then
   lost = 1
-  local mark = tonumber(redis.call('GET', KEYS[4]) or '0')
-  if mark < floor then redis.call('SET', KEYS[4], floor) end
+  local mark = floor
+  if epoch ~= ARGV[3] then
+    -- A new stream holds only events published since the loss, and what this instance saw may
+    -- include some of them: only ids below its first entry can have been lost.
+    local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+    if first then mark = math.min(mark, tonumber(string.match(first[1], '^(%d+)')) - 1) end
+  end
+  markLost(KEYS[4], mark)
 end
 local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
 local top = math.max(floor, last)
@@ -140,8 +161,6 @@ function deferred(): Deferred {
 
 type StreamEntry = [id: string, fields: string[]];
 type XReadReply = [stream: string, entries: StreamEntry[]][] | null;
-
-const KNOWN_TYPES: ReadonlySet<string> = new Set(EVENT_TYPES);
 
 function idOf(streamId: string): number {
   return Number(streamId.slice(0, streamId.indexOf('-')));
@@ -186,7 +205,7 @@ export class RedisEventBus implements EventBus {
     const common: RedisOptions = { retryStrategy: reconnectDelayMs, connectionName: `${this.stream}:bus` };
     this.client = new Redis(options.url, { ...common, maxRetriesPerRequest: 3 });
     this.client.on('error', this.onError);
-    this.client.defineCommand('aetheriumPublish', { numberOfKeys: 3, lua: PUBLISH_LUA });
+    this.client.defineCommand('aetheriumPublish', { numberOfKeys: 4, lua: PUBLISH_LUA });
     // The loop waits for Redis as long as it takes: its commands never give up.
     this.reader = new Redis(options.url, { ...common, maxRetriesPerRequest: null });
     this.reader.on('error', this.onError);
@@ -211,6 +230,7 @@ export class RedisEventBus implements EventBus {
       this.keys.stream,
       this.keys.seq,
       this.keys.epoch,
+      this.keys.lost,
       floor,
       this.retention,
       payload,
@@ -274,7 +294,8 @@ export class RedisEventBus implements EventBus {
       const index = fields.indexOf('e');
       if (index < 0) throw new Error('no "e" field');
       const body = JSON.parse(fields[index + 1] ?? '') as { type: string; timestamp: string; data: Record<string, unknown> };
-      if (!KNOWN_TYPES.has(body.type)) throw new Error(`unknown event type ${String(body.type)}`);
+      // A type this version does not know (a newer replica's) is still passed on.
+      if (typeof body.type !== 'string' || !body.type.includes('.')) throw new Error(`bad event type ${String(body.type)}`);
       return { id: idOf(streamId), type: body.type as EventType, timestamp: body.timestamp, data: body.data ?? {} };
     } catch (err) {
       this.onError(new Error(`unreadable event ${streamId} in ${this.stream}: ${String(err)}`));

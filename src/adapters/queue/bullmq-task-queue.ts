@@ -171,7 +171,9 @@ export class BullmqTaskQueue implements TaskQueue {
     const ids = (await queue.getRanges(WAITING_STATES, 0, -1)).filter((id) => id === exact || id.startsWith(exact + SEPARATOR));
     let removed = false;
     for (const id of ids) {
-      // 0 when the job is locked, i.e. a consumer took it in the meantime.
+      // 0 when the job is locked, i.e. a consumer took it in the meantime. (A job taken AND
+      // finished between the listing and this call also answers 1: a harmless race for callers,
+      // since the store, not the queue, says whether the task ran.)
       if ((await queue.remove(id)) === 1) removed = true;
     }
     return removed;
@@ -213,8 +215,9 @@ export class BullmqTaskQueue implements TaskQueue {
     const handle = async (job: Job<JobData>, token?: string): Promise<void> => {
       if (paused || closing) {
         // Fetched by a request that was already in flight when pause()/close() was called:
-        // hand it back untouched, at the head of the queue.
-        await job.moveToWait(token);
+        // hand it back untouched, at the head of the queue. Should that fail (Redis gone), the job
+        // stays active without a consumer and BullMQ's stalled check hands it out again later.
+        await job.moveToWait(token).catch(this.onError);
         throw new WaitingError();
       }
       const task = taskOf(job.data);
