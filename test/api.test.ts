@@ -41,7 +41,7 @@ describe('health and docs', () => {
   it('serves OpenAPI with the v1 routes', async () => {
     const res = await call('GET', '/api/docs/json');
     expect(res.status).toBe(200);
-    expect(Object.keys(res.body.paths)).toEqual(expect.arrayContaining(['/api/v1/vms', '/api/v1/vms/{id}/exec', '/api/v1/workers/{id}/drain', '/api/v1/cluster/stats', '/api/v1/tasks/{id}']));
+    expect(Object.keys(res.body.paths)).toEqual(expect.arrayContaining(['/api/v1/vms', '/api/v1/vms/{id}/exec', '/api/v1/workers/{id}/drain', '/api/v1/cluster/stats', '/api/v1/tasks/{id}', '/api/v1/schedule/plan']));
   });
 
   it('answers unknown routes with a JSON 404', async () => {
@@ -89,6 +89,31 @@ describe('workers and cluster', () => {
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ total_workers: 1, active_workers: 1, healthy_workers: 1, total_cpu_cores: 8, max_vms: 10, zones: { 'test-zone': 1 } });
     expect(res.body.available_vm_slots).toBe(10 - res.body.total_vms);
+  });
+});
+
+describe('scheduler dry run', () => {
+  it('says where a VM would go, without reserving anything', async () => {
+    const before = (await call('GET', '/api/v1/workers/test-worker')).body;
+    const res = await call('POST', '/api/v1/schedule/plan', { vcpus: 2, memory_mb: 512, zone: 'test-zone' });
+    expect(res.status).toBe(200);
+    expect(res.body.placement).toMatchObject({ worker_id: 'test-worker', driver: 'process' });
+    expect(res.body.explanation).toMatchObject({ feasible: 1, evaluated: 1, workers: 1 });
+    expect((await call('GET', '/api/v1/workers/test-worker')).body.used_cpu_cores).toBe(before.used_cpu_cores);
+  });
+
+  it('explains why nothing fits', async () => {
+    const res = await call('POST', '/api/v1/schedule/plan', { vcpus: 1, worker_labels: { gpu: { in: ['a100', 'h100'] } } });
+    expect(res.body.placement).toBeNull();
+    expect(res.body.explanation).toMatchObject({ rejected: { 'label mismatch': 1 }, reason: 'no feasible worker: 1 × label mismatch' });
+    const big = await call('POST', '/api/v1/schedule/plan', { vcpus: 64 });
+    expect(big.body.explanation.reason).toBe('insufficient capacity: 1 × insufficient cpu');
+  });
+
+  it('validates the request', async () => {
+    expectError(await call('POST', '/api/v1/schedule/plan', { vcpus: -1 }), 400, 'validation_failed');
+    expectError(await call('POST', '/api/v1/schedule/plan', { name: 'x' }), 400, 'validation_failed');
+    expectError(await call('POST', '/api/v1/schedule/plan', { strategy: 'random' }), 400, 'validation_failed');
   });
 });
 

@@ -85,11 +85,29 @@ describe('scheduler', () => {
     expect(place([w], { ...small, driver: 'firecracker' }, options).explanation.rejected).toEqual({ 'driver firecracker unavailable': 1 });
   });
 
-  it('is deterministic: ties go to the smaller id whatever the order', () => {
-    const a = place([worker('w2'), worker('w1'), worker('w3')], small, options);
-    const b = place([worker('w3'), worker('w1'), worker('w2')], small, options);
-    expect(a.placement?.worker_id).toBe('w1');
+  it('is deterministic: the same snapshot and request give the same answer, whatever the input order', () => {
+    const a = place([worker('w2'), worker('w1'), worker('w3')], { ...small, seed: 'task-1' }, options);
+    const b = place([worker('w3'), worker('w1'), worker('w2')], { ...small, seed: 'task-1' }, options);
     expect(b).toEqual(a);
+  });
+
+  it('breaks ties by the smaller id when it looks at every worker', () => {
+    const result = place([worker('w2'), worker('w1'), worker('w3')], small, { ...options, sampleSize: 10 });
+    expect(result.placement?.worker_id).toBe('w1');
+    expect(result.explanation).toMatchObject({ evaluated: 3, feasible: 3, sampled: false });
+  });
+
+  it('stops after sampling log2(N) feasible workers in a large cluster', () => {
+    const workers = Array.from({ length: 1024 }, (_, i) => worker(`w${String(i).padStart(4, '0')}`));
+    const result = place(workers, { ...small, seed: 'x' }, options);
+    expect(result.explanation).toMatchObject({ workers: 1024, evaluated: 10, feasible: 10, sampled: true });
+  });
+
+  it('scans only the index list of the asked zone', () => {
+    const workers = [...Array.from({ length: 50 }, (_, i) => worker(`a${i}`, { zone: 'a' })), worker('b0', { zone: 'b' })];
+    const result = place(workers, { ...small, zone: 'b' }, options);
+    expect(result.placement?.worker_id).toBe('b0');
+    expect(result.explanation.evaluated).toBe(1);
   });
 
   it('says so when there are no workers at all', () => {

@@ -50,6 +50,17 @@ export class PermanentTaskError extends Error {
   }
 }
 
+/**
+ * Thrown when a worker finds it cannot hold a VM after all (the host has less free memory than the
+ * scheduler's bookkeeping promised). The task goes back to the scheduler with this worker excluded.
+ */
+export class WorkerRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WorkerRefusedError';
+  }
+}
+
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

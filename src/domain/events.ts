@@ -12,6 +12,7 @@ export const EVENT_TYPES = [
   'vm.deleted',
   'task.created',
   'task.scheduled',
+  'task.requeued',
   'task.started',
   'task.completed',
   'task.failed',

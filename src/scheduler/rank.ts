@@ -11,10 +11,9 @@ function utilisationAfter(w: WorkerSnapshot, r: PlacementRequest): number {
   return (cpu + memory) / 2;
 }
 
-export function score(worker: WorkerSnapshot, request: PlacementRequest, strategy: Strategy, zoneLoad: Map<string, number>): number {
+export function score(worker: WorkerSnapshot, request: PlacementRequest, strategy: Strategy, zoneLoad: ReadonlyMap<string, number>, totalVms: number): number {
   const fill = utilisationAfter(worker, request);
   if (strategy === 'binpack') return fill;
-  const total = [...zoneLoad.values()].reduce((a, b) => a + b, 0) || 1;
-  const zoneShare = (zoneLoad.get(worker.zone) ?? 0) / total;
+  const zoneShare = totalVms > 0 ? (zoneLoad.get(worker.zone) ?? 0) / totalVms : 0;
   return (1 - fill) * 0.5 + (1 - zoneShare) * 0.5;
 }

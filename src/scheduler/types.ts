@@ -17,6 +17,8 @@ export interface PlacementRequest {
   strategy?: Strategy;
   /** Workers already tried and found wanting (they refused the create): never chosen again. */
   exclude?: string[];
+  /** Where the scan starts is derived from this (the task id): same seed, same answer. */
+  seed?: string;
 }
 
 /** The part of a worker the scheduler looks at, plus the creates already under way there. */
@@ -44,6 +46,8 @@ export interface SchedulerOptions {
   now: Date;
   strategy: Strategy;
   maxCreatesInFlight: number;
+  /** Feasible workers to find before choosing the best; default max(2, log2 N). */
+  sampleSize?: number;
 }
 
 export interface Placement {
@@ -53,8 +57,11 @@ export interface Placement {
 }
 
 export interface PlacementExplanation {
-  /** Workers looked at. */
+  /** Workers in the snapshot. */
+  workers: number;
+  /** Workers looked at (fewer than `workers` when the scan stopped early: `sampled`). */
   evaluated: number;
+  sampled: boolean;
   /** Workers that passed every check. */
   feasible: number;
   /** Per reason, how many workers it rejected. */

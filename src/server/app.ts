@@ -11,6 +11,7 @@ import type { Logger } from '../runtime/logger.ts';
 import type { ApiDeps } from './api-deps.ts';
 import { installErrorHandling } from './http-errors.ts';
 import { healthRoutes } from './routes/health.ts';
+import { scheduleRoutes } from './routes/schedule.ts';
 import { taskRoutes } from './routes/tasks.ts';
 import { vmRoutes } from './routes/vms.ts';
 import { workerRoutes } from './routes/workers.ts';
@@ -46,7 +47,7 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
   await app.register(swagger, {
     openapi: {
       info: { title: 'Aetherium API', description: 'Isolated micro-VMs across a fleet of hosts.', version: options.version ?? '0.0.0' },
-      tags: [{ name: 'vms' }, { name: 'tasks' }, { name: 'workers' }, { name: 'cluster' }, { name: 'health' }],
+      tags: [{ name: 'vms' }, { name: 'tasks' }, { name: 'workers' }, { name: 'cluster' }, { name: 'scheduler' }, { name: 'health' }],
     },
     transform: jsonSchemaTransform,
   });
@@ -61,6 +62,7 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
       await v1.register(vmRoutes(deps));
       await v1.register(taskRoutes(deps));
       await v1.register(workerRoutes(deps));
+      await v1.register(scheduleRoutes(deps));
     },
     { prefix: '/api/v1' },
   );

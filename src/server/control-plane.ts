@@ -18,6 +18,9 @@ import { SchedulerLoop } from './scheduler-loop.ts';
 import { VmService } from './services/vm-service.ts';
 import { WorkerService } from './services/worker-service.ts';
 
+/** Events after which a pending task may fit: capacity freed, a worker arrived, a task handed back. */
+const WAKING_EVENTS = new Set(['vm.deleted', 'worker.joined', 'worker.activated', 'task.failed', 'task.completed', 'task.requeued', 'task.created']);
+
 export interface ControlPlaneDeps {
   store: Store;
   queue: TaskQueue;
@@ -58,7 +61,7 @@ export class ControlPlane {
     this.workers = new WorkerService(deps.store, deps.events, wake);
     // Freed capacity or a new worker means pending tasks may fit now.
     deps.events.subscribe((event) => {
-      if (event.type === 'vm.deleted' || event.type === 'worker.joined' || event.type === 'worker.activated' || event.type === 'task.failed' || event.type === 'task.completed') wake();
+      if (WAKING_EVENTS.has(event.type)) wake();
     });
   }
 

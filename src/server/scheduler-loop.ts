@@ -9,7 +9,7 @@ import type { EventBus } from '../ports/event-bus.ts';
 import type { Store } from '../ports/store.ts';
 import type { TaskQueue } from '../ports/task-queue.ts';
 import type { Logger } from '../runtime/logger.ts';
-import { place, type PlacementRequest, type Strategy, type WorkerSnapshot } from '../scheduler/index.ts';
+import { ClusterSnapshot, place, type PlacementRequest, type Strategy, type WorkerSnapshot } from '../scheduler/index.ts';
 
 export interface SchedulerLoopOptions {
   intervalMs: number;
@@ -84,13 +84,23 @@ export class SchedulerLoop {
     await this.running;
   }
 
+  /** A dry run: what would happen to this request now. Reserves nothing. */
+  async plan(request: PlacementRequest) {
+    return place(new ClusterSnapshot(await this.snapshot()), request, this.placementOptions());
+  }
+
+  private placementOptions() {
+    return { now: new Date(), strategy: this.options.strategy, maxCreatesInFlight: this.options.maxCreatesInFlight };
+  }
+
   /** One pass: place what is pending, then redeliver what looks lost. Exposed for tests. */
   async pass(): Promise<void> {
     await this.placePending();
     await this.redeliver();
   }
 
-  private async snapshot(): Promise<WorkerSnapshot[]> {
+  /** The workers as the scheduler sees them now, with the creates in flight on each. */
+  async snapshot(): Promise<WorkerSnapshot[]> {
     const [workers, scheduled, running] = await Promise.all([
       this.store.listWorkers(),
       this.store.listTasks({ status: 'scheduled', type: 'vm:create' }),
@@ -106,7 +116,7 @@ export class SchedulerLoop {
   private async placePending(): Promise<void> {
     const pending = await this.store.listPendingTasks(this.options.batchSize);
     if (pending.length === 0) return;
-    let workers = await this.snapshot();
+    let cluster = new ClusterSnapshot(await this.snapshot());
     for (const task of pending) {
       if (this.stopped) return;
       if (task.type !== 'vm:create' || !task.vm_id) continue;
@@ -115,9 +125,9 @@ export class SchedulerLoop {
         await this.store.updateTask(task.id, { status: 'cancelled', error: 'the VM was deleted before it was placed', completed_at: new Date() }, ['pending']);
         continue;
       }
-      const request = requestOf(task);
+      const request = { ...requestOf(task), seed: task.id };
       for (let attempt = 0; attempt < 2; attempt++) {
-        const { placement, explanation } = place(workers, request, { now: new Date(), strategy: this.options.strategy, maxCreatesInFlight: this.options.maxCreatesInFlight });
+        const { placement, explanation } = place(cluster, request, this.placementOptions());
         if (!placement) {
           if (task.placement?.reason !== explanation.reason) {
             await this.store.updateTask(task.id, { placement: { ...explanation, ...trailOf(task) } }, ['pending']);
@@ -128,14 +138,7 @@ export class SchedulerLoop {
         const record = { ...explanation, placed_at: new Date().toISOString(), ...trailOf(task) };
         const outcome = await this.store.placeTask(task.id, vm.id, placement.worker_id, placement.driver, request, record);
         if (outcome === 'placed') {
-          const worker = workers.find((w) => w.id === placement.worker_id)!;
-          Object.assign(worker, {
-            used_cpu_cores: worker.used_cpu_cores + request.vcpus,
-            used_memory_mb: worker.used_memory_mb + request.memory_mb,
-            used_disk_gb: worker.used_disk_gb + request.disk_gb,
-            vm_count: worker.vm_count + 1,
-            creates_in_flight: (worker.creates_in_flight ?? 0) + 1,
-          });
+          cluster.reserve(placement.worker_id, request);
           // Placed is placed: should the queue be down, the redelivery pass sends it later.
           await this.queue.enqueue(placement.worker_id, { id: task.id, type: task.type }).catch((err) => this.log.warn({ task_id: task.id, err: errorMessage(err) }, 'enqueue failed; will redeliver'));
           await this.events.publish({ type: 'task.scheduled', data: { task_id: task.id, type: task.type, vm_id: vm.id, worker_id: placement.worker_id, driver: placement.driver, score: placement.score } });
@@ -143,7 +146,7 @@ export class SchedulerLoop {
         }
         if (outcome === 'task_not_pending') break;
         // Our snapshot was stale (another replica took the room): look again once.
-        workers = await this.snapshot();
+        cluster = new ClusterSnapshot(await this.snapshot());
       }
     }
   }

@@ -25,6 +25,9 @@ export const createVmBody = z
   })
   .strict();
 
+/** What a VM asks of its host: the placement part of a create request. */
+export const planBody = createVmBody.pick({ vcpus: true, memory_mb: true, disk_gb: true, driver: true, zone: true, worker_labels: true, strategy: true }).strict();
+
 export const waitQuery = z.object({
   wait: z.enum(['true', 'false', '1', '0']).optional().transform((v) => v === 'true' || v === '1'),
   timeout: z.coerce.number().min(0).max(3600).optional(),

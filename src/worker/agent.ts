@@ -8,7 +8,7 @@
  * in hand finish, stop the heartbeat, deregister.
  */
 import { hostname as osHostname, networkInterfaces } from 'node:os';
-import type { DriverName, WorkerRegistration, WorkerResources } from '../domain/index.ts';
+import type { DriverName, Vm, WorkerRegistration, WorkerResources } from '../domain/index.ts';
 import { errorMessage } from '../domain/index.ts';
 import type { EventBus } from '../ports/event-bus.ts';
 import type { ServiceRegistry } from '../ports/service-registry.ts';
@@ -17,7 +17,7 @@ import type { QueueConsumer, TaskQueue } from '../ports/task-queue.ts';
 import type { VmDriver } from '../ports/vm-driver.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { WorkerContext } from './context.ts';
-import { UsageSampler } from './host-resources.ts';
+import { hostAdmission, UsageSampler } from './host-resources.ts';
 import { reconcile } from './reconcile.ts';
 import { TaskRunner } from './task-runner.ts';
 
@@ -35,6 +35,8 @@ export interface WorkerAgentOptions {
   concurrency: number;
   stateDir: string;
   metadata?: Record<string, unknown>;
+  /** The host's admission check for creates (default: enough memory really available). */
+  admit?: (vm: Vm) => string | null;
 }
 
 export interface WorkerAgentDeps {
@@ -67,7 +69,7 @@ export class WorkerAgent {
   ) {
     this.id = options.id ?? osHostname();
     const log = deps.log.child({ component: 'worker', worker_id: this.id });
-    this.ctx = { workerId: this.id, store: deps.store, events: deps.events, drivers: deps.drivers, log, vmsChanged: () => void this.pushResources() };
+    this.ctx = { workerId: this.id, store: deps.store, events: deps.events, drivers: deps.drivers, log, vmsChanged: () => void this.pushResources(), admit: options.admit ?? hostAdmission };
     this.runner = new TaskRunner(this.ctx, deps.queue);
     this.sampler = new UsageSampler(options.stateDir);
   }

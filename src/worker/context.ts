@@ -14,6 +14,8 @@ export interface WorkerContext {
   log: Logger;
   /** Called after a VM appears or disappears so the agent pushes fresh resource figures. */
   vmsChanged(): void;
+  /** Whether this host can really take the VM now: null, or the reason it cannot. */
+  admit(vm: Vm): string | null;
 }
 
 export function driverFor(ctx: WorkerContext, vm: Vm): VmDriver {

@@ -1,7 +1,7 @@
 /** What this host has, and what it uses right now, read from the kernel through Node's os module. */
 import { mkdirSync, statfsSync } from 'node:fs';
 import os from 'node:os';
-import type { WorkerResources } from '../domain/index.ts';
+import type { Vm, WorkerResources } from '../domain/index.ts';
 
 export interface ConfiguredResources {
   cpu_cores: number;
@@ -62,4 +62,14 @@ function cpuTimes(): { busy: number; total: number } {
 
 function percent(fraction: number): number {
   return Math.round(Math.min(1, Math.max(0, fraction)) * 10_000) / 100;
+}
+
+/**
+ * The host's own word on a create: the scheduler's ledger says the VM fits, but the host may have
+ * less memory available than it advertised (other tenants, a leak). Then the worker refuses and the
+ * VM is placed elsewhere, rather than boot into an out-of-memory kill.
+ */
+export function hostAdmission(vm: Pick<Vm, 'memory_mb'>): string | null {
+  const availableMb = Math.floor(os.freemem() / 1024 / 1024);
+  return availableMb < vm.memory_mb ? `the host has ${availableMb} MiB of memory available and the VM needs ${vm.memory_mb} MiB` : null;
 }

@@ -5,7 +5,7 @@
  *   scheduled ──CAS──► running ──CAS──► completed | failed
  *                         └──CAS──► scheduled (retry, retry_count + 1, re-enqueued after backoff)
  */
-import { AetheriumError, errorMessage, isFinal, isTransientEngineError, PermanentTaskError, retryTransient, type Task, type TaskType } from '../domain/index.ts';
+import { AetheriumError, errorMessage, isFinal, isTransientEngineError, PermanentTaskError, retryTransient, type Task, type TaskType, WorkerRefusedError } from '../domain/index.ts';
 import type { QueuedTask, TaskQueue } from '../ports/task-queue.ts';
 import type { WorkerContext } from './context.ts';
 import { createVm, createVmFailed } from './handlers/create-vm.ts';
@@ -80,6 +80,10 @@ export class TaskRunner {
       if (done) await events.publish({ type: 'task.completed', data: { ...summary(done), result: trimmed(result) } });
     } catch (err) {
       const message = errorMessage(err);
+      if (err instanceof WorkerRefusedError && task.type === 'vm:create') {
+        await this.handBack(task, message);
+        return;
+      }
       const permanent = err instanceof PermanentTaskError || (err instanceof AetheriumError && !isTransientEngineError(err)) || task.type === 'vm:execute';
       if (!permanent && task.retry_count < task.max_retries) {
         const delay = retryDelayMs(task.retry_count);
@@ -91,6 +95,18 @@ export class TaskRunner {
       }
       this.processed++;
       await this.fail(task, message);
+    }
+  }
+
+  /** The host cannot take the VM: back to the scheduler, never to this worker again. */
+  private async handBack(task: Task, reason: string): Promise<void> {
+    const { store, events, log, workerId } = this.ctx;
+    log.warn({ task_id: task.id, reason }, 'refusing a create: handing it back to the scheduler');
+    const exclude = [...new Set([...((task.payload.exclude as string[] | undefined) ?? []), workerId])];
+    const back = await retryTransient(() => store.updateTask(task.id, { status: 'scheduled', started_at: null, payload: { ...task.payload, exclude } }, ['running']));
+    if (back && (await retryTransient(() => store.unplaceTask(task.id, `worker ${workerId} refused: ${reason}`)))) {
+      await store.updateVm(task.vm_id!, { status: 'created' });
+      await events.publish({ type: 'task.requeued', data: { ...summary(task), from_worker_id: workerId, reason } });
     }
   }
 

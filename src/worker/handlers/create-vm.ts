@@ -3,12 +3,14 @@
  * finds the VM it already started instead of starting a second one. A failed attempt tears down
  * whatever it allocated before the error propagates.
  */
-import type { Task } from '../../domain/index.ts';
+import { type Task, WorkerRefusedError } from '../../domain/index.ts';
 import { type WorkerContext, driverFor, loadVm, setVmStatus } from '../context.ts';
 
 export async function createVm(ctx: WorkerContext, task: Task, signal: AbortSignal): Promise<Record<string, unknown>> {
   let vm = await loadVm(ctx, task.vm_id);
   const driver = driverFor(ctx, vm);
+  const refusal = vm.status === 'created' ? ctx.admit(vm) : null;
+  if (refusal) throw new WorkerRefusedError(refusal);
   vm = await setVmStatus(ctx, vm, { status: 'starting', error: null });
   const started = Date.now();
   try {
