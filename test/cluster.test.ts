@@ -183,6 +183,10 @@ describe('cluster mode', () => {
     await new Promise((r) => setTimeout(r, 1500));
     await cluster.postgres.restart(500);
     await stream;
+    // Every process rode out the restarts.
+    for (const p of [...cluster.servers, ...cluster.workers.values()]) {
+      expect(p.child?.exitCode ?? null, `${p.name} exited:\n${p.output().slice(-4000)}`).toBeNull();
+    }
     console.log(`storm: ${accepted.length} creates accepted, ${refused.length} refused (${[...new Set(refused)].join(',')})`);
     expect(accepted.length).toBeGreaterThan(20);
     // A refusal is a clear 503, never a 500.

@@ -39,3 +39,27 @@ describe('postgres: migrations from two processes at once', () => {
     }
   }, 60_000);
 });
+
+describe('postgres: a server restart in the middle of a transaction', () => {
+  it('fails that transaction, keeps the process alive, and the pool works again afterwards', async () => {
+    // A server of its own: restarting the shared one would disturb the other tests.
+    const own = await startPostgres();
+    const client = await openPg(own.url);
+    try {
+      const tx = client.transaction(async (t) => t.query('SELECT pg_sleep(5)'));
+      await new Promise((r) => setTimeout(r, 300));
+      await own.restart(100);
+      // Without an error listener on the checked-out client, this restart would kill the process.
+      await expect(tx).rejects.toThrow(/terminat|shutting down|Connection/i);
+      let answer: unknown = null;
+      for (let i = 0; i < 50 && answer === null; i++) {
+        answer = await client.query<{ one: number }>('SELECT 1 AS one').then((rows) => rows[0]?.one ?? null, () => null);
+        if (answer === null) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(answer).toBe(1);
+    } finally {
+      await client.close();
+      await own.stop();
+    }
+  }, 60_000);
+});

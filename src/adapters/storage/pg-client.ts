@@ -50,6 +50,13 @@ export async function openPg(url: string, options: PgClientOptions = {}): Promis
     async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
       const client = await pool.connect();
       let broken: Error | undefined;
+      // A checked-out client has no error listener (the pool removes its own), and an 'error' event
+      // with no listener kills the process: a server restart during a transaction must only fail
+      // the transaction. The failed query rejects as well, and release(broken) discards the client.
+      const onError = (err: Error) => {
+        broken = err;
+      };
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
       } catch (err) {
@@ -69,6 +76,8 @@ export async function openPg(url: string, options: PgClientOptions = {}): Promis
         throw err;
       } finally {
         // A connection whose ROLLBACK failed is in an unknown state: destroy it rather than reuse it.
+        // A broken client keeps the listener: it is being destroyed and may still emit.
+        if (!broken) client.removeListener('error', onError);
         client.release(broken);
       }
     },
