@@ -69,7 +69,7 @@ async function withPostgres(workers: number, placements: number, concurrency: nu
     for (const request of requests) {
       const id = newId();
       const vm: Vm = { id, name: `bench-${id.slice(0, 12)}`, status: 'created', driver: null, worker_id: null, zone: request.zone ?? null, labels: {}, image: null, vcpus: request.vcpus, memory_mb: request.memory_mb, disk_gb: request.disk_gb, error: null, created_at: now, updated_at: now, deleted_at: null };
-      const task: Task = { id: newId(), type: 'vm:create', status: 'pending', vm_id: id, worker_id: null, payload: {}, result: null, error: null, placement: null, retry_count: 0, max_retries: 3, created_at: now, updated_at: now, started_at: null, completed_at: null };
+      const task: Task = { id: newId(), type: 'vm:create', status: 'pending', vm_id: id, worker_id: null, payload: {}, result: null, error: null, placement: null, retry_count: 0, max_retries: 3, created_at: now, updated_at: now, started_at: null, completed_at: null, cancel_requested_at: null };
       await store.insertVmWithTask(vm, task);
       tasks.push({ task, vm });
     }

@@ -53,6 +53,7 @@ describe('pglite on a data directory', () => {
       updated_at: now,
       started_at: null,
       completed_at: null,
+      cancel_requested_at: null,
     };
 
     const first = await openStore({ kind: 'pglite', dataDir });

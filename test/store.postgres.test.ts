@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadMigrations } from '../src/adapters/storage/migrator.ts';
 import { openPg } from '../src/adapters/storage/pg-client.ts';
 import { openStore } from '../src/adapters/storage/open-store.ts';
 import { SqlStore } from '../src/adapters/storage/sql-store.ts';
@@ -30,7 +31,7 @@ describe('postgres: migrations from two processes at once', () => {
     const b = new SqlStore(await openPg(url));
     try {
       const [fromA, fromB] = await Promise.all([a.migrate(), b.migrate()]);
-      expect([...fromA, ...fromB].sort()).toEqual([1, 2]);
+      expect([...fromA, ...fromB].sort((x, y) => x - y)).toEqual((await loadMigrations()).map((m) => m.version));
       expect(await a.migrate()).toEqual([]);
       expect(await b.listWorkers()).toEqual([]);
     } finally {
@@ -46,11 +47,12 @@ describe('postgres: a server restart in the middle of a transaction', () => {
     const own = await startPostgres();
     const client = await openPg(own.url);
     try {
-      const tx = client.transaction(async (t) => t.query('SELECT pg_sleep(5)'));
+      // The outcome is caught at once: the rejection arrives while the restart is still under way.
+      const tx = client.transaction(async (t) => t.query('SELECT pg_sleep(5)')).then(() => null, (err: Error) => err);
       await new Promise((r) => setTimeout(r, 300));
       await own.restart(100);
       // Without an error listener on the checked-out client, this restart would kill the process.
-      await expect(tx).rejects.toThrow(/terminat|shutting down|Connection/i);
+      expect((await tx)?.message).toMatch(/terminat|shutting down|Connection/i);
       let answer: unknown = null;
       for (let i = 0; i < 50 && answer === null; i++) {
         answer = await client.query<{ one: number }>('SELECT 1 AS one').then((rows) => rows[0]?.one ?? null, () => null);

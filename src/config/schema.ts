@@ -85,6 +85,8 @@ const workerSchema = z
     /** How long after the last heartbeat the worker counts as gone. Must exceed the interval. */
     ttl: duration('30s'),
     concurrency: z.number().int().min(1).max(256).default(8),
+    /** On SIGTERM a worker drains: its VMs get this long to finish before they are deleted. */
+    drain_deadline: duration('5m'),
     metrics_interval: duration('30s'),
   })
   .prefault({});

@@ -16,6 +16,7 @@ export const EVENT_TYPES = [
   'task.started',
   'task.completed',
   'task.failed',
+  'task.cancel_requested',
   'task.cancelled',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];

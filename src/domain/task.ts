@@ -45,6 +45,8 @@ export interface Task {
   updated_at: Date;
   started_at: Date | null;
   completed_at: Date | null;
+  /** A cancel asked for while the task ran; the worker holding it aborts it. */
+  cancel_requested_at: Date | null;
 }
 
 export interface TaskFilter {

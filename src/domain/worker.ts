@@ -27,6 +27,18 @@ export interface WorkerUsage {
   vm_count: number;
 }
 
+/** A drain in progress (or finished): what the operator asked and how far it got. */
+export interface DrainState {
+  started_at: Date;
+  /** null: no deadline, the VMs may run to their end. */
+  deadline: Date | null;
+  message: string | null;
+  /** When the VMs still there at the deadline were told to stop. */
+  enforced_at: Date | null;
+  /** When the last VM was gone: only then is the drain complete. */
+  drained_at: Date | null;
+}
+
 export interface Worker extends WorkerResources, WorkerUsage {
   id: string;
   hostname: string;
@@ -42,10 +54,12 @@ export interface Worker extends WorkerResources, WorkerUsage {
   /** Seconds after the last heartbeat at which the worker stops being healthy. */
   ttl_seconds: number;
   metadata: Record<string, unknown>;
+  /** Set from a drain call until the worker is activated again. */
+  drain: DrainState | null;
 }
 
 /** What a worker says about itself when it registers. */
-export type WorkerRegistration = Omit<Worker, keyof WorkerUsage | 'status' | 'eligible' | 'last_seen' | 'started_at'> & {
+export type WorkerRegistration = Omit<Worker, keyof WorkerUsage | 'status' | 'eligible' | 'last_seen' | 'started_at' | 'drain'> & {
   started_at?: Date;
 };
 

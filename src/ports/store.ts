@@ -90,6 +90,19 @@ export interface Store {
   listStaleScheduledTasks(before: Date, limit: number): Promise<Task[]>;
   countTasksByStatus(): Promise<Record<TaskStatus, number>>;
 
+  // ── drain and cancel ─────────────────────────────────────────────────────────────────────────
+  /** Starts or restarts a drain: status draining, ineligible, from this statement on. */
+  startDrain(id: string, drain: { deadline: Date | null; message: string | null }, now: Date): Promise<Worker | null>;
+  /** Ends any drain; the worker takes placements again (an offline worker stays offline). */
+  activateWorker(id: string): Promise<Worker | null>;
+  setWorkerEligibility(id: string, eligible: boolean): Promise<Worker | null>;
+  /** True for exactly one caller once the drain's deadline has passed: it stops the VMs left. */
+  claimDrainEnforcement(id: string, now: Date): Promise<boolean>;
+  /** True for exactly one caller once no live VM is left on the draining worker. */
+  markDrained(id: string, now: Date): Promise<boolean>;
+  /** Flags a running task for cancellation (the worker holding it aborts it); null when not running. */
+  requestCancel(id: string, now: Date): Promise<Task | null>;
+
   // ── executions ───────────────────────────────────────────────────────────────────────────────
   insertExecution(execution: Execution): Promise<void>;
   listExecutions(vmId: string, limit?: number): Promise<Execution[]>;

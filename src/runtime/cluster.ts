@@ -64,7 +64,10 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningP
       address: null,
       agent,
       stop: async () => {
-        await agent.stop();
+        // Leaving for good: drain first, so queued VMs go elsewhere and running ones end cleanly.
+        await agent.drainAndStop({ deadline_seconds: Math.ceil(config.worker.drain_deadline / 1000) }, (worker) =>
+          log.info({ vms_left: worker.vm_count, deadline: worker.drain?.deadline ?? null }, 'draining before exit'),
+        );
         for (const driver of drivers.values()) await driver.close();
         await engines.close();
       },

@@ -13,6 +13,7 @@ import type { TaskQueue } from '../ports/task-queue.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { buildApp } from './app.ts';
 import { checkHealth, type HealthProbe, type HealthReport } from './health.ts';
+import { DrainLoop } from './drain-loop.ts';
 import { Reaper } from './reaper.ts';
 import { SchedulerLoop } from './scheduler-loop.ts';
 import { VmService } from './services/vm-service.ts';
@@ -37,6 +38,7 @@ export interface ControlPlaneDeps {
 export class ControlPlane {
   readonly scheduler: SchedulerLoop;
   readonly reaper: Reaper;
+  readonly drains: DrainLoop;
   readonly vms: VmService;
   readonly workers: WorkerService;
   private app: FastifyInstance | null = null;
@@ -58,7 +60,8 @@ export class ControlPlane {
     const wake = () => this.scheduler.trigger();
     this.reaper = new Reaper(deps.store, deps.events, Math.max(1000, Math.floor(config.worker.heartbeat_interval / 2)), wake, log.child({ component: 'reaper' }));
     this.vms = new VmService(deps.store, deps.queue, deps.events, wake);
-    this.workers = new WorkerService(deps.store, deps.events, wake);
+    this.workers = new WorkerService(deps.store, deps.events, deps.queue, wake);
+    this.drains = new DrainLoop({ store: deps.store, events: deps.events, queue: deps.queue }, 1000, log.child({ component: 'drain' }));
     // Freed capacity or a new worker means pending tasks may fit now.
     deps.events.subscribe((event) => {
       if (WAKING_EVENTS.has(event.type)) wake();
@@ -107,6 +110,7 @@ export class ControlPlane {
     const app = this.app ?? (await this.buildHttp());
     this.scheduler.start();
     this.reaper.start();
+    this.drains.start();
     if (!listen) return null;
     return app.listen({ host: this.config.api_gateway.host, port: this.config.api_gateway.port });
   }
@@ -114,6 +118,7 @@ export class ControlPlane {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.reaper.stop();
+      this.drains.stop();
       await this.scheduler.stop();
       await this.app?.close();
     })();

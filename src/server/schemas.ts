@@ -74,9 +74,16 @@ export const listWorkersQuery = z
 
 export const metricsQuery = z.object({ limit: z.coerce.number().int().min(1).max(10_000).default(120) }).strict();
 
+export const eligibilityBody = z.object({ eligible: z.boolean() }).strict();
+
+export const cancelQuery = z.object({
+  wait: z.enum(['true', 'false', '1', '0']).optional().transform((v) => v === 'true' || v === '1'),
+  timeout: z.coerce.number().min(0).max(3600).optional(),
+});
+
 export const drainBody = z
   .object({
-    deadline_seconds: z.number().int().min(0).optional(),
+    deadline_seconds: z.number().int().min(0).max(7 * 86_400).optional(),
     force: z.boolean().optional(),
     no_deadline: z.boolean().optional(),
     message: z.string().max(1024).optional(),

@@ -8,7 +8,7 @@
  * in hand finish, stop the heartbeat, deregister.
  */
 import { hostname as osHostname, networkInterfaces } from 'node:os';
-import type { DriverName, Vm, WorkerRegistration, WorkerResources } from '../domain/index.ts';
+import type { DriverName, Vm, Worker, WorkerRegistration, WorkerResources } from '../domain/index.ts';
 import { errorMessage } from '../domain/index.ts';
 import type { EventBus } from '../ports/event-bus.ts';
 import type { ServiceRegistry } from '../ports/service-registry.ts';
@@ -18,6 +18,7 @@ import type { VmDriver } from '../ports/vm-driver.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { WorkerContext } from './context.ts';
 import { hostAdmission, UsageSampler } from './host-resources.ts';
+import { beginDrain, type DrainRequest, progressDrain } from '../operations/drain.ts';
 import { reconcile } from './reconcile.ts';
 import { TaskRunner } from './task-runner.ts';
 
@@ -62,6 +63,7 @@ export class WorkerAgent {
   private heartbeatFailures = 0;
   /** The status last written to an external registry, so drains show there too. */
   private registryStatus: string | null = null;
+  private unsubscribe: (() => void) | null = null;
 
   constructor(
     private readonly options: WorkerAgentOptions,
@@ -120,6 +122,12 @@ export class WorkerAgent {
       await queue.enqueue(this.id, { id: task.id, type: task.type, attempt: task.retry_count });
     }
 
+    // A cancel can reach any replica; it reaches the worker holding the task through the bus.
+    this.unsubscribe = events.subscribe((event) => {
+      if (event.type === 'task.cancel_requested' && typeof event.data.task_id === 'string') {
+        this.runner.cancel(event.data.task_id, typeof event.data.reason === 'string' ? event.data.reason : undefined);
+      }
+    });
     this.consumer = queue.consume(this.id, (task, signal) => this.runner.run(task, signal), { concurrency: this.options.concurrency });
     this.timers.push(setInterval(() => void this.heartbeat(), this.options.heartbeatIntervalMs));
     this.timers.push(setInterval(() => void this.audit(), Math.max(5000, this.options.heartbeatIntervalMs)));
@@ -165,6 +173,8 @@ export class WorkerAgent {
     try {
       const stale = Date.now() - 2 * this.options.heartbeatIntervalMs;
       for (const task of await this.deps.store.listTasks({ worker_id: this.id, status: 'running' })) {
+        // A cancel whose event was lost (bus down) is still on the row.
+        if (task.cancel_requested_at && this.runner.cancel(task.id)) continue;
         if (this.runner.has(task.id) || task.updated_at.getTime() > stale) continue;
         this.ctx.log.warn({ task_id: task.id, type: task.type }, 'resuming a running task nobody here was working on');
         void this.runner.run({ id: task.id, type: task.type }, new AbortController().signal, true);
@@ -214,6 +224,24 @@ export class WorkerAgent {
     return this.stopping;
   }
 
+  /**
+   * SIGTERM in worker mode: drain this worker with the configured deadline (its queued creates move
+   * elsewhere, its VMs are deleted at the deadline), wait until no VM is left, then deregister.
+   */
+  async drainAndStop(request: DrainRequest, onProgress?: (worker: Worker) => void): Promise<void> {
+    if (this.state !== 'running') return this.stop();
+    const deps = { store: this.deps.store, events: this.deps.events, queue: this.deps.queue };
+    let worker = await beginDrain(deps, this.id, { message: 'worker shutting down', ...request });
+    for (;;) {
+      onProgress?.(worker);
+      if ((await progressDrain(deps, worker)) === 'drained') break;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      worker = (await this.deps.store.getWorker(this.id).catch(() => worker)) ?? worker;
+      if (!worker.drain) break; // activated again by an operator: stop draining, just leave
+    }
+    await this.stop();
+  }
+
   private async shutdown(): Promise<void> {
     if (this.state === 'created') {
       this.state = 'stopped';
@@ -223,6 +251,7 @@ export class WorkerAgent {
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
     await this.consumer?.close();
+    this.unsubscribe?.();
     try {
       await this.deps.store.setWorkerStatus(this.id, 'offline');
       if (this.deps.registry.kind !== 'builtin') await this.deps.registry.deregister(this.id);

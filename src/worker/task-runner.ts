@@ -2,10 +2,17 @@
  * Runs one queued task on this worker. Every transition is a compare-and-set on the task row, so a
  * duplicate delivery, a retry or a resume after a crash does the work at most once:
  *
- *   scheduled ──CAS──► running ──CAS──► completed | failed
- *                         └──CAS──► scheduled (retry, retry_count + 1, re-enqueued after backoff)
+ *   scheduled ──CAS──► running ──CAS──► completed | failed | cancelled
+ *       ▲                 └──CAS──► scheduled (retry: retry_count + 1, sent again after a backoff;
+ *       │                                      or the agent shutting down: sent again as it was)
+ *       └── pending (a create handed back: this worker is draining, or its host refused the VM)
+ *
+ * Each task in hand has its own AbortController: a cancel (from any replica, through the event bus
+ * or the row's cancel flag) aborts it, the handler tears down what it started, and the task ends
+ * `cancelled`, never retried.
  */
 import { AetheriumError, errorMessage, isFinal, isTransientEngineError, PermanentTaskError, retryTransient, type Task, type TaskType, WorkerRefusedError } from '../domain/index.ts';
+import { CANCELLED_BY_REQUEST, forgetVm } from '../operations/cancel.ts';
 import type { QueuedTask, TaskQueue } from '../ports/task-queue.ts';
 import type { WorkerContext } from './context.ts';
 import { createVm, createVmFailed } from './handlers/create-vm.ts';
@@ -30,8 +37,14 @@ export function retryDelayMs(retryCount: number): number {
   return Math.min(30_000, 500 * 2 ** retryCount);
 }
 
+class CancelRequested extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+  }
+}
+
 export class TaskRunner {
-  private readonly inHand = new Set<string>();
+  private readonly inHand = new Map<string, AbortController>();
   private processed = 0;
 
   constructor(
@@ -48,30 +61,51 @@ export class TaskRunner {
     return this.inHand.has(taskId);
   }
 
+  /** Aborts a task in hand because someone cancelled it; false when it is not here. */
+  cancel(taskId: string, reason = CANCELLED_BY_REQUEST): boolean {
+    const controller = this.inHand.get(taskId);
+    if (!controller || controller.signal.aborted) return false;
+    controller.abort(new CancelRequested(reason));
+    return true;
+  }
+
   /** The queue's processor. `resume` is set for tasks this worker had running when it died. */
   async run(queued: QueuedTask, signal: AbortSignal, resume = false): Promise<void> {
     if (this.inHand.has(queued.id)) return;
-    this.inHand.add(queued.id);
+    const controller = new AbortController();
+    this.inHand.set(queued.id, controller);
     try {
-      await this.runOnce(queued, signal, resume);
+      await this.runOnce(queued, signal, controller, resume);
     } finally {
       this.inHand.delete(queued.id);
     }
   }
 
-  private async runOnce(queued: QueuedTask, signal: AbortSignal, resume: boolean): Promise<void> {
-    const { store, events, log, workerId } = this.ctx;
+  private async runOnce(queued: QueuedTask, shutdown: AbortSignal, controller: AbortController, resume: boolean): Promise<void> {
+    const { store, events, workerId } = this.ctx;
     const found = await store.getTask(queued.id);
     if (!found || found.worker_id !== workerId || isFinal(found.status)) return;
 
+    if (resume && found.cancel_requested_at) {
+      await this.finishCancelled(found, CANCELLED_BY_REQUEST);
+      return;
+    }
     if (resume && NOT_RESUMABLE.has(found.type)) {
       await this.fail(found, 'the worker restarted while the command ran; it was not run again');
+      return;
+    }
+    if (!resume && found.type === 'vm:create' && (await store.getWorker(workerId))?.status === 'draining') {
+      // A draining worker takes no new VM: the scheduler puts it elsewhere.
+      if (await store.unplaceTask(found.id, `worker ${workerId} is draining`)) {
+        await events.publish({ type: 'task.requeued', data: { ...summary(found), from_worker_id: workerId, reason: 'worker draining' } });
+      }
       return;
     }
     const task = await store.updateTask(found.id, { status: 'running', started_at: found.started_at ?? new Date() }, resume ? ['running'] : ['scheduled']);
     if (!task) return;
     await events.publish({ type: 'task.started', data: summary(task) });
 
+    const signal = AbortSignal.any([shutdown, controller.signal]);
     try {
       const result = await HANDLERS[task.type](this.ctx, task, signal);
       // The work is done: recording it must outlast a database restart, or the task would be stuck.
@@ -79,23 +113,52 @@ export class TaskRunner {
       this.processed++;
       if (done) await events.publish({ type: 'task.completed', data: { ...summary(done), result: trimmed(result) } });
     } catch (err) {
-      const message = errorMessage(err);
-      if (err instanceof WorkerRefusedError && task.type === 'vm:create') {
-        await this.handBack(task, message);
-        return;
-      }
-      const permanent = err instanceof PermanentTaskError || (err instanceof AetheriumError && !isTransientEngineError(err)) || task.type === 'vm:execute';
-      if (!permanent && task.retry_count < task.max_retries) {
-        const delay = retryDelayMs(task.retry_count);
-        log.warn({ task_id: task.id, type: task.type, attempt: task.retry_count + 1, delay_ms: delay, err: message }, 'task failed; retrying');
-        const again = await retryTransient(() => store.updateTask(task.id, { status: 'scheduled', retry_count: task.retry_count + 1, error: message }, ['running']));
-        // A delayed message; should it be lost, the control plane redelivers stale scheduled tasks.
-        if (again) await this.queue.enqueue(workerId, { id: task.id, type: task.type, attempt: again.retry_count }, { delayMs: delay });
-        return;
-      }
-      this.processed++;
-      await this.fail(task, message);
+      await this.afterError(task, err, controller.signal, shutdown);
     }
+  }
+
+  private async afterError(task: Task, err: unknown, own: AbortSignal, shutdown: AbortSignal): Promise<void> {
+    const { store, log, workerId } = this.ctx;
+    const message = errorMessage(err);
+    if (own.aborted && own.reason instanceof CancelRequested) {
+      await this.finishCancelled(task, own.reason.reason);
+      return;
+    }
+    if (shutdown.aborted) {
+      // The agent is stopping: the task is put back as it was, for this worker to pick up again.
+      await retryTransient(() => store.updateTask(task.id, { status: 'scheduled', started_at: null }, ['running']));
+      return;
+    }
+    if (err instanceof WorkerRefusedError && task.type === 'vm:create') {
+      await this.handBack(task, message);
+      return;
+    }
+    const permanent = err instanceof PermanentTaskError || (err instanceof AetheriumError && !isTransientEngineError(err)) || task.type === 'vm:execute';
+    if (!permanent && task.retry_count < task.max_retries) {
+      const delay = retryDelayMs(task.retry_count);
+      log.warn({ task_id: task.id, type: task.type, attempt: task.retry_count + 1, delay_ms: delay, err: message }, 'task failed; retrying');
+      const again = await retryTransient(() => store.updateTask(task.id, { status: 'scheduled', retry_count: task.retry_count + 1, error: message }, ['running']));
+      // A delayed message; should it be lost, the control plane redelivers stale scheduled tasks.
+      if (again) await this.queue.enqueue(workerId, { id: task.id, type: task.type, attempt: again.retry_count }, { delayMs: delay });
+      return;
+    }
+    this.processed++;
+    await this.fail(task, message);
+  }
+
+  /** Cancelled while running: what the handler started is already torn down; close the records. */
+  private async finishCancelled(task: Task, reason: string): Promise<void> {
+    const { store, events } = this.ctx;
+    const cancelled = await retryTransient(() => store.updateTask(task.id, { status: 'cancelled', error: reason, completed_at: new Date() }, ['running']));
+    if (!cancelled) return;
+    this.processed++;
+    if (task.type === 'vm:create') {
+      const vm = task.vm_id ? await store.getVm(task.vm_id) : null;
+      if (vm?.driver) await this.ctx.drivers.get(vm.driver)?.delete(vm.id).catch(() => undefined);
+      await retryTransient(() => forgetVm(this.ctx, task, reason));
+      this.ctx.vmsChanged();
+    }
+    await events.publish({ type: 'task.cancelled', data: { ...summary(cancelled), reason } });
   }
 
   /** The host cannot take the VM: back to the scheduler, never to this worker again. */

@@ -6,6 +6,7 @@
  * and names, and tests run one after another) and a second, fresh one for the migration tests,
  * which drop tables. Those need `migrateDown(targetVersion)` beside the Store methods.
  */
+import { loadMigrations } from '../../src/adapters/storage/migrator.ts';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -84,6 +85,7 @@ function taskRecord(overrides: Partial<Task> = {}): Task {
     updated_at: now,
     started_at: null,
     completed_at: null,
+    cancel_requested_at: null,
     ...overrides,
   };
 }
@@ -675,6 +677,78 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
     });
 
     // ── executions ─────────────────────────────────────────────────────────────────────────────
+    // ── drain and cancel ───────────────────────────────────────────────────────────────────────
+    describe('drain and cancel', () => {
+      it('startDrain stops placements at once and records the drain; activateWorker ends it', async () => {
+        const w = await worker();
+        const now = new Date();
+        const deadline = new Date(now.getTime() + 60_000);
+        const drained = await store.startDrain(w.id, { deadline, message: 'kernel upgrade' }, now);
+        expect(drained).toMatchObject({ status: 'draining', eligible: false });
+        expect(drained!.drain).toMatchObject({ deadline, message: 'kernel upgrade', enforced_at: null, drained_at: null });
+        const { vm, task } = await createVm({ vcpus: 1, memory_mb: 128, disk_gb: 0 });
+        expect(await store.placeTask(task.id, vm.id, w.id, 'process', needOf(vm), {})).toBe('insufficient_capacity');
+        const back = await store.activateWorker(w.id);
+        expect(back).toMatchObject({ status: 'active', eligible: true, drain: null });
+        expect(await store.placeTask(task.id, vm.id, w.id, 'process', needOf(vm), {})).toBe('placed');
+        expect(await store.startDrain('no-such-worker', { deadline: null, message: null }, now)).toBeNull();
+      });
+
+      it('an offline worker being drained stays offline; activating it keeps it offline', async () => {
+        const w = await worker();
+        await store.setWorkerStatus(w.id, 'offline');
+        expect((await store.startDrain(w.id, { deadline: null, message: null }, new Date()))?.status).toBe('offline');
+        expect(await store.activateWorker(w.id)).toMatchObject({ status: 'offline', eligible: true });
+      });
+
+      it('setWorkerEligibility changes eligibility alone', async () => {
+        const w = await worker();
+        expect(await store.setWorkerEligibility(w.id, false)).toMatchObject({ status: 'active', eligible: false, drain: null });
+        expect(await store.setWorkerEligibility(w.id, true)).toMatchObject({ eligible: true });
+      });
+
+      it('claimDrainEnforcement answers true once, and only after the deadline', async () => {
+        const w = await worker();
+        const now = new Date();
+        await store.startDrain(w.id, { deadline: new Date(now.getTime() + 10_000), message: null }, now);
+        expect(await store.claimDrainEnforcement(w.id, now)).toBe(false);
+        const later = new Date(now.getTime() + 11_000);
+        const claims = await Promise.all([store.claimDrainEnforcement(w.id, later), store.claimDrainEnforcement(w.id, later)]);
+        expect(claims.filter(Boolean)).toHaveLength(1);
+        expect((await store.getWorker(w.id))?.drain?.enforced_at).toEqual(expect.any(Date));
+        await store.startDrain(w.id, { deadline: null, message: null }, later);
+        expect(await store.claimDrainEnforcement(w.id, new Date(later.getTime() + 100_000))).toBe(false);
+      });
+
+      it('markDrained waits until no live VM is left, then answers true once', async () => {
+        const w = await worker();
+        const { vm, task } = await createVm({ vcpus: 1, memory_mb: 128, disk_gb: 0 });
+        expect(await store.placeTask(task.id, vm.id, w.id, 'process', needOf(vm), {})).toBe('placed');
+        const now = new Date();
+        await store.startDrain(w.id, { deadline: null, message: null }, now);
+        expect(await store.markDrained(w.id, now)).toBe(false);
+        await store.updateVm(vm.id, { status: 'stopping' });
+        expect(await store.markDrained(w.id, now)).toBe(false);
+        await store.updateVm(vm.id, { status: 'stopped', deleted_at: now });
+        const marks = await Promise.all([store.markDrained(w.id, now), store.markDrained(w.id, now)]);
+        expect(marks.filter(Boolean)).toHaveLength(1);
+        expect((await store.getWorker(w.id))?.drain?.drained_at).toEqual(now);
+      });
+
+      it('requestCancel flags running tasks only, and keeps the first time', async () => {
+        const { task } = await createVm();
+        const first = new Date('2026-03-01T00:00:00Z');
+        expect(await store.requestCancel(task.id, first)).toBeNull(); // pending
+        await store.updateTask(task.id, { status: 'running' });
+        expect((await store.requestCancel(task.id, first))?.cancel_requested_at).toEqual(first);
+        expect((await store.requestCancel(task.id, new Date()))?.cancel_requested_at).toEqual(first);
+        expect((await store.getTask(task.id))?.cancel_requested_at).toEqual(first);
+        await store.updateTask(task.id, { status: 'completed' });
+        expect(await store.requestCancel(task.id, new Date())).toBeNull();
+        expect(await store.requestCancel('not-a-uuid', new Date())).toBeNull();
+      });
+    });
+
     describe('executions', () => {
       it('insertExecution and listExecutions (newest first, with a limit)', async () => {
         const { vm, task } = await createVm();
@@ -730,18 +804,20 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
           return { vm: v };
         })();
 
-        expect(await down(1)).toEqual([2]);
+        const versions = (await loadMigrations()).map((m) => m.version);
+        const above1 = versions.filter((v) => v > 1);
+        expect(await down(1)).toEqual([...above1].reverse());
         await expect(fresh.listWorkers()).rejects.toThrow(); // workers table is gone
         expect((await fresh.getVm(vm.id))?.id).toBe(vm.id); // version 1's tables are not
         expect(await down(1)).toEqual([]);
-        expect(await fresh.migrate()).toEqual([2]);
+        expect(await fresh.migrate()).toEqual(above1);
         expect(await fresh.listWorkers()).toEqual([]);
 
-        expect(await down(0)).toEqual([2, 1]);
+        expect(await down(0)).toEqual([...versions].reverse());
         await expect(fresh.getVm(vm.id)).rejects.toThrow(); // vms table is gone
 
         const [a, b] = await Promise.all([fresh.migrate(), fresh.migrate()]);
-        expect([...a!, ...b!].sort()).toEqual([1, 2]);
+        expect([...a!, ...b!].sort((x, y) => x - y)).toEqual(versions);
         expect(await fresh.migrate()).toEqual([]);
 
         // The schema works again, constraints included.

@@ -54,6 +54,31 @@ export class SqlStore implements Store {
     return this.client.close();
   }
 
+  // ── drain and cancel ─────────────────────────────────────────────────────────────────────────
+  startDrain(id: string, drain: { deadline: Date | null; message: string | null }, now: Date): Promise<Worker | null> {
+    return workers.startDrain(this.client, id, drain, now);
+  }
+
+  activateWorker(id: string): Promise<Worker | null> {
+    return workers.activateWorker(this.client, id);
+  }
+
+  setWorkerEligibility(id: string, eligible: boolean): Promise<Worker | null> {
+    return workers.setWorkerEligibility(this.client, id, eligible);
+  }
+
+  claimDrainEnforcement(id: string, now: Date): Promise<boolean> {
+    return workers.claimDrainEnforcement(this.client, id, now);
+  }
+
+  markDrained(id: string, now: Date): Promise<boolean> {
+    return workers.markDrained(this.client, id, now);
+  }
+
+  requestCancel(id: string, now: Date): Promise<Task | null> {
+    return tasks.requestCancel(this.client, id, now);
+  }
+
   // ── workers ──────────────────────────────────────────────────────────────────────────────────
   upsertWorker(registration: WorkerRegistration, now: Date): Promise<{ worker: Worker; created: boolean }> {
     return workers.upsertWorker(this.client, registration, now);

@@ -17,7 +17,7 @@ import {
 } from './sql-values.ts';
 
 export const TASK_COLUMNS = `id, type, status, vm_id, worker_id, payload, result, error, placement, retry_count, max_retries,
-  created_at, updated_at, started_at, completed_at`;
+  created_at, updated_at, started_at, completed_at, cancel_requested_at`;
 
 export function toTask(row: Row): Task {
   return {
@@ -36,6 +36,7 @@ export function toTask(row: Row): Task {
     updated_at: date(row.updated_at),
     started_at: dateOrNull(row.started_at),
     completed_at: dateOrNull(row.completed_at),
+    cancel_requested_at: dateOrNull(row.cancel_requested_at),
   };
 }
 
@@ -145,4 +146,16 @@ export async function countTasksByStatus(db: SqlExecutor): Promise<Record<TaskSt
   const rows = await db.query<{ status: TaskStatus; n: number }>('SELECT status, count(*) AS n FROM tasks GROUP BY status');
   for (const row of rows) counts[row.status] = num(row.n);
   return counts;
+}
+
+/** Flags a running task for cancellation; null when it is not running (any more). */
+export async function requestCancel(db: SqlExecutor, id: string, now: Date): Promise<Task | null> {
+  if (!isUuid(id)) return null;
+  return first(
+    await db.query<Row>(
+      `UPDATE tasks SET cancel_requested_at = COALESCE(cancel_requested_at, $2), updated_at = now()
+       WHERE id = $1 AND status = 'running' RETURNING ${TASK_COLUMNS}`,
+      [id, now],
+    ),
+  );
 }

@@ -1,10 +1,11 @@
 /** The `workers` and `worker_metrics` tables: row mappers and queries. */
 import type { Worker, WorkerFilter, WorkerMetricSample, WorkerRegistration, WorkerResources, WorkerStatus } from '../../domain/index.ts';
 import type { SqlExecutor } from './sql-client.ts';
-import { assignments, date, json, jsonParam, limitClause, num, where, type Row } from './sql-values.ts';
+import { assignments, date, dateOrNull, json, jsonParam, limitClause, num, where, type Row } from './sql-values.ts';
 
 const WORKER_COLUMNS = `id, hostname, address, status, eligible, last_seen, started_at, zone, labels, capabilities,
-  cpu_cores, memory_mb, disk_gb, used_cpu_cores, used_memory_mb, used_disk_gb, vm_count, max_vms, ttl_seconds, metadata`;
+  cpu_cores, memory_mb, disk_gb, used_cpu_cores, used_memory_mb, used_disk_gb, vm_count, max_vms, ttl_seconds, metadata,
+  drain_started_at, drain_deadline, drain_message, drain_enforced_at, drained_at`;
 
 export function toWorker(row: Row): Worker {
   return {
@@ -28,6 +29,15 @@ export function toWorker(row: Row): Worker {
     max_vms: num(row.max_vms),
     ttl_seconds: num(row.ttl_seconds),
     metadata: json<Record<string, unknown>>(row.metadata, {}),
+    drain: row.drain_started_at
+      ? {
+          started_at: date(row.drain_started_at),
+          deadline: dateOrNull(row.drain_deadline),
+          message: row.drain_message === null || row.drain_message === undefined ? null : String(row.drain_message),
+          enforced_at: dateOrNull(row.drain_enforced_at),
+          drained_at: dateOrNull(row.drained_at),
+        }
+      : null,
   };
 }
 
@@ -188,4 +198,57 @@ export async function listWorkerMetrics(db: SqlExecutor, workerId: string, limit
     params,
   );
   return rows.map(toMetric);
+}
+
+/** Starts (or restarts) a drain: no new placements from this statement on. */
+export async function startDrain(db: SqlExecutor, id: string, drain: { deadline: Date | null; message: string | null }, now: Date): Promise<Worker | null> {
+  return first(
+    await db.query<Row>(
+      `UPDATE workers SET status = CASE WHEN status = 'offline' THEN 'offline' ELSE 'draining' END, eligible = false,
+              drain_started_at = $2, drain_deadline = $3, drain_message = $4, drain_enforced_at = NULL, drained_at = NULL,
+              updated_at = now()
+       WHERE id = $1 RETURNING ${WORKER_COLUMNS}`,
+      [id, now, drain.deadline, drain.message],
+    ),
+  );
+}
+
+/** Ends any drain and lets the worker take placements again (an offline worker stays offline). */
+export async function activateWorker(db: SqlExecutor, id: string): Promise<Worker | null> {
+  return first(
+    await db.query<Row>(
+      `UPDATE workers SET status = CASE WHEN status = 'offline' THEN 'offline' ELSE 'active' END, eligible = true,
+              drain_started_at = NULL, drain_deadline = NULL, drain_message = NULL, drain_enforced_at = NULL, drained_at = NULL,
+              updated_at = now()
+       WHERE id = $1 RETURNING ${WORKER_COLUMNS}`,
+      [id],
+    ),
+  );
+}
+
+export async function setWorkerEligibility(db: SqlExecutor, id: string, eligible: boolean): Promise<Worker | null> {
+  return first(await db.query<Row>(`UPDATE workers SET eligible = $2, updated_at = now() WHERE id = $1 RETURNING ${WORKER_COLUMNS}`, [id, eligible]));
+}
+
+/** True for exactly one caller: the one that enforces the deadline of this drain. */
+export async function claimDrainEnforcement(db: SqlExecutor, id: string, now: Date): Promise<boolean> {
+  const rows = await db.query<Row>(
+    `UPDATE workers SET drain_enforced_at = $2, updated_at = now()
+     WHERE id = $1 AND status = 'draining' AND drain_deadline IS NOT NULL AND drain_deadline <= $2 AND drain_enforced_at IS NULL
+     RETURNING id`,
+    [id, now],
+  );
+  return rows.length > 0;
+}
+
+/** True for exactly one caller, once no live VM is left on the draining worker. */
+export async function markDrained(db: SqlExecutor, id: string, now: Date): Promise<boolean> {
+  const rows = await db.query<Row>(
+    `UPDATE workers SET drained_at = $2, updated_at = now()
+     WHERE id = $1 AND drain_started_at IS NOT NULL AND drained_at IS NULL
+       AND NOT EXISTS (SELECT 1 FROM vms WHERE vms.worker_id = workers.id AND vms.deleted_at IS NULL)
+     RETURNING id`,
+    [id, now],
+  );
+  return rows.length > 0;
 }

@@ -30,6 +30,18 @@ export function registerTaskCommands(program: Command, client: () => ApiClient, 
       );
     });
   tasks
+    .command('cancel')
+    .description('cancel a task: a waiting one never runs, a running one is aborted')
+    .argument('<id>')
+    .option('--no-wait', 'return once the cancel is requested')
+    .action(async (id: string, o) => {
+      const { data } = await client().post<{ task_id: string; status: string; outcome: string; error?: string }>(`/tasks/${encodeURIComponent(id)}/cancel${o.wait ? '?wait=true' : ''}`);
+      if (global().json) return printJson(data);
+      const text = data.outcome === 'already' ? 'was already cancelled' : data.status === 'cancelled' ? 'cancelled' : `is ${data.status}: cancel requested`;
+      process.stdout.write(`task ${data.task_id} ${text}\n`);
+    });
+
+  tasks
     .command('get')
     .description('show a task with its result and placement explanation')
     .argument('<id>')

@@ -1,6 +1,7 @@
 /** `aetherium workers …` and `aetherium cluster …`. */
 import type { Command } from 'commander';
-import type { ApiClient } from '../api-client.ts';
+import { parseDuration } from '../../config/duration.ts';
+import { type ApiClient, CliError } from '../api-client.ts';
 import { printFields, printJson, printTable } from '../format.ts';
 import type { GlobalOptions } from '../global-options.ts';
 
@@ -39,13 +40,48 @@ export function registerWorkerCommands(program: Command, client: () => ApiClient
 
   workers
     .command('drain')
-    .description('stop placing new VMs on a worker')
+    .description('drain a worker: no new VMs; queued creates move elsewhere; VMs left at the deadline are deleted')
     .argument('<id>')
-    .option('--message <text>', 'why, for the audit trail')
+    .option('--deadline <duration>', 'how long VMs may keep running, e.g. 90s, 5m, 1h (default 1h)')
+    .option('--force', 'delete its VMs now')
+    .option('--no-deadline', 'let its VMs run until they are deleted')
+    .option('--message <text>', 'why, for the record and the events')
+    .option('--wait', 'show progress until the worker is drained')
     .action(async (id: string, o) => {
-      const { data } = await client().post<WorkerStats>(`/workers/${encodeURIComponent(id)}/drain`, o.message ? { message: o.message } : {});
+      const body: Record<string, unknown> = {};
+      if (o.deadline) {
+        const ms = parseDuration(o.deadline);
+        if (ms === null) throw new CliError(`--deadline ${o.deadline}: expected a duration such as 90s, 5m or 1h`);
+        body.deadline_seconds = Math.ceil(ms / 1000);
+      }
+      if (o.force) body.force = true;
+      if (o.deadline === false) body.no_deadline = true;
+      if (o.message) body.message = o.message;
+      const { data } = await client().post<WorkerStats>(`/workers/${encodeURIComponent(id)}/drain`, body);
+      if (global().json && !o.wait) return printJson(data);
+      const drain = data.drain as { deadline: string | null } | null;
+      process.stdout.write(`worker ${id} is draining${drain?.deadline ? ` (deadline ${drain.deadline})` : ' (no deadline)'}: no new VMs will be placed on it\n`);
+      if (!o.wait) return;
+      for (;;) {
+        const w = await client().get<WorkerStats>(`/workers/${encodeURIComponent(id)}`);
+        const state = w.drain as { drained_at: string | null } | null;
+        if (!state) return void process.stdout.write(`worker ${id} was activated again; drain abandoned\n`);
+        if (state.drained_at) return void process.stdout.write(`worker ${id} is drained: no VM left (${state.drained_at})\n`);
+        process.stdout.write(`  ${new Date().toISOString()}  ${w.vm_count} VM(s) left\n`);
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+    });
+
+  workers
+    .command('eligibility')
+    .description('turn new placements on a worker on or off, without draining it')
+    .argument('<id>')
+    .argument('<on|off>')
+    .action(async (id: string, value: string) => {
+      if (value !== 'on' && value !== 'off') throw new CliError('eligibility is "on" or "off"');
+      const { data } = await client().post<WorkerStats>(`/workers/${encodeURIComponent(id)}/eligibility`, { eligible: value === 'on' });
       if (global().json) return printJson(data);
-      process.stdout.write(`worker ${id} is ${data.status}: no new VMs will be placed on it\n`);
+      process.stdout.write(`worker ${id} ${data.eligible ? 'takes' : 'takes no'} new VMs\n`);
     });
 
   workers

@@ -2,7 +2,9 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { notFound } from '../../domain/index.ts';
 import type { ApiDeps } from '../api-deps.ts';
-import { idParam, listTasksQuery } from '../schemas.ts';
+import { cancelTask } from '../../operations/cancel.ts';
+import { cancelQuery, idParam, listTasksQuery } from '../schemas.ts';
+import { waitForTask } from '../services/task-waiter.ts';
 
 export function taskRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
   return async (app) => {
@@ -16,6 +18,14 @@ export function taskRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
       const task = await deps.store.getTask(request.params.id);
       if (!task) throw notFound('task', request.params.id);
       return task;
+    });
+
+    app.post('/tasks/:id/cancel', { schema: { tags, summary: 'Cancel a task: a waiting one never runs, a running one is aborted on its worker', params: idParam, querystring: cancelQuery } }, async (request, reply) => {
+      const { task, outcome } = await cancelTask(deps, request.params.id);
+      if (outcome !== 'requested') return reply.status(200).send({ task_id: task.id, status: task.status, outcome });
+      const done = request.query.wait ? await waitForTask(deps.store, deps.events, task.id, (request.query.timeout ?? 30) * 1000, 200) : null;
+      const current = done ?? task;
+      return reply.status(current.status === 'cancelled' ? 200 : 202).send({ task_id: task.id, status: current.status, outcome, error: current.error });
     });
   };
 }

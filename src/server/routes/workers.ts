@@ -1,7 +1,8 @@
 /** /api/v1/workers and /api/v1/cluster: the seed's worker and cluster endpoints. */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { invalid } from '../../domain/index.ts';
 import type { ApiDeps } from '../api-deps.ts';
-import { drainBody, idParam, listWorkersQuery, metricsQuery } from '../schemas.ts';
+import { drainBody, eligibilityBody, idParam, listWorkersQuery, metricsQuery } from '../schemas.ts';
 
 export function workerRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
   return async (app) => {
@@ -25,11 +26,30 @@ export function workerRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
       return { metrics, total: metrics.length };
     });
 
-    app.post('/workers/:id/drain', { schema: { tags, summary: 'Drain a worker: no new placements', params: idParam, body: drainBody } }, async (request) =>
-      deps.workers.drainWorker(request.params.id, request.body ?? {}),
+    app.post(
+      '/workers/:id/drain',
+      {
+        schema: {
+          tags,
+          summary: 'Drain a worker: no new VMs, queued creates move elsewhere, VMs left at the deadline are deleted (default deadline 1 h; force: now; no_deadline: wait for them)',
+          params: idParam,
+          body: drainBody,
+        },
+      },
+      async (request) => {
+        const body = request.body ?? {};
+        if (body.force && body.no_deadline) throw invalid('force and no_deadline contradict each other: choose one');
+        return deps.workers.drainWorker(request.params.id, body);
+      },
     );
 
-    app.post('/workers/:id/activate', { schema: { tags, summary: 'Activate a worker again', params: idParam } }, async (request) => deps.workers.activateWorker(request.params.id));
+    app.post('/workers/:id/activate', { schema: { tags, summary: 'End a drain or ineligibility: the worker takes VMs again', params: idParam } }, async (request) =>
+      deps.workers.activateWorker(request.params.id),
+    );
+
+    app.post('/workers/:id/eligibility', { schema: { tags, summary: 'Turn placements on a worker on or off, without draining it', params: idParam, body: eligibilityBody } }, async (request) =>
+      deps.workers.setEligibility(request.params.id, request.body.eligible),
+    );
 
     app.get('/cluster/stats', { schema: { tags: ['cluster'], summary: 'Cluster statistics' } }, async () => deps.workers.getClusterStats());
 

@@ -17,6 +17,7 @@ import {
 import type { EventBus } from '../../ports/event-bus.ts';
 import type { Store } from '../../ports/store.ts';
 import type { TaskQueue } from '../../ports/task-queue.ts';
+import { dispatchToVmWorker, newTask } from '../../operations/dispatch.ts';
 import type { LabelConstraint, Strategy } from '../../scheduler/index.ts';
 
 export interface CreateVmInput {
@@ -32,36 +33,13 @@ export interface CreateVmInput {
   strategy?: Strategy;
 }
 
-/** Retries per task type: creates and deletes are idempotent and worth retrying; commands are not. */
-export const MAX_RETRIES: Record<TaskType, number> = { 'vm:create': 3, 'vm:delete': 5, 'vm:start': 3, 'vm:stop': 3, 'vm:execute': 0 };
-
-export function newTask(type: TaskType, fields: Partial<Task> = {}): Task {
-  const now = new Date();
-  return {
-    id: newId(),
-    type,
-    status: 'pending',
-    vm_id: null,
-    worker_id: null,
-    payload: {},
-    result: null,
-    error: null,
-    placement: null,
-    retry_count: 0,
-    max_retries: MAX_RETRIES[type],
-    created_at: now,
-    updated_at: now,
-    started_at: null,
-    completed_at: null,
-    ...fields,
-  };
-}
+export { MAX_RETRIES, newTask } from '../../operations/dispatch.ts';
 
 export class VmService {
   constructor(
-    private readonly store: Store,
-    private readonly queue: TaskQueue,
-    private readonly events: EventBus,
+    readonly store: Store,
+    readonly queue: TaskQueue,
+    readonly events: EventBus,
     private readonly onPendingWork: () => void,
   ) {}
 
@@ -161,13 +139,7 @@ export class VmService {
     return this.dispatch(vm, 'vm:execute', payload as unknown as Record<string, unknown>);
   }
 
-  /** A task for an existing VM goes straight to the queue of the worker that holds the VM. */
-  private async dispatch(vm: Vm, type: TaskType, payload: Record<string, unknown>): Promise<Task> {
-    const task = newTask(type, { vm_id: vm.id, worker_id: vm.worker_id, status: 'scheduled', payload });
-    await this.store.insertTask(task);
-    // The row is the truth: if the queue is down, the scheduler loop redelivers the task later.
-    await this.queue.enqueue(vm.worker_id!, { id: task.id, type }).catch(() => undefined);
-    await this.events.publish({ type: 'task.scheduled', data: { task_id: task.id, type, vm_id: vm.id, worker_id: vm.worker_id } });
-    return task;
+  private dispatch(vm: Vm, type: TaskType, payload: Record<string, unknown>): Promise<Task> {
+    return dispatchToVmWorker(this, vm, type, payload);
   }
 }

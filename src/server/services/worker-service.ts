@@ -1,7 +1,9 @@
 /** The seed's WorkerService: worker queries, cluster statistics, VM distribution, drain and activate. */
 import { notFound, type Vm, type Worker, type WorkerFilter } from '../../domain/index.ts';
+import { beginDrain, type DrainRequest } from '../../operations/drain.ts';
 import type { EventBus } from '../../ports/event-bus.ts';
 import type { Store } from '../../ports/store.ts';
+import type { TaskQueue } from '../../ports/task-queue.ts';
 import { clusterStats, type ClusterStats } from './cluster-stats.ts';
 import { workerStats, type WorkerStats } from './worker-view.ts';
 
@@ -19,6 +21,7 @@ export class WorkerService {
   constructor(
     private readonly store: Store,
     private readonly events: EventBus,
+    private readonly queue: TaskQueue,
     private readonly onCapacityChange: () => void,
   ) {}
 
@@ -55,21 +58,29 @@ export class WorkerService {
     }));
   }
 
-  /** Stops new placements on the worker. */
-  async drainWorker(id: string, details: Record<string, unknown> = {}): Promise<WorkerStats> {
-    const worker = await this.require(id);
-    const updated = (await this.store.setWorkerStatus(id, 'draining', false)) ?? worker;
-    await this.events.publish({ type: 'worker.draining', data: { worker_id: id, ...details } });
-    return workerStats(updated, new Date());
+  /** Drain: no new placements from now on; queued creates move elsewhere; VMs end by the deadline. */
+  async drainWorker(id: string, request: DrainRequest = {}): Promise<WorkerStats> {
+    const worker = await beginDrain({ store: this.store, events: this.events, queue: this.queue }, id, request);
+    this.onCapacityChange();
+    return workerStats(worker, new Date());
   }
 
+  /** Ends a drain at any point, or lifts ineligibility. */
   async activateWorker(id: string): Promise<WorkerStats> {
-    const worker = await this.require(id);
-    const status = worker.status === 'offline' ? 'offline' : 'active';
-    const updated = (await this.store.setWorkerStatus(id, status, true)) ?? worker;
+    const worker = await this.store.activateWorker(id);
+    if (!worker) throw notFound('worker', id);
     await this.events.publish({ type: 'worker.activated', data: { worker_id: id } });
     this.onCapacityChange();
-    return workerStats(updated, new Date());
+    return workerStats(worker, new Date());
+  }
+
+  /** Eligibility alone: VMs keep running, the scheduler just places nothing new there. */
+  async setEligibility(id: string, eligible: boolean): Promise<WorkerStats> {
+    const worker = await this.store.setWorkerEligibility(id, eligible);
+    if (!worker) throw notFound('worker', id);
+    await this.events.publish({ type: 'worker.updated', data: { worker_id: id, eligible } });
+    if (eligible) this.onCapacityChange();
+    return workerStats(worker, new Date());
   }
 
   private async require(id: string): Promise<Worker> {
