@@ -53,7 +53,7 @@ const WORKERS = [
 ];
 
 beforeAll(async () => {
-  cluster = await startCluster({ servers: 2, workers: WORKERS });
+  cluster = await startCluster({ servers: 2, workers: WORKERS, env: { AETHERIUM_WORKER__DRAIN_DEADLINE: '3s' } });
   db = new pg.Pool({ connectionString: cluster.databaseUrl, max: 2 });
   db.on('error', () => undefined);
 }, 180_000);
@@ -209,4 +209,25 @@ describe('cluster mode', () => {
       return workers.body.workers.every((w: { vm_count: number; used_cpu_cores: number }) => w.vm_count === 0 && w.used_cpu_cores === 0);
     }, 60_000);
   }, 240_000);
+
+  it('SIGTERM drains a worker with the configured deadline, then it deregisters and exits 0', async () => {
+    for (const id of ['w1', 'w3']) await api('POST', `/workers/${id}/eligibility`, { eligible: false });
+    for (let i = 0; i < 2; i++) expect((await api('POST', '/vms?wait=true&timeout=60', { name: `leaving-${i}`, driver: 'sandbox' })).body.vm.worker_id).toBe('w2');
+    for (const id of ['w1', 'w3']) await api('POST', `/workers/${id}/eligibility`, { eligible: true });
+
+    const w2 = cluster.workers.get('w2')!;
+    const started = Date.now();
+    const code = await w2.kill('SIGTERM', 30_000);
+    console.log(`w2 drained and exited ${Date.now() - started} ms after SIGTERM (drain deadline 3 s)`);
+    expect(code).toBe(0);
+    const { rows } = await db.query(`SELECT count(*)::int AS n FROM vms WHERE worker_id = 'w2' AND deleted_at IS NULL`);
+    expect(rows[0].n).toBe(0);
+    const worker = (await api('GET', '/workers/w2')).body;
+    expect(worker).toMatchObject({ status: 'offline', vm_count: 0 });
+    expect(worker.drain.drained_at).not.toBeNull();
+    for (const i of [0, 1]) expect((await api('GET', `/vms/leaving-${i}`)).status).toBe(404);
+    // Nothing is left on the host either.
+    const { rows: gone } = await db.query(`SELECT id FROM vms WHERE name LIKE 'leaving-%'`);
+    for (const vm of gone) expect(existsSync(join(w2.stateDir, 'sandbox', vm.id))).toBe(false);
+  }, 60_000);
 });
