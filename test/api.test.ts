@@ -249,6 +249,20 @@ describe('VMs and tasks', () => {
     expect(vm).toMatchObject({ status: 'running', worker_id: 'test-worker' });
   });
 
+  it('validates drain, eligibility and cancel requests', async () => {
+    expectError(await call('POST', '/api/v1/workers/test-worker/drain', { force: true, no_deadline: true }), 400, 'validation_failed');
+    expectError(await call('POST', '/api/v1/workers/test-worker/drain', { deadline_seconds: -5 }), 400, 'validation_failed');
+    expectError(await call('POST', '/api/v1/workers/test-worker/eligibility', { eligible: 'yes' }), 400, 'validation_failed');
+    expectError(await call('POST', '/api/v1/workers/test-worker/eligibility', {}), 400, 'validation_failed');
+    expectError(await call('POST', '/api/v1/workers/ghost/eligibility', { eligible: false }), 404, 'not_found');
+    expectError(await call('POST', '/api/v1/tasks/00000000-0000-0000-0000-000000000000/cancel'), 404, 'not_found');
+    const done = (await call('GET', '/api/v1/tasks?status=completed&limit=1')).body.tasks[0];
+    expectError(await call('POST', `/api/v1/tasks/${done.id}/cancel`), 409, 'conflict');
+    const off = await call('POST', '/api/v1/workers/test-worker/eligibility', { eligible: false });
+    expect(off.body).toMatchObject({ status: 'active', eligible: false });
+    expect((await call('POST', '/api/v1/workers/test-worker/eligibility', { eligible: true })).body.eligible).toBe(true);
+  });
+
   it('accounts every VM in the distribution', async () => {
     const res = await call('GET', '/api/v1/cluster/distribution');
     expect(res.status).toBe(200);
