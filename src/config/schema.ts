@@ -101,6 +101,10 @@ export const configSchema = z
         redis,
         /** How many past events a reconnecting client can resume from. */
         retention: z.number().int().min(100).default(10_000),
+        /** WebSocket clients are pinged this often; one that misses a pong is dropped. */
+        ping_interval: duration('15s'),
+        /** A client whose unsent backlog passes this many bytes is cut off (close code 4008). */
+        max_buffered_bytes: z.number().int().min(64 * 1024).default(4 * 1024 * 1024),
       })
       .prefault({}),
     discovery: discoverySchema,

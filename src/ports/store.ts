@@ -100,6 +100,8 @@ export interface Store {
   claimDrainEnforcement(id: string, now: Date): Promise<boolean>;
   /** True for exactly one caller once no live VM is left on the draining worker. */
   markDrained(id: string, now: Date): Promise<boolean>;
+  /** True for exactly one caller per membership change, however many replicas saw it. */
+  announceWorker(id: string, change: 'joined' | 'left'): Promise<boolean>;
   /** Flags a running task for cancellation (the worker holding it aborts it); null when not running. */
   requestCancel(id: string, now: Date): Promise<Task | null>;
 

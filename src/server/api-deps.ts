@@ -4,6 +4,7 @@ import type { ServiceRegistry } from '../ports/service-registry.ts';
 import type { Store } from '../ports/store.ts';
 import type { TaskQueue } from '../ports/task-queue.ts';
 import type { SchedulerLoop } from './scheduler-loop.ts';
+import type { EventHub } from './events/event-hub.ts';
 import type { HealthReport } from './health.ts';
 import type { VmService } from './services/vm-service.ts';
 import type { WorkerService } from './services/worker-service.ts';
@@ -19,4 +20,6 @@ export interface ApiDeps {
   health: () => Promise<HealthReport>;
   /** How long exec waits for its command before answering 202 with the task. */
   execWaitMs: number;
+  /** The WebSocket fan-out of events; absent when websockets are disabled. */
+  hub: EventHub | null;
 }

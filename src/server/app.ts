@@ -5,11 +5,13 @@
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Logger } from '../runtime/logger.ts';
 import type { ApiDeps } from './api-deps.ts';
 import { installErrorHandling } from './http-errors.ts';
+import { eventRoutes } from './routes/events.ts';
 import { healthRoutes } from './routes/health.ts';
 import { scheduleRoutes } from './routes/schedule.ts';
 import { taskRoutes } from './routes/tasks.ts';
@@ -44,10 +46,12 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
     });
   }
 
+  if (deps.hub) await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
+
   await app.register(swagger, {
     openapi: {
       info: { title: 'Aetherium API', description: 'Isolated micro-VMs across a fleet of hosts.', version: options.version ?? '0.0.0' },
-      tags: [{ name: 'vms' }, { name: 'tasks' }, { name: 'workers' }, { name: 'cluster' }, { name: 'scheduler' }, { name: 'health' }],
+      tags: [{ name: 'vms' }, { name: 'tasks' }, { name: 'workers' }, { name: 'cluster' }, { name: 'scheduler' }, { name: 'events' }, { name: 'health' }],
     },
     transform: jsonSchemaTransform,
   });
@@ -63,6 +67,7 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
       await v1.register(taskRoutes(deps));
       await v1.register(workerRoutes(deps));
       await v1.register(scheduleRoutes(deps));
+      if (deps.hub) await v1.register(eventRoutes(deps.hub, deps.events));
     },
     { prefix: '/api/v1' },
   );

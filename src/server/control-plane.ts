@@ -14,7 +14,9 @@ import type { Logger } from '../runtime/logger.ts';
 import { buildApp } from './app.ts';
 import { checkHealth, type HealthProbe, type HealthReport } from './health.ts';
 import { DrainLoop } from './drain-loop.ts';
+import { EventHub } from './events/event-hub.ts';
 import { Reaper } from './reaper.ts';
+import { RegistryWatcher } from './registry-watcher.ts';
 import { SchedulerLoop } from './scheduler-loop.ts';
 import { VmService } from './services/vm-service.ts';
 import { WorkerService } from './services/worker-service.ts';
@@ -39,6 +41,8 @@ export class ControlPlane {
   readonly scheduler: SchedulerLoop;
   readonly reaper: Reaper;
   readonly drains: DrainLoop;
+  readonly hub: EventHub | null;
+  readonly watcher: RegistryWatcher;
   readonly vms: VmService;
   readonly workers: WorkerService;
   private app: FastifyInstance | null = null;
@@ -61,6 +65,8 @@ export class ControlPlane {
     this.reaper = new Reaper(deps.store, deps.events, Math.max(1000, Math.floor(config.worker.heartbeat_interval / 2)), wake, log.child({ component: 'reaper' }));
     this.vms = new VmService(deps.store, deps.queue, deps.events, wake);
     this.workers = new WorkerService(deps.store, deps.events, deps.queue, wake);
+    this.hub = config.api_gateway.enable_websocket ? new EventHub(deps.events, { maxBufferedBytes: config.events.max_buffered_bytes, pingIntervalMs: config.events.ping_interval }) : null;
+    this.watcher = new RegistryWatcher(deps.registry, deps.store, deps.events, wake, log.child({ component: 'registry-watch' }));
     this.drains = new DrainLoop({ store: deps.store, events: deps.events, queue: deps.queue }, 1000, log.child({ component: 'drain' }));
     // Freed capacity or a new worker means pending tasks may fit now.
     deps.events.subscribe((event) => {
@@ -99,6 +105,7 @@ export class ControlPlane {
         scheduler: this.scheduler,
         health: () => this.health(),
         execWaitMs: gateway.exec_wait,
+        hub: this.hub,
       },
       { logger: this.deps.log.child({ component: 'http' }), rateLimit: { ...gateway.rate_limit, windowMs: gateway.rate_limit.window }, version: this.deps.version },
     );
@@ -108,6 +115,8 @@ export class ControlPlane {
   /** Starts the loops and, unless `listen` is false, the HTTP server. Returns the bound address. */
   async start(listen = true): Promise<string | null> {
     const app = this.app ?? (await this.buildHttp());
+    this.hub?.start();
+    this.watcher.start();
     this.scheduler.start();
     this.reaper.start();
     this.drains.start();
@@ -119,6 +128,8 @@ export class ControlPlane {
     this.stopping ??= (async () => {
       this.reaper.stop();
       this.drains.stop();
+      this.hub?.stop();
+      await this.watcher.stop();
       await this.scheduler.stop();
       await this.app?.close();
     })();

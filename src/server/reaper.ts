@@ -33,7 +33,9 @@ export class Reaper {
     let moved = 0;
     for (const worker of gone) {
       this.log.warn({ worker_id: worker.id, last_seen: worker.last_seen }, 'worker missed its heartbeats: marked offline');
-      await this.events.publish({ type: 'worker.left', data: { worker_id: worker.id, reason: 'heartbeat ttl expired', last_seen: worker.last_seen.toISOString() } });
+      if (await this.store.announceWorker(worker.id, 'left')) {
+        await this.events.publish({ type: 'worker.left', data: { worker_id: worker.id, reason: 'heartbeat ttl expired', last_seen: worker.last_seen.toISOString() } });
+      }
       for (const task of await this.store.listTasks({ worker_id: worker.id, status: 'scheduled', type: 'vm:create' })) {
         if (await this.store.unplaceTask(task.id, `worker ${worker.id} went offline before starting it`)) moved++;
       }

@@ -109,7 +109,8 @@ export class WorkerAgent {
     const registration = this.registration();
     const { created } = await store.upsertWorker(registration, new Date());
     if (registry.kind !== 'builtin') await registry.register(registration);
-    await events.publish({ type: created ? 'worker.joined' : 'worker.updated', data: { worker_id: this.id, zone: registration.zone, capabilities: registration.capabilities, rejoined: !created } });
+    // Joins and leaves are announced by the control plane from the registry's watch, exactly once.
+    if (!created) await events.publish({ type: 'worker.updated', data: { worker_id: this.id, zone: registration.zone, capabilities: registration.capabilities, restarted: true } });
 
     const report = await reconcile(this.ctx);
     if (report.recovered.length || report.lost.length || report.orphans.length) log.info(report, 'reconciled VMs after restart');
@@ -153,7 +154,6 @@ export class WorkerAgent {
         // We were declared dead (partition, long pause): the control plane may have moved our
         // work away, so the host is compared with the records again.
         this.ctx.log.warn('back after being marked offline: reconciling');
-        await this.deps.events.publish({ type: 'worker.joined', data: { worker_id: this.id, rejoined: true } });
         const report = await reconcile(this.ctx);
         this.ctx.log.info(report, 'reconciled VMs after coming back');
       }
@@ -255,7 +255,9 @@ export class WorkerAgent {
     try {
       await this.deps.store.setWorkerStatus(this.id, 'offline');
       if (this.deps.registry.kind !== 'builtin') await this.deps.registry.deregister(this.id);
-      await this.deps.events.publish({ type: 'worker.left', data: { worker_id: this.id, reason: 'deregistered' } });
+      if (await this.deps.store.announceWorker(this.id, 'left')) {
+        await this.deps.events.publish({ type: 'worker.left', data: { worker_id: this.id, reason: 'deregistered' } });
+      }
     } catch (err) {
       this.ctx.log.warn({ err: errorMessage(err) }, 'deregistration failed; the reaper will mark the worker offline');
     }

@@ -735,6 +735,16 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         expect((await store.getWorker(w.id))?.drain?.drained_at).toEqual(now);
       });
 
+      it('announceWorker answers true once per membership change', async () => {
+        const w = await worker();
+        const joins = await Promise.all([store.announceWorker(w.id, 'joined'), store.announceWorker(w.id, 'joined')]);
+        expect(joins.filter(Boolean)).toHaveLength(1);
+        expect(await store.announceWorker(w.id, 'left')).toBe(true);
+        expect(await store.announceWorker(w.id, 'left')).toBe(false);
+        expect(await store.announceWorker(w.id, 'joined')).toBe(true);
+        expect(await store.announceWorker('no-such-worker', 'joined')).toBe(false);
+      });
+
       it('requestCancel flags running tasks only, and keeps the first time', async () => {
         const { task } = await createVm();
         const first = new Date('2026-03-01T00:00:00Z');

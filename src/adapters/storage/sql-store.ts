@@ -75,6 +75,10 @@ export class SqlStore implements Store {
     return workers.markDrained(this.client, id, now);
   }
 
+  announceWorker(id: string, change: 'joined' | 'left'): Promise<boolean> {
+    return workers.announceWorker(this.client, id, change);
+  }
+
   requestCancel(id: string, now: Date): Promise<Task | null> {
     return tasks.requestCancel(this.client, id, now);
   }

@@ -252,3 +252,12 @@ export async function markDrained(db: SqlExecutor, id: string, now: Date): Promi
   );
   return rows.length > 0;
 }
+
+/** True for exactly one caller per change: the one that announces the worker joined (or left). */
+export async function announceWorker(db: SqlExecutor, id: string, change: 'joined' | 'left'): Promise<boolean> {
+  const rows = await db.query<Row>(
+    `UPDATE workers SET announced = $2, updated_at = now() WHERE id = $1 AND announced IS DISTINCT FROM $2 RETURNING id`,
+    [id, change],
+  );
+  return rows.length > 0;
+}

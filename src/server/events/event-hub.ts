@@ -1,0 +1,148 @@
+/**
+ * Fans the cluster's events out to this replica's WebSocket clients. One subscription to the bus
+ * per replica; each event is serialised once; every client has its own filter and cursor.
+ *
+ * A client is never allowed to slow the others: sending never waits, and a client whose socket
+ * buffers more than `maxBufferedBytes` (it stopped reading) is closed with code 4008.
+ * Liveness: the server pings every `pingIntervalMs`; a client that has not answered the previous
+ * ping is terminated (it is gone: a close handshake would never finish).
+ */
+import type { WebSocket } from 'ws';
+import type { ClusterEvent } from '../../domain/index.ts';
+import type { EventBus } from '../../ports/event-bus.ts';
+import { matches, type Subscription } from './subscription.ts';
+
+/** Close codes of the event stream (documented in the README). */
+export const CLOSE_CODES = {
+  /** The client stopped reading: its buffer passed the limit. */
+  slowConsumer: 4008,
+  /** The client sent something that is not a valid message. */
+  badMessage: 4400,
+  /** This replica is shutting down: reconnect (to any replica) with `since`. */
+  goingAway: 1001,
+} as const;
+
+export interface EventHubOptions {
+  maxBufferedBytes: number;
+  pingIntervalMs: number;
+}
+
+export class EventSession {
+  /** The id of the last event this client was given (or skipped by its filter). */
+  cursor: number;
+  /** Live events that arrive while the backlog is being sent (only when resuming). */
+  private pending: ClusterEvent[] | null;
+  alive = true;
+
+  constructor(
+    readonly socket: WebSocket,
+    public subscription: Subscription,
+    since: number | null,
+    private readonly hub: EventHub,
+  ) {
+    this.cursor = since ?? 0;
+    this.pending = since === null ? null : [];
+  }
+
+  /** Called by the hub for every live event. */
+  offer(event: ClusterEvent, serialised: string): void {
+    if (this.pending) {
+      this.pending.push(event);
+      return;
+    }
+    this.deliver(event, serialised);
+  }
+
+  private deliver(event: ClusterEvent, serialised?: string): void {
+    // Exactly once, in order: anything at or below the cursor was already given (or skipped).
+    if (event.id <= this.cursor) return;
+    this.cursor = event.id;
+    if (matches(this.subscription, event)) this.send(serialised ?? JSON.stringify(event));
+  }
+
+  /** The backlog (replayed events) has been sent: live events flow straight through from now. */
+  startLive(backlog: ClusterEvent[]): void {
+    for (const event of backlog) this.deliver(event);
+    const waiting = this.pending ?? [];
+    this.pending = null;
+    for (const event of waiting) this.deliver(event);
+  }
+
+  /** The requested `since` is older than what is retained: the client must resync, then goes live. */
+  skipTo(id: number): void {
+    this.cursor = Math.max(this.cursor, id);
+  }
+
+  send(text: string): void {
+    if (this.socket.readyState !== this.socket.OPEN) return;
+    if (this.socket.bufferedAmount > this.hub.options.maxBufferedBytes) {
+      this.hub.drop(this, CLOSE_CODES.slowConsumer, 'slow consumer: the client did not read its events fast enough; reconnect with since=<last id>');
+      return;
+    }
+    this.socket.send(text);
+  }
+}
+
+export class EventHub {
+  private readonly sessions = new Set<EventSession>();
+  private unsubscribe: (() => void) | null = null;
+  private pinger: NodeJS.Timeout | null = null;
+  /** The newest id this replica has seen live: where a client without `since` starts. */
+  lastLiveId: number | null = null;
+  slowConsumersDropped = 0;
+
+  constructor(
+    private readonly bus: EventBus,
+    readonly options: EventHubOptions,
+  ) {}
+
+  start(): void {
+    this.unsubscribe = this.bus.subscribe((event) => {
+      this.lastLiveId = event.id;
+      if (this.sessions.size === 0) return;
+      const serialised = JSON.stringify(event);
+      for (const session of this.sessions) session.offer(event, serialised);
+    });
+    this.pinger = setInterval(() => this.ping(), this.options.pingIntervalMs);
+    this.pinger.unref();
+  }
+
+  get clients(): number {
+    return this.sessions.size;
+  }
+
+  add(session: EventSession): void {
+    this.sessions.add(session);
+    session.socket.on('pong', () => {
+      session.alive = true;
+    });
+    session.socket.on('close', () => this.sessions.delete(session));
+  }
+
+  drop(session: EventSession, code: number, reason: string): void {
+    if (!this.sessions.delete(session)) return;
+    if (code === CLOSE_CODES.slowConsumer) this.slowConsumersDropped++;
+    session.socket.close(code, reason.slice(0, 120));
+    // A client that does not read will not complete the close handshake either.
+    setTimeout(() => session.socket.terminate(), 1000).unref();
+  }
+
+  private ping(): void {
+    for (const session of this.sessions) {
+      if (!session.alive) {
+        this.sessions.delete(session);
+        session.socket.terminate();
+        continue;
+      }
+      session.alive = false;
+      session.socket.ping();
+    }
+  }
+
+  stop(): void {
+    this.unsubscribe?.();
+    if (this.pinger) clearInterval(this.pinger);
+    for (const session of this.sessions) session.socket.close(CLOSE_CODES.goingAway, 'server shutting down; reconnect with since=<last id>');
+    this.sessions.clear();
+  }
+}
