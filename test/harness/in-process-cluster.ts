@@ -34,6 +34,8 @@ export interface InProcessCluster {
   db: pg.Pool;
   stateDir: string;
   replicas: ControlPlane[];
+  /** The replicas' base URLs when started with `listen` (real sockets, for WebSocket clients). */
+  urls: string[];
   agents: Map<string, WorkerAgent>;
   /** The state folder of an agent's driver. */
   driverDir(agentId: string): string;
@@ -42,29 +44,29 @@ export interface InProcessCluster {
   stop(): Promise<void>;
 }
 
-export async function startInProcessCluster(options: { replicas: number; agents: AgentSpec[]; config?: Record<string, unknown> }): Promise<InProcessCluster> {
+export async function startInProcessCluster(options: { replicas: number; agents: AgentSpec[]; config?: Record<string, unknown>; listen?: boolean }): Promise<InProcessCluster> {
   const postgres = await startPostgres();
   const redis = await startRedis();
   const url = await createDatabase(postgres.url);
   const db = new pg.Pool({ connectionString: url, max: 3 });
   db.on('error', () => undefined);
   const stateDir = mkdtempSync(join(tmpdir(), 'aetherium-inproc-'));
-  const config = loadConfig({
-    env: {},
-    overrides: {
-      store: { kind: 'postgres', postgres: { url } },
-      queue: { kind: 'redis', redis: { url: redis.url } },
-      events: { kind: 'redis', redis: { url: redis.url } },
-      scheduler: { interval: '200ms', redeliver_after: '5s' },
-      api_gateway: { rate_limit: { enabled: false } },
-      worker: { heartbeat_interval: '1s', ttl: '10s' },
-      log: { level: 'silent' },
-      ...options.config,
-    },
-  });
+  const base: Record<string, Record<string, unknown>> = {
+    store: { kind: 'postgres', postgres: { url } },
+    queue: { kind: 'redis', redis: { url: redis.url } },
+    events: { kind: 'redis', redis: { url: redis.url } },
+    scheduler: { interval: '200ms', redeliver_after: '5s' },
+    api_gateway: { rate_limit: { enabled: false }, host: '127.0.0.1', port: 0 },
+    worker: { heartbeat_interval: '1s', ttl: '10s' },
+    log: { level: 'silent' },
+  };
+  // Sections given by a test are merged into the cluster's, not put in their place.
+  for (const [section, values] of Object.entries(options.config ?? {})) base[section] = { ...base[section], ...(values as Record<string, unknown>) };
+  const config = loadConfig({ env: {}, overrides: base });
   const engines: Engines[] = [];
   const drivers: VmDriver[] = [];
   const replicas: ControlPlane[] = [];
+  const urls: string[] = [];
   const agents = new Map<string, WorkerAgent>();
   const driverDir = (id: string) => join(stateDir, id);
 
@@ -72,9 +74,10 @@ export async function startInProcessCluster(options: { replicas: number; agents:
     const e = await openEngines(config);
     engines.push(e);
     const replica = new ControlPlane(config, { ...e, log: silentLogger, mode: 'server', version: 'test' });
-    await replica.start(false);
+    const address = await replica.start(options.listen ?? false);
     await replica.http.ready();
     replicas.push(replica);
+    if (address) urls.push(address);
   }
   for (const spec of options.agents) {
     const e = await openEngines(config);
@@ -106,6 +109,7 @@ export async function startInProcessCluster(options: { replicas: number; agents:
     db,
     stateDir,
     replicas,
+    urls,
     agents,
     driverDir,
     count: async (sql, params = []) => Number((await db.query(sql, params)).rows[0]?.n ?? 0),
