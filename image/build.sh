@@ -130,8 +130,8 @@ echo "root:x:0:" > "$R/etc/group"
 echo "aetherium" > "$R/etc/hostname"
 cat > "$R/sbin/aetherium-init" <<'GINIT'
 #!/bin/sh
-# PID 1 of the guest: mounts, then runs the agent on the virtio-serial port named
-# org.aetherium.agent.0, restarting it should it ever die.
+# PID 1 of the guest: mounts, then runs the agent on the virtio-serial ports named
+# org.aetherium.agent.N (one session each), restarting it should it ever die.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -142,17 +142,18 @@ mount -t tmpfs tmpfs /dev/shm
 mount -t tmpfs tmpfs /run
 hostname -F /etc/hostname
 ip link set lo up 2>/dev/null
-port=""
+ports=""
 i=0
-while [ -z "$port" ] && [ $i -lt 200 ]; do
+while [ -z "$ports" ] && [ $i -lt 200 ]; do
   for p in /sys/class/virtio-ports/*; do
-    [ "$(cat "$p/name" 2>/dev/null)" = org.aetherium.agent.0 ] && port=/dev/${p##*/}
+    case "$(cat "$p/name" 2>/dev/null)" in org.aetherium.agent.*) ports="$ports /dev/${p##*/}" ;; esac
   done
-  [ -n "$port" ] || { sleep 0.05; i=$((i + 1)); }
+  [ -n "$ports" ] || { sleep 0.05; i=$((i + 1)); }
 done
-echo "aetherium-init: agent port $port" > /dev/kmsg
+echo "aetherium-init: agent ports$ports" > /dev/kmsg
 while :; do
-  /sbin/aetherium-agent "$port"
+  # shellcheck disable=SC2086
+  /sbin/aetherium-agent $ports
   echo "aetherium-init: agent exited ($?), restarting" > /dev/kmsg
   sleep 0.2
 done

@@ -78,9 +78,11 @@ describe('scheduler', () => {
     expect(result.explanation.reason).toBe('insufficient capacity: 1 × insufficient cpu, 1 × no vm slots');
   });
 
-  it('honours a requested driver and otherwise picks the strongest isolation', () => {
+  it('honours a requested driver and otherwise picks firecracker, then sandbox, then qemu', () => {
     const w = worker('w', { capabilities: ['process', 'sandbox', 'qemu'] });
-    expect(place([w], small, options).placement?.driver).toBe('qemu');
+    expect(place([w], small, options).placement?.driver).toBe('sandbox');
+    expect(place([worker('q', { capabilities: ['process', 'qemu'] })], small, options).placement?.driver).toBe('qemu');
+    expect(place([worker('f', { capabilities: ['firecracker', 'sandbox'] })], small, options).placement?.driver).toBe('firecracker');
     expect(place([w], { ...small, driver: 'sandbox' }, options).placement?.driver).toBe('sandbox');
     expect(place([w], { ...small, driver: 'firecracker' }, options).explanation.rejected).toEqual({ 'driver firecracker unavailable': 1 });
   });

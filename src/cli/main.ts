@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../runtime/version.ts';
 import { ApiClient, CliError } from './api-client.ts';
+import { registerEventCommands } from './commands/events.ts';
 import { registerRunCommands } from './commands/run.ts';
 import { registerTaskCommands } from './commands/tasks.ts';
 import { registerVmCommands } from './commands/vm.ts';
@@ -26,6 +27,7 @@ registerRunCommands(program);
 registerVmCommands(program, client, global);
 registerWorkerCommands(program, client, global);
 registerTaskCommands(program, client, global);
+registerEventCommands(program, global);
 
 try {
   await program.parseAsync(process.argv);

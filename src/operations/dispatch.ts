@@ -30,8 +30,8 @@ export function newTask(type: TaskType, fields: Partial<Task> = {}): Task {
   };
 }
 
-export async function dispatchToVmWorker(deps: { store: Store; queue: TaskQueue; events: EventBus }, vm: Vm, type: TaskType, payload: Record<string, unknown>): Promise<Task> {
-  const task = newTask(type, { vm_id: vm.id, worker_id: vm.worker_id, status: 'scheduled', payload });
+export async function dispatchToVmWorker(deps: { store: Store; queue: TaskQueue; events: EventBus }, vm: Vm, type: TaskType, payload: Record<string, unknown>, id?: string): Promise<Task> {
+  const task = newTask(type, { vm_id: vm.id, worker_id: vm.worker_id, status: 'scheduled', payload, ...(id ? { id } : {}) });
   await deps.store.insertTask(task);
   // The row is the truth: if the queue is down, the scheduler loop redelivers the task later.
   await deps.queue.enqueue(vm.worker_id!, { id: task.id, type }).catch(() => undefined);

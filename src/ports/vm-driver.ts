@@ -42,7 +42,10 @@ export interface ExecRequest {
   /** No default cap: a command runs until it exits unless a timeout is given. */
   timeout_ms?: number;
   signal?: AbortSignal;
+  /** The whole input at once. */
   stdin?: string;
+  /** Input as it comes (an interactive session): each chunk is written as it arrives; the end closes stdin. */
+  stdinStream?: AsyncIterable<string | Buffer>;
   onStdout?: (chunk: string) => void;
   onStderr?: (chunk: string) => void;
 }

@@ -8,7 +8,9 @@ import { ResilientEventBus } from '../adapters/events/resilient-event-bus.ts';
 import { MemoryTaskQueue } from '../adapters/queue/memory-task-queue.ts';
 import { openStore } from '../adapters/storage/open-store.ts';
 import type { Config } from '../config/schema.ts';
+import { MemoryExecChannels } from '../adapters/events/memory-exec-channels.ts';
 import type { EventBus } from '../ports/event-bus.ts';
+import type { ExecChannels } from '../ports/exec-channels.ts';
 import type { ServiceRegistry } from '../ports/service-registry.ts';
 import type { Store } from '../ports/store.ts';
 import type { TaskQueue } from '../ports/task-queue.ts';
@@ -19,6 +21,7 @@ export interface Engines {
   queue: TaskQueue;
   events: EventBus;
   registry: ServiceRegistry;
+  channels: ExecChannels;
   close(): Promise<void>;
 }
 
@@ -38,11 +41,14 @@ export async function openEngines(config: Config, log?: Logger): Promise<Engines
     closers.unshift(() => events.close());
     const registry = await openRegistry(config, store);
     closers.unshift(() => registry.close());
+    const channels = await openChannels(config, onError('channels'));
+    closers.unshift(() => channels.close());
     return {
       store,
       queue,
       events,
       registry,
+      channels,
       close: async () => {
         for (const close of closers) await close().catch(() => undefined);
       },
@@ -65,6 +71,12 @@ async function openEventBus(config: Config): Promise<EventBus> {
   if (config.events.kind === 'memory') return new MemoryEventBus(config.events.retention);
   const { RedisEventBus } = await import('../adapters/events/redis-event-bus.ts');
   return new RedisEventBus({ url: config.events.redis.url, retention: config.events.retention });
+}
+
+async function openChannels(config: Config, onError: (err: unknown) => void): Promise<ExecChannels> {
+  if (config.events.kind === 'memory') return new MemoryExecChannels();
+  const { RedisExecChannels } = await import('../adapters/events/redis-exec-channels.ts');
+  return new RedisExecChannels({ url: config.events.redis.url, onError });
 }
 
 async function openRegistry(config: Config, store: Store): Promise<ServiceRegistry> {

@@ -30,7 +30,12 @@ export type Check = (worker: WorkerSnapshot, query: Query) => string | null;
 /** Reasons that mean "full", as opposed to "wrong kind of worker". */
 export const CAPACITY_REASONS = new Set(['insufficient cpu', 'insufficient memory', 'insufficient disk', 'no vm slots', 'too many creates in flight']);
 
-export const DRIVER_PREFERENCE = ['firecracker', 'qemu', 'sandbox', 'process'] as const;
+/**
+ * The driver a VM gets when it asks for none. Firecracker is the production microVM; qemu comes
+ * after the sandbox because without KVM it runs under software emulation (seconds to boot, ~240 MB
+ * each), so it is used when asked for (`driver: qemu`) or when nothing else is there.
+ */
+export const DRIVER_PREFERENCE = ['firecracker', 'sandbox', 'qemu', 'process'] as const;
 
 export function labelMatches(value: string | undefined, constraint: LabelConstraint): boolean {
   if (value === undefined) return false;

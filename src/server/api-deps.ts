@@ -1,5 +1,6 @@
 /** What the HTTP routes are given: services decorated once, shared by every route plugin. */
 import type { EventBus } from '../ports/event-bus.ts';
+import type { ExecChannels } from '../ports/exec-channels.ts';
 import type { ServiceRegistry } from '../ports/service-registry.ts';
 import type { Store } from '../ports/store.ts';
 import type { TaskQueue } from '../ports/task-queue.ts';
@@ -20,6 +21,7 @@ export interface ApiDeps {
   health: () => Promise<HealthReport>;
   /** How long exec waits for its command before answering 202 with the task. */
   execWaitMs: number;
+  channels: ExecChannels;
   /** The WebSocket fan-out of events; absent when websockets are disabled. */
   hub: EventHub | null;
 }

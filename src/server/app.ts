@@ -12,6 +12,7 @@ import type { Logger } from '../runtime/logger.ts';
 import type { ApiDeps } from './api-deps.ts';
 import { installErrorHandling } from './http-errors.ts';
 import { eventRoutes } from './routes/events.ts';
+import { execStreamRoutes } from './routes/exec-stream.ts';
 import { healthRoutes } from './routes/health.ts';
 import { scheduleRoutes } from './routes/schedule.ts';
 import { taskRoutes } from './routes/tasks.ts';
@@ -67,7 +68,10 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
       await v1.register(taskRoutes(deps));
       await v1.register(workerRoutes(deps));
       await v1.register(scheduleRoutes(deps));
-      if (deps.hub) await v1.register(eventRoutes(deps.hub, deps.events));
+      if (deps.hub) {
+        await v1.register(eventRoutes(deps.hub, deps.events));
+        await v1.register(execStreamRoutes(deps, deps.channels));
+      }
     },
     { prefix: '/api/v1' },
   );

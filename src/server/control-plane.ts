@@ -7,6 +7,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.ts';
 import type { EventBus } from '../ports/event-bus.ts';
+import type { ExecChannels } from '../ports/exec-channels.ts';
 import type { ServiceRegistry } from '../ports/service-registry.ts';
 import type { Store } from '../ports/store.ts';
 import type { TaskQueue } from '../ports/task-queue.ts';
@@ -29,6 +30,7 @@ export interface ControlPlaneDeps {
   queue: TaskQueue;
   events: EventBus;
   registry: ServiceRegistry;
+  channels: ExecChannels;
   log: Logger;
   mode: string;
   version: string;
@@ -100,6 +102,7 @@ export class ControlPlane {
         queue: this.deps.queue,
         events: this.deps.events,
         registry: this.deps.registry,
+        channels: this.deps.channels,
         vms: this.vms,
         workers: this.workers,
         scheduler: this.scheduler,

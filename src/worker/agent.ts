@@ -11,6 +11,7 @@ import { hostname as osHostname, networkInterfaces } from 'node:os';
 import type { DriverName, Vm, Worker, WorkerRegistration, WorkerResources } from '../domain/index.ts';
 import { errorMessage } from '../domain/index.ts';
 import type { EventBus } from '../ports/event-bus.ts';
+import type { ExecChannels } from '../ports/exec-channels.ts';
 import type { ServiceRegistry } from '../ports/service-registry.ts';
 import type { Store } from '../ports/store.ts';
 import type { QueueConsumer, TaskQueue } from '../ports/task-queue.ts';
@@ -44,6 +45,7 @@ export interface WorkerAgentDeps {
   store: Store;
   queue: TaskQueue;
   events: EventBus;
+  channels: ExecChannels;
   registry: ServiceRegistry;
   drivers: ReadonlyMap<DriverName, VmDriver>;
   log: Logger;
@@ -71,7 +73,7 @@ export class WorkerAgent {
   ) {
     this.id = options.id ?? osHostname();
     const log = deps.log.child({ component: 'worker', worker_id: this.id });
-    this.ctx = { workerId: this.id, store: deps.store, events: deps.events, drivers: deps.drivers, log, vmsChanged: () => void this.pushResources(), admit: options.admit ?? hostAdmission };
+    this.ctx = { workerId: this.id, store: deps.store, events: deps.events, channels: deps.channels, drivers: deps.drivers, log, vmsChanged: () => void this.pushResources(), admit: options.admit ?? hostAdmission };
     this.runner = new TaskRunner(this.ctx, deps.queue);
     this.sampler = new UsageSampler(options.stateDir);
   }

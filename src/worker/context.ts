@@ -2,6 +2,7 @@
 import type { DriverName, Vm } from '../domain/index.ts';
 import { notFound, PermanentTaskError } from '../domain/index.ts';
 import type { EventBus } from '../ports/event-bus.ts';
+import type { ExecChannels } from '../ports/exec-channels.ts';
 import type { Store } from '../ports/store.ts';
 import type { VmDriver } from '../ports/vm-driver.ts';
 import type { Logger } from '../runtime/logger.ts';
@@ -10,6 +11,8 @@ export interface WorkerContext {
   workerId: string;
   store: Store;
   events: EventBus;
+  /** Live stdin/stdout/stderr of interactive commands. */
+  channels: ExecChannels;
   drivers: ReadonlyMap<DriverName, VmDriver>;
   log: Logger;
   /** Called after a VM appears or disappears so the agent pushes fresh resource figures. */

@@ -2,12 +2,18 @@
 import { AetheriumError } from '../../domain/index.ts';
 import type { DriverName } from '../../domain/index.ts';
 import type { VmDriver } from '../../ports/vm-driver.ts';
+import { FirecrackerDriver, type FirecrackerDriverOptions } from './firecracker/firecracker-driver.ts';
 import { ProcessDriver } from './process/process-driver.ts';
+import { QemuDriver } from './qemu/qemu-driver.ts';
 import { SandboxDriver } from './sandbox/sandbox-driver.ts';
 
 export interface CreateDriverOptions {
   /** Directory the driver keeps its VMs in (one sub-directory per VM). */
   stateDir: string;
+  /** Settings of the firecracker driver (kernel, rootfs, jailer, network, guest agent...); its stateDir is the one above. */
+  firecracker?: Omit<FirecrackerDriverOptions, 'stateDir'>;
+  /** Settings of the qemu driver: where its guest image is (built by image/build.sh when missing; default .aetherium/images/default). */
+  qemu?: { imageDir?: string };
 }
 
 export function createDriver(name: DriverName, options: CreateDriverOptions): VmDriver {
@@ -16,9 +22,10 @@ export function createDriver(name: DriverName, options: CreateDriverOptions): Vm
       return new SandboxDriver({ stateDir: options.stateDir });
     case 'process':
       return new ProcessDriver({ stateDir: options.stateDir });
-    case 'qemu':
     case 'firecracker':
-      throw new AetheriumError('validation_failed', `the ${name} driver is not implemented in this build; available drivers: sandbox, process`);
+      return new FirecrackerDriver({ ...(options.firecracker ?? {}), stateDir: options.stateDir });
+    case 'qemu':
+      return new QemuDriver({ stateDir: options.stateDir, imageDir: options.qemu?.imageDir });
     default:
       throw new AetheriumError('validation_failed', `unknown driver ${JSON.stringify(name as string)}; known drivers: sandbox, process, qemu, firecracker`);
   }

@@ -36,6 +36,7 @@ export interface CommandOptions {
   env: Record<string, string>;
   cwd: string;
   stdin?: string;
+  stdinStream?: AsyncIterable<string | Buffer>;
   timeout_ms?: number;
   signal?: AbortSignal;
   onStdout?: (chunk: string) => void;
@@ -91,7 +92,7 @@ export function startCommand(options: CommandOptions): RunningCommand {
     cwd: options.cwd,
     env: options.env,
     detached: true,
-    stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    stdio: [options.stdin === undefined && options.stdinStream === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
   const pgid = child.pid;
   const cap = options.maxOutputBytes ?? MAX_OUTPUT_BYTES;
@@ -102,6 +103,17 @@ export function startCommand(options: CommandOptions): RunningCommand {
   if (options.stdin !== undefined && child.stdin) {
     child.stdin.on('error', () => {}); // EPIPE when the command does not read its input
     child.stdin.end(options.stdin);
+  } else if (options.stdinStream && child.stdin) {
+    const input = child.stdin;
+    input.on('error', () => {});
+    void (async () => {
+      for await (const chunk of options.stdinStream!) {
+        if (input.destroyed) break;
+        // Respect the pipe's back-pressure: a command that reads slowly slows the sender, not memory.
+        if (!input.write(chunk)) await new Promise((resolve) => input.once('drain', resolve));
+      }
+      input.end();
+    })().catch(() => input.destroy());
   }
 
   let killing: Promise<void> | undefined;

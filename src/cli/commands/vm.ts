@@ -3,6 +3,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { type ApiClient, CliError } from '../api-client.ts';
 import { collectPairs, printFields, printJson, printTable, shortId } from '../format.ts';
 import type { GlobalOptions } from '../global-options.ts';
+import { streamExec } from '../stream-exec.ts';
 
 type Vm = Record<string, unknown> & { id: string; name: string; status: string; worker_id: string | null; error: string | null };
 type TaskAnswer = { task_id: string; status: string; error: string | null };
@@ -91,26 +92,24 @@ export function registerVmCommands(program: Command, client: () => ApiClient, gl
     });
 
   vm.command('exec')
-    .description('run a command in a VM; exits with the command\'s exit code')
+    .description("run a command in a VM, streaming its output live; exits with the command's exit code")
     .argument('<vm>', 'VM id or name')
     .argument('<command...>', 'the command and its arguments (put them after --)')
     .option('-e, --env <k=v>', 'an environment variable (repeatable)', pairs, {})
     .option('--cwd <dir>', 'working directory inside the VM')
     .option('--timeout <seconds>', 'kill the command after this many seconds', Number)
+    .option('-i, --interactive', 'send this terminal\'s input to the command (piped input always is)')
     .action(async (id: string, command: string[], o) => {
       const [cmd, ...args] = command;
       const body = { command: cmd, args, env: o.env, ...(o.cwd ? { cwd: o.cwd } : {}), ...(o.timeout ? { timeout: o.timeout } : {}) };
-      const { status, data } = await client().post<{ task_id: string; exit_code?: number; stdout?: string; stderr?: string; timed_out?: boolean; message?: string }>(`/vms/${encodeURIComponent(id)}/exec`, body);
+      // --json wants the whole result at once: the plain request/response API.
       if (global().json) {
+        const { status, data } = await client().post<{ exit_code?: number }>(`/vms/${encodeURIComponent(id)}/exec`, body);
         printJson(data);
-      } else if (status === 202) {
-        process.stderr.write(`${data.message}\n`);
-      } else {
-        process.stdout.write(data.stdout ?? '');
-        process.stderr.write(data.stderr ?? '');
-        if (data.timed_out) process.stderr.write(`aetherium: the command timed out after ${o.timeout} s\n`);
+        process.exitCode = status === 202 ? 1 : (data.exit_code ?? 1);
+        return;
       }
-      process.exitCode = status === 202 ? 1 : (data.exit_code ?? 1);
+      process.exitCode = await streamExec(global().api, id, body, Boolean(o.interactive) || !process.stdin.isTTY, o.timeout);
     });
 
   for (const action of ['start', 'stop'] as const) {

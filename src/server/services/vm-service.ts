@@ -130,16 +130,17 @@ export class VmService {
     return this.dispatch(vm, 'vm:stop', {});
   }
 
-  async exec(idOrName: string, payload: ExecPayload): Promise<Task> {
+  /** `taskId` lets a caller subscribe to the command's live output before it can start. */
+  async exec(idOrName: string, payload: ExecPayload & { stream?: boolean }, taskId?: string): Promise<Task> {
     const vm = await this.get(idOrName);
     if (vm.status !== 'running') {
       const hint = vm.status === 'created' || vm.status === 'starting' ? '; wait until it is running' : vm.status === 'stopped' ? '; start it first' : '';
       throw conflict(`VM ${vm.name} is ${vm.status}${hint}`);
     }
-    return this.dispatch(vm, 'vm:execute', payload as unknown as Record<string, unknown>);
+    return this.dispatch(vm, 'vm:execute', payload as unknown as Record<string, unknown>, taskId);
   }
 
-  private dispatch(vm: Vm, type: TaskType, payload: Record<string, unknown>): Promise<Task> {
-    return dispatchToVmWorker(this, vm, type, payload);
+  private dispatch(vm: Vm, type: TaskType, payload: Record<string, unknown>, id?: string): Promise<Task> {
+    return dispatchToVmWorker(this, vm, type, payload, id);
   }
 }

@@ -4,21 +4,31 @@
  */
 import type { ExecPayload, Task } from '../../domain/index.ts';
 import { newId, PermanentTaskError, retryTransient } from '../../domain/index.ts';
+import { execInput, execOutput } from '../../ports/exec-channels.ts';
+import { AsyncQueue } from '../async-queue.ts';
 import { type WorkerContext, driverFor, loadVm } from '../context.ts';
 
 export async function executeInVm(ctx: WorkerContext, task: Task, signal: AbortSignal): Promise<Record<string, unknown>> {
   const vm = await loadVm(ctx, task.vm_id);
   if (vm.status !== 'running') throw new PermanentTaskError(`VM ${vm.name} is ${vm.status}, not running`);
-  const payload = task.payload as unknown as ExecPayload;
+  const payload = task.payload as unknown as ExecPayload & { stream?: boolean };
   const startedAt = new Date();
-  const result = await driverFor(ctx, vm).exec(vm.id, {
-    command: payload.command,
-    args: payload.args ?? [],
-    env: payload.env ?? {},
-    cwd: payload.cwd,
-    timeout_ms: payload.timeout_ms,
-    signal,
-  });
+  const live = payload.stream ? await openLiveChannels(ctx, task.id) : null;
+  let result;
+  try {
+    result = await driverFor(ctx, vm).exec(vm.id, {
+      command: payload.command,
+      args: payload.args ?? [],
+      env: payload.env ?? {},
+      cwd: payload.cwd,
+      timeout_ms: payload.timeout_ms,
+      signal,
+      ...(live ? { stdinStream: live.stdin, onStdout: live.stdout, onStderr: live.stderr } : {}),
+    });
+  } finally {
+    await live?.close();
+  }
+  if (live) await ctx.channels.publish(execOutput(task.id), { type: 'exit', exit_code: result.exit_code, timed_out: result.timed_out ?? false }).catch(() => undefined);
   const completedAt = new Date();
   const execution = {
     id: newId(),
@@ -35,4 +45,28 @@ export async function executeInVm(ctx: WorkerContext, task: Task, signal: AbortS
   // The command ran: its record must survive a database restart rather than turn into a failure.
   await retryTransient(() => ctx.store.insertExecution(execution));
   return { execution_id: execution.id, exit_code: result.exit_code, stdout: result.stdout, stderr: result.stderr, timed_out: result.timed_out ?? false, duration_ms: execution.duration_ms };
+}
+
+/**
+ * An interactive command: stdin comes from the client's channel as it is typed, stdout and stderr
+ * go out as they are produced. `started` tells the replica holding the client that input can flow.
+ */
+async function openLiveChannels(ctx: WorkerContext, taskId: string) {
+  const stdin = new AsyncQueue<string>();
+  const unsubscribe = await ctx.channels.subscribe(execInput(taskId), (message) => {
+    if (message.type === 'stdin') stdin.push(message.data);
+    else if (message.type === 'stdin_end') stdin.end();
+  });
+  const out = execOutput(taskId);
+  const send = (type: 'stdout' | 'stderr') => (data: string) => void ctx.channels.publish(out, { type, data }).catch(() => undefined);
+  await ctx.channels.publish(out, { type: 'started' });
+  return {
+    stdin,
+    stdout: send('stdout'),
+    stderr: send('stderr'),
+    close: async () => {
+      stdin.end();
+      await unsubscribe();
+    },
+  };
 }

@@ -216,6 +216,7 @@ export class SandboxDriver implements VmDriver {
         env: commandEnv({ HOME: '/root' }, vm.spec.env, request.env),
         cwd: '/',
         stdin: request.stdin,
+        stdinStream: request.stdinStream,
         timeout_ms: request.timeout_ms,
         signal: request.signal,
         onStdout: request.onStdout,

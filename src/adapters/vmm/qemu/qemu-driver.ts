@@ -1,0 +1,480 @@
+/**
+ * The `qemu` driver: each VM is a QEMU `microvm` machine (KVM when /dev/kvm is usable, TCG software
+ * emulation otherwise) booting the guest image of image/build.sh, with a copy-on-write qcow2 overlay
+ * of the base root disk and the Aetherium guest agent on virtio-serial ports. See README.md.
+ *
+ * Files of a VM, in `<stateDir>/<vmId>/`:
+ *   vm.json          the spec; written once the first boot succeeded: its presence means "the VM exists"
+ *   run.json         the running QEMU (pid, boot_ms, accel); removed by stop: its presence means "should run"
+ *   disk.qcow2       the VM's root disk: an overlay on the image's rootfs.ext4
+ *   qemu.pid         QEMU's -pidfile
+ *   qmp.sock         QMP (query-status, system_powerdown, quit)
+ *   agent-N.sock     virtio-serial ports of the guest agent, one session each (AGENT_PORTS)
+ *   console.log      the guest's serial console
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { constants as fsConstants, accessSync, readFileSync, statSync } from 'node:fs';
+import { posix } from 'node:path';
+import { AetheriumError, conflict, invalid, notFound } from '../../../domain/index.ts';
+import type { ExecResult } from '../../../domain/index.ts';
+import type { DriverInfo, ExecRequest, RecoverReport, VmDriver, VmRuntimeInfo, VmSpec } from '../../../ports/vm-driver.ts';
+import { GuestClient } from '../guest/guest-client.ts';
+import { KeyedMutex } from '../keyed-mutex.ts';
+import { abortError } from '../process-tree.ts';
+import { isProcessAlive, readCmdline, waitForExit } from '../procfs.ts';
+import { commandEnv, validateExecRequest, validateSpec, validateVmId } from '../validation.ts';
+import { StateDir, readJsonFile, removeTree, writeJsonAtomic } from '../vm-dir.ts';
+import { findOnPath } from '../which.ts';
+import { type GuestImage, DEFAULT_IMAGE_DIR, ensureGuestImage } from './image.ts';
+import { AGENT_PORTS, buildQemuArgs, hostTscKhz } from './qemu-args.ts';
+import { qmpCommand, qmpQueryStatus } from './qmp.ts';
+
+export interface QemuDriverOptions {
+  stateDir: string;
+  /** Where the guest image lives (built there by image/build.sh when missing). */
+  imageDir?: string;
+  /** 'auto' (default): KVM when /dev/kvm is read/writable, else TCG. */
+  accel?: 'auto' | 'kvm' | 'tcg';
+  /** How long create/start wait for the guest agent (default 30 s with KVM, 90 s with TCG). */
+  bootTimeoutMs?: number;
+}
+
+interface VmRecord {
+  spec: VmSpec;
+  created_at: string;
+}
+
+interface RunRecord {
+  pid: number;
+  boot_ms: number;
+  accel: 'kvm' | 'tcg';
+  started_at: string;
+}
+
+const MAX_UNIX_SOCKET_PATH = 107;
+const SHUTDOWN_GRACE_MS = 3_000;
+const GiB = 1024 ** 3;
+
+export class QemuDriver implements VmDriver {
+  readonly info: DriverInfo;
+  /** Resolved accelerator: in 'auto' mode KVM is probed (a real QEMU start) before the first boot. */
+  accel: 'kvm' | 'tcg';
+  private accelProbe: Promise<void> | null = null;
+  private readonly state: StateDir;
+  private readonly mutex = new KeyedMutex();
+  private readonly qemu: string;
+  private readonly qemuImg: string;
+  private readonly imageDir: string;
+  private readonly bootTimeoutMs: number;
+  private readonly tscKhz = hostTscKhz();
+  private readonly clients = new Map<string, Promise<GuestClient>>();
+  private image: Promise<GuestImage> | null = null;
+  private closed = false;
+
+  constructor(options: QemuDriverOptions) {
+    this.state = new StateDir(options.stateDir);
+    const qemu = findOnPath('qemu-system-x86_64');
+    const qemuImg = findOnPath('qemu-img');
+    if (!qemu || !qemuImg) {
+      throw new AetheriumError('unavailable', 'the qemu driver needs `qemu-system-x86_64` and `qemu-img` on PATH (Debian: apt-get install qemu-system-x86 qemu-utils)');
+    }
+    this.qemu = qemu;
+    this.qemuImg = qemuImg;
+    this.imageDir = options.imageDir ?? DEFAULT_IMAGE_DIR;
+    const wanted = options.accel ?? 'auto';
+    this.accel = wanted === 'auto' ? (kvmUsable() ? 'kvm' : 'tcg') : wanted;
+    if (wanted === 'auto' && this.accel === 'kvm') {
+      // /dev/kvm can be present yet unusable (e.g. nested virtualisation refusing MSRs): try it once.
+      this.accelProbe = probeKvm(this.qemu).then((ok) => {
+        if (!ok) {
+          this.accel = 'tcg';
+          this.info.warnings.unshift('/dev/kvm is present but QEMU cannot use it here: falling back to TCG software emulation (slow).');
+        }
+      });
+    }
+    this.bootTimeoutMs = options.bootTimeoutMs ?? 90_000;
+    this.info = {
+      name: 'qemu',
+      isolation: 'hardware-vm',
+      warnings: [
+        ...(this.accel === 'tcg' ? ['No KVM: VMs run under TCG software emulation, which is slow (seconds to boot, several times slower to run) but still a separate kernel.'] : []),
+        'disk_gb sets the size of the qcow2 overlay disk; the ext4 filesystem inside keeps the size of the base image (1 GiB by default) because the guest image has no resize2fs.',
+        'VMs have no network device.',
+      ],
+    };
+  }
+
+  async create(spec: VmSpec, signal?: AbortSignal): Promise<VmRuntimeInfo> {
+    validateSpec(spec);
+    if (signal?.aborted) throw abortError(signal);
+    return this.mutex.run(spec.id, async () => {
+      this.assertOpen();
+      const id = spec.id;
+      const existing = await this.readVm(id);
+      if (existing) return this.ensureRunning(id, existing, signal);
+      this.checkSocketPaths(id);
+      const startedAt = Date.now();
+      await this.state.ensure();
+      await this.halt(id);
+      await removeTree(this.state.vmDir(id));
+      const record: VmRecord = { spec: { ...spec, env: { ...(spec.env ?? {}) } }, created_at: new Date().toISOString() };
+      try {
+        const image = await this.guestImage();
+        if (signal?.aborted) throw abortError(signal);
+        await mkdir(this.state.vmDir(id), { mode: 0o700 });
+        const baseBytes = statSync(image.rootfs).size;
+        const size = Math.max(baseBytes, Math.ceil(spec.disk_gb * GiB));
+        await run(this.qemuImg, ['create', '-q', '-f', 'qcow2', '-b', image.rootfs, '-F', 'raw', this.state.file(id, 'disk.qcow2'), String(size)], 30_000);
+        const info = await this.boot(id, record.spec, startedAt, signal);
+        await writeJsonAtomic(this.state.file(id, 'vm.json'), record);
+        return info;
+      } catch (err) {
+        await this.halt(id).catch(() => {});
+        await removeTree(this.state.vmDir(id)).catch(() => {});
+        throw err;
+      }
+    });
+  }
+
+  async start(id: string): Promise<VmRuntimeInfo> {
+    validateVmId(id);
+    return this.mutex.run(id, async () => {
+      this.assertOpen();
+      const vm = await this.readVm(id);
+      if (!vm) throw notFound('VM', id);
+      return this.ensureRunning(id, vm);
+    });
+  }
+
+  async stop(id: string): Promise<void> {
+    validateVmId(id);
+    await this.mutex.run(id, async () => {
+      this.assertOpen();
+      if (!(await this.readVm(id))) throw notFound('VM', id);
+      await this.halt(id);
+    });
+  }
+
+  async delete(id: string): Promise<void> {
+    validateVmId(id);
+    await this.mutex.run(id, async () => {
+      this.assertOpen();
+      await this.halt(id);
+      await removeTree(this.state.vmDir(id));
+    });
+  }
+
+  async status(id: string): Promise<VmRuntimeInfo> {
+    validateVmId(id);
+    if (!(await this.readVm(id))) return { id, state: 'missing' };
+    const live = await this.liveRun(id);
+    return live ? { id, state: 'running', pid: live.pid, boot_ms: live.boot_ms } : { id, state: 'stopped' };
+  }
+
+  async list(): Promise<VmRuntimeInfo[]> {
+    const out: VmRuntimeInfo[] = [];
+    for (const id of await this.state.vmIds()) {
+      const info = await this.status(id);
+      if (info.state !== 'missing') out.push(info);
+    }
+    return out;
+  }
+
+  async exec(id: string, request: ExecRequest): Promise<ExecResult> {
+    validateVmId(id);
+    validateExecRequest(request);
+    if (request.signal?.aborted) throw abortError(request.signal);
+    // Sent under the VM's lock (a stop cannot slip in between the check and the start), awaited outside it.
+    const pending = await this.mutex.run(id, async () => {
+      this.assertOpen();
+      const vm = await this.readVm(id);
+      if (!vm) throw notFound('VM', id);
+      if (!(await this.liveRun(id))) throw conflict(`VM ${JSON.stringify(id)} is stopped; start it before running commands`);
+      const client = await this.client(id, 10_000, request.signal);
+      // Wrapped: returning the bare promise would make the mutex wait for the command to finish.
+      return { result: client.exec({
+        command: request.command,
+        args: request.args ?? [],
+        env: commandEnv({ HOME: '/root' }, vm.spec.env, request.env),
+        cwd: posix.resolve('/', request.cwd ?? '/'),
+        stdin: request.stdin,
+        stdinStream: request.stdinStream,
+        timeout_ms: request.timeout_ms,
+        signal: request.signal,
+        onStdout: request.onStdout,
+        onStderr: request.onStderr,
+      }) };
+    });
+    return pending.result;
+  }
+
+  async recover(): Promise<RecoverReport> {
+    this.assertOpen();
+    const report: RecoverReport = { recovered: [], lost: [] };
+    for (const id of await this.state.vmIds()) {
+      await this.mutex.run(id, async () => {
+        const vm = await this.readVm(id);
+        const runRecord = await readJsonFile<RunRecord>(this.state.file(id, 'run.json'));
+        if (vm && !runRecord) return; // stopped on purpose: `start` boots it again
+        const live = vm ? await this.liveRun(id) : null;
+        let healthy = false;
+        if (live) {
+          try {
+            healthy = (await qmpQueryStatus(this.state.file(id, 'qmp.sock'))).running;
+          } catch {
+            healthy = false;
+          }
+        }
+        if (vm && live && healthy) {
+          report.recovered.push(id);
+        } else {
+          report.lost.push(id);
+          await this.halt(id);
+          await removeTree(this.state.vmDir(id));
+        }
+      });
+    }
+    return report;
+  }
+
+  /** Closes this instance's agent sessions (the agent kills their commands); the VMs keep running. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const clients = [...this.clients.values()];
+    this.clients.clear();
+    await Promise.all(clients.map(async (c) => (await c.catch(() => null))?.close()));
+  }
+
+  // --- internals ---------------------------------------------------------------------------
+
+  private guestImage(): Promise<GuestImage> {
+    this.image ??= ensureGuestImage({ dir: this.imageDir }).catch((err: unknown) => {
+      this.image = null;
+      throw err;
+    });
+    return this.image;
+  }
+
+  private async ensureRunning(id: string, vm: VmRecord, signal?: AbortSignal): Promise<VmRuntimeInfo> {
+    const live = await this.liveRun(id);
+    if (live) return { id, state: 'running', pid: live.pid, boot_ms: live.boot_ms };
+    try {
+      return await this.boot(id, vm.spec, Date.now(), signal);
+    } catch (err) {
+      await this.halt(id).catch(() => {});
+      throw err;
+    }
+  }
+
+  private async boot(id: string, spec: VmSpec, startedAt: number, signal?: AbortSignal): Promise<VmRuntimeInfo> {
+    const image = await this.guestImage();
+    await this.accelProbe;
+    const f = (name: string): string => this.state.file(id, name);
+    for (const name of ['qemu.pid', 'qmp.sock', ...agentSocketNames()]) await rm(f(name), { force: true });
+    const args = buildQemuArgs({
+      kernel: image.kernel,
+      initramfs: image.initramfs,
+      disk: f('disk.qcow2'),
+      vcpus: spec.vcpus,
+      memoryMb: spec.memory_mb,
+      accel: this.accel,
+      tscKhz: this.tscKhz,
+      agentSockets: agentSocketNames().map(f),
+      qmpSocket: f('qmp.sock'),
+      pidFile: f('qemu.pid'),
+      consoleLog: f('console.log'),
+    });
+    // -daemonize: the parent exits once the VM is set up; the VM outlives this process.
+    await run(this.qemu, args, 30_000);
+    const pid = Number((await readFile(f('qemu.pid'), 'utf8')).trim());
+    if (!Number.isInteger(pid) || pid <= 1) throw new AetheriumError('driver_failed', `qemu wrote no usable pid file for VM ${id}`);
+    // Stop waiting for the agent as soon as QEMU dies, or the caller aborts.
+    const watcher = new AbortController();
+    const onAbort = (): void => watcher.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const poll = setInterval(() => {
+      if (!isProcessAlive(pid)) watcher.abort(new AetheriumError('driver_failed', `qemu exited during boot; console: ${this.consoleTail(id)}`));
+    }, 100);
+    try {
+      const client = await this.connectAgent(id, this.bootTimeoutMs, watcher.signal);
+      this.adoptClient(id, client);
+    } catch (err) {
+      if (signal?.aborted) throw abortError(signal);
+      if (watcher.signal.aborted && watcher.signal.reason instanceof AetheriumError) throw watcher.signal.reason;
+      throw new AetheriumError('driver_failed', `VM ${id} did not become ready: ${(err as Error).message}; console: ${this.consoleTail(id)}`);
+    } finally {
+      clearInterval(poll);
+      signal?.removeEventListener('abort', onAbort);
+    }
+    const record: RunRecord = { pid, boot_ms: Date.now() - startedAt, accel: this.accel, started_at: new Date().toISOString() };
+    await writeJsonAtomic(f('run.json'), record);
+    return { id, state: 'running', pid, boot_ms: record.boot_ms };
+  }
+
+  /**
+   * Connects to one free agent port. QEMU serves one client per port, so a port held by another
+   * driver instance does not answer the hello: try them all at once and keep the first answer.
+   */
+  private async connectAgent(id: string, timeoutMs: number, signal?: AbortSignal): Promise<GuestClient> {
+    const attempts = agentSocketNames().map((name) => GuestClient.connect(this.state.file(id, name), { timeoutMs, signal }));
+    try {
+      const winner = await Promise.any(attempts);
+      for (const attempt of attempts) void attempt.then((c) => c !== winner && c.close(), () => {});
+      return winner;
+    } catch (err) {
+      const first = (err as AggregateError).errors?.[0] as Error | undefined;
+      throw first ?? (err as Error);
+    }
+  }
+
+  private adoptClient(id: string, client: GuestClient): void {
+    const promise = Promise.resolve(client);
+    this.clients.set(id, promise);
+    client.onClose(() => {
+      if (this.clients.get(id) === promise) this.clients.delete(id);
+    });
+  }
+
+  private async client(id: string, timeoutMs: number, signal?: AbortSignal): Promise<GuestClient> {
+    const existing = this.clients.get(id);
+    if (existing) {
+      const client = await existing.catch(() => null);
+      if (client?.isOpen) return client;
+    }
+    const promise = this.connectAgent(id, timeoutMs, signal);
+    this.clients.set(id, promise);
+    try {
+      const client = await promise;
+      client.onClose(() => {
+        if (this.clients.get(id) === promise) this.clients.delete(id);
+      });
+      return client;
+    } catch (err) {
+      if (this.clients.get(id) === promise) this.clients.delete(id);
+      if (signal?.aborted) throw abortError(signal);
+      throw err;
+    }
+  }
+
+  /**
+   * Stops QEMU: the agent kills the commands and syncs the disk, then QMP `quit`. Without an agent
+   * answer: QMP `system_powerdown`, a grace period, `quit`, and SIGKILL as the last resort.
+   */
+  private async halt(id: string): Promise<void> {
+    const f = (name: string): string => this.state.file(id, name);
+    const live = await this.liveRun(id, true);
+    if (live) {
+      let synced = false;
+      try {
+        const client = await this.client(id, 3_000);
+        synced = await client.shutdown(SHUTDOWN_GRACE_MS);
+      } catch {
+        synced = false;
+      }
+      if (!synced) {
+        await qmpCommand(f('qmp.sock'), 'system_powerdown', undefined, 2_000).catch(() => {});
+        await waitForExit(live.pid, SHUTDOWN_GRACE_MS);
+      }
+      if (isProcessAlive(live.pid)) await qmpCommand(f('qmp.sock'), 'quit', undefined, 2_000).catch(() => {});
+      if (!(await waitForExit(live.pid, 5_000))) {
+        try {
+          process.kill(live.pid, 'SIGKILL');
+        } catch {
+          // gone meanwhile
+        }
+        await waitForExit(live.pid, 5_000);
+      }
+    }
+    const client = this.clients.get(id);
+    this.clients.delete(id);
+    (await client?.catch(() => null))?.close();
+    for (const name of ['run.json', 'qemu.pid', 'qmp.sock', ...agentSocketNames()]) await rm(f(name), { force: true });
+  }
+
+  /** The run record when its QEMU is alive and really ours (pid reuse is checked against the command line). */
+  private async liveRun(id: string, evenWithoutRecord = false): Promise<RunRecord | null> {
+    let record = await readJsonFile<RunRecord>(this.state.file(id, 'run.json'));
+    if (!record && evenWithoutRecord) {
+      // A boot that was interrupted before run.json: the pid file may still name a QEMU.
+      const pid = Number((await readFile(this.state.file(id, 'qemu.pid'), 'utf8').catch(() => '')).trim());
+      if (Number.isInteger(pid) && pid > 1) record = { pid, boot_ms: 0, accel: this.accel, started_at: '' };
+    }
+    if (!record || !Number.isInteger(record.pid) || !isProcessAlive(record.pid)) return null;
+    const pidFile = this.state.file(id, 'qemu.pid');
+    return readCmdline(record.pid)?.includes(pidFile) ? record : null;
+  }
+
+  private async readVm(id: string): Promise<VmRecord | null> {
+    const record = await readJsonFile<VmRecord>(this.state.file(id, 'vm.json'));
+    return record && typeof record === 'object' && record.spec ? record : null;
+  }
+
+  private checkSocketPaths(id: string): void {
+    const longest = this.state.file(id, 'agent-0.sock');
+    if (Buffer.byteLength(longest) > MAX_UNIX_SOCKET_PATH) {
+      throw invalid(`state dir + VM id too long for a unix socket path (${Buffer.byteLength(longest)} > ${MAX_UNIX_SOCKET_PATH} bytes): ${longest}`);
+    }
+  }
+
+  private consoleTail(id: string): string {
+    try {
+      const text = readFileSync(this.state.file(id, 'console.log'), 'utf8');
+      return JSON.stringify(text.slice(-600));
+    } catch {
+      return '(none)';
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new AetheriumError('unavailable', 'the qemu driver was closed');
+  }
+}
+
+function agentSocketNames(): string[] {
+  return Array.from({ length: AGENT_PORTS }, (_, i) => `agent-${i}.sock`);
+}
+
+function kvmUsable(): boolean {
+  try {
+    accessSync('/dev/kvm', fsConstants.R_OK | fsConstants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** True when QEMU starts a (paused) microvm with KVM: catches hosts where /dev/kvm exists but fails. */
+function probeKvm(qemu: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = spawn(qemu, ['-M', 'microvm', '-accel', 'kvm', '-cpu', 'host', '-m', '64', '-nodefaults', '-display', 'none', '-S', '-monitor', 'none'], { stdio: 'ignore' });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve(true); // still running after a second: KVM works
+    }, 1_000);
+    child.on('error', () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+    child.on('exit', () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+  });
+}
+
+/** Runs a helper to completion; non-zero exit is a driver_failed error carrying its stderr. */
+function run(file: string, args: string[], timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: timeoutMs });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      if (stderr.length < 4_000) stderr += chunk.toString('utf8');
+    });
+    child.on('error', (err) => reject(new AetheriumError('driver_failed', `${file}: ${err.message}`)));
+    child.on('close', (code, sig) => {
+      if (code === 0) resolve();
+      else reject(new AetheriumError('driver_failed', `${file.split('/').pop() ?? file} failed (${sig ?? `exit ${String(code)}`}): ${stderr.trim()}`));
+    });
+  });
+}

@@ -1,0 +1,36 @@
+/** WebSocket helpers for the CLI: the event tail and interactive exec. */
+import WebSocket from 'ws';
+import { CliError } from './api-client.ts';
+
+export function wsUrl(api: string, path: string): string {
+  return `${api.replace(/\/$/, '').replace(/^http/, 'ws')}/api/v1${path}`;
+}
+
+/** Opens a socket; the handler is attached before the handshake so no early message is lost. */
+export function openSocket(url: string, onMessage: (message: Record<string, any>) => void): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.on('message', (raw) => {
+      try {
+        onMessage(JSON.parse(String(raw)));
+      } catch {
+        /* not ours */
+      }
+    });
+    ws.once('open', () => resolve(ws));
+    ws.once('unexpected-response', (_request, response) => {
+      let body = '';
+      response.on('data', (d: Buffer) => (body += d));
+      response.on('end', () => {
+        let message = `HTTP ${response.statusCode}`;
+        try {
+          message = (JSON.parse(body) as { error?: { message?: string } }).error?.message ?? message;
+        } catch {
+          /* keep the status */
+        }
+        reject(new CliError(message, String(response.statusCode)));
+      });
+    });
+    ws.once('error', (err) => reject(new CliError(`cannot open ${url}: ${err.message}`, 'unreachable')));
+  });
+}
