@@ -27,7 +27,8 @@ const wsUrl = (replica: number, query = '') => `${c.urls[replica]!.replace('http
 function connect(url: string, onMessage?: (event: any) => void): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url);
-    if (onMessage) ws.on('message', (raw) => onMessage(JSON.parse(String(raw))));
+    // A frame carries one or more events, one per line.
+    if (onMessage) ws.on('message', (raw) => String(raw).split('\n').forEach((line) => onMessage(JSON.parse(line))));
     ws.once('open', () => resolve(ws));
     ws.once('error', reject);
   });

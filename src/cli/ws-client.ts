@@ -10,11 +10,14 @@ export function wsUrl(api: string, path: string): string {
 export function openSocket(url: string, onMessage: (message: Record<string, any>) => void): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url);
+    // The event stream puts one or more messages in a frame, one per line.
     ws.on('message', (raw) => {
-      try {
-        onMessage(JSON.parse(String(raw)));
-      } catch {
-        /* not ours */
+      for (const line of String(raw).split('\n')) {
+        try {
+          onMessage(JSON.parse(line));
+        } catch {
+          /* not ours */
+        }
       }
     });
     ws.once('open', () => resolve(ws));

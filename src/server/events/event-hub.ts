@@ -57,7 +57,20 @@ export class EventSession {
     // Exactly once, in order: anything at or below the cursor was already given (or skipped).
     if (event.id <= this.cursor) return;
     this.cursor = event.id;
-    if (matches(this.subscription, event)) this.send(serialised ?? JSON.stringify(event));
+    if (!matches(this.subscription, event)) return;
+    // Events that arrive together (one read of the stream) leave together: one frame, one line each.
+    this.batch.push(serialised ?? JSON.stringify(event));
+    this.hub.schedule(this);
+  }
+
+  /** Lines waiting for the next flush. */
+  private batch: string[] = [];
+
+  flush(): void {
+    if (this.batch.length === 0) return;
+    const text = this.batch.join('\n');
+    this.batch = [];
+    this.write(text);
   }
 
   /** The backlog (replayed events) has been sent: live events flow straight through from now. */
@@ -73,7 +86,13 @@ export class EventSession {
     this.cursor = Math.max(this.cursor, id);
   }
 
+  /** A control message (gap, subscribed): after any events already waiting, in order. */
   send(text: string): void {
+    this.flush();
+    this.write(text);
+  }
+
+  private write(text: string): void {
     if (this.socket.readyState !== this.socket.OPEN) return;
     if (this.socket.bufferedAmount > this.hub.options.maxBufferedBytes) {
       this.hub.drop(this, CLOSE_CODES.slowConsumer, 'slow consumer: the client did not read its events fast enough; reconnect with since=<last id>');
@@ -89,6 +108,8 @@ export class EventHub {
   private pinger: NodeJS.Timeout | null = null;
   /** The newest id this replica has seen live: where a client without `since` starts. */
   lastLiveId: number | null = null;
+  private readonly dirty = new Set<EventSession>();
+  private flushScheduled = false;
   slowConsumersDropped = 0;
 
   constructor(
@@ -105,6 +126,19 @@ export class EventHub {
     });
     this.pinger = setInterval(() => this.ping(), this.options.pingIntervalMs);
     this.pinger.unref();
+  }
+
+  /** Flushes every session with waiting events once the current burst has been handed out. */
+  schedule(session: EventSession): void {
+    this.dirty.add(session);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      const sessions = [...this.dirty];
+      this.dirty.clear();
+      for (const s of sessions) s.flush();
+    });
   }
 
   get clients(): number {
