@@ -26,7 +26,16 @@ describe('qemu driver (microvm)', () => {
     await ensureGuestImage({ dir: IMAGE_DIR });
   }, 600_000);
 
-  driverConformance('qemu', async (stateDir) => new QemuDriver({ stateDir, imageDir: IMAGE_DIR }));
+  // The guest's processes are not the host's: look for them inside the VM. The marker travels in
+  // an environment variable, so the search itself does not match it. A stopped VM runs nothing.
+  driverConformance('qemu', async (stateDir) => new QemuDriver({ stateDir, imageDir: IMAGE_DIR }), {
+    processesWithArg: async (driver, vmId, arg) => {
+      if ((await driver.status(vmId)).state !== 'running') return 0;
+      const script = 'n=0; for p in /proc/[0-9]*; do tr "\\0" " " < $p/cmdline 2>/dev/null | grep -qF -- "$M" && n=$((n+1)); done; echo $n';
+      const result = await driver.exec(vmId, { command: 'sh', args: ['-c', script], env: { M: arg } });
+      return Number(result.stdout.trim());
+    },
+  });
 
   describe('a real guest', { timeout: 120_000 }, () => {
     let stateDir: string;

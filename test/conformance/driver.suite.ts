@@ -66,7 +66,16 @@ async function errorOf(promise: Promise<unknown>): Promise<Error> {
   throw new Error('expected a rejection');
 }
 
-export function driverConformance(label: string, make: MakeDriver): void {
+export interface ConformanceOptions {
+  /**
+   * How many processes of the VM have `arg` on their command line. By default the host's /proc is
+   * searched (sandboxes and plain processes are host processes); a real VM looks inside itself.
+   */
+  processesWithArg?: (driver: VmDriver, vmId: string, arg: string) => Promise<number>;
+}
+
+export function driverConformance(label: string, make: MakeDriver, options: ConformanceOptions = {}): void {
+  const processesWithArg = options.processesWithArg ?? (async (_driver: VmDriver, _vmId: string, arg: string) => hostProcessesWithArg(arg).length);
   describe(`VmDriver conformance: ${label}`, { timeout: 30_000 }, () => {
     let stateDir: string;
     let driver: VmDriver;
@@ -223,20 +232,20 @@ export function driverConformance(label: string, make: MakeDriver): void {
       expect(result.timed_out).toBe(true);
       expect(result.exit_code).toBe(124);
       expect(Date.now() - started).toBeLessThan(5_000);
-      expect(await eventually(() => hostProcessesWithArg(m1).length === 0 && hostProcessesWithArg(m2).length === 0, 2_000)).toBe(true);
+      expect(await eventually(async () => (await processesWithArg(driver, vm.id, m1)) === 0 && (await processesWithArg(driver, vm.id, m2)) === 0, 2_000)).toBe(true);
     });
 
     it('an abort kills the command and its children promptly and rejects with an AbortError', async () => {
       const [m1, m2] = [sleepMarker(), sleepMarker()];
       const controller = new AbortController();
       const pending = sh(`sleep 600 ${m1} & sleep 600 ${m2}; wait`, { signal: controller.signal });
-      expect(await eventually(() => hostProcessesWithArg(m1).length > 0 && hostProcessesWithArg(m2).length > 0, 5_000)).toBe(true);
+      expect(await eventually(async () => (await processesWithArg(driver, vm.id, m1)) > 0 && (await processesWithArg(driver, vm.id, m2)) > 0, 5_000)).toBe(true);
       const abortedAt = Date.now();
       controller.abort();
       const err = await errorOf(pending);
       expect(err.name).toBe('AbortError');
       expect(Date.now() - abortedAt).toBeLessThan(2_000);
-      expect(await eventually(() => hostProcessesWithArg(m1).length === 0 && hostProcessesWithArg(m2).length === 0, 2_000 - (Date.now() - abortedAt))).toBe(true);
+      expect(await eventually(async () => (await processesWithArg(driver, vm.id, m1)) === 0 && (await processesWithArg(driver, vm.id, m2)) === 0, 2_000 - (Date.now() - abortedAt))).toBe(true);
     });
 
     it('an already aborted signal rejects without running the command', async () => {
@@ -308,13 +317,13 @@ export function driverConformance(label: string, make: MakeDriver): void {
       await driver.exec(spec.id, { command: 'sh', args: ['-c', 'echo kept > persist.txt'] });
       const marker = sleepMarker();
       const running = driver.exec(spec.id, { command: 'sleep', args: ['600', marker] });
-      expect(await eventually(() => hostProcessesWithArg(marker).length > 0, 5_000)).toBe(true);
+      expect(await eventually(async () => (await processesWithArg(driver, spec.id, marker)) > 0, 5_000)).toBe(true);
 
       await driver.stop(spec.id);
       const killed = await running;
       expect(killed.exit_code).not.toBe(0);
       expect(killed.timed_out).toBeFalsy();
-      expect(await eventually(() => hostProcessesWithArg(marker).length === 0, 2_000)).toBe(true);
+      expect(await eventually(async () => (await processesWithArg(driver, spec.id, marker)) === 0, 2_000)).toBe(true);
       expect((await driver.status(spec.id)).state).toBe('stopped');
       expect(await codeOf(driver.exec(spec.id, { command: 'echo' }))).toBe('conflict');
       await driver.stop(spec.id); // idempotent
