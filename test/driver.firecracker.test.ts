@@ -28,6 +28,7 @@ import {
   vsockBody,
 } from '../src/adapters/vmm/firecracker/requests.ts';
 import type { GuestConnectionFactory } from '../src/adapters/vmm/firecracker/vsock.ts';
+import { FrameDecoder, FrameType, decodeJson, encodeData, encodeJson, type ExecMessage } from '../src/adapters/vmm/guest/protocol.ts';
 import { createDriver } from '../src/adapters/vmm/create-driver.ts';
 import { findOnPath } from '../src/adapters/vmm/which.ts';
 import { FakeFirecracker, FirecrackerSpec, type FakeLauncherOptions, fakeLauncher } from './firecracker/firecracker-api.ts';
@@ -66,6 +67,32 @@ const toyClient: GuestConnectionFactory = (stream: Duplex) => ({
     }),
   close: () => stream.destroy(),
 });
+
+/**
+ * A minimal guest agent on the host: on the vsock stream handed over after `CONNECT 10789` (the
+ * fake's vsock server answers the handshake), it speaks the guest agent protocol: answers HELLO, and
+ * runs every EXEC as "print hi, exit 0" (STARTED, STDOUT "hi\n", EXIT 0).
+ */
+function miniAgent(execs: ExecMessage[]) {
+  return (stream: Socket): void => {
+    const decoder = new FrameDecoder();
+    stream.on('error', () => {});
+    stream.on('data', (chunk: Buffer) => {
+      for (const frame of decoder.push(chunk)) {
+        if (frame.type === FrameType.HELLO) {
+          stream.write(encodeJson(FrameType.HELLO, { version: 1, agent: 'test-agent', max_frame: 1 << 20 }));
+        } else if (frame.type === FrameType.EXEC) {
+          const exec = decodeJson(frame.payload) as unknown as ExecMessage;
+          execs.push(exec);
+          stream.write(encodeJson(FrameType.STARTED, { id: exec.id, pid: 42 }));
+          stream.write(encodeData(FrameType.STDOUT, exec.id, Buffer.from('hi\n')));
+          stream.write(encodeJson(FrameType.EXIT, { id: exec.id, exit_code: 0, signal: 0 }));
+        }
+      }
+    });
+    stream.resume();
+  };
+}
 
 let dir: string;
 let kernel: string;
@@ -187,6 +214,24 @@ describe('firecracker driver: every request validates against firecracker.yaml',
       expect.arrayContaining(['GET /', 'PUT /machine-config', 'PUT /boot-source', 'PUT /drives/{drive_id}', 'PUT /vsock', 'PUT /actions InstanceStart', 'PUT /actions SendCtrlAltDel']),
     );
     expect(launcher.violations()).toEqual([]);
+  });
+
+  it('by default exec speaks the guest agent protocol over the vsock stream (CONNECT/OK, then HELLO, EXEC)', async () => {
+    const execs: ExecMessage[] = [];
+    const { driver, launcher } = makeDriver({ guest: miniAgent(execs) }, { guestConnection: undefined });
+    const id = 'vm-agent';
+    await driver.create(vmSpec(id, { env: { FROM_SPEC: '1' } }));
+    expect(launcher.instances[0]!.vsockSocketPath).toBe(join(dir, 'state', id, 'vsock.sock'));
+
+    const chunks: string[] = [];
+    const result = await driver.exec(id, { command: 'echo', args: ['hi'], env: { FROM_REQUEST: '2' }, onStdout: (c) => chunks.push(c) });
+    expect(result).toEqual({ exit_code: 0, stdout: 'hi\n', stderr: '' });
+    expect(chunks.join('')).toBe('hi\n');
+    expect(execs).toHaveLength(1);
+    expect(execs[0]).toMatchObject({ command: 'echo', args: ['hi'], cwd: '/', stdin: false, env: { HOME: '/root', FROM_SPEC: '1', FROM_REQUEST: '2' } });
+    expect(execs[0]!.env.PATH).toBeTruthy();
+    expect(launcher.violations()).toEqual([]);
+    await driver.delete(id);
   });
 
   it('with a tap device and the jailer: paths inside the chroot, network interface sent, zero violations', async () => {

@@ -12,14 +12,14 @@
  *                      <chroot-base>/firecracker/<jail-id>/root/{rootfs.ext4,vmlinux,vsock.sock,run/firecracker.socket}
  */
 import { chown, copyFile, link, mkdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { AetheriumError, conflict, invalid, notFound } from '../../../domain/index.ts';
 import type { ExecResult } from '../../../domain/index.ts';
 import type { DriverInfo, ExecRequest, RecoverReport, VmDriver, VmRuntimeInfo, VmSpec } from '../../../ports/vm-driver.ts';
 import { KeyedMutex } from '../keyed-mutex.ts';
 import { abortError } from '../process-tree.ts';
 import { sleep } from '../procfs.ts';
-import { validateExecRequest, validateSpec, validateVmId } from '../validation.ts';
+import { commandEnv, validateExecRequest, validateSpec, validateVmId } from '../validation.ts';
 import { StateDir, readJsonFile, removeTree, writeJsonAtomic } from '../vm-dir.ts';
 import { findOnPath } from '../which.ts';
 import { FirecrackerApiClient, DEFAULT_API_TIMEOUT_MS } from './api-client.ts';
@@ -51,13 +51,15 @@ import {
   vsockBody,
 } from './requests.ts';
 import { copyRootfs } from './rootfs.ts';
-import { DEFAULT_AGENT_PORT, type GuestConnection, type GuestConnectionFactory, connectVsock, noGuestAgentProtocol } from './vsock.ts';
+import { DEFAULT_AGENT_PORT, type GuestConnection, type GuestConnectionFactory, connectVsock, guestAgentConnection } from './vsock.ts';
 
 export const DEFAULT_KERNEL_IMAGE = '/var/lib/aetherium/firecracker/vmlinux';
 export const DEFAULT_ROOTFS_IMAGE = '/var/lib/aetherium/firecracker/rootfs.ext4';
 /** sun_path is 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH = 107;
 const IMAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** How long the guest agent has to answer the HELLO on a new vsock connection. */
+const GUEST_HELLO_TIMEOUT_MS = 10_000;
 
 export interface FirecrackerNetworkOptions {
   /** Name of the (existing) tap device of a VM, e.g. (id) => `fc-${id.slice(0, 12)}`; at most 15 characters. */
@@ -85,7 +87,7 @@ export interface FirecrackerDriverOptions {
   network?: FirecrackerNetworkOptions;
   /** vsock port of the guest agent (default 10789). */
   agentPort?: number;
-  /** The guest agent client: wraps the vsock stream. */
+  /** The guest agent client wrapping the vsock stream (default: the guest agent protocol; tests inject others). */
   guestConnection?: GuestConnectionFactory;
   /** From launch to "the guest agent accepts connections" (default 30 s). */
   bootTimeoutMs?: number;
@@ -142,7 +144,7 @@ export class FirecrackerDriver implements VmDriver {
     this.bootTimeoutMs = options.bootTimeoutMs ?? 30_000;
     this.stopGraceMs = options.stopGraceMs ?? 10_000;
     this.apiTimeoutMs = options.apiTimeoutMs ?? DEFAULT_API_TIMEOUT_MS;
-    this.guestConnection = options.guestConnection ?? noGuestAgentProtocol;
+    this.guestConnection = options.guestConnection ?? guestAgentConnection;
     if (!Number.isInteger(this.agentPort) || this.agentPort < 1 || this.agentPort > 0xffff_ffff) throw invalid(`agentPort must be a vsock port number, got ${String(this.agentPort)}`);
     this.info = {
       name: 'firecracker',
@@ -242,18 +244,26 @@ export class FirecrackerDriver implements VmDriver {
     validateExecRequest(request);
     if (request.signal?.aborted) throw abortError(request.signal);
     // Connected under the VM's lock (a stop cannot slip in between), run outside it (commands run concurrently).
-    const connection = await this.mutex.run(id, async () => {
+    const { connection, env } = await this.mutex.run(id, async () => {
       this.assertOpen();
-      if (!(await this.readVm(id))) throw notFound('VM', id);
+      const vm = await this.readVm(id);
+      if (!vm) throw notFound('VM', id);
       const live = await this.liveVmm(id);
       if (!live) throw conflict(`VM ${JSON.stringify(id)} is stopped; start it before running commands`);
       const stream = await connectVsock(live.layout.vsock_host, this.agentPort, this.apiTimeoutMs);
-      const conn = this.guestConnection(stream, { vmId: id });
+      let conn: GuestConnection;
+      try {
+        conn = await this.guestConnection(stream, { vmId: id, timeoutMs: GUEST_HELLO_TIMEOUT_MS, signal: request.signal });
+      } catch (err) {
+        stream.destroy();
+        throw err;
+      }
       this.trackGuest(id, conn);
-      return conn;
+      return { connection: conn, env: commandEnv({ HOME: '/root' }, vm.spec.env, request.env) };
     });
     try {
-      return await connection.exec(request);
+      // The guest gets exactly this environment (PATH included), like the other VM drivers.
+      return await connection.exec({ ...request, env, cwd: posix.resolve('/', request.cwd ?? '/') });
     } finally {
       connection.close();
       this.guests.get(id)?.delete(connection);

@@ -5,14 +5,16 @@
  * accepted on that vsock port (and closes the connection when nothing listens there). After the
  * answer the stream is the guest agent's.
  *
- * `GuestConnection` is what the driver needs from the guest agent client; the protocol itself
- * (framing, messages) lives with the guest agent, and is plugged in with a `GuestConnectionFactory`.
+ * `GuestConnection` is what the driver needs from the guest agent client; the default factory
+ * (`guestAgentConnection`) speaks the guest agent protocol (src/adapters/vmm/guest/) over the stream,
+ * and tests can plug in another `GuestConnectionFactory`.
  */
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { AetheriumError } from '../../../domain/index.ts';
 import type { ExecResult } from '../../../domain/index.ts';
 import type { ExecRequest } from '../../../ports/vm-driver.ts';
+import { GuestClient } from '../guest/guest-client.ts';
 
 /** The vsock port the guest agent listens on (overridable per driver). */
 export const DEFAULT_AGENT_PORT = 10_789;
@@ -24,17 +26,37 @@ export interface GuestConnection {
   close(): void;
 }
 
-/** Wraps a connected byte stream (after the CONNECT handshake) into a guest agent client. */
-export type GuestConnectionFactory = (stream: Duplex, context: { vmId: string }) => GuestConnection;
+export interface GuestConnectionContext {
+  vmId: string;
+  /** Budget for the guest agent's handshake on the stream. */
+  timeoutMs: number;
+  /** The exec's signal: aborts the handshake too. */
+  signal?: AbortSignal;
+}
 
-/** The factory used until the guest agent protocol is wired in: commands fail with a clear error. */
-export const noGuestAgentProtocol: GuestConnectionFactory = (stream) => ({
-  exec: () =>
-    Promise.reject(
-      new AetheriumError('unavailable', 'the firecracker driver has no guest agent client configured (pass `guestConnection` to FirecrackerDriver); the VM is up but cannot run commands'),
-    ),
-  close: () => stream.destroy(),
-});
+/** Wraps a connected byte stream (after the CONNECT handshake) into a guest agent client. */
+export type GuestConnectionFactory = (stream: Duplex, context: GuestConnectionContext) => GuestConnection | Promise<GuestConnection>;
+
+/** The default: the HELLO exchange of the guest agent protocol over the stream, then one GuestClient per connection. */
+export const guestAgentConnection: GuestConnectionFactory = async (stream, { vmId, timeoutMs, signal }) => {
+  const client = await GuestClient.fromStream(stream, { timeoutMs, signal, label: `vsock stream of VM ${JSON.stringify(vmId)}` });
+  return {
+    exec: (request) =>
+      client.exec({
+        command: request.command,
+        args: request.args ?? [],
+        env: request.env ?? {},
+        cwd: request.cwd ?? '/',
+        stdin: request.stdin,
+        stdinStream: request.stdinStream,
+        timeout_ms: request.timeout_ms,
+        signal: request.signal,
+        onStdout: request.onStdout,
+        onStderr: request.onStderr,
+      }),
+    close: () => client.close(),
+  };
+};
 
 /**
  * Connects to the vsock socket and performs the CONNECT handshake. Resolves with the socket,

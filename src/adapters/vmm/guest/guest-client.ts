@@ -1,10 +1,12 @@
 /**
- * One connection to the guest agent (over a virtio-serial port's unix socket on the host): the
- * hello handshake, then any number of concurrent execs. Never hangs: every wait has a timeout, and a
- * malformed frame from the guest fails only the exec it belongs to (a broken framing, which cannot
- * be attributed, closes the connection and fails the execs still running on it).
+ * One connection to the guest agent (a virtio-serial port's unix socket on the host, or any connected
+ * stream such as a Firecracker vsock connection): the hello handshake, then any number of concurrent
+ * execs. Never hangs: every wait has a timeout, and a malformed frame from the guest fails only the
+ * exec it belongs to (a broken framing, which cannot be attributed, closes the connection and fails
+ * the execs still running on it).
  */
 import { connect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { AetheriumError, invalid } from '../../../domain/index.ts';
 import type { ExecResult } from '../../../domain/index.ts';
 import { OutputBuffer } from '../output-buffer.ts';
@@ -63,7 +65,7 @@ export class GuestClient {
   /** Error frames without an exec id (e.g. the answer to garbage), newest last; for diagnostics and tests. */
   readonly sessionErrors: Array<{ code: string; message: string }> = [];
 
-  private constructor(private readonly socket: Socket, hello: HelloMessage, leftover: Frame[]) {
+  private constructor(private readonly socket: Socket | Duplex, hello: HelloMessage, leftover: Frame[]) {
     this.hello = hello;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('close', () => this.teardown(new AetheriumError('driver_failed', 'the connection to the guest agent was lost')));
@@ -76,8 +78,19 @@ export class GuestClient {
    * (the agent may not have opened its port yet); rejects after `timeoutMs`.
    */
   static connect(path: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<GuestClient> {
+    return GuestClient.handshake(connect(path), `socket ${path}`, options);
+  }
+
+  /**
+   * The same hello exchange over a stream that is already connected (e.g. a vsock stream after
+   * Firecracker's `CONNECT`/`OK`); the client owns the stream from then on and destroys it on failure.
+   */
+  static fromStream(stream: Socket | Duplex, options: { timeoutMs: number; signal?: AbortSignal; label?: string }): Promise<GuestClient> {
+    return GuestClient.handshake(stream, options.label ?? 'stream', options);
+  }
+
+  private static handshake(socket: Socket | Duplex, where: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<GuestClient> {
     return new Promise<GuestClient>((resolve, reject) => {
-      const socket = connect(path);
       const decoder = new FrameDecoder();
       let done = false;
       const finish = (err: Error | null, client?: GuestClient): void => {
@@ -120,12 +133,15 @@ export class GuestClient {
         finish(null, new GuestClient(socket, hello, frames.slice(index + 1).filter((f) => f.type !== FrameType.HELLO)));
       };
       const onAbort = (): void => finish(abortError(options.signal as AbortSignal));
-      const timer = setTimeout(() => finish(new AetheriumError('driver_failed', `the guest agent did not answer on ${path} within ${options.timeoutMs} ms`)), options.timeoutMs);
+      const timer = setTimeout(() => finish(new AetheriumError('driver_failed', `the guest agent did not answer on ${where} within ${options.timeoutMs} ms`)), options.timeoutMs);
       const resend = setInterval(sendHello, 1_000);
       socket.on('data', onData);
-      socket.once('connect', sendHello);
+      socket.resume(); // a stream handed over paused (e.g. after the vsock handshake) must flow
       socket.once('error', (err) => finish(err));
-      socket.once('close', () => finish(new AetheriumError('driver_failed', `the guest agent socket ${path} closed during the handshake`)));
+      socket.once('close', () => finish(new AetheriumError('driver_failed', `the guest agent ${where} closed during the handshake`)));
+      if (socket.destroyed) finish(new AetheriumError('driver_failed', `the guest agent ${where} closed during the handshake`));
+      else if ('connecting' in socket && socket.connecting) socket.once('connect', sendHello);
+      else sendHello();
       if (options.signal?.aborted) onAbort();
       else options.signal?.addEventListener('abort', onAbort, { once: true });
     });
