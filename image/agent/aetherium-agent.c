@@ -649,10 +649,12 @@ int main(int argc, char **argv) {
       struct session *s = &sessions[i];
       struct pollfd pp = { s->fd, POLLIN, 0 };
       poll(&pp, 1, 0);
-      int hup = (pp.revents & POLLHUP) && !(pp.revents & POLLIN);
+      /* POLLHUP means no host is connected, even when POLLIN is set beside it (read then returns 0):
+         treating that as connected made the main poll return at once, forever — a core per idle VM. */
+      int hup = (pp.revents & (POLLHUP | POLLERR)) != 0;
       if (hup && !s->hup) { session_end(s); s->hup = 1; }
       else if (!hup && s->hup) { s->hup = 0; session_reset(s); }
-      if (s->hup) timeout = 25;
+      if (s->hup) timeout = 100;
     }
     for (int k = 0; k < MAX_EXECS; k++) {
       struct exec *e = &execs[k];
@@ -720,6 +722,11 @@ int main(int argc, char **argv) {
           if (re & POLLIN) {
             ssize_t n = read(s->fd, s->inb + s->in_len, MAX_FRAME + 4 + CHUNK - s->in_len);
             if (n > 0) { s->in_len += (size_t)n; parse_input(); }
+            else if (n == 0 || (errno != EAGAIN && errno != EINTR)) { session_end(s); s->hup = 1; }
+          } else if (re & (POLLHUP | POLLERR)) {
+            /* The host went away between the checks: stop polling this port until it comes back. */
+            session_end(s);
+            s->hup = 1;
           }
           break;
         }

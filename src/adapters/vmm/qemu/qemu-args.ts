@@ -26,6 +26,9 @@ export function kernelCommandLine(tscKhz: number | null): string {
     'panic=-1',
     // Without a calibrated TSC the guest hangs at random under TCG; KVM guests do not need it but it does no harm.
     ...(tscKhz ? [`tsc_early_khz=${tscKhz}`, 'tsc=reliable'] : []),
+    // An idle guest must halt, not spin: with `-cpu max` under TCG the kernel would otherwise pick
+    // a polling idle loop (MWAIT is emulated as a no-op), and every idle VM would burn a host core.
+    'idle=halt',
     'rootwait',
   ].join(' ');
 }
