@@ -50,6 +50,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
+import { closeClient, reconnectDelayMs, whenReady } from '../redis/redis-connection.ts';
 import type { ClusterEvent, EventType, NewEvent } from '../../domain/index.ts';
 import type { EventBus, EventListener, Replay } from '../../ports/event-bus.ts';
 
@@ -64,10 +65,6 @@ export interface RedisEventBusOptions {
   onError?: (err: unknown) => void;
 }
 
-/** Reconnect forever: 100, 200, 400, 800, 1600, then every 2000 ms. */
-function reconnectDelayMs(times: number): number {
-  return Math.min(50 * 2 ** Math.min(times, 6), 2000);
-}
 
 /** `last-generated-id` of a stream as a number (0 when there is no stream). Lua helper. */
 const LAST_ID_LUA = `
@@ -377,37 +374,4 @@ export class RedisEventBus implements EventBus {
   }
 }
 
-/** Resolves when the connection is up, waiting at most `timeoutMs`: while Redis is down, calls fail fast. */
-function whenReady(client: Redis, timeoutMs = 2000): Promise<void> {
-  if (client.status === 'ready') return Promise.resolve();
-  if (client.status === 'end') return Promise.reject(new Error('the redis connection is closed'));
-  return new Promise((resolve, reject) => {
-    const onReady = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      client.off('ready', onReady);
-      reject(new Error(`redis is unreachable (connection ${client.status} for ${timeoutMs} ms)`));
-    }, timeoutMs);
-    client.once('ready', onReady);
-  });
-}
 
-/** QUIT when connected (replies still due arrive first), else just drop the connection. */
-async function closeClient(client: Redis): Promise<void> {
-  if (client.status === 'end') return;
-  if (client.status !== 'ready') {
-    client.disconnect();
-    return;
-  }
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([client.quit(), new Promise((resolve) => (timer = setTimeout(resolve, 2000)))]);
-  } catch {
-    // closing anyway
-  } finally {
-    clearTimeout(timer);
-    client.disconnect();
-  }
-}

@@ -3,6 +3,7 @@
  * channels multiplexed over them. Messages are JSON.
  */
 import { Redis } from 'ioredis';
+import { reconnectDelayMs } from '../redis/redis-connection.ts';
 import type { ChannelMessage, ExecChannels } from '../../ports/exec-channels.ts';
 
 export class RedisExecChannels implements ExecChannels {
@@ -13,7 +14,7 @@ export class RedisExecChannels implements ExecChannels {
 
   constructor(options: { url: string; prefix?: string; onError?: (err: unknown) => void }) {
     const prefix = options.prefix ?? 'aetherium:';
-    const common = { lazyConnect: false, maxRetriesPerRequest: 2, retryStrategy: (n: number) => Math.min(2000, 100 * n) };
+    const common = { lazyConnect: false, maxRetriesPerRequest: 2, retryStrategy: reconnectDelayMs };
     this.pub = new Redis(options.url, { ...common, keyPrefix: prefix });
     this.sub = new Redis(options.url, common);
     this.prefix = prefix;
