@@ -16,11 +16,11 @@ import { join, posix } from 'node:path';
 import { AetheriumError, conflict, invalid, notFound } from '../../../domain/index.ts';
 import type { ExecResult } from '../../../domain/index.ts';
 import type { DriverInfo, ExecRequest, RecoverReport, VmDriver, VmRuntimeInfo, VmSpec } from '../../../ports/vm-driver.ts';
-import { KeyedMutex } from '../keyed-mutex.ts';
 import { abortError } from '../process-tree.ts';
 import { sleep } from '../procfs.ts';
 import { commandEnv, validateExecRequest, validateSpec, validateVmId } from '../validation.ts';
-import { StateDir, readJsonFile, removeTree, writeJsonAtomic } from '../vm-dir.ts';
+import { StatefulDriver } from '../vm-lifecycle.ts';
+import { readJsonFile, removeTree, writeJsonAtomic } from '../vm-dir.ts';
 import { findOnPath } from '../which.ts';
 import { FirecrackerApiClient, DEFAULT_API_TIMEOUT_MS } from './api-client.ts';
 import {
@@ -120,10 +120,8 @@ interface Layout {
   kernel_vmm: string;
 }
 
-export class FirecrackerDriver implements VmDriver {
+export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDriver {
   readonly info: DriverInfo;
-  private readonly state: StateDir;
-  private readonly mutex = new KeyedMutex();
   private readonly launcher: FirecrackerLauncher;
   private readonly guests = new Map<string, Set<GuestConnection>>();
   private readonly kernel: string;
@@ -133,10 +131,9 @@ export class FirecrackerDriver implements VmDriver {
   private readonly stopGraceMs: number;
   private readonly apiTimeoutMs: number;
   private readonly guestConnection: GuestConnectionFactory;
-  private closed = false;
 
   constructor(private readonly options: FirecrackerDriverOptions) {
-    this.state = new StateDir(options.stateDir);
+    super(options.stateDir, 'firecracker');
     this.launcher = options.launcher ?? new ProcessLauncher(options.kvmPath);
     this.kernel = options.kernelImagePath ?? DEFAULT_KERNEL_IMAGE;
     this.rootfs = options.rootfsPath ?? DEFAULT_ROOTFS_IMAGE;
@@ -166,7 +163,7 @@ export class FirecrackerDriver implements VmDriver {
       this.assertOpen();
       const id = spec.id;
       const existing = await this.readVm(id);
-      if (existing) return this.ensureRunning(id, signal); // a stopped VM: creating it again starts it
+      if (existing) return this.ensureRunning(id, existing, signal); // a stopped VM: creating it again starts it
       // Fail fast, before touching anything, when this host cannot run Firecracker.
       const firecracker = this.firecrackerBinary();
       await this.launcher.preflight({ firecracker, ...(this.options.jailer ? { jailer: this.jailerBinary() } : {}) });
@@ -196,47 +193,11 @@ export class FirecrackerDriver implements VmDriver {
     });
   }
 
-  async start(id: string): Promise<VmRuntimeInfo> {
-    validateVmId(id);
-    return this.mutex.run(id, async () => {
-      this.assertOpen();
-      if (!(await this.readVm(id))) throw notFound('VM', id);
-      return this.ensureRunning(id);
-    });
-  }
-
-  async stop(id: string): Promise<void> {
-    validateVmId(id);
-    await this.mutex.run(id, async () => {
-      this.assertOpen();
-      if (!(await this.readVm(id))) throw notFound('VM', id);
-      await this.halt(id, true);
-    });
-  }
-
-  async delete(id: string): Promise<void> {
-    validateVmId(id);
-    await this.mutex.run(id, async () => {
-      this.assertOpen();
-      await this.halt(id, true);
-      await this.destroy(id);
-    });
-  }
-
   async status(id: string): Promise<VmRuntimeInfo> {
     validateVmId(id);
     if (!(await this.readVm(id))) return { id, state: 'missing' };
     const live = await this.liveVmm(id);
     return live ? running(id, live.record) : { id, state: 'stopped' };
-  }
-
-  async list(): Promise<VmRuntimeInfo[]> {
-    const out: VmRuntimeInfo[] = [];
-    for (const id of await this.state.vmIds()) {
-      const info = await this.status(id);
-      if (info.state !== 'missing') out.push(info);
-    }
-    return out;
   }
 
   async exec(id: string, request: ExecRequest): Promise<ExecResult> {
@@ -301,12 +262,11 @@ export class FirecrackerDriver implements VmDriver {
 
   // --- internals ---------------------------------------------------------------------------
 
-  private async ensureRunning(id: string, signal?: AbortSignal): Promise<VmRuntimeInfo> {
+  protected override async ensureRunning(id: string, vm: VmRecord, signal?: AbortSignal): Promise<VmRuntimeInfo> {
     const live = await this.liveVmm(id);
     if (live) return running(id, live.record);
-    const vm = await this.readVm(id);
     const layout = await this.readLayout(id);
-    if (!vm || !layout) throw new AetheriumError('driver_failed', `VM ${JSON.stringify(id)} has lost its layout record; delete and create it again`);
+    if (!layout) throw new AetheriumError('driver_failed', `VM ${JSON.stringify(id)} has lost its layout record; delete and create it again`);
     await this.launcher.preflight({ firecracker: layout.firecracker, ...(this.options.jailer ? { jailer: this.jailerBinary() } : {}) });
     try {
       return await this.boot(id, vm.spec, layout, signal);
@@ -448,10 +408,10 @@ export class FirecrackerDriver implements VmDriver {
   }
 
   /**
-   * Stops the VMM: when `graceful`, SendCtrlAltDel (the guest reboots, which ends Firecracker with
+   * Stops the VMM: when `graceful` (the default, as for stop and delete), SendCtrlAltDel (the guest reboots, which ends Firecracker with
    * `reboot=k`) and up to stopGraceMs for it to exit; then SIGKILL. Removes the pid file and sockets.
    */
-  private async halt(id: string, graceful: boolean): Promise<void> {
+  protected override async halt(id: string, graceful = true): Promise<void> {
     this.closeGuests(id);
     const live = await this.liveVmm(id);
     if (live) {
@@ -474,7 +434,7 @@ export class FirecrackerDriver implements VmDriver {
   }
 
   /** Frees what a halted VM holds on the host: the jail (and the jailer's cgroups) and the VM directory. */
-  private async destroy(id: string): Promise<void> {
+  protected override async destroy(id: string): Promise<void> {
     const layout = await this.readLayout(id);
     const jail = layout?.jail ?? (this.options.jailer ? jailLayout(id, this.firecrackerBinary(), this.options.jailer.chrootBaseDir ?? DEFAULT_CHROOT_BASE) : null);
     if (jail) {
@@ -529,11 +489,6 @@ export class FirecrackerDriver implements VmDriver {
     for (const conn of set) conn.close();
   }
 
-  private async readVm(id: string): Promise<VmRecord | null> {
-    const record = await readJsonFile<VmRecord>(this.state.file(id, 'vm.json'));
-    return record && typeof record === 'object' && record.spec ? record : null;
-  }
-
   private async readLayout(id: string): Promise<Layout | null> {
     const layout = await readJsonFile<Layout>(this.state.file(id, 'layout.json'));
     return layout && typeof layout === 'object' && typeof layout.api_socket === 'string' ? layout : null;
@@ -546,10 +501,6 @@ export class FirecrackerDriver implements VmDriver {
     } catch {
       return '';
     }
-  }
-
-  private assertOpen(): void {
-    if (this.closed) throw new AetheriumError('unavailable', 'the firecracker driver was closed');
   }
 }
 

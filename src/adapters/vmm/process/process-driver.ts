@@ -15,10 +15,10 @@ import { isAbsolute, resolve } from 'node:path';
 import { AetheriumError, conflict, invalid, notFound } from '../../../domain/index.ts';
 import type { ExecResult } from '../../../domain/index.ts';
 import type { DriverInfo, ExecRequest, RecoverReport, VmDriver, VmRuntimeInfo, VmSpec } from '../../../ports/vm-driver.ts';
-import { KeyedMutex } from '../keyed-mutex.ts';
 import { CommandRegistry, type RunningCommand, abortError, startCommand } from '../process-tree.ts';
 import { commandEnv, validateExecRequest, validateSpec, validateVmId } from '../validation.ts';
-import { StateDir, isDirectory, readJsonFile, removeTree, writeJsonAtomic } from '../vm-dir.ts';
+import { StatefulDriver } from '../vm-lifecycle.ts';
+import { isDirectory, readJsonFile, removeTree, writeJsonAtomic } from '../vm-dir.ts';
 
 export interface ProcessDriverOptions {
   stateDir: string;
@@ -30,15 +30,12 @@ interface VmRecord {
   boot_ms: number;
 }
 
-export class ProcessDriver implements VmDriver {
+export class ProcessDriver extends StatefulDriver<VmRecord> implements VmDriver {
   readonly info: DriverInfo;
-  private readonly state: StateDir;
-  private readonly mutex = new KeyedMutex();
   private readonly commands = new CommandRegistry();
-  private closed = false;
 
   constructor(options: ProcessDriverOptions) {
-    this.state = new StateDir(options.stateDir);
+    super(options.stateDir, 'process');
     this.info = {
       name: 'process',
       isolation: 'none',
@@ -82,28 +79,8 @@ export class ProcessDriver implements VmDriver {
     });
   }
 
-  async start(id: string): Promise<VmRuntimeInfo> {
-    validateVmId(id);
-    return this.mutex.run(id, async () => {
-      this.assertOpen();
-      const vm = await this.readVm(id);
-      if (!vm) throw notFound('VM', id);
-      await rm(this.state.file(id, 'stopped'), { force: true });
-      return { id, state: 'running', boot_ms: vm.boot_ms };
-    });
-  }
-
-  async stop(id: string): Promise<void> {
-    validateVmId(id);
-    await this.mutex.run(id, async () => {
-      this.assertOpen();
-      if (!(await this.readVm(id))) throw notFound('VM', id);
-      await writeFile(this.state.file(id, 'stopped'), `${new Date().toISOString()}\n`);
-      await this.commands.killVm(id);
-    });
-  }
-
-  async delete(id: string): Promise<void> {
+  /** Not halt + destroy: halt would mark the VM stopped, writing into a directory that may not exist. */
+  override async delete(id: string): Promise<void> {
     validateVmId(id);
     await this.mutex.run(id, async () => {
       this.assertOpen();
@@ -117,15 +94,6 @@ export class ProcessDriver implements VmDriver {
     const vm = await this.readVm(id);
     if (!vm) return { id, state: 'missing' };
     return this.isStopped(id) ? { id, state: 'stopped' } : { id, state: 'running', boot_ms: vm.boot_ms };
-  }
-
-  async list(): Promise<VmRuntimeInfo[]> {
-    const out: VmRuntimeInfo[] = [];
-    for (const id of await this.state.vmIds()) {
-      const info = await this.status(id);
-      if (info.state !== 'missing') out.push(info);
-    }
-    return out;
   }
 
   async exec(id: string, request: ExecRequest): Promise<ExecResult> {
@@ -184,17 +152,18 @@ export class ProcessDriver implements VmDriver {
     await this.commands.killAll();
   }
 
-  private async readVm(id: string): Promise<VmRecord | null> {
-    const record = await readJsonFile<VmRecord>(this.state.file(id, 'vm.json'));
-    return record && typeof record === 'object' && record.spec ? record : null;
+  protected override async ensureRunning(id: string, vm: VmRecord): Promise<VmRuntimeInfo> {
+    await rm(this.state.file(id, 'stopped'), { force: true });
+    return { id, state: 'running', boot_ms: vm.boot_ms };
+  }
+
+  protected override async halt(id: string): Promise<void> {
+    await writeFile(this.state.file(id, 'stopped'), `${new Date().toISOString()}\n`);
+    await this.commands.killVm(id);
   }
 
   private isStopped(id: string): boolean {
     return existsSync(this.state.file(id, 'stopped'));
-  }
-
-  private assertOpen(): void {
-    if (this.closed) throw new AetheriumError('unavailable', 'the process driver was closed');
   }
 }
 

@@ -20,11 +20,11 @@ import { AetheriumError, conflict, invalid, notFound } from '../../../domain/ind
 import type { ExecResult } from '../../../domain/index.ts';
 import type { DriverInfo, ExecRequest, RecoverReport, VmDriver, VmRuntimeInfo, VmSpec } from '../../../ports/vm-driver.ts';
 import { GuestClient } from '../guest/guest-client.ts';
-import { KeyedMutex } from '../keyed-mutex.ts';
 import { abortError } from '../process-tree.ts';
 import { isProcessAlive, readCmdline, waitForExit } from '../procfs.ts';
 import { commandEnv, validateExecRequest, validateSpec, validateVmId } from '../validation.ts';
-import { StateDir, readJsonFile, removeTree, writeJsonAtomic } from '../vm-dir.ts';
+import { StatefulDriver } from '../vm-lifecycle.ts';
+import { readJsonFile, removeTree, writeJsonAtomic } from '../vm-dir.ts';
 import { findOnPath } from '../which.ts';
 import { type GuestImage, DEFAULT_IMAGE_DIR, ensureGuestImage } from './image.ts';
 import { AGENT_PORTS, buildQemuArgs, hostTscKhz } from './qemu-args.ts';
@@ -56,13 +56,11 @@ const MAX_UNIX_SOCKET_PATH = 107;
 const SHUTDOWN_GRACE_MS = 3_000;
 const GiB = 1024 ** 3;
 
-export class QemuDriver implements VmDriver {
+export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
   readonly info: DriverInfo;
   /** Resolved accelerator: in 'auto' mode KVM is probed (a real QEMU start) before the first boot. */
   accel: 'kvm' | 'tcg';
   private accelProbe: Promise<void> | null = null;
-  private readonly state: StateDir;
-  private readonly mutex = new KeyedMutex();
   private readonly qemu: string;
   private readonly qemuImg: string;
   private readonly imageDir: string;
@@ -70,10 +68,9 @@ export class QemuDriver implements VmDriver {
   private readonly tscKhz = hostTscKhz();
   private readonly clients = new Map<string, Promise<GuestClient>>();
   private image: Promise<GuestImage> | null = null;
-  private closed = false;
 
   constructor(options: QemuDriverOptions) {
-    this.state = new StateDir(options.stateDir);
+    super(options.stateDir, 'qemu');
     const qemu = findOnPath('qemu-system-x86_64');
     const qemuImg = findOnPath('qemu-img');
     if (!qemu || !qemuImg) {
@@ -137,48 +134,11 @@ export class QemuDriver implements VmDriver {
     });
   }
 
-  async start(id: string): Promise<VmRuntimeInfo> {
-    validateVmId(id);
-    return this.mutex.run(id, async () => {
-      this.assertOpen();
-      const vm = await this.readVm(id);
-      if (!vm) throw notFound('VM', id);
-      return this.ensureRunning(id, vm);
-    });
-  }
-
-  async stop(id: string): Promise<void> {
-    validateVmId(id);
-    await this.mutex.run(id, async () => {
-      this.assertOpen();
-      if (!(await this.readVm(id))) throw notFound('VM', id);
-      await this.halt(id);
-    });
-  }
-
-  async delete(id: string): Promise<void> {
-    validateVmId(id);
-    await this.mutex.run(id, async () => {
-      this.assertOpen();
-      await this.halt(id);
-      await removeTree(this.state.vmDir(id));
-    });
-  }
-
   async status(id: string): Promise<VmRuntimeInfo> {
     validateVmId(id);
     if (!(await this.readVm(id))) return { id, state: 'missing' };
     const live = await this.liveRun(id);
     return live ? { id, state: 'running', pid: live.pid, boot_ms: live.boot_ms } : { id, state: 'stopped' };
-  }
-
-  async list(): Promise<VmRuntimeInfo[]> {
-    const out: VmRuntimeInfo[] = [];
-    for (const id of await this.state.vmIds()) {
-      const info = await this.status(id);
-      if (info.state !== 'missing') out.push(info);
-    }
-    return out;
   }
 
   async exec(id: string, request: ExecRequest): Promise<ExecResult> {
@@ -256,7 +216,7 @@ export class QemuDriver implements VmDriver {
     return this.image;
   }
 
-  private async ensureRunning(id: string, vm: VmRecord, signal?: AbortSignal): Promise<VmRuntimeInfo> {
+  protected override async ensureRunning(id: string, vm: VmRecord, signal?: AbortSignal): Promise<VmRuntimeInfo> {
     const live = await this.liveRun(id);
     if (live) return { id, state: 'running', pid: live.pid, boot_ms: live.boot_ms };
     try {
@@ -361,7 +321,7 @@ export class QemuDriver implements VmDriver {
    * Stops QEMU: the agent kills the commands and syncs the disk, then QMP `quit`. Without an agent
    * answer: QMP `system_powerdown`, a grace period, `quit`, and SIGKILL as the last resort.
    */
-  private async halt(id: string): Promise<void> {
+  protected override async halt(id: string): Promise<void> {
     const f = (name: string): string => this.state.file(id, name);
     const live = await this.liveRun(id, true);
     if (live) {
@@ -405,11 +365,6 @@ export class QemuDriver implements VmDriver {
     return readCmdline(record.pid)?.includes(pidFile) ? record : null;
   }
 
-  private async readVm(id: string): Promise<VmRecord | null> {
-    const record = await readJsonFile<VmRecord>(this.state.file(id, 'vm.json'));
-    return record && typeof record === 'object' && record.spec ? record : null;
-  }
-
   private checkSocketPaths(id: string): void {
     const longest = this.state.file(id, 'agent-0.sock');
     if (Buffer.byteLength(longest) > MAX_UNIX_SOCKET_PATH) {
@@ -424,10 +379,6 @@ export class QemuDriver implements VmDriver {
     } catch {
       return '(none)';
     }
-  }
-
-  private assertOpen(): void {
-    if (this.closed) throw new AetheriumError('unavailable', 'the qemu driver was closed');
   }
 }
 

@@ -32,11 +32,11 @@ import {
   removeSubgroups,
   vmCgroupPaths,
 } from '../cgroups.ts';
-import { KeyedMutex } from '../keyed-mutex.ts';
 import { CommandRegistry, type RunningCommand, abortError, startCommand } from '../process-tree.ts';
 import { waitForExit } from '../procfs.ts';
 import { commandEnv, validateExecRequest, validateSpec, validateVmId } from '../validation.ts';
-import { StateDir, isDirectory, readJsonFile, removeTree, writeJsonAtomic } from '../vm-dir.ts';
+import { StatefulDriver } from '../vm-lifecycle.ts';
+import { isDirectory, readJsonFile, removeTree, writeJsonAtomic } from '../vm-dir.ts';
 import { findOnPath } from '../which.ts';
 import { type HostLayout, buildBwrapArgs, parseBwrapVersion, probeHostLayout, toHostname } from './bwrap-args.ts';
 import { bootSandbox } from './boot.ts';
@@ -70,10 +70,8 @@ interface Tools {
 
 const DEFAULT_PIDS_MAX = 1024;
 
-export class SandboxDriver implements VmDriver {
+export class SandboxDriver extends StatefulDriver<VmRecord> implements VmDriver {
   readonly info: DriverInfo;
-  private readonly state: StateDir;
-  private readonly mutex = new KeyedMutex();
   private readonly commands = new CommandRegistry();
   private readonly cgroupHost: CgroupHost;
   private readonly layout: HostLayout;
@@ -82,10 +80,9 @@ export class SandboxDriver implements VmDriver {
   private readonly bootTimeoutMs: number;
   private readonly enterCgroupNs = existsSync('/proc/self/ns/cgroup');
   private readonly cgroupScope: string;
-  private closed = false;
 
   constructor(options: SandboxDriverOptions) {
-    this.state = new StateDir(options.stateDir);
+    super(options.stateDir, 'sandbox');
     this.tools = findTools();
     this.cgroupHost = detectCgroupsV1();
     this.cgroupScope = cgroupScope(this.state.path);
@@ -136,48 +133,11 @@ export class SandboxDriver implements VmDriver {
     });
   }
 
-  async start(id: string): Promise<VmRuntimeInfo> {
-    validateVmId(id);
-    return this.mutex.run(id, async () => {
-      this.assertOpen();
-      const vm = await this.readVm(id);
-      if (!vm) throw notFound('VM', id);
-      return this.ensureRunning(id, vm);
-    });
-  }
-
-  async stop(id: string): Promise<void> {
-    validateVmId(id);
-    await this.mutex.run(id, async () => {
-      this.assertOpen();
-      if (!(await this.readVm(id))) throw notFound('VM', id);
-      await this.halt(id);
-    });
-  }
-
-  async delete(id: string): Promise<void> {
-    validateVmId(id);
-    await this.mutex.run(id, async () => {
-      this.assertOpen();
-      await this.halt(id);
-      await this.destroy(id);
-    });
-  }
-
   async status(id: string): Promise<VmRuntimeInfo> {
     validateVmId(id);
     if (!(await this.readVm(id))) return { id, state: 'missing' };
     const init = await this.liveInit(id);
     return init ? running(id, init) : { id, state: 'stopped' };
-  }
-
-  async list(): Promise<VmRuntimeInfo[]> {
-    const out: VmRuntimeInfo[] = [];
-    for (const id of await this.state.vmIds()) {
-      const info = await this.status(id);
-      if (info.state !== 'missing') out.push(info);
-    }
-    return out;
   }
 
   async exec(id: string, request: ExecRequest): Promise<ExecResult> {
@@ -265,7 +225,7 @@ export class SandboxDriver implements VmDriver {
   // --- internals ---------------------------------------------------------------------------
 
   /** Boots an existing VM unless it runs already. A failed boot leaves it stopped, with its files. */
-  private async ensureRunning(id: string, vm: VmRecord, signal?: AbortSignal): Promise<VmRuntimeInfo> {
+  protected override async ensureRunning(id: string, vm: VmRecord, signal?: AbortSignal): Promise<VmRuntimeInfo> {
     const init = await this.liveInit(id);
     if (init) return running(id, init);
     try {
@@ -300,7 +260,7 @@ export class SandboxDriver implements VmDriver {
   }
 
   /** Kills everything of the VM: its pid 1 (the kernel then kills the rest of the pid namespace), every process left in its cgroups, and the commands we run in it. */
-  private async halt(id: string): Promise<void> {
+  protected override async halt(id: string): Promise<void> {
     const init = await readJsonFile<InitRecord>(this.state.file(id, 'init.json'));
     if (init && isOurInit(init, this.state.rootDir(id))) {
       try {
@@ -322,7 +282,7 @@ export class SandboxDriver implements VmDriver {
   }
 
   /** Frees what a (halted) VM holds on the host: its cgroups and its directory. */
-  private async destroy(id: string): Promise<void> {
+  protected override async destroy(id: string): Promise<void> {
     // The recorded groups, and where this agent would put them (in case the record was never written).
     const recorded = await this.readCgroups(id);
     const expected = vmCgroupPaths(this.cgroupHost, this.cgroupScope, id);
@@ -336,11 +296,6 @@ export class SandboxDriver implements VmDriver {
     await removeTree(this.state.vmDir(id));
   }
 
-  private async readVm(id: string): Promise<VmRecord | null> {
-    const record = await readJsonFile<VmRecord>(this.state.file(id, 'vm.json'));
-    return record && typeof record === 'object' && record.spec ? record : null;
-  }
-
   private async readCgroups(id: string): Promise<CgroupSet> {
     return (await readJsonFile<CgroupSet>(this.state.file(id, 'cgroups.json'))) ?? {};
   }
@@ -348,10 +303,6 @@ export class SandboxDriver implements VmDriver {
   private async liveInit(id: string): Promise<InitRecord | null> {
     const init = await readJsonFile<InitRecord>(this.state.file(id, 'init.json'));
     return init && isOurInit(init, this.state.rootDir(id)) ? init : null;
-  }
-
-  private assertOpen(): void {
-    if (this.closed) throw new AetheriumError('unavailable', 'the sandbox driver was closed');
   }
 }
 
@@ -393,7 +344,6 @@ async function makeExecGroup(groups: CgroupSet): Promise<{ procs: string[]; dir:
   const others = procsFiles({ ...groups, [tracker]: undefined });
   return { procs: [...others, join(dir, 'cgroup.procs')], dir };
 }
-
 
 /** True when the process lives in another user namespace than the agent. */
 async function hasOwnUserNs(pid: number): Promise<boolean> {
