@@ -8,6 +8,7 @@
  * back empty: the counter "goes backwards" there.
  */
 import { randomUUID } from 'node:crypto';
+import { eventuallyPasses } from './harness/eventually.ts';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisEventBus } from '../src/adapters/events/redis-event-bus.ts';
@@ -33,18 +34,7 @@ function redis(): RedisServer {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const newKey = () => `test:events:${randomUUID().slice(0, 8)}`;
 
-async function eventually(check: () => void | Promise<void>, timeoutMs = 5000, stepMs = 20): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await sleep(stepMs);
-    }
-  }
-}
+const eventually = (check: () => void | Promise<void>, timeoutMs = 5000, stepMs = 20) => eventuallyPasses(check, timeoutMs, stepMs);
 
 function record(bus: RedisEventBus): ClusterEvent[] {
   const events: ClusterEvent[] = [];

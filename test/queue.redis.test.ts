@@ -3,6 +3,7 @@
  * suite, then what only Redis has — aborting one running task, restarts and outages of Redis.
  */
 import { randomUUID } from 'node:crypto';
+import { eventuallyPasses } from './harness/eventually.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BullmqTaskQueue } from '../src/adapters/queue/bullmq-task-queue.ts';
 import type { QueuedTask } from '../src/ports/task-queue.ts';
@@ -28,18 +29,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const task = (overrides: Partial<QueuedTask> = {}): QueuedTask => ({ id: randomUUID(), type: 'vm:create', ...overrides });
 const workerId = () => `w-${randomUUID().slice(0, 8)}`;
 
-async function eventually(check: () => void | Promise<void>, timeoutMs = 5000, stepMs = 20): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await sleep(stepMs);
-    }
-  }
-}
+const eventually = (check: () => void | Promise<void>, timeoutMs = 5000, stepMs = 20) => eventuallyPasses(check, timeoutMs, stepMs);
 
 taskQueueConformance('redis (bullmq)', async () => new BullmqTaskQueue({ url: redis().url, prefix: `test-${randomUUID().slice(0, 6)}` }));
 

@@ -9,24 +9,14 @@
  * it with short deadlines, then check that nothing more arrives.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { eventuallyPasses } from '../harness/eventually.ts';
 import type { ClusterEvent, NewEvent } from '../../src/domain/index.ts';
 import type { EventBus } from '../../src/ports/event-bus.ts';
 
 const TEST_TIMEOUT = 5_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function eventually(check: () => void | Promise<void>, timeoutMs = 1500, stepMs = 10): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await sleep(stepMs);
-    }
-  }
-}
+const eventually = (check: () => void | Promise<void>, timeoutMs = 1500, stepMs = 10) => eventuallyPasses(check, timeoutMs, stepMs);
 
 const event = (n: number): NewEvent => ({ type: 'task.created', data: { n, nested: { list: [n, 'x'], flag: n % 2 === 0 } } });
 const ids = (events: ClusterEvent[]) => events.map((e) => e.id);

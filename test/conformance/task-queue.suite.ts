@@ -6,6 +6,7 @@
  * Tests wait by polling with short deadlines: every one finishes well within 2 s.
  */
 import { randomUUID } from 'node:crypto';
+import { eventuallyPasses } from '../harness/eventually.ts';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { QueueConsumer, QueuedTask, TaskProcessor, TaskQueue } from '../../src/ports/task-queue.ts';
 
@@ -16,18 +17,7 @@ const workerId = () => `w-${randomUUID().slice(0, 8)}`;
 const task = (overrides: Partial<QueuedTask> = {}): QueuedTask => ({ id: randomUUID(), type: 'vm:create', ...overrides });
 
 /** Polls until `check` passes (it throws while it does not), or rethrows its last error. */
-async function eventually(check: () => void | Promise<void>, timeoutMs = 1500, stepMs = 10): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await sleep(stepMs);
-    }
-  }
-}
+const eventually = (check: () => void | Promise<void>, timeoutMs = 1500, stepMs = 10) => eventuallyPasses(check, timeoutMs, stepMs);
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;

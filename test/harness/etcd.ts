@@ -11,6 +11,7 @@
  * Binary: `$ETCD_BIN`, else `etcd` on PATH (Debian installs /usr/bin/etcd).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { trackChild, waitForExit } from './child-processes.ts';
 import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -53,26 +54,7 @@ function childEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-const running = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const child of running) child.kill('SIGKILL');
-  });
-}
 
-function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
-}
 
 async function waitUntilHealthy(endpoint: string, child: ChildProcess, log: () => string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -138,9 +120,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
     );
     proc.stdout?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-20_000)));
     proc.stderr?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-20_000)));
-    running.add(proc);
-    installExitHook();
-    proc.once('exit', () => running.delete(proc));
+    trackChild(proc);
     child = proc;
     try {
       await waitUntilHealthy(client, proc, () => log, readyTimeoutMs);

@@ -7,6 +7,7 @@
  * as root the server runs as the `postgres` system user (or `nobody` if there is none).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { trackChild, waitForExit } from './child-processes.ts';
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { appendFile, chmod, chown, mkdtemp, rm } from 'node:fs/promises';
@@ -119,27 +120,7 @@ function run(command: string, args: string[], runAs: RunAs | undefined, cwd: str
   });
 }
 
-async function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return true;
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
-}
 
-/** Servers still running, killed if the test process exits without stopping them. */
-const running = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const child of running) child.kill('SIGKILL');
-  });
-}
 
 async function waitUntilReady(url: string, child: ChildProcess, log: () => string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -210,9 +191,7 @@ export async function startPostgres(options: StartOptions = {}): Promise<Postgre
       );
       child.stdout?.on('data', (d: Buffer) => (log += d.toString()));
       child.stderr?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-20_000)));
-      running.add(child);
-      installExitHook();
-      child.once('exit', () => running.delete(child));
+      trackChild(child);
       return { child, log: () => log };
     };
     const halt = async (child: ChildProcess) => {

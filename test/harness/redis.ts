@@ -11,6 +11,7 @@
  * Binary: `$REDIS_SERVER`, else `redis-server` on PATH.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { trackChild, waitForExit } from './child-processes.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -44,26 +45,7 @@ export interface StartRedisOptions {
   extraListen?: string[];
 }
 
-const running = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const child of running) child.kill('SIGKILL');
-  });
-}
 
-function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
-}
 
 /** One PING over a raw socket: true when the server answers +PONG. */
 export function ping(port: number, timeoutMs = 1000): Promise<boolean> {
@@ -114,9 +96,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
     proc.stderr?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-20_000)));
     let spawnError: Error | null = null;
     proc.on('error', (err) => (spawnError = err));
-    running.add(proc);
-    installExitHook();
-    proc.once('exit', () => running.delete(proc));
+    trackChild(proc);
 
     const deadline = Date.now() + readyTimeoutMs;
     while (Date.now() < deadline) {
