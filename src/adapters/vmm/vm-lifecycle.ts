@@ -6,7 +6,8 @@
 import { AetheriumError, notFound } from '../../domain/index.ts';
 import type { VmRuntimeInfo, VmSpec } from '../../ports/vm-driver.ts';
 import { KeyedMutex } from './keyed-mutex.ts';
-import { validateVmId } from './validation.ts';
+import { abortError } from './process-tree.ts';
+import { validateSpec, validateVmId } from './validation.ts';
 import { StateDir, readJsonFile, removeTree } from './vm-dir.ts';
 
 export abstract class StatefulDriver<Vm extends { spec: VmSpec }> {
@@ -21,6 +22,8 @@ export abstract class StatefulDriver<Vm extends { spec: VmSpec }> {
     this.state = new StateDir(stateDir);
   }
 
+  /** Allocates and boots a VM that does not exist yet. Called under the VM's lock; cleans up after itself on failure. */
+  protected abstract provision(spec: VmSpec, signal?: AbortSignal): Promise<VmRuntimeInfo>;
   /** Boots a stopped VM; returns the running one as it is. Called under the VM's lock. */
   protected abstract ensureRunning(id: string, vm: Vm, signal?: AbortSignal): Promise<VmRuntimeInfo>;
   /** Stops what runs of the VM, keeping its files. Called under the VM's lock; also for a missing VM by delete. */
@@ -30,6 +33,17 @@ export abstract class StatefulDriver<Vm extends { spec: VmSpec }> {
   /** Removes the VM's files (and anything else it left on the host). */
   protected async destroy(id: string): Promise<void> {
     await removeTree(this.state.vmDir(id));
+  }
+
+  /** Idempotent: creating a VM that exists starts it if stopped, and never boots a second one. */
+  async create(spec: VmSpec, signal?: AbortSignal): Promise<VmRuntimeInfo> {
+    validateSpec(spec);
+    if (signal?.aborted) throw abortError(signal);
+    return this.mutex.run(spec.id, async () => {
+      this.assertOpen();
+      const existing = await this.readVm(spec.id);
+      return existing ? this.ensureRunning(spec.id, existing, signal) : this.provision(spec, signal);
+    });
   }
 
   async start(id: string): Promise<VmRuntimeInfo> {

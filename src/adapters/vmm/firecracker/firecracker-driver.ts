@@ -18,7 +18,7 @@ import type { ExecResult } from '../../../domain/index.ts';
 import type { DriverInfo, ExecRequest, RecoverReport, VmDriver, VmRuntimeInfo, VmSpec } from '../../../ports/vm-driver.ts';
 import { abortError } from '../process-tree.ts';
 import { sleep } from '../procfs.ts';
-import { commandEnv, validateExecRequest, validateSpec, validateVmId } from '../validation.ts';
+import { commandEnv, validateExecRequest, validateVmId } from '../validation.ts';
 import { StatefulDriver } from '../vm-lifecycle.ts';
 import { readJsonFile, removeTree, writeJsonAtomic } from '../vm-dir.ts';
 import { findOnPath } from '../which.ts';
@@ -156,41 +156,35 @@ export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDri
     };
   }
 
-  async create(spec: VmSpec, signal?: AbortSignal): Promise<VmRuntimeInfo> {
-    validateSpec(spec);
-    if (signal?.aborted) throw abortError(signal);
-    return this.mutex.run(spec.id, async () => {
-      this.assertOpen();
-      const id = spec.id;
-      const existing = await this.readVm(id);
-      if (existing) return this.ensureRunning(id, existing, signal); // a stopped VM: creating it again starts it
-      // Fail fast, before touching anything, when this host cannot run Firecracker.
-      const firecracker = this.firecrackerBinary();
-      await this.launcher.preflight({ firecracker, ...(this.options.jailer ? { jailer: this.jailerBinary() } : {}) });
-      machineConfigBody({ vcpus: spec.vcpus, memoryMb: spec.memory_mb }); // vCPU range, before any work
-      const image = this.imageFor(spec);
-      await assertFile(this.kernel, 'kernel image');
-      await assertFile(image, 'root filesystem image');
+  /** A new VM: allocate and boot it (under its lock, after the base checked it does not exist). */
+  protected override async provision(spec: VmSpec, signal?: AbortSignal): Promise<VmRuntimeInfo> {
+    const id = spec.id;
+    // Fail fast, before touching anything, when this host cannot run Firecracker.
+    const firecracker = this.firecrackerBinary();
+    await this.launcher.preflight({ firecracker, ...(this.options.jailer ? { jailer: this.jailerBinary() } : {}) });
+    machineConfigBody({ vcpus: spec.vcpus, memoryMb: spec.memory_mb }); // vCPU range, before any work
+    const image = this.imageFor(spec);
+    await assertFile(this.kernel, 'kernel image');
+    await assertFile(image, 'root filesystem image');
 
-      await this.state.ensure();
-      // Leftovers of a create that was interrupted before it finished.
-      await this.halt(id, false);
-      await this.destroy(id);
-      const layout = this.layoutFor(id, firecracker);
-      const record: VmRecord = { spec: { ...spec, env: { ...(spec.env ?? {}) } }, created_at: new Date().toISOString() };
-      try {
-        await mkdir(this.state.vmDir(id), { mode: 0o700 });
-        await writeJsonAtomic(this.state.file(id, 'layout.json'), layout);
-        await this.prepareFiles(layout, image);
-        const info = await this.boot(id, record.spec, layout, signal);
-        await writeJsonAtomic(this.state.file(id, 'vm.json'), record);
-        return info;
-      } catch (err) {
-        await this.halt(id, false).catch(() => {});
-        await this.destroy(id).catch(() => {});
-        throw err;
-      }
-    });
+    await this.state.ensure();
+    // Leftovers of a create that was interrupted before it finished.
+    await this.halt(id, false);
+    await this.destroy(id);
+    const layout = this.layoutFor(id, firecracker);
+    const record: VmRecord = { spec: { ...spec, env: { ...(spec.env ?? {}) } }, created_at: new Date().toISOString() };
+    try {
+      await mkdir(this.state.vmDir(id), { mode: 0o700 });
+      await writeJsonAtomic(this.state.file(id, 'layout.json'), layout);
+      await this.prepareFiles(layout, image);
+      const info = await this.boot(id, record.spec, layout, signal);
+      await writeJsonAtomic(this.state.file(id, 'vm.json'), record);
+      return info;
+    } catch (err) {
+      await this.halt(id, false).catch(() => {});
+      await this.destroy(id).catch(() => {});
+      throw err;
+    }
   }
 
   async status(id: string): Promise<VmRuntimeInfo> {

@@ -16,7 +16,7 @@ import { AetheriumError, conflict, invalid, notFound } from '../../../domain/ind
 import type { ExecResult } from '../../../domain/index.ts';
 import type { DriverInfo, ExecRequest, RecoverReport, VmDriver, VmRuntimeInfo, VmSpec } from '../../../ports/vm-driver.ts';
 import { CommandRegistry, type RunningCommand, abortError, startCommand } from '../process-tree.ts';
-import { commandEnv, validateExecRequest, validateSpec, validateVmId } from '../validation.ts';
+import { commandEnv, validateExecRequest, validateVmId } from '../validation.ts';
 import { StatefulDriver } from '../vm-lifecycle.ts';
 import { isDirectory, readJsonFile, removeTree, writeJsonAtomic } from '../vm-dir.ts';
 
@@ -48,35 +48,26 @@ export class ProcessDriver extends StatefulDriver<VmRecord> implements VmDriver 
     };
   }
 
-  async create(spec: VmSpec, signal?: AbortSignal): Promise<VmRuntimeInfo> {
-    validateSpec(spec);
-    if (signal?.aborted) throw abortError(signal);
-    return this.mutex.run(spec.id, async () => {
-      this.assertOpen();
-      const id = spec.id;
-      const existing = await this.readVm(id);
-      if (existing) {
-        await rm(this.state.file(id, 'stopped'), { force: true }); // creating a stopped VM again starts it
-        return { id, state: 'running', boot_ms: existing.boot_ms };
-      }
-      const started = performance.now();
-      await this.state.ensure();
-      await removeTree(this.state.vmDir(id)); // leftovers of an interrupted create
-      try {
-        await mkdir(this.state.rootDir(id), { recursive: true, mode: 0o755 });
-        if (signal?.aborted) throw abortError(signal);
-        const record: VmRecord = {
-          spec: { ...spec, env: { ...(spec.env ?? {}) } },
-          created_at: new Date().toISOString(),
-          boot_ms: Math.round(performance.now() - started),
-        };
-        await writeJsonAtomic(this.state.file(id, 'vm.json'), record);
-        return { id, state: 'running', boot_ms: record.boot_ms };
-      } catch (err) {
-        await removeTree(this.state.vmDir(id)).catch(() => {});
-        throw err;
-      }
-    });
+  /** A new VM: allocate and boot it (under its lock, after the base checked it does not exist). */
+  protected override async provision(spec: VmSpec, signal?: AbortSignal): Promise<VmRuntimeInfo> {
+    const id = spec.id;
+    const started = performance.now();
+    await this.state.ensure();
+    await removeTree(this.state.vmDir(id)); // leftovers of an interrupted create
+    try {
+      await mkdir(this.state.rootDir(id), { recursive: true, mode: 0o755 });
+      if (signal?.aborted) throw abortError(signal);
+      const record: VmRecord = {
+        spec: { ...spec, env: { ...(spec.env ?? {}) } },
+        created_at: new Date().toISOString(),
+        boot_ms: Math.round(performance.now() - started),
+      };
+      await writeJsonAtomic(this.state.file(id, 'vm.json'), record);
+      return { id, state: 'running', boot_ms: record.boot_ms };
+    } catch (err) {
+      await removeTree(this.state.vmDir(id)).catch(() => {});
+      throw err;
+    }
   }
 
   /** Not halt + destroy: halt would mark the VM stopped, writing into a directory that may not exist. */

@@ -22,7 +22,7 @@ import type { DriverInfo, ExecRequest, RecoverReport, VmDriver, VmRuntimeInfo, V
 import { GuestClient } from '../guest/guest-client.ts';
 import { abortError } from '../process-tree.ts';
 import { isProcessAlive, readCmdline, waitForExit } from '../procfs.ts';
-import { commandEnv, validateExecRequest, validateSpec, validateVmId } from '../validation.ts';
+import { commandEnv, validateExecRequest, validateVmId } from '../validation.ts';
 import { StatefulDriver } from '../vm-lifecycle.ts';
 import { readJsonFile, removeTree, writeJsonAtomic } from '../vm-dir.ts';
 import { findOnPath } from '../which.ts';
@@ -102,36 +102,30 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
     };
   }
 
-  async create(spec: VmSpec, signal?: AbortSignal): Promise<VmRuntimeInfo> {
-    validateSpec(spec);
-    if (signal?.aborted) throw abortError(signal);
-    return this.mutex.run(spec.id, async () => {
-      this.assertOpen();
-      const id = spec.id;
-      const existing = await this.readVm(id);
-      if (existing) return this.ensureRunning(id, existing, signal);
-      this.checkSocketPaths(id);
-      const startedAt = Date.now();
-      await this.state.ensure();
-      await this.halt(id);
-      await removeTree(this.state.vmDir(id));
-      const record: VmRecord = { spec: { ...spec, env: { ...(spec.env ?? {}) } }, created_at: new Date().toISOString() };
-      try {
-        const image = await this.guestImage();
-        if (signal?.aborted) throw abortError(signal);
-        await mkdir(this.state.vmDir(id), { mode: 0o700 });
-        const baseBytes = statSync(image.rootfs).size;
-        const size = Math.max(baseBytes, Math.ceil(spec.disk_gb * GiB));
-        await run(this.qemuImg, ['create', '-q', '-f', 'qcow2', '-b', image.rootfs, '-F', 'raw', this.state.file(id, 'disk.qcow2'), String(size)], 30_000);
-        const info = await this.boot(id, record.spec, startedAt, signal);
-        await writeJsonAtomic(this.state.file(id, 'vm.json'), record);
-        return info;
-      } catch (err) {
-        await this.halt(id).catch(() => {});
-        await removeTree(this.state.vmDir(id)).catch(() => {});
-        throw err;
-      }
-    });
+  /** A new VM: allocate and boot it (under its lock, after the base checked it does not exist). */
+  protected override async provision(spec: VmSpec, signal?: AbortSignal): Promise<VmRuntimeInfo> {
+    const id = spec.id;
+    this.checkSocketPaths(id);
+    const startedAt = Date.now();
+    await this.state.ensure();
+    await this.halt(id);
+    await removeTree(this.state.vmDir(id));
+    const record: VmRecord = { spec: { ...spec, env: { ...(spec.env ?? {}) } }, created_at: new Date().toISOString() };
+    try {
+      const image = await this.guestImage();
+      if (signal?.aborted) throw abortError(signal);
+      await mkdir(this.state.vmDir(id), { mode: 0o700 });
+      const baseBytes = statSync(image.rootfs).size;
+      const size = Math.max(baseBytes, Math.ceil(spec.disk_gb * GiB));
+      await run(this.qemuImg, ['create', '-q', '-f', 'qcow2', '-b', image.rootfs, '-F', 'raw', this.state.file(id, 'disk.qcow2'), String(size)], 30_000);
+      const info = await this.boot(id, record.spec, startedAt, signal);
+      await writeJsonAtomic(this.state.file(id, 'vm.json'), record);
+      return info;
+    } catch (err) {
+      await this.halt(id).catch(() => {});
+      await removeTree(this.state.vmDir(id)).catch(() => {});
+      throw err;
+    }
   }
 
   async status(id: string): Promise<VmRuntimeInfo> {

@@ -34,7 +34,7 @@ import {
 } from '../cgroups.ts';
 import { CommandRegistry, type RunningCommand, abortError, startCommand } from '../process-tree.ts';
 import { waitForExit } from '../procfs.ts';
-import { commandEnv, validateExecRequest, validateSpec, validateVmId } from '../validation.ts';
+import { commandEnv, validateExecRequest, validateVmId } from '../validation.ts';
 import { StatefulDriver } from '../vm-lifecycle.ts';
 import { isDirectory, readJsonFile, removeTree, writeJsonAtomic } from '../vm-dir.ts';
 import { findOnPath } from '../which.ts';
@@ -102,35 +102,27 @@ export class SandboxDriver extends StatefulDriver<VmRecord> implements VmDriver 
     };
   }
 
-  async create(spec: VmSpec, signal?: AbortSignal): Promise<VmRuntimeInfo> {
-    validateSpec(spec);
-    if (signal?.aborted) throw abortError(signal);
-    return this.mutex.run(spec.id, async () => {
-      this.assertOpen();
-      const id = spec.id;
-      const existing = await this.readVm(id);
-      if (existing) {
-        return this.ensureRunning(id, existing, signal); // a stopped VM: creating it again starts it
-      }
-      await this.state.ensure();
-      // Leftovers of a create that was interrupted before it finished.
-      await this.halt(id);
-      await this.destroy(id);
-      const vmDir = this.state.vmDir(id);
-      const record: VmRecord = { spec: { ...spec, env: { ...(spec.env ?? {}) } }, created_at: new Date().toISOString() };
-      try {
-        await mkdir(vmDir, { mode: 0o700 });
-        await writeJsonAtomic(this.state.file(id, 'cgroups.json'), vmCgroupPaths(this.cgroupHost, this.cgroupScope, id));
-        await prepareRootfs(this.state.rootDir(id), toHostname(spec.name));
-        const info = await this.boot(id, record.spec, signal);
-        await writeJsonAtomic(this.state.file(id, 'vm.json'), record);
-        return info;
-      } catch (err) {
-        await this.halt(id).catch(() => {});
-        await this.destroy(id).catch(() => {});
-        throw err;
-      }
-    });
+  /** A new VM: allocate and boot it (under its lock, after the base checked it does not exist). */
+  protected override async provision(spec: VmSpec, signal?: AbortSignal): Promise<VmRuntimeInfo> {
+    const id = spec.id;
+    await this.state.ensure();
+    // Leftovers of a create that was interrupted before it finished.
+    await this.halt(id);
+    await this.destroy(id);
+    const vmDir = this.state.vmDir(id);
+    const record: VmRecord = { spec: { ...spec, env: { ...(spec.env ?? {}) } }, created_at: new Date().toISOString() };
+    try {
+      await mkdir(vmDir, { mode: 0o700 });
+      await writeJsonAtomic(this.state.file(id, 'cgroups.json'), vmCgroupPaths(this.cgroupHost, this.cgroupScope, id));
+      await prepareRootfs(this.state.rootDir(id), toHostname(spec.name));
+      const info = await this.boot(id, record.spec, signal);
+      await writeJsonAtomic(this.state.file(id, 'vm.json'), record);
+      return info;
+    } catch (err) {
+      await this.halt(id).catch(() => {});
+      await this.destroy(id).catch(() => {});
+      throw err;
+    }
   }
 
   async status(id: string): Promise<VmRuntimeInfo> {
