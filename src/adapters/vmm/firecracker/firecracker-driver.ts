@@ -26,13 +26,8 @@ import { FirecrackerApiClient, DEFAULT_API_TIMEOUT_MS } from './api-client.ts';
 import {
   DEFAULT_CHROOT_BASE,
   JAIL_API_SOCKET,
-  JAIL_KERNEL,
-  JAIL_ROOTFS,
-  JAIL_VSOCK,
-  type JailLayout,
   type JailerOptions,
   buildJailerArgs,
-  hostPathInJail,
   jailCgroupDirs,
   jailId,
   jailLayout,
@@ -50,13 +45,13 @@ import {
   rootDriveBody,
   vsockBody,
 } from './requests.ts';
+import { type Layout, vmLayout } from './layout.ts';
 import { copyRootfs } from './rootfs.ts';
 import { DEFAULT_AGENT_PORT, type GuestConnection, type GuestConnectionFactory, connectVsock, guestAgentConnection } from './vsock.ts';
 
 export const DEFAULT_KERNEL_IMAGE = '/var/lib/aetherium/firecracker/vmlinux';
 export const DEFAULT_ROOTFS_IMAGE = '/var/lib/aetherium/firecracker/rootfs.ext4';
 /** sun_path is 108 bytes including the terminating NUL. */
-const MAX_SOCKET_PATH = 107;
 const IMAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 /** How long the guest agent has to answer the HELLO on a new vsock connection. */
 const GUEST_HELLO_TIMEOUT_MS = 10_000;
@@ -105,20 +100,6 @@ interface VmRecord {
   created_at: string;
 }
 
-/** Where a VM's things are: host paths, and the same paths as Firecracker sees them. */
-interface Layout {
-  jail: JailLayout | null;
-  /** The resolved firecracker binary at create time (names the jail directory). */
-  firecracker: string;
-  rootDir: string;
-  api_socket: string;
-  vsock_host: string;
-  vsock_vmm: string;
-  rootfs_host: string;
-  rootfs_vmm: string;
-  kernel_host: string | null;
-  kernel_vmm: string;
-}
 
 export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDriver {
   readonly info: DriverInfo;
@@ -271,42 +252,7 @@ export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDri
   }
 
   private layoutFor(id: string, firecracker: string): Layout {
-    const vmDir = this.state.vmDir(id);
-    let layout: Layout;
-    if (this.options.jailer) {
-      const jail = jailLayout(id, firecracker, this.options.jailer.chrootBaseDir ?? DEFAULT_CHROOT_BASE);
-      layout = {
-        jail,
-        firecracker,
-        rootDir: jail.rootDir,
-        api_socket: hostPathInJail(jail, JAIL_API_SOCKET),
-        vsock_host: hostPathInJail(jail, JAIL_VSOCK),
-        vsock_vmm: JAIL_VSOCK,
-        rootfs_host: hostPathInJail(jail, JAIL_ROOTFS),
-        rootfs_vmm: JAIL_ROOTFS,
-        kernel_host: hostPathInJail(jail, JAIL_KERNEL),
-        kernel_vmm: JAIL_KERNEL,
-      };
-    } else {
-      layout = {
-        jail: null,
-        firecracker,
-        rootDir: '/',
-        api_socket: join(vmDir, 'api.sock'),
-        vsock_host: join(vmDir, 'vsock.sock'),
-        vsock_vmm: join(vmDir, 'vsock.sock'),
-        rootfs_host: join(vmDir, 'rootfs.ext4'),
-        rootfs_vmm: join(vmDir, 'rootfs.ext4'),
-        kernel_host: null,
-        kernel_vmm: this.kernel,
-      };
-    }
-    for (const socket of [layout.api_socket, layout.vsock_host]) {
-      if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) {
-        throw invalid(`the Unix socket path ${socket} is longer than ${MAX_SOCKET_PATH} bytes; use a shorter state directory${this.options.jailer ? ' or chroot base directory' : ''}`);
-      }
-    }
-    return layout;
+    return vmLayout({ vmDir: this.state.vmDir(id), vmId: id, firecracker, kernel: this.kernel, chrootBaseDir: this.options.jailer ? (this.options.jailer.chrootBaseDir ?? DEFAULT_CHROOT_BASE) : null });
   }
 
   /** The per-VM rootfs copy, and in a jail the kernel and the directories Firecracker needs, owned by the jail user. */
