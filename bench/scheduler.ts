@@ -4,7 +4,7 @@
  * decision plus the reservation's conditional UPDATE — on a real Postgres started for the run.
  */
 import { openStore } from '../src/adapters/storage/open-store.ts';
-import { newId, type Task, type Vm } from '../src/domain/index.ts';
+import { newId, newTask, placementRecord, type Task, type Vm } from '../src/domain/index.ts';
 import { ClusterSnapshot, place, type SchedulerOptions } from '../src/scheduler/index.ts';
 import { createDatabase, startPostgres } from '../test/harness/postgres.ts';
 import { makeRequests, makeWorkers } from './cluster-fixture.ts';
@@ -42,7 +42,12 @@ function pure(workers: number, placements: number, batch = 1000) {
     placeMs += performance.now() - start;
   }
   const passes = Math.ceil(requests.length / batch);
-  return { perSecond: placements / (placeMs / 1000), usPerPlacement: (placeMs * 1000) / placements, buildMs: buildMs / passes, placed };
+  return {
+    perSecond: placements / (placeMs / 1000),
+    usPerPlacement: (placeMs * 1000) / placements,
+    buildMs: buildMs / passes,
+    placed,
+  };
 }
 
 /** A request nothing can hold: the scheduler checks every worker to explain why. */
@@ -68,8 +73,25 @@ async function withPostgres(workers: number, placements: number, concurrency: nu
     const tasks: { task: Task; vm: Vm }[] = [];
     for (const request of requests) {
       const id = newId();
-      const vm: Vm = { id, name: `bench-${id.slice(0, 12)}`, status: 'created', driver: null, worker_id: null, zone: request.zone ?? null, labels: {}, image: null, vcpus: request.vcpus, memory_mb: request.memory_mb, disk_gb: request.disk_gb, error: null, created_at: now, updated_at: now, deleted_at: null };
-      const task: Task = { id: newId(), type: 'vm:create', status: 'pending', vm_id: id, worker_id: null, payload: {}, result: null, error: null, placement: null, retry_count: 0, max_retries: 3, created_at: now, updated_at: now, started_at: null, completed_at: null, cancel_requested_at: null };
+      const vm: Vm = {
+        id,
+        name: `bench-${id.slice(0, 12)}`,
+        status: 'created',
+        driver: null,
+        worker_id: null,
+        zone: request.zone ?? null,
+        labels: {},
+        image: null,
+        vcpus: request.vcpus,
+        memory_mb: request.memory_mb,
+        disk_gb: request.disk_gb,
+        error: null,
+        created_at: now,
+        updated_at: now,
+        deleted_at: null,
+      };
+      const payload = { worker_labels: request.labels ?? {}, strategy: request.strategy ?? null };
+      const task = newTask('vm:create', payload, { vm_id: id });
       await store.insertVmWithTask(vm, task);
       tasks.push({ task, vm });
     }
@@ -87,7 +109,8 @@ async function withPostgres(workers: number, placements: number, concurrency: nu
           const { placement, explanation } = place(snapshot, request, options);
           if (!placement) continue;
           snapshot.reserve(placement.worker_id, request);
-          const outcome = await store.placeTask(task.id, vm.id, placement.worker_id, placement.driver, request, { ...explanation });
+          const record = placementRecord(explanation, null, now);
+          const outcome = await store.placeTask(task.id, vm.id, placement.worker_id, placement.driver, record);
           if (outcome === 'placed') placed++;
         }
       }),
@@ -100,13 +123,29 @@ async function withPostgres(workers: number, placements: number, concurrency: nu
   }
 }
 
-const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
-console.log('pure scheduler: 100,000 placements, zone / label / driver constraints mixed, a snapshot per batch of 1,000');
+/** A table row: each text right-aligned to its column's width. */
+const row = (cells: [string, number][]) => cells.map(([text, width]) => text.padStart(width)).join('   ');
+
+console.log(
+  'pure scheduler: 100,000 placements, zone / label / driver constraints mixed, a snapshot per batch of 1,000',
+);
 console.log('workers    placements/s   µs/placement   snapshot build ms   placed    µs to explain a pending request');
 for (const workers of [100, 1_000, 10_000]) {
   const r = pure(workers, 100_000);
-  console.log(`${fmt(workers).padStart(7)}   ${fmt(r.perSecond).padStart(12)}   ${fmt(r.usPerPlacement, 2).padStart(12)}   ${fmt(r.buildMs, 2).padStart(17)}   ${fmt(r.placed).padStart(7)}   ${fmt(pendingCost(workers), 1).padStart(8)}`);
+  const pending = pendingCost(workers);
+  console.log(
+    row([
+      [fmt(workers), 7],
+      [fmt(r.perSecond), 12],
+      [fmt(r.usPerPlacement, 2), 12],
+      [fmt(r.buildMs, 2), 17],
+      [fmt(r.placed), 7],
+      [fmt(pending, 1), 8],
+    ]),
+  );
 }
 
 console.log('\nwith reservation in Postgres (pure decision + one transaction with the conditional UPDATE)');
@@ -114,6 +153,14 @@ console.log('workers    concurrency   placements/s   ms/placement   placed');
 for (const workers of [100, 1_000, 10_000]) {
   for (const concurrency of [1, 8]) {
     const r = await withPostgres(workers, 2_000, concurrency);
-    console.log(`${fmt(workers).padStart(7)}   ${String(concurrency).padStart(11)}   ${fmt(r.perSecond).padStart(12)}   ${fmt(r.msPerPlacement, 2).padStart(12)}   ${fmt(r.placed).padStart(6)}`);
+    console.log(
+      row([
+        [fmt(workers), 7],
+        [String(concurrency), 11],
+        [fmt(r.perSecond), 12],
+        [fmt(r.msPerPlacement, 2), 12],
+        [fmt(r.placed), 6],
+      ]),
+    );
   }
 }

@@ -2,7 +2,7 @@
  * The firecracker driver against Firecracker's published API description (no KVM needed): an
  * injected launcher starts a spec-validating fake of the API server (test/firecracker/firecracker-api.ts)
  * instead of the binary, and every request the driver sends is validated against
- * ../shared/firecracker/firecracker.yaml. The one real boot test runs only where /dev/kvm and a
+ * test/fixtures/firecracker/firecracker.yaml. The one real boot test runs only where /dev/kvm and a
  * firecracker binary exist.
  */
 import { accessSync, constants, existsSync, readdirSync } from 'node:fs';
@@ -148,7 +148,7 @@ async function expectDriverError(promise: Promise<unknown>, ...fragments: (strin
 }
 
 describe('firecracker driver: every request validates against firecracker.yaml', () => {
-  it('loads the spec from ../shared and knows the operations the driver uses', () => {
+  it('loads the spec from test/fixtures and knows the operations the driver uses', () => {
     expect(spec.version).toMatch(/^1\.17/);
     for (const [method, path] of [
       ['GET', '/'],
@@ -352,7 +352,7 @@ describe('firecracker driver: errors become clear errors, and a failed create cl
     });
     const started = Date.now();
     const error = await expectDriverError(driver.create(vmSpec('vm-nokvm')), /no-kvm is missing/, /no firecracker binary/);
-    expect(error.code).toBe('unavailable');
+    expect(error.code).toBe('driver_unavailable');
     expect(Date.now() - started).toBeLessThan(1_000);
     expect(existsSync(join(dir, 'state'))).toBe(false);
   });

@@ -43,7 +43,7 @@ describe('pglite on a data directory', () => {
       status: 'pending',
       vm_id: vm.id,
       worker_id: null,
-      payload: { name: vm.name },
+      payload: { worker_labels: {}, strategy: null },
       result: null,
       error: null,
       placement: null,

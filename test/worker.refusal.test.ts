@@ -36,7 +36,12 @@ beforeAll(async () => {
         return 'only 12 MiB of memory available';
       },
     },
-    { ...t.system.engines, drivers: new Map<DriverName, VmDriver>([['process', driver]]), log: silentLogger },
+    {
+      link: t.system.controlPlane.workerLink(),
+      channels: t.system.engines.channels,
+      drivers: new Map<DriverName, VmDriver>([['process', driver]]),
+      log: silentLogger,
+    },
   );
   await picky.start();
 }, 120_000);
@@ -65,7 +70,7 @@ it('moves a refused create to another worker and never back', async () => {
     task = await call('GET', `/api/v1/tasks/${task_id}`);
   }
   expect(task.status).toBe('pending');
-  expect(task.payload.exclude).toEqual(['picky']);
+  expect(task.placement.excluded).toEqual(['picky']);
   expect(task.placement.reason).toMatch(/1 × refused earlier/);
   expect(task.placement.moved_from).toEqual(['picky']);
   expect((await call('GET', '/api/v1/workers/picky')).vm_count).toBe(0);

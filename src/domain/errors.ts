@@ -1,73 +1,104 @@
 /**
- * The one catalogue of errors that cross a boundary (API, CLI, worker). Each has a stable code that
- * clients may switch on, an HTTP status, and a message a person can act on.
+ * The one catalogue of errors that cross a boundary (API, CLI, worker), in the style of Fastify's
+ * error codes: each has a stable code that clients may switch on, an HTTP status, a description for
+ * the docs, and whether a task that failed with it may be tried again. The task runner decides
+ * retries from `retryable` alone; an error that is not an AetheriumError (a bug, a library's own
+ * error) counts as retryable, because creates and deletes are idempotent and `max_retries` bounds it.
  */
 export const ERROR_CATALOGUE = {
-  validation_failed: 400,
-  bad_request: 400,
-  unauthorized: 401,
-  forbidden: 403,
-  not_found: 404,
-  conflict: 409,
-  rate_limited: 429,
-  internal: 500,
-  driver_failed: 502,
-  unavailable: 503,
-} as const;
+  validation_failed: { status: 400, retryable: false, description: 'the request does not match the schema' },
+  bad_request: { status: 400, retryable: false, description: 'the request cannot be understood' },
+  unauthorized: { status: 401, retryable: false, description: 'no valid credentials were given' },
+  forbidden: { status: 403, retryable: false, description: 'the caller lacks the role for this action' },
+  not_found: { status: 404, retryable: false, description: 'no such VM, task or worker' },
+  conflict: { status: 409, retryable: false, description: 'the resource is in a state that does not allow this' },
+  cancelled: { status: 409, retryable: false, description: 'the task was cancelled' },
+  rate_limited: { status: 429, retryable: true, description: 'too many requests; retry after the given delay' },
+  internal: { status: 500, retryable: true, description: 'a fault of ours; the server log has the details' },
+  driver_failed: {
+    status: 502,
+    retryable: true,
+    description: 'the VM driver failed (boot timeout, VMM exited, guest agent lost); trying again may work',
+  },
+  driver_unavailable: {
+    status: 503,
+    retryable: false,
+    description: 'this host cannot run the driver (binary, image or /dev/kvm missing); retrying cannot help',
+  },
+  worker_refused: {
+    status: 503,
+    retryable: false,
+    description: 'the worker cannot hold the VM after all; the scheduler places it elsewhere',
+  },
+  worker_lost: {
+    status: 503,
+    retryable: false,
+    description: 'the worker holding the task went offline before it finished',
+  },
+  unavailable: { status: 503, retryable: true, description: 'a backing engine (database, queue, registry) is unreachable' },
+} as const satisfies Record<string, { status: number; retryable: boolean; description: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; details?: unknown };
+}
 
 export class AetheriumError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
+  readonly retryable: boolean;
   readonly details: unknown;
 
   constructor(code: ErrorCode, message: string, details?: unknown) {
     super(message);
     this.name = 'AetheriumError';
     this.code = code;
-    this.status = ERROR_CATALOGUE[code];
+    this.status = ERROR_CATALOGUE[code].status;
+    this.retryable = ERROR_CATALOGUE[code].retryable;
     this.details = details;
   }
 
-  toJSON(): { error: { code: ErrorCode; message: string; details?: unknown } } {
-    return { error: { code: this.code, message: this.message, ...(this.details === undefined ? {} : { details: this.details }) } };
+  toJSON(): ErrorBody {
+    const details = this.details === undefined ? {} : { details: this.details };
+    return { error: { code: this.code, message: this.message, ...details } };
   }
 }
 
-export const notFound = (what: string, id: string) => new AetheriumError('not_found', `${what} ${JSON.stringify(id)} was not found`);
+export const notFound = (what: string, id: string) =>
+  new AetheriumError('not_found', `${what} ${JSON.stringify(id)} was not found`);
 export const conflict = (message: string, details?: unknown) => new AetheriumError('conflict', message, details);
-export const invalid = (message: string, details?: unknown) => new AetheriumError('validation_failed', message, details);
-
-/**
- * Thrown by a driver or task handler when trying again cannot help (bad image, VM gone). The worker
- * marks the task failed at once instead of spending its retries.
- */
-export class PermanentTaskError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'PermanentTaskError';
-  }
-}
-
-/**
- * Thrown when a worker finds it cannot hold a VM after all (the host has less free memory than the
- * scheduler's bookkeeping promised). The task goes back to the scheduler with this worker excluded.
- */
-export class WorkerRefusedError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'WorkerRefusedError';
-  }
-}
+export const invalid = (message: string, details?: unknown) =>
+  new AetheriumError('validation_failed', message, details);
 
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** Whether a task that failed with `err` may be tried again: the catalogue says, or the engine does. */
+export function isRetryable(err: unknown): boolean {
+  if (err instanceof AetheriumError) return err.retryable;
+  return true;
+}
+
 /** Connection-level failures of an engine (Postgres restarting, Redis down): worth retrying. */
-const TRANSIENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006']);
-const TRANSIENT_MESSAGES = /Connection terminated|connection is closed|the database system is (starting up|shutting down)|Client has encountered a connection error|timeout exceeded when trying to connect/i;
+const TRANSIENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  '57P01',
+  '57P02',
+  '57P03',
+  '08000',
+  '08001',
+  '08003',
+  '08004',
+  '08006',
+]);
+const TRANSIENT_MESSAGES =
+  /Connection terminated|connection is closed|the database system is (starting up|shutting down)|Client has encountered a connection error|timeout exceeded when trying to connect/i;
 
 export function isTransientEngineError(err: unknown): boolean {
   const e = err as { code?: unknown; message?: unknown } | null;

@@ -87,3 +87,13 @@ export function isHealthy(worker: Pick<Worker, 'last_seen' | 'ttl_seconds' | 'st
   if (worker.status === 'offline') return false;
   return now.getTime() - worker.last_seen.getTime() < worker.ttl_seconds * 1000;
 }
+
+/** What an operator (or a worker shutting down) asks of a drain. */
+export interface DrainRequest {
+  deadline_seconds?: number;
+  /** Stop everything now: the deadline is the moment of the call. */
+  force?: boolean;
+  /** Let the VMs run to their end; the drain completes when the last one is deleted. */
+  no_deadline?: boolean;
+  message?: string;
+}

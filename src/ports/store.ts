@@ -9,12 +9,13 @@
  */
 import type {
   Execution,
+  PlacementRecord,
   Task,
   TaskFilter,
   TaskStatus,
   Vm,
   VmFilter,
-  VmRequirements,
+  VmStatus,
   Worker,
   WorkerFilter,
   WorkerMetricSample,
@@ -25,8 +26,10 @@ import type {
 
 export type VmPatch = Partial<Pick<Vm, 'status' | 'error' | 'driver' | 'deleted_at' | 'worker_id'>>;
 export type TaskPatch = Partial<
-  Pick<Task, 'status' | 'worker_id' | 'result' | 'error' | 'placement' | 'retry_count' | 'started_at' | 'completed_at' | 'payload'>
+  Pick<Task, 'status' | 'worker_id' | 'result' | 'error' | 'placement' | 'retry_count' | 'started_at' | 'completed_at'>
 >;
+
+export type UnplacedDelete = { outcome: 'deleted'; vm: Vm; cancelled: Task[] } | { outcome: 'placed' | 'not_found' };
 
 export type PlacementOutcome = 'placed' | 'task_not_pending' | 'insufficient_capacity';
 
@@ -59,24 +62,38 @@ export interface Store {
   /** A live (not deleted) VM by id or by name. */
   findVm(idOrName: string): Promise<Vm | null>;
   listVms(filter?: VmFilter): Promise<Vm[]>;
-  updateVm(id: string, patch: VmPatch): Promise<Vm | null>;
+  /** Compare-and-set on the VM's status when `from` is given; null when nothing matched. */
+  updateVm(id: string, patch: VmPatch, from?: readonly VmStatus[]): Promise<Vm | null>;
+  /**
+   * One transaction: a VM that no worker holds is marked deleted, its pending creates cancelled and
+   * `deleteTask` (already completed) written, unless a placement got there first ('placed').
+   */
+  deleteUnplacedVm(vmId: string, deleteTask: Task, reason: string): Promise<UnplacedDelete>;
 
   // ── capacity ─────────────────────────────────────────────────────────────────────────────────
   /**
    * One transaction: the task goes pending → scheduled on `workerId`, the VM gets its worker and
-   * driver, and the VM's requirements are reserved on the worker only if they still fit.
+   * driver, and the VM's requirements (from its own row) are reserved on the worker only if they fit.
    */
-  placeTask(taskId: string, vmId: string, workerId: string, driver: string, need: VmRequirements, placement: Record<string, unknown>): Promise<PlacementOutcome>;
+  placeTask(
+    taskId: string,
+    vmId: string,
+    workerId: string,
+    driver: string,
+    placement: PlacementRecord,
+  ): Promise<PlacementOutcome>;
   /** Returns a VM's reservation to its worker. Idempotent: only the first call releases anything. */
   releaseVm(vmId: string): Promise<boolean>;
   /**
    * Puts a scheduled `vm:create` task that never started back to pending, releasing its
-   * reservation, so that it is placed again (worker dead, draining, or refusing it).
+   * reservation, so that it is placed again (worker dead or draining); with `refused`, also one its
+   * worker holds and refuses, which then joins the task's excluded workers. Null when it cannot.
    */
-  unplaceTask(taskId: string, reason: string): Promise<boolean>;
+  unplaceTask(taskId: string, reason: string, refused?: boolean): Promise<Task | null>;
 
   // ── tasks ────────────────────────────────────────────────────────────────────────────────────
-  insertTask(task: Task): Promise<void>;
+  /** With `ifAbsent`, a task whose id exists is left alone and false returned; else a duplicate throws. */
+  insertTask(task: Task, ifAbsent?: boolean): Promise<boolean>;
   getTask(id: string): Promise<Task | null>;
   listTasks(filter?: TaskFilter): Promise<Task[]>;
   /**

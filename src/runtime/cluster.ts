@@ -11,6 +11,7 @@ import { openEngines } from './engines.ts';
 import type { Logger } from './logger.ts';
 import { VERSION } from './version.ts';
 import { workerAgentOptions } from './worker-options.ts';
+import { linkOverEngines } from './worker-link.ts';
 
 export class SharedEnginesRequired extends Error {}
 
@@ -36,7 +37,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningP
   const engines = await openEngines(config, log);
   const controlPlane = new ControlPlane(config, { ...engines, log, mode: 'server', version: VERSION });
   try {
-    const address = await controlPlane.start(true);
+    const address = await controlPlane.startAndListen(true);
     return {
       address,
       controlPlane,
@@ -58,15 +59,16 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningP
   try {
     const { drivers, warnings } = await buildDrivers(config, 'worker', log);
     for (const warning of warnings) log.warn(warning);
-    const agent = new WorkerAgent(workerAgentOptions(config), { ...engines, drivers, log });
+    const link = linkOverEngines(engines, log);
+    const agent = new WorkerAgent(workerAgentOptions(config), { link, channels: engines.channels, drivers, log });
     await agent.start();
     return {
       address: null,
       agent,
       stop: async () => {
         // Leaving for good: drain first, so queued VMs go elsewhere and running ones end cleanly.
-        await agent.drainAndStop({ deadline_seconds: Math.ceil(config.worker.drain_deadline / 1000) }, (worker) =>
-          log.info({ vms_left: worker.vm_count, deadline: worker.drain?.deadline ?? null }, 'draining before exit'),
+        await agent.drainAndStop({ deadline_seconds: Math.ceil(config.worker.drain_deadline / 1000) }, (progress) =>
+          log.info({ vms_left: progress.vm_count, deadline: progress.drain?.deadline ?? null }, 'draining before exit'),
         );
         for (const driver of drivers.values()) await driver.close();
         await engines.close();

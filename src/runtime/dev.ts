@@ -36,10 +36,11 @@ export async function startDev(config: Config, log: Logger, options: { listen?: 
     for (const warning of warnings) log.warn(warning);
 
     const controlPlane = new ControlPlane(config, { ...engines, log, mode: 'dev', version: VERSION, warnings: () => warnings });
-    const agent = new WorkerAgent(workerAgentOptions(config), { ...engines, drivers, log });
+    const link = controlPlane.workerLink();
+    const agent = new WorkerAgent(workerAgentOptions(config), { link, channels: engines.channels, drivers, log });
     await agent.start();
     stack.unshift(() => agent.stop());
-    const address = await controlPlane.start(options.listen ?? true);
+    const address = await controlPlane.startAndListen(options.listen ?? true);
     stack.unshift(() => controlPlane.stop());
     return { engines, controlPlane, agent, address, warnings, stop: stopAll };
   } catch (err) {

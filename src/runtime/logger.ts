@@ -1,5 +1,6 @@
 /** One pino logger per process; components take children named after themselves. */
-import { pino, type Logger } from 'pino';
+import { pino } from 'pino';
+import type { Logger } from '../ports/logger.ts';
 
 export type { Logger };
 
@@ -7,7 +8,9 @@ export function createLogger(options: { level: string; pretty: boolean; name?: s
   return pino({
     name: options.name ?? 'aetherium',
     level: options.level,
-    ...(options.pretty ? { transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } } : {}),
+    ...(options.pretty
+      ? { transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } }
+      : {}),
   });
 }
 

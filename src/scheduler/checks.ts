@@ -1,11 +1,14 @@
 /**
- * Feasibility is a chain of small checks, one concern each. A check returns the reason it rejects a
- * worker, or null. The reasons are the answer to "why is my VM pending?".
+ * Feasibility is a chain of small named checks, one concern each, like Nomad's feasibility
+ * checkers. A check returns the named reason it rejects a worker (a `REJECTION_REASONS` constant,
+ * never free text, so the pending explanation can count by it), or null.
  *
  * Checks read a `Query`: the request compiled once per placement (label constraints as a list, the
  * exclusions as a set, the clock as a number), so that checking a worker allocates nothing.
  */
-import type { LabelConstraint, PlacementRequest, SchedulerOptions, WorkerSnapshot } from './types.ts';
+import type { WorkerStatus } from '../domain/index.ts';
+import { type LabelConstraint, REJECTION_REASONS, type RejectionReason } from '../domain/placement.ts';
+import type { PlacementRequest, SchedulerOptions, WorkerSnapshot } from './types.ts';
 
 export interface Query {
   request: PlacementRequest;
@@ -25,10 +28,7 @@ export function compileQuery(request: PlacementRequest, options: SchedulerOption
   };
 }
 
-export type Check = (worker: WorkerSnapshot, query: Query) => string | null;
-
-/** Reasons that mean "full", as opposed to "wrong kind of worker". */
-export const CAPACITY_REASONS = new Set(['insufficient cpu', 'insufficient memory', 'insufficient disk', 'no vm slots', 'too many creates in flight']);
+export type Check = (worker: WorkerSnapshot, query: Query) => RejectionReason | null;
 
 /**
  * The driver a VM gets when it asks for none. Firecracker is the production microVM; qemu comes
@@ -42,32 +42,103 @@ export function labelMatches(value: string | undefined, constraint: LabelConstra
   return typeof constraint === 'string' ? value === constraint : constraint.in.includes(value);
 }
 
-export const CHECKS: readonly Check[] = [
-  (w, q) => (q.exclude?.has(w.id) ? 'refused earlier' : null),
-  (w) => (w.status === 'active' ? null : `worker ${w.status}`),
-  (w) => (w.eligible ? null : 'worker ineligible'),
-  (w, q) => (q.nowMs - w.last_seen.getTime() < w.ttl_seconds * 1000 ? null : 'worker unhealthy'),
-  (w, q) => (q.request.zone && w.zone !== q.request.zone ? 'zone mismatch' : null),
-  (w, q) => {
-    for (const [key, constraint] of q.labels) if (!labelMatches(w.labels[key], constraint)) return 'label mismatch';
-    return null;
-  },
-  (w, q) => (pickDriver(w, q.request) ? null : q.request.driver ? `driver ${q.request.driver} unavailable` : 'no vm driver'),
-  (w, q) => (w.used_cpu_cores + q.request.vcpus <= w.cpu_cores ? null : 'insufficient cpu'),
-  (w, q) => (w.used_memory_mb + q.request.memory_mb <= w.memory_mb ? null : 'insufficient memory'),
-  (w, q) => (w.used_disk_gb + q.request.disk_gb <= w.disk_gb ? null : 'insufficient disk'),
-  (w) => (w.vm_count < w.max_vms ? null : 'no vm slots'),
-  (w, q) => ((w.creates_in_flight ?? 0) < q.maxCreatesInFlight ? null : 'too many creates in flight'),
-];
-
 /** The driver a VM gets on this worker: the one asked for, else the strongest isolation it offers. */
-export function pickDriver(worker: Pick<WorkerSnapshot, 'capabilities'>, request: Pick<PlacementRequest, 'driver'>): (typeof DRIVER_PREFERENCE)[number] | null {
+export function pickDriver(
+  worker: Pick<WorkerSnapshot, 'capabilities'>,
+  request: Pick<PlacementRequest, 'driver'>,
+): (typeof DRIVER_PREFERENCE)[number] | null {
   if (request.driver) return worker.capabilities.includes(request.driver) ? request.driver : null;
   for (const driver of DRIVER_PREFERENCE) if (worker.capabilities.includes(driver)) return driver;
   return null;
 }
 
-export function firstRejection(worker: WorkerSnapshot, query: Query): string | null {
+/** A worker that refused this VM once is not asked again (it would refuse again). */
+export function notExcluded(worker: WorkerSnapshot, query: Query): RejectionReason | null {
+  return query.exclude?.has(worker.id) ? REJECTION_REASONS.refusedEarlier : null;
+}
+
+/** Typed by status, so a new worker status does not compile until it has a reason. */
+const NOT_ACTIVE: Readonly<Record<Exclude<WorkerStatus, 'active'>, RejectionReason>> = {
+  draining: REJECTION_REASONS.workerDraining,
+  offline: REJECTION_REASONS.workerOffline,
+};
+
+export function workerActive(worker: WorkerSnapshot): RejectionReason | null {
+  return worker.status === 'active' ? null : NOT_ACTIVE[worker.status];
+}
+
+export function workerEligible(worker: WorkerSnapshot): RejectionReason | null {
+  return worker.eligible ? null : REJECTION_REASONS.workerIneligible;
+}
+
+/** Still marked active, but its heartbeat is older than its TTL: the reaper has not caught up yet. */
+export function workerHealthy(worker: WorkerSnapshot, query: Query): RejectionReason | null {
+  const fresh = query.nowMs - worker.last_seen.getTime() < worker.ttl_seconds * 1000;
+  return fresh ? null : REJECTION_REASONS.workerUnhealthy;
+}
+
+export function zoneMatches(worker: WorkerSnapshot, query: Query): RejectionReason | null {
+  const zone = query.request.zone;
+  return zone && worker.zone !== zone ? REJECTION_REASONS.zoneMismatch : null;
+}
+
+export function labelsMatch(worker: WorkerSnapshot, query: Query): RejectionReason | null {
+  for (const [key, constraint] of query.labels) {
+    if (!labelMatches(worker.labels[key], constraint)) return REJECTION_REASONS.labelMismatch;
+  }
+  return null;
+}
+
+/** Asked for a driver the worker lacks, or asked for none and the worker offers no VM driver at all. */
+export function driverAvailable(worker: WorkerSnapshot, query: Query): RejectionReason | null {
+  if (pickDriver(worker, query.request)) return null;
+  return query.request.driver ? REJECTION_REASONS.driverUnavailable : REJECTION_REASONS.noVmDriver;
+}
+
+export function cpuFits(worker: WorkerSnapshot, query: Query): RejectionReason | null {
+  return worker.used_cpu_cores + query.request.vcpus <= worker.cpu_cores ? null : REJECTION_REASONS.insufficientCpu;
+}
+
+export function memoryFits(worker: WorkerSnapshot, query: Query): RejectionReason | null {
+  const fits = worker.used_memory_mb + query.request.memory_mb <= worker.memory_mb;
+  return fits ? null : REJECTION_REASONS.insufficientMemory;
+}
+
+export function diskFits(worker: WorkerSnapshot, query: Query): RejectionReason | null {
+  return worker.used_disk_gb + query.request.disk_gb <= worker.disk_gb ? null : REJECTION_REASONS.insufficientDisk;
+}
+
+export function vmSlotFree(worker: WorkerSnapshot): RejectionReason | null {
+  return worker.vm_count < worker.max_vms ? null : REJECTION_REASONS.noVmSlots;
+}
+
+/** Boots are heavy (image copy, VM start): a worker takes only so many at once. */
+export function createsInFlightBelowLimit(worker: WorkerSnapshot, query: Query): RejectionReason | null {
+  const below = (worker.creates_in_flight ?? 0) < query.maxCreatesInFlight;
+  return below ? null : REJECTION_REASONS.tooManyCreatesInFlight;
+}
+
+/**
+ * The chain, in order: a worker is rejected for the first check it fails. Who the worker is and
+ * its state come first, then the request's constraints, then room: so "full" is only said of a
+ * worker that could otherwise hold the VM, and `insufficient capacity` means exactly that.
+ */
+export const CHECKS: readonly Check[] = [
+  notExcluded,
+  workerActive,
+  workerEligible,
+  workerHealthy,
+  zoneMatches,
+  labelsMatch,
+  driverAvailable,
+  cpuFits,
+  memoryFits,
+  diskFits,
+  vmSlotFree,
+  createsInFlightBelowLimit,
+];
+
+export function firstRejection(worker: WorkerSnapshot, query: Query): RejectionReason | null {
   for (const check of CHECKS) {
     const reason = check(worker, query);
     if (reason) return reason;

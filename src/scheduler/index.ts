@@ -1,4 +1,23 @@
-export { defaultSampleSize, place, summarise } from './place.ts';
+export { defaultSampleSize, FULL_SCAN_LIMIT, place, summarise } from './place.ts';
 export { ClusterSnapshot } from './snapshot.ts';
-export { CHECKS, CAPACITY_REASONS, compileQuery, pickDriver, labelMatches, type Query } from './checks.ts';
+export {
+  CHECKS,
+  compileQuery,
+  cpuFits,
+  createsInFlightBelowLimit,
+  diskFits,
+  driverAvailable,
+  labelMatches,
+  labelsMatch,
+  memoryFits,
+  notExcluded,
+  pickDriver,
+  vmSlotFree,
+  workerActive,
+  workerEligible,
+  workerHealthy,
+  zoneMatches,
+  type Check,
+  type Query,
+} from './checks.ts';
 export * from './types.ts';

@@ -1,11 +1,21 @@
-/** What the scheduler reads and returns. No I/O anywhere in this folder. */
+/**
+ * What the scheduler reads and returns. No I/O anywhere in this folder.
+ *
+ * The placement vocabulary (strategies, label constraints, rejection reasons, the explanation) is the
+ * domain's, because the task row keeps it; it is re-exported here so importers of the scheduler
+ * need not know where it lives.
+ */
 import type { DriverName, Worker } from '../domain/index.ts';
+import type { LabelConstraint, Placement, PlacementExplanation, Strategy } from '../domain/placement.ts';
 
-export const STRATEGIES = ['binpack', 'spread'] as const;
-export type Strategy = (typeof STRATEGIES)[number];
-
-/** A label constraint: an exact value, or one of a set. */
-export type LabelConstraint = string | { in: string[] };
+export { CAPACITY_REASONS, REJECTION_REASONS, STRATEGIES } from '../domain/placement.ts';
+export type {
+  LabelConstraint,
+  Placement,
+  PlacementExplanation,
+  RejectionReason,
+  Strategy,
+} from '../domain/placement.ts';
 
 export interface PlacementRequest {
   vcpus: number;
@@ -46,30 +56,11 @@ export interface SchedulerOptions {
   now: Date;
   strategy: Strategy;
   maxCreatesInFlight: number;
-  /** Feasible workers to find before choosing the best; default max(2, log2 N). */
+  /**
+   * Feasible workers to find before choosing the best; default every candidate up to
+   * FULL_SCAN_LIMIT of them, else max(2, log2 N) (see place.ts).
+   */
   sampleSize?: number;
-}
-
-export interface Placement {
-  worker_id: string;
-  driver: DriverName;
-  score: number;
-}
-
-export interface PlacementExplanation {
-  /** Workers in the snapshot. */
-  workers: number;
-  /** Workers looked at (fewer than `workers` when the scan stopped early: `sampled`). */
-  evaluated: number;
-  sampled: boolean;
-  /** Workers that passed every check. */
-  feasible: number;
-  /** Per reason, how many workers it rejected. */
-  rejected: Record<string, number>;
-  strategy: Strategy;
-  chosen: Placement | null;
-  /** Filled when nothing fits: one sentence for a person. */
-  reason?: string;
 }
 
 export interface PlacementResult {

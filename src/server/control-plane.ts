@@ -1,29 +1,48 @@
 /**
- * The control plane: API, scheduler loop and reaper over the shared engines. It keeps no state of
- * its own, so any number of replicas can run against one store and bus.
+ * The control plane: API, scheduler loop, reaper, drain loop, registry watch and event fan-out over
+ * the shared engines. It keeps no state of its own, so any number of replicas can run against one
+ * store and bus.
  *
- *   created ──start()──► running ──stop()──► stopped      (stop is safe to call twice)
+ *   stopped ──start()──► starting ──► running ──stop()──► stopping ──► stopped
+ *
+ * Its parts start in order (events, registry watch, scheduler, reaper, drains, HTTP last) and stop
+ * in reverse, so the API stops taking requests before the loops behind it stop.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.ts';
+import type { EventType } from '../domain/index.ts';
+import { lifecycle, Service } from '../lifecycle/service.ts';
+import { ServiceGroup } from '../lifecycle/service-group.ts';
 import type { EventBus } from '../ports/event-bus.ts';
 import type { ExecChannels } from '../ports/exec-channels.ts';
+import type { Logger } from '../ports/logger.ts';
 import type { ServiceRegistry } from '../ports/service-registry.ts';
 import type { Store } from '../ports/store.ts';
 import type { TaskQueue } from '../ports/task-queue.ts';
-import type { Logger } from '../runtime/logger.ts';
 import { buildApp } from './app.ts';
-import { checkHealth, type HealthProbe, type HealthReport } from './health.ts';
 import { DrainLoop } from './drain-loop.ts';
 import { EventHub } from './events/event-hub.ts';
+import { checkHealth, type HealthProbe, type HealthReport } from './health.ts';
+import { Ledger } from './ledger/ledger.ts';
+import { WorkerLedger } from './ledger/worker-ledger.ts';
 import { Reaper } from './reaper.ts';
 import { RegistryWatcher } from './registry-watcher.ts';
 import { SchedulerLoop } from './scheduler-loop.ts';
+import { TaskService } from './services/task-service.ts';
 import { VmService } from './services/vm-service.ts';
 import { WorkerService } from './services/worker-service.ts';
+import { DirectWorkerLink } from './worker-link/direct-worker-link.ts';
 
 /** Events after which a pending task may fit: capacity freed, a worker arrived, a task handed back. */
-const WAKING_EVENTS = new Set(['vm.deleted', 'worker.joined', 'worker.activated', 'task.failed', 'task.completed', 'task.requeued', 'task.created']);
+const WAKING_EVENTS: ReadonlySet<EventType> = new Set<EventType>([
+  'vm.deleted',
+  'worker.joined',
+  'worker.activated',
+  'task.failed',
+  'task.completed',
+  'task.requeued',
+  'task.created',
+]);
 
 export interface ControlPlaneDeps {
   store: Store;
@@ -39,41 +58,59 @@ export interface ControlPlaneDeps {
   probes?: HealthProbe[];
 }
 
-export class ControlPlane {
+export class ControlPlane extends Service {
+  readonly ledger: Ledger;
+  readonly workerLedger: WorkerLedger;
   readonly scheduler: SchedulerLoop;
   readonly reaper: Reaper;
   readonly drains: DrainLoop;
   readonly hub: EventHub | null;
   readonly watcher: RegistryWatcher;
   readonly vms: VmService;
+  readonly tasks: TaskService;
   readonly workers: WorkerService;
   private app: FastifyInstance | null = null;
-  private stopping: Promise<void> | null = null;
+  private parts: ServiceGroup | null = null;
+  private listen = true;
+  /** Where the API listens once started with `listen`. */
+  address: string | null = null;
 
   constructor(
     private readonly config: Config,
     private readonly deps: ControlPlaneDeps,
   ) {
+    super('control plane');
     const log = deps.log.child({ component: 'control-plane' });
     const s = config.scheduler;
-    this.scheduler = new SchedulerLoop(deps.store, deps.queue, deps.events, {
+    this.ledger = new Ledger(deps.store, deps.events);
+    this.workerLedger = new WorkerLedger(deps.store, deps.events);
+    const schedulerOptions = {
       intervalMs: s.interval,
       batchSize: s.batch_size,
       strategy: s.strategy,
       maxCreatesInFlight: s.max_creates_in_flight_per_worker,
       redeliverAfterMs: s.redeliver_after,
-    }, log.child({ component: 'scheduler' }));
+    };
+    this.scheduler = new SchedulerLoop(this.ledger, deps.queue, schedulerOptions, log.child({ component: 'scheduler' }));
     const wake = () => this.scheduler.trigger();
-    this.reaper = new Reaper(deps.store, deps.events, Math.max(1000, Math.floor(config.worker.heartbeat_interval / 2)), wake, log.child({ component: 'reaper' }));
-    this.vms = new VmService(deps.store, deps.queue, deps.events, wake);
-    this.workers = new WorkerService(deps.store, deps.events, deps.queue, wake);
-    this.hub = config.api_gateway.enable_websocket ? new EventHub(deps.events, { maxBufferedBytes: config.events.max_buffered_bytes, pingIntervalMs: config.events.ping_interval }) : null;
-    this.watcher = new RegistryWatcher(deps.registry, deps.store, deps.events, wake, log.child({ component: 'registry-watch' }));
-    this.drains = new DrainLoop({ store: deps.store, events: deps.events, queue: deps.queue }, 1000, log.child({ component: 'drain' }));
-    // Freed capacity or a new worker means pending tasks may fit now.
-    deps.events.subscribe((event) => {
-      if (WAKING_EVENTS.has(event.type)) wake();
-    });
+    const reapEvery = Math.max(1000, Math.floor(config.worker.heartbeat_interval / 2));
+    this.reaper = new Reaper(this.ledger, this.workerLedger, reapEvery, wake, log.child({ component: 'reaper' }));
+    const drainDeps = { ledger: this.ledger, workers: this.workerLedger, queue: deps.queue, log: log.child({ component: 'drain' }) };
+    this.drains = new DrainLoop(drainDeps, 1000, drainDeps.log);
+    this.vms = new VmService(this.ledger, deps.queue, wake);
+    this.tasks = new TaskService(this.ledger, deps.queue, deps.events);
+    this.workers = new WorkerService(drainDeps, wake);
+    const events = config.events;
+    this.hub = config.api_gateway.enable_websocket
+      ? new EventHub(deps.events, { maxBufferedBytes: events.max_buffered_bytes, pingIntervalMs: events.ping_interval })
+      : null;
+    this.watcher = new RegistryWatcher(deps.registry, this.workerLedger, wake, log.child({ component: 'registry-watch' }));
+  }
+
+  /** The link a worker in this process (or, until the agent channel, on this host) talks through. */
+  workerLink(): DirectWorkerLink {
+    const log = this.deps.log.child({ component: 'worker-link' });
+    return new DirectWorkerLink({ ledger: this.ledger, workers: this.workerLedger, queue: this.deps.queue, registry: this.deps.registry, log });
   }
 
   health(): Promise<HealthReport> {
@@ -95,47 +132,76 @@ export class ControlPlane {
   }
 
   async buildHttp(): Promise<FastifyInstance> {
+    if (this.app) return this.app;
     const gateway = this.config.api_gateway;
     this.app = await buildApp(
       {
-        store: this.deps.store,
-        queue: this.deps.queue,
-        events: this.deps.events,
-        registry: this.deps.registry,
-        channels: this.deps.channels,
         vms: this.vms,
+        tasks: this.tasks,
         workers: this.workers,
         scheduler: this.scheduler,
+        events: this.deps.events,
+        channels: this.deps.channels,
         health: () => this.health(),
         execWaitMs: gateway.exec_wait,
         hub: this.hub,
       },
-      { logger: this.deps.log.child({ component: 'http' }), rateLimit: { ...gateway.rate_limit, windowMs: gateway.rate_limit.window }, version: this.deps.version },
+      {
+        logger: this.deps.log.child({ component: 'http' }),
+        rateLimit: { ...gateway.rate_limit, windowMs: gateway.rate_limit.window },
+        version: this.deps.version,
+      },
     );
     return this.app;
   }
 
   /** Starts the loops and, unless `listen` is false, the HTTP server. Returns the bound address. */
-  async start(listen = true): Promise<string | null> {
-    const app = this.app ?? (await this.buildHttp());
-    this.hub?.start();
-    this.watcher.start();
-    this.scheduler.start();
-    this.reaper.start();
-    this.drains.start();
-    if (!listen) return null;
-    return app.listen({ host: this.config.api_gateway.host, port: this.config.api_gateway.port });
+  async startAndListen(listen = true): Promise<string | null> {
+    this.listen = listen;
+    await this.start();
+    return this.address;
   }
 
-  stop(): Promise<void> {
-    this.stopping ??= (async () => {
-      this.reaper.stop();
-      this.drains.stop();
-      this.hub?.stop();
-      await this.watcher.stop();
-      await this.scheduler.stop();
-      await this.app?.close();
-    })();
-    return this.stopping;
+  protected async onStart(): Promise<void> {
+    const app = await this.buildHttp();
+    const gateway = this.config.api_gateway;
+    // Freed capacity or a new worker means pending tasks may fit now.
+    let unsubscribe: (() => void) | null = null;
+    const wakeOnEvents = lifecycle(
+      'wake on events',
+      () => {
+        unsubscribe = this.deps.events.subscribe((event) => {
+          if (WAKING_EVENTS.has(event.type)) this.scheduler.trigger();
+        });
+      },
+      () => unsubscribe?.(),
+    );
+    const http = lifecycle(
+      'http',
+      async () => {
+        if (this.listen) this.address = await app.listen({ host: gateway.host, port: gateway.port });
+        else await app.ready();
+      },
+      () => app.close(),
+    );
+    const hub = this.hub;
+    const members = [
+      ...(hub ? [lifecycle('event hub', () => hub.start(), () => hub.stop())] : []),
+      wakeOnEvents,
+      this.watcher,
+      this.scheduler,
+      this.reaper,
+      this.drains,
+      http,
+    ];
+    this.parts = new ServiceGroup('control plane', members, (member, err) =>
+      this.deps.log.warn({ member, err }, 'stopping a part of the control plane failed'),
+    );
+    await this.parts.start();
+  }
+
+  protected async onStop(): Promise<void> {
+    await this.parts?.stop();
+    this.parts = null;
   }
 }

@@ -4,39 +4,26 @@
  * compare-and-set, so every replica can run this loop.
  */
 import { errorMessage } from '../domain/index.ts';
-import { progressDrain, type DrainDeps } from '../operations/drain.ts';
-import type { Logger } from '../runtime/logger.ts';
+import { Periodic } from '../lifecycle/periodic.ts';
+import type { Logger } from '../ports/logger.ts';
+import { type DrainDeps, progressDrain } from './operations/drain.ts';
 
-export class DrainLoop {
-  private timer: NodeJS.Timeout | null = null;
-  private running = false;
-
+export class DrainLoop extends Periodic {
   constructor(
     private readonly deps: DrainDeps,
-    private readonly intervalMs: number,
-    private readonly log: Logger,
-  ) {}
-
-  start(): void {
-    this.timer = setInterval(() => void this.pass(), this.intervalMs);
-    this.timer.unref();
-  }
-
-  stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    intervalMs: number,
+    log: Logger,
+  ) {
+    super('drain loop', () => this.pass(), {
+      intervalMs,
+      runOnStart: false,
+      onError: (err) => log.warn({ err: errorMessage(err) }, 'drain pass failed'),
+    });
   }
 
   async pass(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
-    try {
-      for (const worker of await this.deps.store.listWorkers({ status: 'draining' })) {
-        if (worker.drain && !worker.drain.drained_at) await progressDrain(this.deps, worker);
-      }
-    } catch (err) {
-      this.log.warn({ err: errorMessage(err) }, 'drain pass failed');
-    } finally {
-      this.running = false;
+    for (const worker of await this.deps.ledger.store.listWorkers({ status: 'draining' })) {
+      if (worker.drain && !worker.drain.drained_at) await progressDrain(this.deps, worker);
     }
   }
 }

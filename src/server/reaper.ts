@@ -1,46 +1,68 @@
 /**
  * Marks workers whose heartbeats stopped as offline (the original had no reaper, so dead workers
- * stayed "active" forever), announces it, and hands their not-yet-started creates back to the
- * scheduler so they land elsewhere.
+ * stayed "active" forever), announces it, and settles the work they held:
+ * - creates placed there but not started go back to the scheduler and land elsewhere;
+ * - tasks it was running fail with the reason. A create that was running fails rather than being
+ *   placed again: its VM may be half-booted on that host, and a second boot elsewhere would be a
+ *   VM the user did not ask for. The VM is marked failed and its capacity returned, exactly once;
+ *   if the worker comes back, its reconcile removes what is left on the host;
+ * - a delete that was running completes the user's intent: the VM is closed and its capacity
+ *   returned; the returning worker removes the leftovers the same way.
  */
-import { errorMessage } from '../domain/index.ts';
-import type { EventBus } from '../ports/event-bus.ts';
-import type { Store } from '../ports/store.ts';
-import type { Logger } from '../runtime/logger.ts';
+import { AetheriumError, errorMessage, type Task, type Worker } from '../domain/index.ts';
+import { Periodic } from '../lifecycle/periodic.ts';
+import type { Logger } from '../ports/logger.ts';
+import type { Ledger } from './ledger/ledger.ts';
+import type { WorkerLedger } from './ledger/worker-ledger.ts';
 
-export class Reaper {
-  private timer: NodeJS.Timeout | null = null;
-
+export class Reaper extends Periodic {
   constructor(
-    private readonly store: Store,
-    private readonly events: EventBus,
-    private readonly intervalMs: number,
+    private readonly ledger: Ledger,
+    private readonly workers: WorkerLedger,
+    intervalMs: number,
     private readonly onWorkAvailable: () => void,
     private readonly log: Logger,
-  ) {}
-
-  start(): void {
-    this.timer = setInterval(() => void this.sweep().catch((err) => this.log.warn({ err: errorMessage(err) }, 'reaper sweep failed')), this.intervalMs);
-    this.timer.unref();
-  }
-
-  stop(): void {
-    if (this.timer) clearInterval(this.timer);
+  ) {
+    super('reaper', () => this.sweep().then(() => undefined), {
+      intervalMs,
+      runOnStart: false,
+      onError: (err) => log.warn({ err: errorMessage(err) }, 'reaper sweep failed'),
+    });
   }
 
   async sweep(now = new Date()): Promise<string[]> {
-    const gone = await this.store.markStaleWorkersOffline(now);
-    let moved = 0;
+    const gone = await this.ledger.store.markStaleWorkersOffline(now);
+    let freed = 0;
     for (const worker of gone) {
       this.log.warn({ worker_id: worker.id, last_seen: worker.last_seen }, 'worker missed its heartbeats: marked offline');
-      if (await this.store.announceWorker(worker.id, 'left')) {
-        await this.events.publish({ type: 'worker.left', data: { worker_id: worker.id, reason: 'heartbeat ttl expired', last_seen: worker.last_seen.toISOString() } });
-      }
-      for (const task of await this.store.listTasks({ worker_id: worker.id, status: 'scheduled', type: 'vm:create' })) {
-        if (await this.store.unplaceTask(task.id, `worker ${worker.id} went offline before starting it`)) moved++;
-      }
+      await this.workers.left(worker.id, 'heartbeat ttl expired', worker.last_seen);
+      freed += await this.settle(worker);
     }
-    if (moved > 0) this.onWorkAvailable();
+    if (freed > 0) this.onWorkAvailable();
     return gone.map((w) => w.id);
+  }
+
+  /** The work a dead worker held; returns how many tasks or VMs it freed. */
+  private async settle(worker: Worker): Promise<number> {
+    const store = this.ledger.store;
+    let freed = 0;
+    for (const task of await store.listTasks({ worker_id: worker.id, status: 'scheduled', type: 'vm:create' })) {
+      if (await this.ledger.unplace(task, `worker ${worker.id} went offline before starting it`)) freed++;
+    }
+    for (const task of await store.listTasks({ worker_id: worker.id, status: 'running' })) {
+      if (await this.abandon(task, worker)) freed++;
+    }
+    return freed;
+  }
+
+  private async abandon(task: Task, worker: Worker): Promise<boolean> {
+    const lost = new AetheriumError('worker_lost', `worker ${worker.id} went offline while the task ran`);
+    const failed = await this.ledger.fail(task, lost.message, ['running']);
+    if (!failed || !task.vm_id) return failed !== null;
+    const vm = await this.ledger.store.getVm(task.vm_id);
+    if (!vm || vm.deleted_at) return true;
+    if (task.type === 'vm:create') await this.ledger.vmFailed(vm, lost.message);
+    else if (task.type === 'vm:delete') await this.ledger.vmDeleted(vm, `deleted while its worker ${worker.id} went offline`);
+    return true;
   }
 }

@@ -1,15 +1,16 @@
 /**
  * Drives the pure scheduler: takes pending tasks, snapshots the workers, asks `place()` for a
- * decision and commits it with the store's conditional UPDATE. Several replicas can run this loop
- * at once: the compare-and-set on the task and the capacity check on the worker mean one wins and
- * the others move on. It also sends again any scheduled task whose queue message may be lost.
+ * decision and commits it through the ledger (the store's conditional UPDATE plus `task.scheduled`).
+ * Several replicas can run this loop at once: the compare-and-set on the task and the capacity check
+ * on the worker mean one wins and the others move on. It also sends again any scheduled task whose
+ * queue message may be lost. The VM row is the one source of a VM's requirements.
  */
-import { errorMessage, type Task, type Worker } from '../domain/index.ts';
-import type { EventBus } from '../ports/event-bus.ts';
-import type { Store } from '../ports/store.ts';
+import { type CreateTask, errorMessage, placementRecord, type Task, type Vm, type Worker } from '../domain/index.ts';
+import { Periodic } from '../lifecycle/periodic.ts';
+import type { Logger } from '../ports/logger.ts';
 import type { TaskQueue } from '../ports/task-queue.ts';
-import type { Logger } from '../runtime/logger.ts';
 import { ClusterSnapshot, place, type PlacementRequest, type Strategy, type WorkerSnapshot } from '../scheduler/index.ts';
+import type { Ledger } from './ledger/ledger.ts';
 
 export interface SchedulerLoopOptions {
   intervalMs: number;
@@ -19,69 +20,32 @@ export interface SchedulerLoopOptions {
   redeliverAfterMs: number;
 }
 
-export function requestOf(task: Task): PlacementRequest {
-  const p = task.payload as Record<string, unknown>;
+/** What a create asks of the scheduler: the VM's own requirements, the task's preferences and trail. */
+export function requestOf(task: CreateTask, vm: Vm): PlacementRequest {
   return {
-    vcpus: Number(p.vcpus ?? 1),
-    memory_mb: Number(p.memory_mb ?? 256),
-    disk_gb: Number(p.disk_gb ?? 0),
-    zone: (p.zone as string | null) ?? null,
-    labels: (p.worker_labels as PlacementRequest['labels']) ?? {},
-    driver: (p.driver as PlacementRequest['driver']) ?? null,
-    ...(p.strategy ? { strategy: p.strategy as Strategy } : {}),
-    exclude: (p.exclude as string[] | undefined) ?? [],
+    vcpus: vm.vcpus,
+    memory_mb: vm.memory_mb,
+    disk_gb: vm.disk_gb,
+    zone: vm.zone,
+    labels: task.payload.worker_labels,
+    driver: vm.driver,
+    ...(task.payload.strategy ? { strategy: task.payload.strategy } : {}),
+    exclude: task.placement?.excluded ?? [],
+    seed: task.id,
   };
 }
 
-/** The workers a task was taken away from (dead, draining), kept across placements: it explains delays. */
-function trailOf(task: Task): { moved_from?: string[] } {
-  const previous = task.placement as { moved_from?: string[]; previous_worker_id?: string } | null;
-  const movedFrom = [...(previous?.moved_from ?? []), ...(previous?.previous_worker_id ? [previous.previous_worker_id] : [])];
-  return movedFrom.length ? { moved_from: movedFrom } : {};
-}
-
-export class SchedulerLoop {
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<void> | null = null;
-  private again = false;
-  private stopped = false;
-
+export class SchedulerLoop extends Periodic {
   constructor(
-    private readonly store: Store,
+    private readonly ledger: Ledger,
     private readonly queue: TaskQueue,
-    private readonly events: EventBus,
     private readonly options: SchedulerLoopOptions,
     private readonly log: Logger,
-  ) {}
-
-  start(): void {
-    this.timer = setInterval(() => this.trigger(), this.options.intervalMs);
-    this.timer.unref();
-    this.trigger();
-  }
-
-  /** Runs a pass soon; calls during a pass fold into one more pass after it. */
-  trigger(): void {
-    if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = this.pass()
-      .catch((err) => this.log.error({ err: errorMessage(err) }, 'scheduler pass failed'))
-      .finally(() => {
-        this.running = null;
-        if (this.again) {
-          this.again = false;
-          this.trigger();
-        }
-      });
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
-    await this.running;
+  ) {
+    super('scheduler loop', () => this.pass(), {
+      intervalMs: options.intervalMs,
+      onError: (err) => log.error({ err: errorMessage(err) }, 'scheduler pass failed'),
+    });
   }
 
   /** A dry run: what would happen to this request now. Reserves nothing. */
@@ -101,10 +65,11 @@ export class SchedulerLoop {
 
   /** The workers as the scheduler sees them now, with the creates in flight on each. */
   async snapshot(): Promise<WorkerSnapshot[]> {
+    const store = this.ledger.store;
     const [workers, scheduled, running] = await Promise.all([
-      this.store.listWorkers(),
-      this.store.listTasks({ status: 'scheduled', type: 'vm:create' }),
-      this.store.listTasks({ status: 'running', type: 'vm:create' }),
+      store.listWorkers(),
+      store.listTasks({ status: 'scheduled', type: 'vm:create' }),
+      store.listTasks({ status: 'running', type: 'vm:create' }),
     ]);
     const inFlight = new Map<string, number>();
     for (const task of [...scheduled, ...running]) {
@@ -114,34 +79,31 @@ export class SchedulerLoop {
   }
 
   private async placePending(): Promise<void> {
-    const pending = await this.store.listPendingTasks(this.options.batchSize);
+    const pending = await this.ledger.store.listPendingTasks(this.options.batchSize);
     if (pending.length === 0) return;
     let cluster = new ClusterSnapshot(await this.snapshot());
     for (const task of pending) {
-      if (this.stopped) return;
+      if (this.shuttingDown) return;
       if (task.type !== 'vm:create' || !task.vm_id) continue;
-      const vm = await this.store.getVm(task.vm_id);
+      const vm = await this.ledger.store.getVm(task.vm_id);
       if (!vm || vm.deleted_at) {
-        await this.store.updateTask(task.id, { status: 'cancelled', error: 'the VM was deleted before it was placed', completed_at: new Date() }, ['pending']);
+        await this.ledger.cancelWaiting(task, 'the VM was deleted before it was placed');
         continue;
       }
-      const request = { ...requestOf(task), seed: task.id };
+      const request = requestOf(task, vm);
       for (let attempt = 0; attempt < 2; attempt++) {
         const { placement, explanation } = place(cluster, request, this.placementOptions());
         if (!placement) {
           if (task.placement?.reason !== explanation.reason) {
-            await this.store.updateTask(task.id, { placement: { ...explanation, ...trailOf(task) } }, ['pending']);
+            await this.ledger.explainPending(task, placementRecord(explanation, task.placement, null));
             this.log.info({ task_id: task.id, vm: vm.name, reason: explanation.reason }, 'task stays pending');
           }
           break;
         }
-        const record = { ...explanation, placed_at: new Date().toISOString(), ...trailOf(task) };
-        const outcome = await this.store.placeTask(task.id, vm.id, placement.worker_id, placement.driver, request, record);
+        const outcome = await this.ledger.place(task, placement, placementRecord(explanation, task.placement, new Date()));
         if (outcome === 'placed') {
           cluster.reserve(placement.worker_id, request);
-          // Placed is placed: should the queue be down, the redelivery pass sends it later.
-          await this.queue.enqueue(placement.worker_id, { id: task.id, type: task.type }).catch((err) => this.log.warn({ task_id: task.id, err: errorMessage(err) }, 'enqueue failed; will redeliver'));
-          await this.events.publish({ type: 'task.scheduled', data: { task_id: task.id, type: task.type, vm_id: vm.id, worker_id: placement.worker_id, driver: placement.driver, score: placement.score } });
+          await this.send(task, placement.worker_id);
           break;
         }
         if (outcome === 'task_not_pending') break;
@@ -151,14 +113,26 @@ export class SchedulerLoop {
     }
   }
 
+  /** Placed is placed: should the queue be down, the redelivery pass sends it later. */
+  private async send(task: Task, workerId: string): Promise<void> {
+    await this.queue
+      .enqueue(workerId, { id: task.id, type: task.type })
+      .catch((err) => this.log.warn({ task_id: task.id, err: errorMessage(err) }, 'enqueue failed; will redeliver'));
+  }
+
   private async redeliver(): Promise<void> {
-    const stale = await this.store.listStaleScheduledTasks(new Date(Date.now() - this.options.redeliverAfterMs), this.options.batchSize);
+    const store = this.ledger.store;
+    const stale = await store.listStaleScheduledTasks(new Date(Date.now() - this.options.redeliverAfterMs), this.options.batchSize);
     for (const task of stale) {
       if (!task.worker_id) continue;
-      const sent = await this.queue.enqueue(task.worker_id, { id: task.id, type: task.type, attempt: task.retry_count }).then(() => true, () => false);
+      const message = { id: task.id, type: task.type, attempt: task.retry_count };
+      const sent = await this.queue.enqueue(task.worker_id, message).then(
+        () => true,
+        () => false, // the queue is down: the next pass tries again
+      );
       if (!sent) return;
       // Touch the row so the next pass does not send it again at once.
-      await this.store.updateTask(task.id, {}, ['scheduled']);
+      await store.updateTask(task.id, {}, ['scheduled']);
     }
   }
 }

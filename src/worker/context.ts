@@ -1,16 +1,14 @@
-/** What every task handler on a worker can reach. */
-import type { DriverName, Vm } from '../domain/index.ts';
-import { notFound, PermanentTaskError } from '../domain/index.ts';
-import type { EventBus } from '../ports/event-bus.ts';
+/** What every task handler on a worker can reach: its link to the cluster, its drivers, its log. */
+import { AetheriumError, notFound, type Vm } from '../domain/index.ts';
+import type { DriverName } from '../domain/index.ts';
 import type { ExecChannels } from '../ports/exec-channels.ts';
-import type { Store } from '../ports/store.ts';
+import type { Logger } from '../ports/logger.ts';
 import type { VmDriver } from '../ports/vm-driver.ts';
-import type { Logger } from '../runtime/logger.ts';
+import type { VmReport, WorkerLink } from '../ports/worker-link.ts';
 
 export interface WorkerContext {
   workerId: string;
-  store: Store;
-  events: EventBus;
+  link: WorkerLink;
   /** Live stdin/stdout/stderr of interactive commands. */
   channels: ExecChannels;
   drivers: ReadonlyMap<DriverName, VmDriver>;
@@ -23,23 +21,19 @@ export interface WorkerContext {
 
 export function driverFor(ctx: WorkerContext, vm: Vm): VmDriver {
   const driver = vm.driver ? ctx.drivers.get(vm.driver) : undefined;
-  if (!driver) throw new PermanentTaskError(`worker ${ctx.workerId} has no ${vm.driver ?? '(unset)'} driver for VM ${vm.name}`);
+  if (!driver) {
+    throw new AetheriumError('driver_unavailable', `worker ${ctx.workerId} has no ${vm.driver ?? '(unset)'} driver for VM ${vm.name}`);
+  }
   return driver;
 }
 
-export async function loadVm(ctx: WorkerContext, vmId: string | null): Promise<Vm> {
-  const vm = vmId ? await ctx.store.getVm(vmId) : null;
-  if (!vm) throw new PermanentTaskError(notFound('VM', vmId ?? '(none)').message);
+/** The task's VM, which the claim brought along; a task whose VM is gone cannot run. */
+export function requireVm(vm: Vm | null, vmId: string | null): Vm {
+  if (!vm) throw notFound('VM', vmId ?? '(none)');
   return vm;
 }
 
-export async function setVmStatus(ctx: WorkerContext, vm: Vm, patch: Parameters<Store['updateVm']>[1]): Promise<Vm> {
-  const updated = (await ctx.store.updateVm(vm.id, patch)) ?? vm;
-  if (patch.status && patch.status !== vm.status) {
-    await ctx.events.publish({
-      type: 'vm.state_changed',
-      data: { vm_id: vm.id, name: vm.name, worker_id: ctx.workerId, from: vm.status, to: patch.status, error: patch.error ?? null },
-    });
-  }
-  return updated;
+/** Reports a change of one of this worker's VMs; the updated row, or the old one if it did not apply. */
+export async function reportVm(ctx: WorkerContext, vm: Vm, report: VmReport): Promise<Vm | null> {
+  return ctx.link.reportVm(ctx.workerId, vm.id, report);
 }

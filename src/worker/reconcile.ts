@@ -1,13 +1,13 @@
 /**
- * After a restart, the worker compares what its drivers really run with what the store believes,
- * and corrects the store: the host is the truth about which VMs exist.
- * - running in the store and on the host: recovered, nothing to do;
- * - in the store but gone from the host: marked failed, capacity returned;
- * - on the host but unknown to the store (or deleted there): an orphan, deleted.
+ * After a restart, the worker compares what its drivers really run with what the control plane
+ * believes, and corrects the record: the host is the truth about which VMs exist.
+ * - running in the record and on the host: recovered, nothing to do;
+ * - in the record but gone from the host: reported lost (failed, capacity returned);
+ * - on the host but not assigned to this worker (deleted, or moved elsewhere): an orphan, deleted.
  */
 import { errorMessage } from '../domain/index.ts';
 import type { WorkerContext } from './context.ts';
-import { setVmStatus } from './context.ts';
+import { reportVm } from './context.ts';
 
 export interface ReconcileReport {
   recovered: string[];
@@ -28,25 +28,23 @@ export async function reconcile(ctx: WorkerContext): Promise<ReconcileReport> {
     }
   }
 
-  const known = await ctx.store.listVms({ worker_id: ctx.workerId });
+  const { vms: known } = await ctx.link.assignments(ctx.workerId);
   const knownIds = new Set(known.map((vm) => vm.id));
   for (const vm of known) {
     // A VM still being created is left to its create task, which is resumed right after this.
     if (vm.status === 'created' || vm.status === 'starting') continue;
     if (onHost.has(vm.id)) {
       report.recovered.push(vm.id);
-      if (vm.status === 'stopping') await setVmStatus(ctx, vm, { status: 'running' });
+      if (vm.status === 'stopping') await reportVm(ctx, vm, { kind: 'status', to: 'running' });
     } else if (vm.status === 'running' || vm.status === 'stopping') {
-      await setVmStatus(ctx, vm, { status: 'failed', error: 'lost: the VM was not running when its worker restarted' });
-      await ctx.store.releaseVm(vm.id);
+      await reportVm(ctx, vm, { kind: 'lost', error: 'lost: the VM was not running when its worker restarted' });
       if (!report.lost.includes(vm.id)) report.lost.push(vm.id);
     }
   }
   for (const [id, name] of onHost) {
     if (knownIds.has(id)) continue;
-    const vm = await ctx.store.getVm(id);
-    if (vm && !vm.deleted_at && vm.worker_id === ctx.workerId) continue;
-    await ctx.drivers.get(name as never)?.delete(id);
+    const driver = [...ctx.drivers].find(([driverName]) => driverName === name)?.[1];
+    await driver?.delete(id);
     report.orphans.push(id);
   }
   return report;

@@ -15,8 +15,9 @@ import {
   TASK_STATUSES,
   type Execution,
   type Task,
+  newTask,
+  type PlacementRecord,
   type Vm,
-  type VmRequirements,
   type WorkerRegistration,
 } from '../../src/domain/index.ts';
 import type { Store } from '../../src/ports/store.ts';
@@ -67,34 +68,27 @@ function vmRecord(overrides: Partial<Vm> = {}): Vm {
   };
 }
 
+/** A task row: a pending create unless the overrides say otherwise (they keep type and payload paired). */
 function taskRecord(overrides: Partial<Task> = {}): Task {
-  const now = new Date();
+  return { ...newTask('vm:create', { worker_labels: {}, strategy: null }), ...overrides } as Task;
+}
+
+/** A placement record as the scheduler writes one. */
+function record(overrides: Partial<PlacementRecord> = {}): PlacementRecord {
   return {
-    id: newId(),
-    type: 'vm:create',
-    status: 'pending',
-    vm_id: null,
-    worker_id: null,
-    payload: {},
-    result: null,
-    error: null,
-    placement: null,
-    retry_count: 0,
-    max_retries: 3,
-    created_at: now,
-    updated_at: now,
-    started_at: null,
-    completed_at: null,
-    cancel_requested_at: null,
+    workers: 1,
+    evaluated: 1,
+    sampled: false,
+    feasible: 1,
+    rejected: {},
+    strategy: 'binpack',
+    chosen: null,
+    placed_at: new Date().toISOString(),
+    moved_from: [],
+    excluded: [],
     ...overrides,
   };
 }
-
-const needOf = (vm: Pick<Vm, 'vcpus' | 'memory_mb' | 'disk_gb'>): VmRequirements => ({
-  vcpus: vm.vcpus,
-  memory_mb: vm.memory_mb,
-  disk_gb: vm.disk_gb,
-});
 
 export function storeConformance(label: string, open: () => Promise<Store>): void {
   describe(`Store conformance: ${label}`, () => {
@@ -111,7 +105,7 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
     /** A VM and its pending vm:create task, written together. */
     async function createVm(vmOverrides: Partial<Vm> = {}, taskOverrides: Partial<Task> = {}): Promise<{ vm: Vm; task: Task }> {
       const vm = vmRecord(vmOverrides);
-      const task = taskRecord({ vm_id: vm.id, payload: { name: vm.name }, ...taskOverrides });
+      const task = taskRecord({ vm_id: vm.id, ...taskOverrides });
       await store.insertVmWithTask(vm, task);
       return { vm, task };
     }
@@ -187,7 +181,7 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
       it('re-registration keeps reservations and drain state', async () => {
         const w = await worker();
         const { vm, task } = await createVm();
-        expect(await store.placeTask(task.id, vm.id, w.id, 'process', needOf(vm), {})).toBe('placed');
+        expect(await store.placeTask(task.id, vm.id, w.id, 'process', record())).toBe('placed');
         await store.setWorkerStatus(w.id, 'draining', false);
 
         const { worker: again, created } = await store.upsertWorker(registration({ id: w.id, cpu_cores: 32 }), new Date());
@@ -339,7 +333,7 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
           network_out_mb: 0,
         });
         const { vm, task } = await createVm();
-        expect(await store.placeTask(task.id, vm.id, w.id, 'process', needOf(vm), {})).toBe('placed');
+        expect(await store.placeTask(task.id, vm.id, w.id, 'process', record())).toBe('placed');
 
         expect(await store.deleteWorker(w.id)).toBe(true);
         expect(await store.getWorker(w.id)).toBeNull();
@@ -355,7 +349,7 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
       it('insertVmWithTask writes the VM and its task; they read back as written', async () => {
         const { vm, task } = await createVm(
           { labels: { team: 'core' }, zone: 'eu-1', vcpus: 4, memory_mb: 2048, disk_gb: 20 },
-          { payload: { name: 'x', nested: { list: [1, 2] } }, max_retries: 5 },
+          { payload: { worker_labels: { tier: { in: ['a', 'b'] }, gpu: 'yes' }, strategy: 'spread' }, max_retries: 5 },
         );
         expect(await store.getVm(vm.id)).toEqual(vm);
         expect(await store.getTask(task.id)).toEqual(task);
@@ -408,8 +402,8 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         const { vm: a, task: ta } = await createVm();
         const { vm: b, task: tb } = await createVm();
         const { vm: c } = await createVm();
-        expect(await store.placeTask(ta.id, a.id, w.id, 'process', needOf(a), {})).toBe('placed');
-        expect(await store.placeTask(tb.id, b.id, w.id, 'process', needOf(b), {})).toBe('placed');
+        expect(await store.placeTask(ta.id, a.id, w.id, 'process', record())).toBe('placed');
+        expect(await store.placeTask(tb.id, b.id, w.id, 'process', record())).toBe('placed');
         await store.updateVm(a.id, { status: 'running' });
         await store.updateVm(b.id, { deleted_at: new Date() });
 
@@ -442,8 +436,8 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
       it('placeTask places: task scheduled on the worker, VM bound, resources reserved', async () => {
         const w = await worker();
         const { vm, task } = await createVm({ vcpus: 3, memory_mb: 3000, disk_gb: 30 });
-        const placement = { score: 0.75, reason: 'least loaded' };
-        expect(await store.placeTask(task.id, vm.id, w.id, 'firecracker', needOf(vm), placement)).toBe('placed');
+        const placement = record({ reason: 'least loaded', chosen: { worker_id: w.id, driver: 'firecracker', score: 0.75 } });
+        expect(await store.placeTask(task.id, vm.id, w.id, 'firecracker', placement)).toBe('placed');
 
         expect(await store.getTask(task.id)).toMatchObject({ status: 'scheduled', worker_id: w.id, placement });
         expect(await store.getVm(vm.id)).toMatchObject({ worker_id: w.id, driver: 'firecracker' });
@@ -453,11 +447,11 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
       it('placeTask on a task that is not pending changes nothing', async () => {
         const w = await worker();
         const { vm, task } = await createVm();
-        expect(await store.placeTask(task.id, vm.id, w.id, 'process', needOf(vm), {})).toBe('placed');
+        expect(await store.placeTask(task.id, vm.id, w.id, 'process', record())).toBe('placed');
         const before = await usage(w.id);
-        expect(await store.placeTask(task.id, vm.id, w.id, 'process', needOf(vm), {})).toBe('task_not_pending');
+        expect(await store.placeTask(task.id, vm.id, w.id, 'process', record())).toBe('task_not_pending');
         expect(await usage(w.id)).toEqual(before);
-        expect(await store.placeTask(newId(), vm.id, w.id, 'process', needOf(vm), {})).toBe('task_not_pending');
+        expect(await store.placeTask(newId(), vm.id, w.id, 'process', record())).toBe('task_not_pending');
       });
 
       const tight: Array<[string, Partial<WorkerRegistration>]> = [
@@ -470,11 +464,11 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         // Room for exactly one VM of 2 vcpus / 1024 MB / 10 GB in the tight dimension.
         const w = await worker({ cpu_cores: 100, memory_mb: 100_000, disk_gb: 1000, max_vms: 100, ...limits });
         const { vm: first, task: firstTask } = await createVm();
-        expect(await store.placeTask(firstTask.id, first.id, w.id, 'process', needOf(first), {})).toBe('placed');
+        expect(await store.placeTask(firstTask.id, first.id, w.id, 'process', record())).toBe('placed');
         const before = await usage(w.id);
 
         const { vm, task } = await createVm();
-        expect(await store.placeTask(task.id, vm.id, w.id, 'process', needOf(vm), { try: 2 })).toBe('insufficient_capacity');
+        expect(await store.placeTask(task.id, vm.id, w.id, 'process', record())).toBe('insufficient_capacity');
         expect(await usage(w.id)).toEqual(before);
         expect(await store.getTask(task.id)).toMatchObject({ status: 'pending', worker_id: null, placement: null });
         expect(await store.getVm(vm.id)).toMatchObject({ worker_id: null, driver: null });
@@ -489,21 +483,21 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         const w = await worker();
         await makeUnavailable(w.id);
         const { vm, task } = await createVm();
-        expect(await store.placeTask(task.id, vm.id, w.id, 'process', needOf(vm), {})).toBe('insufficient_capacity');
+        expect(await store.placeTask(task.id, vm.id, w.id, 'process', record())).toBe('insufficient_capacity');
         expect(await usage(w.id)).toEqual({ cpu: 0, mem: 0, disk: 0, vms: 0 });
         expect((await store.getTask(task.id))?.status).toBe('pending');
       });
 
       it('placeTask on a missing worker is insufficient_capacity', async () => {
         const { vm, task } = await createVm();
-        expect(await store.placeTask(task.id, vm.id, `missing-${uid()}`, 'process', needOf(vm), {})).toBe('insufficient_capacity');
+        expect(await store.placeTask(task.id, vm.id, `missing-${uid()}`, 'process', record())).toBe('insufficient_capacity');
         expect((await store.getTask(task.id))?.status).toBe('pending');
       });
 
       it('releaseVm gives the reservation back exactly once', async () => {
         const w = await worker();
         const { vm, task } = await createVm();
-        expect(await store.placeTask(task.id, vm.id, w.id, 'process', needOf(vm), {})).toBe('placed');
+        expect(await store.placeTask(task.id, vm.id, w.id, 'process', record())).toBe('placed');
         expect(await usage(w.id)).toEqual({ cpu: 2, mem: 1024, disk: 10, vms: 1 });
 
         expect(await store.releaseVm(vm.id)).toBe(true);
@@ -513,12 +507,11 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         expect(await store.releaseVm(newId())).toBe(false);
       });
 
-      it('releaseVm never drives usage below zero', async () => {
+      it('placeTask reserves what the VM row asks for: its requirements live nowhere else', async () => {
         const w = await worker();
-        // The VM asks for more than was reserved for it: giving back its size must stop at zero.
-        const { vm, task } = await createVm({ vcpus: 6, memory_mb: 6000, disk_gb: 60 });
-        expect(await store.placeTask(task.id, vm.id, w.id, 'process', { vcpus: 1, memory_mb: 100, disk_gb: 1 }, {})).toBe('placed');
-        expect(await usage(w.id)).toEqual({ cpu: 1, mem: 100, disk: 1, vms: 1 });
+        const { vm, task } = await createVm({ vcpus: 3, memory_mb: 3000, disk_gb: 7 });
+        expect(await store.placeTask(task.id, vm.id, w.id, 'process', record())).toBe('placed');
+        expect(await usage(w.id)).toEqual({ cpu: 3, mem: 3000, disk: 7, vms: 1 });
         expect(await store.releaseVm(vm.id)).toBe(true);
         expect(await usage(w.id)).toEqual({ cpu: 0, mem: 0, disk: 0, vms: 0 });
       });
@@ -526,28 +519,28 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
       it('unplaceTask puts a scheduled create back to pending and returns its reservation', async () => {
         const w = await worker();
         const { vm, task } = await createVm();
-        expect(await store.placeTask(task.id, vm.id, w.id, 'process', needOf(vm), {})).toBe('placed');
+        expect(await store.placeTask(task.id, vm.id, w.id, 'process', record())).toBe('placed');
 
-        expect(await store.unplaceTask(task.id, 'worker died')).toBe(true);
+        expect(await store.unplaceTask(task.id, 'worker died')).toMatchObject({ status: 'pending', worker_id: null });
         const t = await store.getTask(task.id);
         expect(t).toMatchObject({ status: 'pending', worker_id: null });
-        expect(JSON.stringify(t?.placement)).toContain('worker died');
+        expect(t?.placement).toMatchObject({ reason: 'worker died', chosen: null, moved_from: [w.id], excluded: [] });
         expect(await usage(w.id)).toEqual({ cpu: 0, mem: 0, disk: 0, vms: 0 });
         expect(await store.getVm(vm.id)).toMatchObject({ worker_id: null, driver: null });
         expect(await store.releaseVm(vm.id)).toBe(false); // already released
-        expect(await store.unplaceTask(task.id, 'again')).toBe(false); // no longer scheduled
+        expect(await store.unplaceTask(task.id, 'again')).toBeNull(); // no longer scheduled
 
         // It can be placed again, and the reservation is taken again.
-        expect(await store.placeTask(task.id, vm.id, w.id, 'process', needOf(vm), {})).toBe('placed');
+        expect(await store.placeTask(task.id, vm.id, w.id, 'process', record())).toBe('placed');
         expect(await usage(w.id)).toEqual({ cpu: 2, mem: 1024, disk: 10, vms: 1 });
       });
 
       it('unplaceTask leaves a started task alone', async () => {
         const w = await worker();
         const { vm, task } = await createVm();
-        expect(await store.placeTask(task.id, vm.id, w.id, 'process', needOf(vm), {})).toBe('placed');
+        expect(await store.placeTask(task.id, vm.id, w.id, 'process', record())).toBe('placed');
         await store.updateTask(task.id, { status: 'running', started_at: new Date() }, ['scheduled']);
-        expect(await store.unplaceTask(task.id, 'too late')).toBe(false);
+        expect(await store.unplaceTask(task.id, 'too late')).toBeNull();
         expect((await store.getTask(task.id))?.status).toBe('running');
         expect(await usage(w.id)).toEqual({ cpu: 2, mem: 1024, disk: 10, vms: 1 });
       });
@@ -556,7 +549,7 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         const need = { vcpus: 2, memory_mb: 1024, disk_gb: 5 };
         const w = await worker({ cpu_cores: 10, memory_mb: 5 * 1024, disk_gb: 25, max_vms: 100 });
         const pairs = await Promise.all(Array.from({ length: 20 }, () => createVm(need)));
-        const outcomes = await Promise.all(pairs.map(({ vm, task }) => store.placeTask(task.id, vm.id, w.id, 'process', need, {})));
+        const outcomes = await Promise.all(pairs.map(({ vm, task }) => store.placeTask(task.id, vm.id, w.id, 'process', record())));
 
         expect(outcomes.filter((o) => o === 'placed')).toHaveLength(5);
         expect(outcomes.filter((o) => o === 'insufficient_capacity')).toHaveLength(15);
@@ -580,9 +573,9 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
           vm_id: vm.id,
           worker_id: w.id,
           payload: { command: 'echo', args: ['hi'], env: { A: '1' } },
-          result: { exit_code: 0, stdout: 'hi\n' },
+          result: { execution_id: newId(), exit_code: 0, stdout: 'hi\n', stderr: '', timed_out: false, duration_ms: 4 },
           error: null,
-          placement: { worker: w.id },
+          placement: null,
           retry_count: 2,
           max_retries: 4,
           started_at: started,
@@ -605,8 +598,9 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         expect(await store.updateTask(task.id, { status: 'pending' }, ['pending'])).toBeNull();
 
         // Without `from` it always applies; jsonb fields and nulls are written as given.
-        const patched = await store.updateTask(task.id, { result: { ok: true, list: [1, 'a'] }, placement: null, retry_count: 3 });
-        expect(patched).toMatchObject({ status: 'cancelled', result: { ok: true, list: [1, 'a'] }, placement: null, retry_count: 3 });
+        const result = { vm_id: task.vm_id!, driver: 'process', boot_ms: 12 };
+        const patched = await store.updateTask(task.id, { result, placement: null, retry_count: 3 });
+        expect(patched).toMatchObject({ status: 'cancelled', result, placement: null, retry_count: 3 });
         expect(await store.updateTask(task.id, { result: null })).toMatchObject({ result: null });
         expect(await store.updateTask(newId(), { status: 'failed' })).toBeNull();
       });
@@ -616,7 +610,7 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         const { vm, task: create } = await createVm();
         const stop = taskRecord({ type: 'vm:stop', vm_id: vm.id });
         await store.insertTask(stop);
-        expect(await store.placeTask(create.id, vm.id, w.id, 'process', needOf(vm), {})).toBe('placed');
+        expect(await store.placeTask(create.id, vm.id, w.id, 'process', record())).toBe('placed');
 
         const ids = async (filter: Parameters<Store['listTasks']>[0]) => (await store.listTasks(filter)).map((t) => t.id).sort();
         expect(await ids({ vm_id: vm.id })).toEqual([create.id, stop.id].sort());
@@ -656,7 +650,7 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         expect(later).not.toContain(stalePending.id);
 
         // Touching the task (any update) makes it fresh again.
-        await store.updateTask(staleScheduled.id, { placement: { requeued: true } });
+        await store.updateTask(staleScheduled.id, { placement: record({ reason: 'touched' }) });
         expect(await store.listStaleScheduledTasks(cutoff, 10)).toEqual([]);
       });
 
@@ -687,10 +681,10 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         expect(drained).toMatchObject({ status: 'draining', eligible: false });
         expect(drained!.drain).toMatchObject({ deadline, message: 'kernel upgrade', enforced_at: null, drained_at: null });
         const { vm, task } = await createVm({ vcpus: 1, memory_mb: 128, disk_gb: 0 });
-        expect(await store.placeTask(task.id, vm.id, w.id, 'process', needOf(vm), {})).toBe('insufficient_capacity');
+        expect(await store.placeTask(task.id, vm.id, w.id, 'process', record())).toBe('insufficient_capacity');
         const back = await store.activateWorker(w.id);
         expect(back).toMatchObject({ status: 'active', eligible: true, drain: null });
-        expect(await store.placeTask(task.id, vm.id, w.id, 'process', needOf(vm), {})).toBe('placed');
+        expect(await store.placeTask(task.id, vm.id, w.id, 'process', record())).toBe('placed');
         expect(await store.startDrain('no-such-worker', { deadline: null, message: null }, now)).toBeNull();
       });
 
@@ -723,7 +717,7 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
       it('markDrained waits until no live VM is left, then answers true once', async () => {
         const w = await worker();
         const { vm, task } = await createVm({ vcpus: 1, memory_mb: 128, disk_gb: 0 });
-        expect(await store.placeTask(task.id, vm.id, w.id, 'process', needOf(vm), {})).toBe('placed');
+        expect(await store.placeTask(task.id, vm.id, w.id, 'process', record())).toBe('placed');
         const now = new Date();
         await store.startDrain(w.id, { deadline: null, message: null }, now);
         expect(await store.markDrained(w.id, now)).toBe(false);
@@ -835,7 +829,7 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         const v = vmRecord();
         const t = taskRecord({ vm_id: v.id });
         await fresh.insertVmWithTask(v, t);
-        expect(await fresh.placeTask(t.id, v.id, w.id, 'process', needOf(v), {})).toBe('placed');
+        expect(await fresh.placeTask(t.id, v.id, w.id, 'process', record())).toBe('placed');
         await expect(fresh.insertVmWithTask(vmRecord({ name: v.name }), taskRecord())).rejects.toMatchObject({ code: 'conflict' });
       });
     });

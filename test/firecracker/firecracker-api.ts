@@ -1,6 +1,6 @@
 /**
  * A stand-in for Firecracker's API server, built from Firecracker's published API description
- * (`../shared/firecracker/firecracker.yaml`, Swagger 2.0), loaded at run time:
+ * (`test/fixtures/firecracker/firecracker.yaml`, Swagger 2.0), loaded at run time:
  *  - every request is matched to the spec's path (templates such as `/drives/{drive_id}`) and method;
  *  - its body is validated against the spec's schema for that operation (the Swagger definitions
  *    converted to JSON Schema, validated with ajv);
@@ -24,8 +24,10 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import { parse } from 'yaml';
 import type { FirecrackerLauncher, LaunchRequest, VmmProcess, VmmRecord } from '../../src/adapters/vmm/firecracker/launcher.ts';
 
-/** `../shared/firecracker/firecracker.yaml` next to the repository (or FIRECRACKER_API_SPEC). */
-export const FIRECRACKER_SPEC_PATH = process.env.FIRECRACKER_API_SPEC ?? fileURLToPath(new URL('../../../shared/firecracker/firecracker.yaml', import.meta.url));
+/** The copy in `test/fixtures/firecracker/` (see its README), or another file named by FIRECRACKER_API_SPEC. */
+export const FIRECRACKER_SPEC_PATH =
+  process.env.FIRECRACKER_API_SPEC ??
+  fileURLToPath(new URL('../fixtures/firecracker/firecracker.yaml', import.meta.url));
 
 type JsonObject = Record<string, unknown>;
 
@@ -95,7 +97,7 @@ export class FirecrackerSpec {
     try {
       text = readFileSync(path, 'utf8');
     } catch (err) {
-      throw new Error(`cannot read Firecracker's API description at ${path} (expected ../shared/firecracker/firecracker.yaml beside the repository): ${(err as Error).message}`);
+      throw new Error(`cannot read Firecracker's API description at ${path}: ${(err as Error).message}`);
     }
     return new FirecrackerSpec(parse(text) as JsonObject, options);
   }

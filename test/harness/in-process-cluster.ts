@@ -13,6 +13,7 @@ import type { Config } from '../../src/config/schema.ts';
 import type { DriverName, WorkerResources } from '../../src/domain/index.ts';
 import type { VmDriver } from '../../src/ports/vm-driver.ts';
 import { openEngines, type Engines } from '../../src/runtime/engines.ts';
+import { linkOverEngines } from '../../src/runtime/worker-link.ts';
 import { silentLogger } from '../../src/runtime/logger.ts';
 import { ControlPlane } from '../../src/server/control-plane.ts';
 import { WorkerAgent, type WorkerAgentOptions } from '../../src/worker/agent.ts';
@@ -74,8 +75,7 @@ export async function startInProcessCluster(options: { replicas: number; agents:
     const e = await openEngines(config);
     engines.push(e);
     const replica = new ControlPlane(config, { ...e, log: silentLogger, mode: 'server', version: 'test' });
-    const address = await replica.start(options.listen ?? false);
-    await replica.http.ready();
+    const address = await replica.startAndListen(options.listen ?? false);
     replicas.push(replica);
     if (address) urls.push(address);
   }
@@ -97,7 +97,9 @@ export async function startInProcessCluster(options: { replicas: number; agents:
       concurrency: spec.concurrency ?? 8,
       stateDir: driverDir(spec.id),
     };
-    const agent = new WorkerAgent(agentOptions, { ...e, drivers: new Map<DriverName, VmDriver>([[name, driver]]), log: silentLogger });
+    const own = new Map<DriverName, VmDriver>([[name, driver]]);
+    const link = linkOverEngines(e, silentLogger);
+    const agent = new WorkerAgent(agentOptions, { link, channels: e.channels, drivers: own, log: silentLogger });
     await agent.start();
     agents.set(spec.id, agent);
   }

@@ -14,7 +14,7 @@ export class MemoryEventBus implements EventBus {
   constructor(private readonly retention = 10_000) {}
 
   async publish(event: NewEvent): Promise<ClusterEvent> {
-    const full: ClusterEvent = { id: ++this.lastId, type: event.type, timestamp: new Date().toISOString(), data: event.data };
+    const full: ClusterEvent = { ...event, id: ++this.lastId, timestamp: new Date().toISOString() };
     this.retained.push(full);
     if (this.retained.length > this.retention) this.retained.splice(0, this.retained.length - this.retention);
     for (const listener of this.listeners) {

@@ -235,7 +235,7 @@ export class RedisEventBus implements EventBus {
     );
     const id = Number(raw);
     if (id > this.highestPublished) this.highestPublished = id;
-    return { id, type: event.type, timestamp, data: event.data };
+    return { ...event, id, timestamp };
   }
 
   subscribe(listener: EventListener): () => void {
@@ -290,10 +290,11 @@ export class RedisEventBus implements EventBus {
     try {
       const index = fields.indexOf('e');
       if (index < 0) throw new Error('no "e" field');
-      const body = JSON.parse(fields[index + 1] ?? '') as { type: string; timestamp: string; data: Record<string, unknown> };
-      // A type this version does not know (a newer replica's) is still passed on.
+      // The stream holds what publish() wrote: an event of the catalogue. A type this version does
+      // not know (a newer replica's) is still passed on.
+      const body = JSON.parse(fields[index + 1] ?? '') as NewEvent & { timestamp: string };
       if (typeof body.type !== 'string' || !body.type.includes('.')) throw new Error(`bad event type ${String(body.type)}`);
-      return { id: idOf(streamId), type: body.type as EventType, timestamp: body.timestamp, data: body.data ?? {} };
+      return { ...body, id: idOf(streamId) };
     } catch (err) {
       this.onError(new Error(`unreadable event ${streamId} in ${this.stream}: ${String(err)}`));
       return null;

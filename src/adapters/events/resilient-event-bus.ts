@@ -44,7 +44,7 @@ export class ResilientEventBus implements EventBus {
       }
     }
     this.park(event);
-    return { id: 0, type: event.type, timestamp: new Date().toISOString(), data: event.data };
+    return { ...event, id: 0, timestamp: new Date().toISOString() };
   }
 
   private park(event: NewEvent): void {

@@ -3,21 +3,24 @@
  * them back exactly once. `vms.reserved` is true exactly while the VM's requirements are counted in
  * its worker's `used_*` and `vm_count`.
  */
-import { conflict, isUuid, notFound, type VmRequirements } from '../../domain/index.ts';
+import { conflict, isUuid, notFound, type PlacementRecord, type Task, type Vm } from '../../domain/index.ts';
 import type { PlacementOutcome } from '../../ports/store.ts';
 import { FOREIGN_KEY_VIOLATION, isSqlError, type SqlClient, type SqlExecutor } from './sql-client.ts';
 import { jsonParam, type Row } from './sql-values.ts';
+import { insertTask, TASK_COLUMNS, toTask } from './task-rows.ts';
+import { toVm, VM_COLUMNS } from './vm-rows.ts';
 
 /** Thrown inside a transaction to roll it back and report an outcome instead of an error. */
-class Rollback {
-  constructor(readonly outcome: PlacementOutcome) {}
+class Rollback<T extends string = PlacementOutcome> {
+  constructor(readonly outcome: T) {}
 }
 
 /**
- * In one transaction: (1) the task goes pending → scheduled on the worker, (2) the requirements are
- * added to the worker's usage by one conditional UPDATE that only matches an active, eligible worker
- * on which they still fit, (3) the VM gets its worker and driver and is marked reserved. Any step
- * that matches nothing rolls the whole transaction back.
+ * In one transaction: (1) the task goes pending → scheduled on the worker, (2) the VM's requirements,
+ * read from the VM row itself (the one place they live), are added to the worker's usage by one
+ * conditional UPDATE that only matches an active, eligible worker on which they still fit, (3) the VM
+ * gets its worker and driver and is marked reserved. Any step that matches nothing rolls the whole
+ * transaction back.
  */
 export async function placeTask(
   client: SqlClient,
@@ -25,8 +28,7 @@ export async function placeTask(
   vmId: string,
   workerId: string,
   driver: string,
-  need: VmRequirements,
-  placement: Record<string, unknown>,
+  placement: PlacementRecord,
 ): Promise<PlacementOutcome> {
   if (!isUuid(taskId)) return 'task_not_pending';
   if (!isUuid(vmId)) throw notFound('VM', vmId);
@@ -40,27 +42,34 @@ export async function placeTask(
         )
         .catch((err: unknown) => {
           // No such worker: the task's foreign key refuses it. That worker has no capacity at all.
-          if (isSqlError(err, FOREIGN_KEY_VIOLATION) && err.constraint === 'tasks_worker_id_fkey') throw new Rollback('insufficient_capacity');
+          if (isSqlError(err, FOREIGN_KEY_VIOLATION) && err.constraint === 'tasks_worker_id_fkey') {
+            throw new Rollback('insufficient_capacity');
+          }
           throw err;
         });
       if (tasks.length === 0) throw new Rollback('task_not_pending');
 
       const workers = await tx.query(
-        `UPDATE workers SET
-           used_cpu_cores = used_cpu_cores + $2,
-           used_memory_mb = used_memory_mb + $3,
-           used_disk_gb = used_disk_gb + $4,
-           vm_count = vm_count + 1,
+        `UPDATE workers w SET
+           used_cpu_cores = w.used_cpu_cores + v.vcpus,
+           used_memory_mb = w.used_memory_mb + v.memory_mb,
+           used_disk_gb = w.used_disk_gb + v.disk_gb,
+           vm_count = w.vm_count + 1,
            updated_at = now()
-         WHERE id = $1 AND status = 'active' AND eligible
-           AND used_cpu_cores + $2 <= cpu_cores
-           AND used_memory_mb + $3 <= memory_mb
-           AND used_disk_gb + $4 <= disk_gb
-           AND vm_count < max_vms
-         RETURNING id`,
-        [workerId, need.vcpus, need.memory_mb, need.disk_gb],
+         FROM vms v
+         WHERE w.id = $1 AND v.id = $2 AND w.status = 'active' AND w.eligible
+           AND w.used_cpu_cores + v.vcpus <= w.cpu_cores
+           AND w.used_memory_mb + v.memory_mb <= w.memory_mb
+           AND w.used_disk_gb + v.disk_gb <= w.disk_gb
+           AND w.vm_count < w.max_vms
+         RETURNING w.id`,
+        [workerId, vmId],
       );
-      if (workers.length === 0) throw new Rollback('insufficient_capacity');
+      if (workers.length === 0) {
+        const vm = await tx.query<Row>('SELECT id FROM vms WHERE id = $1', [vmId]);
+        if (!vm[0]) throw notFound('VM', vmId);
+        throw new Rollback('insufficient_capacity');
+      }
 
       const vms = await tx.query<Row>(
         `UPDATE vms SET worker_id = $2, driver = $3, reserved = true, updated_at = now()
@@ -76,7 +85,7 @@ export async function placeTask(
       return 'placed' as const;
     });
   } catch (err) {
-    if (err instanceof Rollback) return err.outcome;
+    if (err instanceof Rollback) return (err as Rollback).outcome;
     throw err;
   }
 }
@@ -111,27 +120,85 @@ export async function releaseVm(client: SqlClient, vmId: string): Promise<boolea
 }
 
 /**
- * A scheduled `vm:create` task that never started goes back to pending (its placement now says why),
- * its VM's reservation is released and the VM loses its worker and driver, so it is placed afresh.
+ * A `vm:create` task goes back to pending, its VM's reservation is released and the VM loses its
+ * worker and driver, so it is placed afresh. Its placement record keeps the trail: the worker joins
+ * `moved_from`, and with `refused` also `excluded`, which the scheduler never picks again. Only a
+ * create that never started can go back (scheduled, not started), or one its worker refuses while
+ * it holds it (`refused`: running, before any VM was made). Returns the task as it is now, or null.
  */
-export async function unplaceTask(client: SqlClient, taskId: string, reason: string): Promise<boolean> {
-  if (!isUuid(taskId)) return false;
+export async function unplaceTask(
+  client: SqlClient,
+  taskId: string,
+  reason: string,
+  refused = false,
+): Promise<Task | null> {
+  if (!isUuid(taskId)) return null;
   return client.transaction(async (tx) => {
     const rows = await tx.query<Row>(
-      `UPDATE tasks SET status = 'pending', worker_id = NULL,
-              placement = jsonb_build_object('unplaced', true, 'reason', $2::text, 'previous_worker_id', worker_id),
+      `UPDATE tasks SET status = 'pending', worker_id = NULL, started_at = NULL,
+              placement = COALESCE(placement, '{}'::jsonb) || jsonb_build_object(
+                'reason', $2::text,
+                'chosen', NULL,
+                'placed_at', NULL,
+                'moved_from', COALESCE(placement->'moved_from', '[]'::jsonb) || to_jsonb(worker_id),
+                'excluded', COALESCE(placement->'excluded', '[]'::jsonb)
+                            || CASE WHEN $3::boolean THEN to_jsonb(ARRAY[worker_id]) ELSE '[]'::jsonb END),
               updated_at = now()
-       WHERE id = $1 AND status = 'scheduled' AND type = 'vm:create' AND started_at IS NULL
-       RETURNING vm_id`,
-      [taskId, reason],
+       WHERE id = $1 AND type = 'vm:create' AND worker_id IS NOT NULL
+         AND ((status = 'scheduled' AND started_at IS NULL) OR ($3::boolean AND status = 'running'))
+       RETURNING ${TASK_COLUMNS}`,
+      [taskId, reason, refused],
     );
-    const task = rows[0];
-    if (!task) return false;
-    if (task.vm_id !== null && task.vm_id !== undefined) {
-      const vmId = String(task.vm_id);
-      await release(tx, vmId);
-      await tx.query('UPDATE vms SET worker_id = NULL, driver = NULL, updated_at = now() WHERE id = $1 AND deleted_at IS NULL', [vmId]);
+    const row = rows[0];
+    if (!row) return null;
+    const task = toTask(row);
+    if (task.vm_id) {
+      await release(tx, task.vm_id);
+      await tx.query(
+        `UPDATE vms SET worker_id = NULL, driver = NULL, status = 'created', updated_at = now()
+         WHERE id = $1 AND deleted_at IS NULL`,
+        [task.vm_id],
+      );
     }
-    return true;
+    return task;
   });
+}
+
+/**
+ * Deletes a VM that no worker holds, in one transaction with the placement it might race: its
+ * pending creates are cancelled first (the same row order as `placeTask`, so the two wait for each
+ * other instead of deadlocking), then the VM is marked deleted only if it is still unplaced. If a
+ * placement got there first, nothing changes and the caller deletes it on its worker instead.
+ */
+export async function deleteUnplacedVm(
+  client: SqlClient,
+  vmId: string,
+  deleteTask: Task,
+  reason: string,
+): Promise<{ outcome: 'deleted'; vm: Vm; cancelled: Task[] } | { outcome: 'placed' | 'not_found' }> {
+  if (!isUuid(vmId)) return { outcome: 'not_found' };
+  try {
+    return await client.transaction(async (tx) => {
+      const cancelled = await tx.query<Row>(
+        `UPDATE tasks SET status = 'cancelled', error = $2, completed_at = now(), updated_at = now()
+         WHERE vm_id = $1 AND type = 'vm:create' AND status = 'pending' RETURNING ${TASK_COLUMNS}`,
+        [vmId, reason],
+      );
+      const vms = await tx.query<Row>(
+        `UPDATE vms SET status = 'stopped', deleted_at = now(), updated_at = now()
+         WHERE id = $1 AND deleted_at IS NULL AND worker_id IS NULL AND NOT reserved RETURNING ${VM_COLUMNS}`,
+        [vmId],
+      );
+      const vm = vms[0];
+      if (!vm) {
+        const live = await tx.query<Row>('SELECT id FROM vms WHERE id = $1 AND deleted_at IS NULL', [vmId]);
+        throw new Rollback<'placed' | 'not_found'>(live[0] ? 'placed' : 'not_found');
+      }
+      await insertTask(tx, deleteTask);
+      return { outcome: 'deleted' as const, vm: toVm(vm), cancelled: cancelled.map(toTask) };
+    });
+  } catch (err) {
+    if (err instanceof Rollback) return { outcome: (err as Rollback<'placed' | 'not_found'>).outcome };
+    throw err;
+  }
 }

@@ -10,7 +10,8 @@ import type {
   TaskStatus,
   Vm,
   VmFilter,
-  VmRequirements,
+  VmStatus,
+  PlacementRecord,
   Worker,
   WorkerFilter,
   WorkerMetricSample,
@@ -18,7 +19,7 @@ import type {
   WorkerResources,
   WorkerStatus,
 } from '../../domain/index.ts';
-import type { PlacementOutcome, Store, TaskPatch, VmPatch } from '../../ports/store.ts';
+import type { PlacementOutcome, Store, TaskPatch, UnplacedDelete, VmPatch } from '../../ports/store.ts';
 import * as capacity from './capacity.ts';
 import * as executions from './execution-rows.ts';
 import { migrate, migrateDown, type MigratorOptions } from './migrator.ts';
@@ -131,8 +132,11 @@ export class SqlStore implements Store {
   listVms(filter?: VmFilter): Promise<Vm[]> {
     return vms.listVms(this.client, filter);
   }
-  updateVm(id: string, patch: VmPatch): Promise<Vm | null> {
-    return vms.updateVm(this.client, id, patch);
+  updateVm(id: string, patch: VmPatch, from?: readonly VmStatus[]): Promise<Vm | null> {
+    return vms.updateVm(this.client, id, patch, from);
+  }
+  deleteUnplacedVm(vmId: string, deleteTask: Task, reason: string): Promise<UnplacedDelete> {
+    return capacity.deleteUnplacedVm(this.client, vmId, deleteTask, reason);
   }
 
   // ── capacity ─────────────────────────────────────────────────────────────────────────────────
@@ -141,21 +145,20 @@ export class SqlStore implements Store {
     vmId: string,
     workerId: string,
     driver: string,
-    need: VmRequirements,
-    placement: Record<string, unknown>,
+    placement: PlacementRecord,
   ): Promise<PlacementOutcome> {
-    return capacity.placeTask(this.client, taskId, vmId, workerId, driver, need, placement);
+    return capacity.placeTask(this.client, taskId, vmId, workerId, driver, placement);
   }
   releaseVm(vmId: string): Promise<boolean> {
     return capacity.releaseVm(this.client, vmId);
   }
-  unplaceTask(taskId: string, reason: string): Promise<boolean> {
-    return capacity.unplaceTask(this.client, taskId, reason);
+  unplaceTask(taskId: string, reason: string, refused = false): Promise<Task | null> {
+    return capacity.unplaceTask(this.client, taskId, reason, refused);
   }
 
   // ── tasks ────────────────────────────────────────────────────────────────────────────────────
-  insertTask(task: Task): Promise<void> {
-    return tasks.insertTask(this.client, task);
+  insertTask(task: Task, ifAbsent = false): Promise<boolean> {
+    return tasks.insertTask(this.client, task, ifAbsent);
   }
   getTask(id: string): Promise<Task | null> {
     return tasks.getTask(this.client, id);

@@ -1,5 +1,5 @@
 /** The `tasks` table: row mapper and queries. */
-import { isUuid, TASK_STATUSES, type Task, type TaskFilter, type TaskStatus, type TaskType } from '../../domain/index.ts';
+import { isUuid, type PlacementRecord, TASK_STATUSES, type Task, type TaskFilter, type TaskStatus, type TaskType } from '../../domain/index.ts';
 import type { TaskPatch } from '../../ports/store.ts';
 import type { SqlExecutor } from './sql-client.ts';
 import {
@@ -19,17 +19,18 @@ import {
 export const TASK_COLUMNS = `id, type, status, vm_id, worker_id, payload, result, error, placement, retry_count, max_retries,
   created_at, updated_at, started_at, completed_at, cancel_requested_at`;
 
+/** The row as the union it stores: the type column decides the shape of payload and result. */
 export function toTask(row: Row): Task {
-  return {
+  const task = {
     id: String(row.id),
     type: row.type as TaskType,
     status: row.status as TaskStatus,
     vm_id: textOrNull(row.vm_id),
     worker_id: textOrNull(row.worker_id),
-    payload: json<Record<string, unknown>>(row.payload, {}),
-    result: jsonOrNull<Record<string, unknown>>(row.result),
+    payload: json<Task['payload']>(row.payload, {}),
+    result: jsonOrNull<NonNullable<Task['result']>>(row.result),
     error: textOrNull(row.error),
-    placement: jsonOrNull<Record<string, unknown>>(row.placement),
+    placement: jsonOrNull<PlacementRecord>(row.placement),
     retry_count: num(row.retry_count),
     max_retries: num(row.max_retries),
     created_at: date(row.created_at),
@@ -38,15 +39,19 @@ export function toTask(row: Row): Task {
     completed_at: dateOrNull(row.completed_at),
     cancel_requested_at: dateOrNull(row.cancel_requested_at),
   };
+  // Every row was written from a Task of its type; the columns are read back as they went in.
+  return task as Task;
 }
 
 const first = (rows: Row[]): Task | null => (rows[0] ? toTask(rows[0]) : null);
 
-export async function insertTask(db: SqlExecutor, task: Task): Promise<void> {
-  await db.query(
+/** Inserts a task; with `ifAbsent`, a task whose id exists already is left alone (returns false). */
+export async function insertTask(db: SqlExecutor, task: Task, ifAbsent = false): Promise<boolean> {
+  const rows = await db.query(
     `INSERT INTO tasks (id, type, status, vm_id, worker_id, payload, result, error, placement, retry_count, max_retries,
                         created_at, updated_at, started_at, completed_at)
-     VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9::jsonb, $10, $11, $12, $13, $14, $15)`,
+     VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9::jsonb, $10, $11, $12, $13, $14, $15)
+     ${ifAbsent ? 'ON CONFLICT (id) DO NOTHING' : ''} RETURNING id`,
     [
       task.id,
       task.type,
@@ -65,6 +70,7 @@ export async function insertTask(db: SqlExecutor, task: Task): Promise<void> {
       task.completed_at,
     ],
   );
+  return rows.length > 0;
 }
 
 export async function getTask(db: SqlExecutor, id: string): Promise<Task | null> {
@@ -103,7 +109,6 @@ const TASK_PATCH_COLUMNS = {
   retry_count: { column: 'retry_count' },
   started_at: { column: 'started_at' },
   completed_at: { column: 'completed_at' },
-  payload: { column: 'payload', jsonb: true },
 };
 
 /** Compare-and-set: applies `patch` only while the status is one of `from` (when given). */

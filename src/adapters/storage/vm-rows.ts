@@ -109,10 +109,23 @@ const VM_PATCH_COLUMNS = {
   worker_id: { column: 'worker_id' },
 };
 
-export async function updateVm(db: SqlExecutor, id: string, patch: VmPatch): Promise<Vm | null> {
+/** Compare-and-set: applies `patch` only while the VM's status is one of `from` (when given). */
+export async function updateVm(
+  db: SqlExecutor,
+  id: string,
+  patch: VmPatch,
+  from?: readonly VmStatus[],
+): Promise<Vm | null> {
   if (!isUuid(id)) return null;
+  if (from !== undefined && from.length === 0) return null;
   const params: unknown[] = [id];
   const sets = assignments(patch, VM_PATCH_COLUMNS, params);
   sets.push('updated_at = now()');
-  return first(await db.query<Row>(`UPDATE vms SET ${sets.join(', ')} WHERE id = $1 RETURNING ${VM_COLUMNS}`, params));
+  const conditions = ['id = $1'];
+  if (from !== undefined) {
+    params.push([...from]);
+    conditions.push(`status = ANY($${params.length}::text[])`);
+  }
+  const rows = await db.query<Row>(`UPDATE vms SET ${sets.join(', ')} ${where(conditions)} RETURNING ${VM_COLUMNS}`, params);
+  return first(rows);
 }

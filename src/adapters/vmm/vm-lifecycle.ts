@@ -89,6 +89,6 @@ export abstract class StatefulDriver<Vm extends { spec: VmSpec }> {
   }
 
   protected assertOpen(): void {
-    if (this.closed) throw new AetheriumError('unavailable', `the ${this.driverName} driver was closed`);
+    if (this.closed) throw new AetheriumError('driver_unavailable', `the ${this.driverName} driver was closed`);
   }
 }

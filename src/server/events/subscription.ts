@@ -46,6 +46,6 @@ export function subscriptionOf(input: { topics?: readonly string[] | undefined; 
 export function matches(subscription: Subscription, event: ClusterEvent): boolean {
   if (subscription.topics && !subscription.topics.has(topicOf(event.type))) return false;
   if (subscription.workerId && event.data.worker_id !== subscription.workerId) return false;
-  if (subscription.vmId && event.data.vm_id !== subscription.vmId) return false;
+  if (subscription.vmId && !('vm_id' in event.data && event.data.vm_id === subscription.vmId)) return false;
   return true;
 }

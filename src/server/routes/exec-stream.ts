@@ -14,12 +14,10 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import { AetheriumError, errorMessage, isFinal, newId } from '../../domain/index.ts';
-import { cancelTask } from '../../operations/cancel.ts';
 import { type ChannelMessage, execInput, execOutput } from '../../ports/exec-channels.ts';
 import type { ExecChannels } from '../../ports/exec-channels.ts';
 import type { ApiDeps } from '../api-deps.ts';
 import { execBody, idParam } from '../schemas.ts';
-import { waitForTask } from '../services/task-waiter.ts';
 
 const startMessage = execBody.extend({ type: z.literal('start') });
 const clientMessage = z.discriminatedUnion('type', [
@@ -84,12 +82,13 @@ export function execStreamRoutes(deps: ApiDeps, channels: ExecChannels): Fastify
           }
           send({ type: 'started', task_id: taskId });
           // A task that ends without an exit on the channel (VM gone, cancelled) still answers.
-          void waitForTask(deps.store, deps.events, taskId, 24 * 3600 * 1000).then((task) => {
+          void deps.tasks.wait(taskId, 24 * 3600 * 1000).then((task) => {
             if (exited || !task || !isFinal(task.status)) return;
             if (task.status === 'completed') {
               // The exit message was lost on the way (the channel is best effort): the row has it.
               exited = true;
-              send({ type: 'exit', exit_code: task.result?.exit_code, timed_out: task.result?.timed_out ?? false });
+              const result = task.type === 'vm:execute' ? task.result : null;
+              send({ type: 'exit', exit_code: result?.exit_code, timed_out: result?.timed_out ?? false });
               return ws.close(1000, 'exited');
             }
             fail(CLOSE.failed, { code: task.status === 'cancelled' ? 'cancelled' : 'driver_failed', message: task.error ?? task.status });
@@ -99,7 +98,8 @@ export function execStreamRoutes(deps: ApiDeps, channels: ExecChannels): Fastify
         const message = clientMessage.safeParse(parsed);
         if (!message.success) return fail(CLOSE.badMessage, { code: 'validation_failed', message: 'expected {"type":"stdin","data":…}, {"type":"stdin_end"} or {"type":"cancel"}' });
         if (message.data.type === 'cancel') {
-          await cancelTask(deps, taskId).catch(() => undefined);
+          // Cancelling a command that just ended is a conflict: the exit is on its way anyway.
+          await deps.tasks.cancel(taskId).catch(() => undefined);
           return;
         }
         if (started) await channels.publish(execInput(taskId), message.data);
@@ -109,7 +109,8 @@ export function execStreamRoutes(deps: ApiDeps, channels: ExecChannels): Fastify
       ws.on('close', () => {
         void unsubscribe?.();
         // The client left before the command ended: stop the command rather than leave it running.
-        if (taskId && !exited) void cancelTask(deps, taskId, 'the interactive client disconnected').catch(() => undefined);
+        // A command that ended meanwhile cannot be cancelled; that conflict is the expected answer.
+        if (taskId && !exited) void deps.tasks.cancel(taskId, 'the interactive client disconnected').catch(() => undefined);
       });
     });
   };

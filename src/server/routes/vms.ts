@@ -3,7 +3,6 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { AetheriumError, type Task } from '../../domain/index.ts';
 import type { ApiDeps } from '../api-deps.ts';
 import { createVmBody, execBody, idParam, listVmsQuery, waitQuery } from '../schemas.ts';
-import { waitForTask } from '../services/task-waiter.ts';
 
 const DEFAULT_WAIT_SECONDS = 120;
 
@@ -12,13 +11,13 @@ export function vmRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
     const tags = ['vms'];
 
     const waited = async (task: Task, query: { wait: boolean; timeout?: number | undefined }): Promise<Task | null> =>
-      query.wait ? waitForTask(deps.store, deps.events, task.id, (query.timeout ?? DEFAULT_WAIT_SECONDS) * 1000) : null;
+      query.wait ? deps.tasks.wait(task.id, (query.timeout ?? DEFAULT_WAIT_SECONDS) * 1000) : null;
 
     app.post('/vms', { schema: { tags, summary: 'Create a VM (placed by the scheduler)', body: createVmBody, querystring: waitQuery } }, async (request, reply) => {
       const { vm, task } = await deps.vms.create(request.body);
       const done = await waited(task, request.query);
       if (!done) return reply.status(202).send({ vm, task_id: task.id });
-      const fresh = (await deps.store.getVm(vm.id)) ?? vm;
+      const fresh = (await deps.vms.getById(vm.id)) ?? vm;
       return reply.status(done.status === 'completed' ? 201 : 202).send({ vm: fresh, task_id: task.id, task: done, pending_reason: await deps.vms.pendingReason(fresh) });
     });
 
@@ -51,7 +50,7 @@ export function vmRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
       const task = await deps.vms.exec(request.params.id, { ...rest, ...(timeout ? { timeout_ms: Math.round(timeout * 1000) } : {}) });
       // Wait a little past the command's own timeout so that its result, not ours, decides.
       const waitMs = timeout ? Math.min(deps.execWaitMs, timeout * 1000 + 5000) : deps.execWaitMs;
-      const done = await waitForTask(deps.store, deps.events, task.id, waitMs);
+      const done = await deps.tasks.wait(task.id, waitMs);
       if (!done || done.status === 'running' || done.status === 'scheduled') {
         return reply.status(202).send({ task_id: task.id, status: done?.status ?? 'scheduled', message: `still running; follow it with GET /api/v1/tasks/${task.id}` });
       }
@@ -60,8 +59,7 @@ export function vmRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
     });
 
     app.get('/vms/:id/executions', { schema: { tags, summary: 'Commands run in a VM', params: idParam } }, async (request) => {
-      const vm = await deps.vms.get(request.params.id);
-      const executions = await deps.store.listExecutions(vm.id);
+      const executions = await deps.vms.executions(request.params.id);
       return { executions, total: executions.length };
     });
   };

@@ -21,8 +21,7 @@ export function workerRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
     });
 
     app.get('/workers/:id/metrics', { schema: { tags, summary: 'Resource usage history of a worker', params: idParam, querystring: metricsQuery } }, async (request) => {
-      await deps.workers.getWorker(request.params.id);
-      const metrics = await deps.store.listWorkerMetrics(request.params.id, request.query.limit);
+      const metrics = await deps.workers.metrics(request.params.id, request.query.limit);
       return { metrics, total: metrics.length };
     });
 

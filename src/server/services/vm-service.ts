@@ -7,18 +7,19 @@ import {
   conflict,
   type DriverName,
   type ExecPayload,
+  type Execution,
+  type LabelConstraint,
   newId,
+  newTask,
   notFound,
+  type Strategy,
   type Task,
-  type TaskType,
   type Vm,
   type VmFilter,
 } from '../../domain/index.ts';
-import type { EventBus } from '../../ports/event-bus.ts';
-import type { Store } from '../../ports/store.ts';
 import type { TaskQueue } from '../../ports/task-queue.ts';
-import { dispatchToVmWorker, newTask } from '../../operations/dispatch.ts';
-import type { LabelConstraint, Strategy } from '../../scheduler/index.ts';
+import type { Ledger } from '../ledger/ledger.ts';
+import { type DispatchDeps, dispatchToVmWorker, type PlacedVm, placedVm, taskForVm } from '../operations/dispatch.ts';
 
 export interface CreateVmInput {
   name?: string;
@@ -33,15 +34,16 @@ export interface CreateVmInput {
   strategy?: Strategy;
 }
 
-export { MAX_RETRIES, newTask } from '../../operations/dispatch.ts';
-
 export class VmService {
+  private readonly dispatchDeps: DispatchDeps;
+
   constructor(
-    readonly store: Store,
-    readonly queue: TaskQueue,
-    readonly events: EventBus,
+    private readonly ledger: Ledger,
+    queue: TaskQueue,
     private readonly onPendingWork: () => void,
-  ) {}
+  ) {
+    this.dispatchDeps = { ledger, queue };
+  }
 
   async create(input: CreateVmInput): Promise<{ vm: Vm; task: Task }> {
     const now = new Date();
@@ -63,84 +65,95 @@ export class VmService {
       updated_at: now,
       deleted_at: null,
     };
-    const task = newTask('vm:create', {
-      vm_id: id,
-      payload: {
-        vcpus: input.vcpus,
-        memory_mb: input.memory_mb,
-        disk_gb: input.disk_gb,
-        driver: input.driver ?? null,
-        zone: input.zone ?? null,
-        worker_labels: input.worker_labels ?? {},
-        strategy: input.strategy ?? null,
-      },
-    });
-    await this.store.insertVmWithTask(vm, task);
-    await this.events.publish({ type: 'task.created', data: { task_id: task.id, type: task.type, vm_id: id, name: vm.name } });
+    // The VM row holds its requirements; the task only what placement needs beyond them.
+    const task = newTask('vm:create', { worker_labels: input.worker_labels ?? {}, strategy: input.strategy ?? null }, { vm_id: id });
+    await this.ledger.createVm(vm, task);
     this.onPendingWork();
     return { vm, task };
   }
 
   async get(idOrName: string): Promise<Vm> {
-    const vm = await this.store.findVm(idOrName);
+    const vm = await this.ledger.store.findVm(idOrName);
     if (!vm) throw notFound('VM', idOrName);
     return vm;
   }
 
+  /** A VM by id, deleted or not (to show a VM right after the task that changed it). */
+  async getById(id: string): Promise<Vm | null> {
+    return this.ledger.store.getVm(id);
+  }
+
   list(filter: VmFilter): Promise<Vm[]> {
-    return this.store.listVms(filter);
+    return this.ledger.store.listVms(filter);
+  }
+
+  async executions(idOrName: string): Promise<Execution[]> {
+    const vm = await this.get(idOrName);
+    return this.ledger.store.listExecutions(vm.id);
   }
 
   /** The create task's explanation while a VM waits for a worker: "why is my VM pending?". */
   async pendingReason(vm: Vm): Promise<string | null> {
     if (vm.worker_id || vm.status !== 'created') return null;
-    const [task] = await this.store.listTasks({ vm_id: vm.id, type: 'vm:create', limit: 1 });
-    const reason = task?.placement?.reason;
-    return typeof reason === 'string' ? reason : task?.status === 'pending' ? 'waiting for the scheduler' : null;
+    const [task] = await this.ledger.store.listTasks({ vm_id: vm.id, type: 'vm:create', limit: 1 });
+    const reason = task?.type === 'vm:create' ? task.placement?.reason : undefined;
+    return reason ?? (task?.status === 'pending' ? 'waiting for the scheduler' : null);
   }
 
   async delete(idOrName: string): Promise<Task> {
     const vm = await this.get(idOrName);
-    if (!vm.worker_id) {
-      // Never placed: no host holds anything, so the delete completes here and now.
-      const creates = await this.store.listTasks({ vm_id: vm.id, type: 'vm:create' });
-      for (const create of creates) {
-        const cancelled = await this.store.updateTask(create.id, { status: 'cancelled', error: 'the VM was deleted before it was placed', completed_at: new Date() }, ['pending']);
-        if (cancelled) await this.events.publish({ type: 'task.cancelled', data: { task_id: create.id, type: create.type, vm_id: vm.id, reason: 'vm deleted' } });
-      }
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const current = attempt === 0 ? vm : await this.get(vm.id);
+      const target = placedVm(current);
+      if (target) return this.send(target, taskForVm(target, 'vm:delete', {}));
+      // Never placed: no host holds anything, so the delete completes here and now, in one
+      // transaction with the placement it might race. If the placement wins, delete it there.
       const now = new Date();
-      await this.store.updateVm(vm.id, { status: 'stopped', deleted_at: now });
-      const task = newTask('vm:delete', { vm_id: vm.id, status: 'completed', result: { vm_id: vm.id, deleted: true }, started_at: now, completed_at: now });
-      await this.store.insertTask(task);
-      await this.events.publish({ type: 'vm.deleted', data: { vm_id: vm.id, name: vm.name, worker_id: null } });
-      return task;
+      const result = { vm_id: vm.id, deleted: true as const };
+      const done = newTask('vm:delete', {}, { vm_id: vm.id, status: 'completed', result, started_at: now, completed_at: now });
+      if (await this.ledger.deleteUnplaced(current, done)) return done;
     }
-    return this.dispatch(vm, 'vm:delete', {});
+    throw conflict(`VM ${vm.name} kept changing state; try again`);
   }
 
   async start(idOrName: string): Promise<Task> {
     const vm = await this.get(idOrName);
-    if (vm.status !== 'stopped' && vm.status !== 'running') throw conflict(`VM ${vm.name} is ${vm.status}; only a stopped VM can be started`);
-    return this.dispatch(vm, 'vm:start', {});
+    if (vm.status !== 'stopped' && vm.status !== 'running') {
+      throw conflict(`VM ${vm.name} is ${vm.status}; only a stopped VM can be started`);
+    }
+    const target = this.placed(vm);
+    return this.send(target, taskForVm(target, 'vm:start', {}));
   }
 
   async stop(idOrName: string): Promise<Task> {
     const vm = await this.get(idOrName);
-    if (vm.status !== 'running' && vm.status !== 'stopped') throw conflict(`VM ${vm.name} is ${vm.status}; only a running VM can be stopped`);
-    return this.dispatch(vm, 'vm:stop', {});
+    if (vm.status !== 'running' && vm.status !== 'stopped') {
+      throw conflict(`VM ${vm.name} is ${vm.status}; only a running VM can be stopped`);
+    }
+    const target = this.placed(vm);
+    return this.send(target, taskForVm(target, 'vm:stop', {}));
   }
 
   /** `taskId` lets a caller subscribe to the command's live output before it can start. */
-  async exec(idOrName: string, payload: ExecPayload & { stream?: boolean }, taskId?: string): Promise<Task> {
+  async exec(idOrName: string, payload: ExecPayload, taskId?: string): Promise<Task> {
     const vm = await this.get(idOrName);
     if (vm.status !== 'running') {
-      const hint = vm.status === 'created' || vm.status === 'starting' ? '; wait until it is running' : vm.status === 'stopped' ? '; start it first' : '';
+      const hint =
+        vm.status === 'created' || vm.status === 'starting' ? '; wait until it is running' : vm.status === 'stopped' ? '; start it first' : '';
       throw conflict(`VM ${vm.name} is ${vm.status}${hint}`);
     }
-    return this.dispatch(vm, 'vm:execute', payload as unknown as Record<string, unknown>, taskId);
+    const target = this.placed(vm);
+    return this.send(target, taskForVm(target, 'vm:execute', payload, taskId ? { id: taskId } : {}));
   }
 
-  private dispatch(vm: Vm, type: TaskType, payload: Record<string, unknown>, id?: string): Promise<Task> {
-    return dispatchToVmWorker(this, vm, type, payload, id);
+  private placed(vm: Vm): PlacedVm {
+    const target = placedVm(vm);
+    if (!target) throw conflict(`VM ${vm.name} is not placed on a worker yet`);
+    return target;
+  }
+
+  private async send(vm: PlacedVm, task: Task): Promise<Task> {
+    await dispatchToVmWorker(this.dispatchDeps, vm, task);
+    return task;
   }
 }

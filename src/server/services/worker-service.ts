@@ -1,9 +1,15 @@
 /** The seed's WorkerService: worker queries, cluster statistics, VM distribution, drain and activate. */
-import { notFound, type Vm, type Worker, type WorkerFilter } from '../../domain/index.ts';
-import { beginDrain, type DrainRequest } from '../../operations/drain.ts';
-import type { EventBus } from '../../ports/event-bus.ts';
+import {
+  type DrainRequest,
+  notFound,
+  type Vm,
+  type Worker,
+  type WorkerFilter,
+  type WorkerMetricSample,
+} from '../../domain/index.ts';
 import type { Store } from '../../ports/store.ts';
-import type { TaskQueue } from '../../ports/task-queue.ts';
+import type { DrainDeps } from '../operations/drain.ts';
+import { beginDrain } from '../operations/drain.ts';
 import { clusterStats, type ClusterStats } from './cluster-stats.ts';
 import { workerStats, type WorkerStats } from './worker-view.ts';
 
@@ -18,12 +24,14 @@ export interface VmDistribution {
 }
 
 export class WorkerService {
+  private readonly store: Store;
+
   constructor(
-    private readonly store: Store,
-    private readonly events: EventBus,
-    private readonly queue: TaskQueue,
+    private readonly drains: DrainDeps,
     private readonly onCapacityChange: () => void,
-  ) {}
+  ) {
+    this.store = drains.ledger.store;
+  }
 
   async listWorkers(filter: WorkerFilter = {}): Promise<WorkerStats[]> {
     const now = new Date();
@@ -60,27 +68,31 @@ export class WorkerService {
 
   /** Drain: no new placements from now on; queued creates move elsewhere; VMs end by the deadline. */
   async drainWorker(id: string, request: DrainRequest = {}): Promise<WorkerStats> {
-    const worker = await beginDrain({ store: this.store, events: this.events, queue: this.queue }, id, request);
+    const worker = await beginDrain(this.drains, id, request);
     this.onCapacityChange();
     return workerStats(worker, new Date());
   }
 
   /** Ends a drain at any point, or lifts ineligibility. */
   async activateWorker(id: string): Promise<WorkerStats> {
-    const worker = await this.store.activateWorker(id);
+    const worker = await this.drains.workers.activated(id);
     if (!worker) throw notFound('worker', id);
-    await this.events.publish({ type: 'worker.activated', data: { worker_id: id } });
     this.onCapacityChange();
     return workerStats(worker, new Date());
   }
 
   /** Eligibility alone: VMs keep running, the scheduler just places nothing new there. */
   async setEligibility(id: string, eligible: boolean): Promise<WorkerStats> {
-    const worker = await this.store.setWorkerEligibility(id, eligible);
+    const worker = await this.drains.workers.eligibility(id, eligible);
     if (!worker) throw notFound('worker', id);
-    await this.events.publish({ type: 'worker.updated', data: { worker_id: id, eligible } });
     if (eligible) this.onCapacityChange();
     return workerStats(worker, new Date());
+  }
+
+  /** Resource usage history, newest first. */
+  async metrics(id: string, limit?: number): Promise<WorkerMetricSample[]> {
+    await this.require(id);
+    return this.store.listWorkerMetrics(id, limit);
   }
 
   private async require(id: string): Promise<Worker> {

@@ -2,16 +2,15 @@
  * vm:execute: runs one command in the VM and records it in `executions`. A non-zero exit code is a
  * result, not a failure. There is no fixed cap on run time: only the timeout the caller gives.
  */
-import type { ExecPayload, Task } from '../../domain/index.ts';
-import { newId, PermanentTaskError, retryTransient } from '../../domain/index.ts';
+import { conflict, type ExecTaskResult, type ExecuteTask, newId, retryTransient, type Vm } from '../../domain/index.ts';
 import { execInput, execOutput } from '../../ports/exec-channels.ts';
 import { AsyncQueue } from '../async-queue.ts';
-import { type WorkerContext, driverFor, loadVm } from '../context.ts';
+import { driverFor, requireVm, type WorkerContext } from '../context.ts';
 
-export async function executeInVm(ctx: WorkerContext, task: Task, signal: AbortSignal): Promise<Record<string, unknown>> {
-  const vm = await loadVm(ctx, task.vm_id);
-  if (vm.status !== 'running') throw new PermanentTaskError(`VM ${vm.name} is ${vm.status}, not running`);
-  const payload = task.payload as unknown as ExecPayload & { stream?: boolean };
+export async function executeInVm(ctx: WorkerContext, task: ExecuteTask, claimed: Vm | null, signal: AbortSignal): Promise<ExecTaskResult> {
+  const vm = requireVm(claimed, task.vm_id);
+  if (vm.status !== 'running') throw conflict(`VM ${vm.name} is ${vm.status}, not running`);
+  const payload = task.payload;
   const startedAt = new Date();
   const live = payload.stream ? await openLiveChannels(ctx, task.id) : null;
   let result;
@@ -28,7 +27,11 @@ export async function executeInVm(ctx: WorkerContext, task: Task, signal: AbortS
   } finally {
     await live?.close();
   }
-  if (live) await ctx.channels.publish(execOutput(task.id), { type: 'exit', exit_code: result.exit_code, timed_out: result.timed_out ?? false }).catch(() => undefined);
+  if (live) {
+    const exit = { type: 'exit' as const, exit_code: result.exit_code, timed_out: result.timed_out ?? false };
+    // Best effort: the channel is fire-and-forget, and the client reads the exit from the task row too.
+    await ctx.channels.publish(execOutput(task.id), exit).catch(() => undefined);
+  }
   const completedAt = new Date();
   const execution = {
     id: newId(),
@@ -43,7 +46,7 @@ export async function executeInVm(ctx: WorkerContext, task: Task, signal: AbortS
     duration_ms: completedAt.getTime() - startedAt.getTime(),
   };
   // The command ran: its record must survive a database restart rather than turn into a failure.
-  await retryTransient(() => ctx.store.insertExecution(execution));
+  await retryTransient(() => ctx.link.recordExecution(ctx.workerId, execution));
   return { execution_id: execution.id, exit_code: result.exit_code, stdout: result.stdout, stderr: result.stderr, timed_out: result.timed_out ?? false, duration_ms: execution.duration_ms };
 }
 
@@ -58,7 +61,9 @@ async function openLiveChannels(ctx: WorkerContext, taskId: string) {
     else if (message.type === 'stdin_end') stdin.end();
   });
   const out = execOutput(taskId);
-  const send = (type: 'stdout' | 'stderr') => (data: string) => void ctx.channels.publish(out, { type, data }).catch(() => undefined);
+  // Live output is best effort; the whole output is recorded in the execution either way.
+  const send = (type: 'stdout' | 'stderr') => (data: string) =>
+    void ctx.channels.publish(out, { type, data }).catch(() => undefined);
   await ctx.channels.publish(out, { type: 'started' });
   return {
     stdin,

@@ -1,23 +1,22 @@
 /** vm:start and vm:stop: the VM keeps its reservation while stopped, so it can always start again. */
-import type { Task } from '../../domain/index.ts';
-import { conflict } from '../../domain/index.ts';
-import { type WorkerContext, driverFor, loadVm, setVmStatus } from '../context.ts';
+import { conflict, type PowerResult, type StartTask, type StopTask, type Vm } from '../../domain/index.ts';
+import { driverFor, reportVm, requireVm, type WorkerContext } from '../context.ts';
 
-export async function stopVm(ctx: WorkerContext, task: Task): Promise<Record<string, unknown>> {
-  let vm = await loadVm(ctx, task.vm_id);
+export async function stopVm(ctx: WorkerContext, task: StopTask, claimed: Vm | null): Promise<PowerResult> {
+  const vm = requireVm(claimed, task.vm_id);
   if (vm.status === 'stopped') return { vm_id: vm.id, status: 'stopped' };
-  vm = await setVmStatus(ctx, vm, { status: 'stopping' });
+  const stopping = (await reportVm(ctx, vm, { kind: 'status', to: 'stopping' })) ?? vm;
   await driverFor(ctx, vm).stop(vm.id);
-  await setVmStatus(ctx, vm, { status: 'stopped' });
+  await reportVm(ctx, stopping, { kind: 'status', to: 'stopped' });
   return { vm_id: vm.id, status: 'stopped' };
 }
 
-export async function startVm(ctx: WorkerContext, task: Task): Promise<Record<string, unknown>> {
-  let vm = await loadVm(ctx, task.vm_id);
+export async function startVm(ctx: WorkerContext, task: StartTask, claimed: Vm | null): Promise<PowerResult> {
+  const vm = requireVm(claimed, task.vm_id);
   if (vm.status === 'running') return { vm_id: vm.id, status: 'running' };
   if (vm.status !== 'stopped') throw conflict(`VM ${vm.name} is ${vm.status}; only a stopped VM can be started`);
-  vm = await setVmStatus(ctx, vm, { status: 'starting' });
+  const starting = (await reportVm(ctx, vm, { kind: 'status', to: 'starting' })) ?? vm;
   await driverFor(ctx, vm).start(vm.id);
-  await setVmStatus(ctx, vm, { status: 'running' });
+  await reportVm(ctx, starting, { kind: 'status', to: 'running' });
   return { vm_id: vm.id, status: 'running' };
 }

@@ -459,5 +459,5 @@ async function waitGone(vmm: VmmProcess, timeoutMs: number): Promise<boolean> {
 
 async function assertFile(path: string, label: string): Promise<void> {
   const info = await stat(path).catch(() => null);
-  if (!info || !info.isFile()) throw new AetheriumError('unavailable', `the firecracker driver's ${label} ${path} does not exist or is not a file`);
+  if (!info || !info.isFile()) throw new AetheriumError('driver_unavailable', `the firecracker driver's ${label} ${path} does not exist or is not a file`);
 }

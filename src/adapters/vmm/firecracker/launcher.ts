@@ -61,7 +61,7 @@ export class ProcessLauncher implements FirecrackerLauncher {
     }
     if (!findOnPath(needs.firecracker)) problems.push(`no firecracker binary at ${JSON.stringify(needs.firecracker)} (install it on PATH or set the driver's firecrackerBinary)`);
     if (needs.jailer !== undefined && !findOnPath(needs.jailer)) problems.push(`no jailer binary at ${JSON.stringify(needs.jailer)}`);
-    if (problems.length > 0) throw new AetheriumError('unavailable', `the firecracker driver cannot run on this host: ${problems.join('; ')}`);
+    if (problems.length > 0) throw new AetheriumError('driver_unavailable', `the firecracker driver cannot run on this host: ${problems.join('; ')}`);
   }
 
   async launch(request: LaunchRequest): Promise<VmmProcess> {

@@ -67,13 +67,13 @@ async function build(dir: string, log?: (line: string) => void): Promise<GuestIm
     };
     child.stdout.on('data', collect);
     child.stderr.on('data', collect);
-    child.on('error', (err) => reject(new AetheriumError('unavailable', `cannot run ${BUILD_SCRIPT}: ${err.message}`)));
+    child.on('error', (err) => reject(new AetheriumError('driver_unavailable', `cannot run ${BUILD_SCRIPT}: ${err.message}`)));
     child.on('close', (code) => {
       if (code === 0) resolvePromise(text);
-      else reject(new AetheriumError('unavailable', `guest image build failed (exit ${String(code)}): ${text.trim().split('\n').slice(-10).join('\n')}`));
+      else reject(new AetheriumError('driver_unavailable', `guest image build failed (exit ${String(code)}): ${text.trim().split('\n').slice(-10).join('\n')}`));
     });
   });
   const image = await readGuestImage(dir);
-  if (!image) throw new AetheriumError('unavailable', `guest image build reported success but ${dir} is incomplete: ${output.slice(-2_000)}`);
+  if (!image) throw new AetheriumError('driver_unavailable', `guest image build reported success but ${dir} is incomplete: ${output.slice(-2_000)}`);
   return image;
 }

@@ -74,7 +74,7 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
     const qemu = findOnPath('qemu-system-x86_64');
     const qemuImg = findOnPath('qemu-img');
     if (!qemu || !qemuImg) {
-      throw new AetheriumError('unavailable', 'the qemu driver needs `qemu-system-x86_64` and `qemu-img` on PATH (Debian: apt-get install qemu-system-x86 qemu-utils)');
+      throw new AetheriumError('driver_unavailable', 'the qemu driver needs `qemu-system-x86_64` and `qemu-img` on PATH (Debian: apt-get install qemu-system-x86 qemu-utils)');
     }
     this.qemu = qemu;
     this.qemuImg = qemuImg;

@@ -305,12 +305,12 @@ function running(id: string, init: InitRecord): VmRuntimeInfo {
 function findTools(): Tools {
   const bwrap = findOnPath('bwrap');
   if (!bwrap) {
-    throw new AetheriumError('unavailable', 'the sandbox driver needs bubblewrap: `bwrap` is not on PATH (Debian/Ubuntu: apt-get install bubblewrap)');
+    throw new AetheriumError('driver_unavailable', 'the sandbox driver needs bubblewrap: `bwrap` is not on PATH (Debian/Ubuntu: apt-get install bubblewrap)');
   }
   const nsenter = findOnPath('nsenter');
   const setpriv = findOnPath('setpriv');
   if (!nsenter || !setpriv) {
-    throw new AetheriumError('unavailable', 'the sandbox driver needs `nsenter` and `setpriv` from util-linux on PATH');
+    throw new AetheriumError('driver_unavailable', 'the sandbox driver needs `nsenter` and `setpriv` from util-linux on PATH');
   }
   const sh = findOnPath('sh') ?? '/bin/sh';
   const help = spawnSync(nsenter, ['--help'], { encoding: 'utf8' });

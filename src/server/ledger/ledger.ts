@@ -1,0 +1,192 @@
+/**
+ * The ledger: the one owner of task and VM transitions. Each method is one compare-and-set in the
+ * store plus the typed event that announces it, so a transition and its event cannot drift apart
+ * and a transition that lost its race (another replica, a retry, a late worker) announces nothing.
+ * Methods return the row as it is after the transition, or null when the compare-and-set matched
+ * nothing. The scheduler loop, the services, the operations, the reaper and the worker link all
+ * move tasks and VMs through here.
+ */
+import {
+  evt,
+  type CreateTask,
+  type PlacementRecord,
+  type Placement,
+  type Task,
+  type TaskStatus,
+  type Vm,
+  type VmStatus,
+} from '../../domain/index.ts';
+import type { EventBus } from '../../ports/event-bus.ts';
+import type { PlacementOutcome, Store } from '../../ports/store.ts';
+
+export class Ledger {
+  constructor(
+    readonly store: Store,
+    readonly events: EventBus,
+  ) {}
+
+  // ── tasks ──────────────────────────────────────────────────────────────────────────────────────
+
+  /** A new VM and its pending create, in one transaction. */
+  async createVm(vm: Vm, task: CreateTask): Promise<void> {
+    await this.store.insertVmWithTask(vm, task);
+    await this.events.publish(evt.taskCreated(task, vm.name));
+  }
+
+  /** Commits a placement: the task is scheduled and the VM's capacity reserved, or nothing happens. */
+  async place(task: CreateTask, placement: Placement, record: PlacementRecord): Promise<PlacementOutcome> {
+    const vmId = task.vm_id;
+    if (!vmId) return 'task_not_pending';
+    const outcome = await this.store.placeTask(task.id, vmId, placement.worker_id, placement.driver, record);
+    if (outcome === 'placed') {
+      const scheduled = { ...task, status: 'scheduled' as const, worker_id: placement.worker_id };
+      await this.events.publish(evt.taskScheduled(scheduled, placement));
+    }
+    return outcome;
+  }
+
+  /** Keeps the scheduler's latest explanation on a task that still waits. */
+  explainPending(task: CreateTask, record: PlacementRecord): Promise<Task | null> {
+    return this.store.updateTask(task.id, { placement: record }, ['pending']);
+  }
+
+  /** A create goes back to the scheduler (worker dead, draining, or refusing the VM). */
+  async unplace(task: Task, reason: string, refused = false): Promise<Task | null> {
+    const from = task.worker_id;
+    const back = await this.store.unplaceTask(task.id, reason, refused);
+    if (back && from) await this.events.publish(evt.taskRequeued(back, from, reason));
+    return back;
+  }
+
+  /** A task for an existing VM, written straight to its worker (already `scheduled`). */
+  async dispatch(task: Task, ifAbsent = false): Promise<boolean> {
+    const inserted = await this.store.insertTask(task, ifAbsent);
+    if (inserted) await this.events.publish(evt.taskScheduled(task, null));
+    return inserted;
+  }
+
+  /** scheduled → running (or running → running when a restarted worker resumes it). */
+  async start(task: Task, resume: boolean): Promise<Task | null> {
+    const from: TaskStatus[] = resume ? ['running'] : ['scheduled'];
+    const started = await this.store.updateTask(task.id, { status: 'running', started_at: task.started_at ?? new Date() }, from);
+    if (started) await this.events.publish(evt.taskStarted(started));
+    return started;
+  }
+
+  async complete(task: Task, result: NonNullable<Task['result']>): Promise<Task | null> {
+    const done = await this.store.updateTask(task.id, { status: 'completed', result, error: null, completed_at: new Date() }, [
+      'running',
+    ]);
+    if (done) await this.events.publish(evt.taskCompleted(done));
+    return done;
+  }
+
+  /** running → scheduled with one more retry counted; the caller sends it again after `delayMs`. */
+  async retry(task: Task, error: string, delayMs: number): Promise<Task | null> {
+    const again = await this.store.updateTask(task.id, { status: 'scheduled', retry_count: task.retry_count + 1, error }, [
+      'running',
+    ]);
+    if (again) await this.events.publish(evt.taskRetrying(again, error, delayMs));
+    return again;
+  }
+
+  /** The worker is shutting down: the task goes back as it was, for the same worker to pick up. */
+  interrupted(task: Task): Promise<Task | null> {
+    return this.store.updateTask(task.id, { status: 'scheduled', started_at: null }, ['running']);
+  }
+
+  async fail(task: Task, error: string, from: readonly TaskStatus[] = ['running', 'scheduled']): Promise<Task | null> {
+    const failed = await this.store.updateTask(task.id, { status: 'failed', error, completed_at: new Date() }, from);
+    if (failed) await this.events.publish(evt.taskFailed(failed, error));
+    return failed;
+  }
+
+  /** A task that has not started (pending or scheduled) is cancelled; it never runs. */
+  async cancelWaiting(task: Task, reason: string): Promise<Task | null> {
+    const cancelled = await this.store.updateTask(task.id, { status: 'cancelled', error: reason, completed_at: new Date() }, [
+      'pending',
+      'scheduled',
+    ]);
+    if (cancelled) await this.events.publish(evt.taskCancelled(cancelled, reason));
+    return cancelled;
+  }
+
+  /** A running task is flagged; its worker aborts it. Announced once, however often it is asked. */
+  async requestCancel(task: Task, reason: string): Promise<Task | null> {
+    const flagged = await this.store.requestCancel(task.id, new Date());
+    if (flagged && !task.cancel_requested_at) await this.events.publish(evt.taskCancelRequested(flagged, reason));
+    return flagged;
+  }
+
+  /** The worker aborted a running task because it was cancelled. */
+  async cancelled(task: Task, reason: string): Promise<Task | null> {
+    const done = await this.store.updateTask(task.id, { status: 'cancelled', error: reason, completed_at: new Date() }, [
+      'running',
+    ]);
+    if (done) await this.events.publish(evt.taskCancelled(done, reason));
+    return done;
+  }
+
+  // ── VMs ────────────────────────────────────────────────────────────────────────────────────────
+
+  /** A status change, as a compare-and-set when `from` is given. */
+  async vmStatus(vm: Vm, to: VmStatus, options: { from?: readonly VmStatus[]; error?: string | null } = {}) {
+    const patch = { status: to, ...(options.error === undefined ? {} : { error: options.error }) };
+    const updated = await this.store.updateVm(vm.id, patch, options.from);
+    if (updated && vm.status !== to) {
+      await this.events.publish(evt.vmStateChanged(updated, vm.status, to, options.error ?? null));
+    }
+    return updated;
+  }
+
+  /**
+   * The VM booted: starting → running, and `vm.created` (a resumed create that finds it running
+   * already announces nothing). Null when the VM was deleted or failed meanwhile: tear it down.
+   */
+  async vmBooted(vm: Vm): Promise<Vm | null> {
+    const running = await this.store.updateVm(vm.id, { status: 'running', error: null }, ['starting', 'running']);
+    if (!running || running.deleted_at) return null;
+    if (vm.status !== 'running') {
+      await this.events.publish(evt.vmStateChanged(running, vm.status, 'running', null));
+      await this.events.publish(evt.vmCreated(running));
+    }
+    return running;
+  }
+
+  /** The VM failed for good: its capacity goes back (once, whoever calls it). */
+  async vmFailed(vm: Vm, error: string): Promise<Vm | null> {
+    const failed = await this.vmStatus(vm, 'failed', { error });
+    await this.store.releaseVm(vm.id);
+    return failed;
+  }
+
+  /** The VM is gone from its host: the row is closed and its capacity returned, exactly once. */
+  async vmDeleted(vm: Vm, reason: string): Promise<Vm | null> {
+    if (vm.deleted_at) return vm;
+    const deleted = await this.store.updateVm(vm.id, { status: 'stopped', deleted_at: new Date() });
+    await this.store.releaseVm(vm.id);
+    if (deleted) await this.events.publish(evt.vmDeleted(deleted, reason));
+    return deleted;
+  }
+
+  /** A create that never made a VM (cancelled, or its worker died first): no VM is left behind. */
+  async forgetVm(vmId: string | null, reason: string): Promise<void> {
+    if (!vmId) return;
+    await this.store.releaseVm(vmId);
+    const vm = await this.store.updateVm(vmId, { status: 'failed', error: reason, deleted_at: new Date() });
+    if (vm) await this.events.publish(evt.vmDeleted(vm, reason));
+  }
+
+  /**
+   * Deletes a VM no worker holds, racing nothing: one transaction with the placement it might race.
+   * Returns the completed delete task, or null when a placement won (delete it on its worker).
+   */
+  async deleteUnplaced(vm: Vm, deleteTask: Task): Promise<Task | null> {
+    const reason = 'the VM was deleted before it was placed';
+    const outcome = await this.store.deleteUnplacedVm(vm.id, deleteTask, reason);
+    if (outcome.outcome !== 'deleted') return null;
+    for (const create of outcome.cancelled) await this.events.publish(evt.taskCancelled(create, reason));
+    await this.events.publish(evt.vmDeleted(outcome.vm, 'deleted before it was placed'));
+    return deleteTask;
+  }
+}
