@@ -1,6 +1,7 @@
 /** A worker thread of `bench/events`: N WebSocket clients, a latency histogram in milliseconds. */
 import { parentPort, workerData } from 'node:worker_threads';
 import WebSocket from 'ws';
+import { sentAtInText } from '../test/harness/sample-events.ts';
 
 const { url, clients } = workerData as { url: string; clients: number };
 const histogram = new Float64Array(10_001); // 0..10,000 ms; the last bucket is "more"
@@ -14,9 +15,8 @@ for (let i = 0; i < clients; i++) {
     const now = Date.now();
     // One frame, one or more events (one per line).
     for (const text of String(raw).split('\n')) {
-      const at = text.indexOf('"sent_at":');
-      if (at < 0) continue;
-      const sentAt = Number(text.slice(at + 10, text.indexOf('}', at)));
+      const sentAt = sentAtInText(text);
+      if (sentAt === null) continue;
       histogram[Math.max(0, Math.min(10_000, Math.round(now - sentAt)))]!++;
       received++;
     }
@@ -26,7 +26,9 @@ for (let i = 0; i < clients; i++) {
   sockets.push(ws);
 }
 
-await Promise.all(sockets.map((ws) => new Promise((resolve) => (ws.readyState === ws.OPEN ? resolve(null) : ws.once('open', resolve)))));
+await Promise.all(
+  sockets.map((ws) => new Promise((resolve) => (ws.readyState === ws.OPEN ? resolve(null) : ws.once('open', resolve)))),
+);
 parentPort!.postMessage({ type: 'ready' });
 parentPort!.on('message', (message) => {
   if (message === 'report') {

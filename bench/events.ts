@@ -11,6 +11,7 @@ import { RedisEventBus } from '../src/adapters/events/redis-event-bus.ts';
 import { CLI, freePort, waitForHttp } from '../test/harness/processes.ts';
 import { createDatabase, startPostgres } from '../test/harness/postgres.ts';
 import { startRedis } from '../test/harness/redis.ts';
+import { timedEvent } from '../test/harness/sample-events.ts';
 
 const CLIENTS = Number(process.env.CLIENTS ?? 1000);
 const RATE = Number(process.env.RATE ?? 500);
@@ -23,7 +24,9 @@ function cpuSeconds(pid: number): number {
 }
 
 function rssMb(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'))!;
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmRSS:'))!;
   return Math.round(Number(line.split(/\s+/)[1]) / 1024);
 }
 
@@ -49,7 +52,17 @@ process.once('exit', () => server.kill('SIGKILL'));
 try {
   await waitForHttp(`http://127.0.0.1:${port}/health`, () => true, 60_000);
   const url = `ws://127.0.0.1:${port}/api/v1/events?topics=task`;
-  const threads = Array.from({ length: THREADS }, (_, i) => new Worker(new URL('./event-clients.mjs', import.meta.url), { workerData: { url, clients: Math.ceil(CLIENTS / THREADS) - (i === THREADS - 1 ? (Math.ceil(CLIENTS / THREADS) * THREADS - CLIENTS) : 0) } }));
+  const threads = Array.from(
+    { length: THREADS },
+    (_, i) =>
+      new Worker(new URL('./event-clients.mjs', import.meta.url), {
+        workerData: {
+          url,
+          clients:
+            Math.ceil(CLIENTS / THREADS) - (i === THREADS - 1 ? Math.ceil(CLIENTS / THREADS) * THREADS - CLIENTS : 0),
+        },
+      }),
+  );
   await Promise.all(threads.map((t) => new Promise((resolve) => t.once('message', resolve))));
   const idleRss = rssMb(server.pid!);
 
@@ -62,7 +75,7 @@ try {
   // Publish in 10 ms ticks so the rate is smooth.
   while (Date.now() - started < SECONDS * 1000) {
     const due = Math.floor(((Date.now() - started) / 1000) * RATE) - published;
-    for (let i = 0; i < due; i++) void bus.publish({ type: 'task.completed', data: { task_id: 'bench', n: published + i, sent_at: Date.now() } });
+    for (let i = 0; i < due; i++) void bus.publish(timedEvent(published + i));
     published += Math.max(0, due);
     if (published % 500 === 0) peakRss = Math.max(peakRss, rssMb(server.pid!));
     await new Promise((r) => setTimeout(r, 10));
@@ -80,7 +93,7 @@ try {
       t.once('message', resolve);
       t.postMessage('report');
     });
-    report.histogram.forEach((n, ms) => (histogram[ms]! += n));
+    for (const [ms, n] of report.histogram.entries()) histogram[ms]! += n;
     received += report.received;
     closedEarly += report.closedEarly;
     await t.terminate();
@@ -94,9 +107,13 @@ try {
     return Infinity;
   };
   await bus.close();
-  console.log(`clients ${CLIENTS}, ${RATE} events/s for ${SECONDS} s: ${published} published, ${received} deliveries (expected ${published * CLIENTS}), ${closedEarly} clients dropped`);
+  console.log(
+    `clients ${CLIENTS}, ${RATE} events/s for ${SECONDS} s: ${published} published, ${received} deliveries (expected ${published * CLIENTS}), ${closedEarly} clients dropped`,
+  );
   console.log(`delivery latency p50 ${percentile(0.5)} ms, p99 ${percentile(0.99)} ms, max ${percentile(1)} ms`);
-  console.log(`control plane: ${Math.round((cpu / elapsed) * 100)}% of one core, RSS ${idleRss} MB idle with the clients connected, ${peakRss} MB peak`);
+  console.log(
+    `control plane: ${Math.round((cpu / elapsed) * 100)}% of one core, RSS ${idleRss} MB idle with the clients connected, ${peakRss} MB peak`,
+  );
 } finally {
   server.kill('SIGTERM');
   await new Promise((r) => server.once('exit', r));

@@ -15,6 +15,7 @@ import { RedisEventBus } from '../src/adapters/events/redis-event-bus.ts';
 import type { ClusterEvent } from '../src/domain/index.ts';
 import { eventBusConformance } from './conformance/event-bus.suite.ts';
 import { startRedis, type RedisServer } from './harness/redis.ts';
+import { sampleEvent, sampleNumber } from './harness/sample-events.ts';
 
 let server: RedisServer | undefined;
 
@@ -34,7 +35,8 @@ function redis(): RedisServer {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const newKey = () => `test:events:${randomUUID().slice(0, 8)}`;
 
-const eventually = (check: () => void | Promise<void>, timeoutMs = 5000, stepMs = 20) => eventuallyPasses(check, timeoutMs, stepMs);
+const eventually = (check: () => void | Promise<void>, timeoutMs = 5000, stepMs = 20) =>
+  eventuallyPasses(check, timeoutMs, stepMs);
 
 function record(bus: RedisEventBus): ClusterEvent[] {
   const events: ClusterEvent[] = [];
@@ -75,7 +77,7 @@ describe('RedisEventBus on Redis only', () => {
     const onA = record(a);
     const onB = record(b);
     const published: ClusterEvent[] = [];
-    for (let i = 0; i < 10; i++) published.push(await (i % 2 ? b : a).publish({ type: 'worker.joined', data: { i } }));
+    for (let i = 0; i < 10; i++) published.push(await (i % 2 ? b : a).publish(sampleEvent(i, 'worker.joined')));
     expectIncreasing(published);
     expect(published.map((e) => e.id)).toEqual(Array.from({ length: 10 }, (_, i) => published[0]!.id + i));
     await eventually(() => expect(onA).toHaveLength(10));
@@ -83,6 +85,7 @@ describe('RedisEventBus on Redis only', () => {
     await sleep(100);
     expect(onA).toEqual(published);
     expect(onB).toEqual(published);
+    expect(onB.map(sampleNumber)).toEqual(Array.from({ length: 10 }, (_, i) => i));
     expect(await b.replay(published[4]!.id)).toEqual({ events: published.slice(5) });
   });
 
@@ -93,7 +96,9 @@ describe('RedisEventBus on Redis only', () => {
     await Promise.all([a.ready(), b.ready()]);
     const subscribers = [record(a), record(a), record(b), record(b)];
     const published = await Promise.all(
-      Array.from({ length: 1000 }, (_, i) => (i % 2 ? b : a).publish({ type: 'task.completed', data: { i, from: i % 2 ? 'b' : 'a' } })),
+      Array.from({ length: 1000 }, (_, i) =>
+        (i % 2 ? b : a).publish(sampleEvent(i, 'task.completed', { worker_id: i % 2 ? 'b' : 'a' })),
+      ),
     );
     expect(new Set(published.map((e) => e.id)).size).toBe(1000);
     const expected = [...published].sort(byId);
@@ -113,13 +118,13 @@ describe('RedisEventBus on Redis only', () => {
     const onA = record(a);
     const onB = record(b);
     const before: ClusterEvent[] = [];
-    for (let i = 0; i < 5; i++) before.push(await (i % 2 ? b : a).publish({ type: 'vm.created', data: { i } }));
+    for (let i = 0; i < 5; i++) before.push(await (i % 2 ? b : a).publish(sampleEvent(i, 'vm.created')));
     await eventually(() => expect(onB).toHaveLength(5));
 
     await redis().restart();
 
     const after: ClusterEvent[] = [];
-    for (let i = 0; i < 5; i++) after.push(await (i % 2 ? a : b).publish({ type: 'vm.deleted', data: { i } }));
+    for (let i = 0; i < 5; i++) after.push(await (i % 2 ? a : b).publish(sampleEvent(i, 'vm.deleted')));
     const all = [...before, ...after];
     expectIncreasing(all);
     await eventually(() => expect(onA).toHaveLength(10), 10_000);
@@ -140,15 +145,15 @@ describe('RedisEventBus on Redis only', () => {
       const onA = record(a);
       const onB = record(b);
       const before: ClusterEvent[] = [];
-      for (let i = 0; i < 5; i++) before.push(await (i % 2 ? b : a).publish({ type: 'task.started', data: { i } }));
+      for (let i = 0; i < 5; i++) before.push(await (i % 2 ? b : a).publish(sampleEvent(i, 'task.started')));
       await eventually(() => expect(onA).toHaveLength(5));
       await eventually(() => expect(onB).toHaveLength(5));
 
       await empty.restart(); // the stream, the counter and the epoch are gone
 
-      const first = await a.publish({ type: 'task.failed', data: { after: 1 } });
+      const first = await a.publish(sampleEvent(1001, 'task.failed'));
       expect(first.id).toBeGreaterThan(before.at(-1)!.id);
-      const second = await b.publish({ type: 'task.failed', data: { after: 2 } });
+      const second = await b.publish(sampleEvent(1002, 'task.failed'));
       expect(second.id).toBeGreaterThan(first.id);
       await eventually(() => expect(onA).toHaveLength(7), 10_000);
       await eventually(() => expect(onB).toHaveLength(7), 10_000);
@@ -171,7 +176,7 @@ describe('RedisEventBus on Redis only', () => {
     await a.ready();
     const onA = record(a);
     const before: ClusterEvent[] = [];
-    for (let i = 0; i < 10; i++) before.push(await a.publish({ type: 'worker.updated', data: { i } }));
+    for (let i = 0; i < 10; i++) before.push(await a.publish(sampleEvent(i, 'worker.updated')));
     await eventually(() => expect(onA).toHaveLength(10));
 
     // What an `appendfsync everysec` crash looks like: the last 3 events and INCRs never happened.
@@ -191,7 +196,7 @@ describe('RedisEventBus on Redis only', () => {
     // So an instance that saw none of the lost ids does not reuse them.
     const b = bus(redis().url, key);
     await b.ready();
-    const next = await b.publish({ type: 'worker.updated', data: { after: true } });
+    const next = await b.publish(sampleEvent(1000, 'worker.updated'));
     expect(next.id).toBeGreaterThan(before.at(-1)!.id);
     await eventually(() => expect(onA).toEqual([...before, next]), 10_000);
     expect(await a.replay(before[7]!.id)).toEqual({ gap: true, oldest: before[0]!.id });
@@ -203,14 +208,14 @@ describe('RedisEventBus on Redis only', () => {
     const b = bus(redis().url, key); // saw nothing: its own floor cannot help
     await Promise.all([a.ready(), b.ready()]);
     const onA = record(a);
-    const before = [await a.publish({ type: 'vm.created', data: {} }), await a.publish({ type: 'vm.created', data: {} })];
+    const before = [await a.publish(sampleEvent(0, 'vm.created')), await a.publish(sampleEvent(1, 'vm.created'))];
     const admin = new Redis(redis().url);
     try {
       await admin.del(`${key}:seq`);
     } finally {
       admin.disconnect();
     }
-    const next = await b.publish({ type: 'vm.deleted', data: {} });
+    const next = await b.publish(sampleEvent(0, 'vm.deleted'));
     expect(next.id).toBe(before[1]!.id + 1);
     await eventually(() => expect(onA).toEqual([...before, next]));
   });
@@ -223,13 +228,13 @@ describe('RedisEventBus on Redis only', () => {
     const doomed = bus(redis().url, key);
     await Promise.all([a.ready(), doomed.ready()]);
     const onA = record(a);
-    const first = await a.publish({ type: 'worker.left', data: {} });
+    const first = await a.publish(sampleEvent(0, 'worker.left'));
     await eventually(() => expect(onA).toEqual([first]));
 
     await redis().kill();
     try {
       const started = Date.now();
-      await expect(a.publish({ type: 'worker.left', data: {} })).rejects.toThrow();
+      await expect(a.publish(sampleEvent(1, 'worker.left'))).rejects.toThrow();
       expect(Date.now() - started).toBeLessThan(15_000);
       const closing = Date.now();
       await doomed.close();
@@ -239,7 +244,7 @@ describe('RedisEventBus on Redis only', () => {
       await redis().start();
     }
     let next: ClusterEvent | undefined;
-    await eventually(async () => void (next = await a.publish({ type: 'worker.joined', data: {} })), 10_000, 200);
+    await eventually(async () => void (next = await a.publish(sampleEvent(2, 'worker.joined'))), 10_000, 200);
     expect(next!.id).toBeGreaterThan(first.id);
     await eventually(() => expect(onA.at(-1)).toEqual(next), 10_000);
     expectIncreasing(onA);
