@@ -108,11 +108,13 @@ try {
   };
   await bus.close();
   console.log(
-    `clients ${CLIENTS}, ${RATE} events/s for ${SECONDS} s: ${published} published, ${received} deliveries (expected ${published * CLIENTS}), ${closedEarly} clients dropped`,
+    `clients ${CLIENTS}, ${RATE} events/s for ${SECONDS} s: ${published} published, ` +
+      `${received} deliveries (expected ${published * CLIENTS}), ${closedEarly} clients dropped`,
   );
   console.log(`delivery latency p50 ${percentile(0.5)} ms, p99 ${percentile(0.99)} ms, max ${percentile(1)} ms`);
   console.log(
-    `control plane: ${Math.round((cpu / elapsed) * 100)}% of one core, RSS ${idleRss} MB idle with the clients connected, ${peakRss} MB peak`,
+    `control plane: ${Math.round((cpu / elapsed) * 100)}% of one core, ` +
+      `RSS ${idleRss} MB idle with the clients connected, ${peakRss} MB peak`,
   );
 } finally {
   server.kill('SIGTERM');

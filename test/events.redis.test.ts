@@ -89,7 +89,7 @@ describe('RedisEventBus on Redis only', () => {
     expect(await b.replay(published[4]!.id)).toEqual({ events: published.slice(5) });
   });
 
-  it('1,000 events published concurrently from two instances reach every subscriber on both once, in id order', async () => {
+  it('1,000 events published at once from two instances reach every subscriber on both once, in id order', async () => {
     const key = newKey();
     const a = bus(redis().url, key);
     const b = bus(redis().url, key);
@@ -110,7 +110,7 @@ describe('RedisEventBus on Redis only', () => {
     }
   }, 20_000);
 
-  it('survives a Redis restart with persistence: delivery resumes after the last id, ids go on increasing', async () => {
+  it('survives a Redis restart with persistence: delivery resumes after the last id, ids keep increasing', async () => {
     const key = newKey();
     const a = bus(redis().url, key);
     const b = bus(redis().url, key);
@@ -135,7 +135,7 @@ describe('RedisEventBus on Redis only', () => {
     expect(await a.replay(before[0]!.id - 1)).toEqual({ events: all });
   }, 30_000);
 
-  it('survives a Redis that comes back empty (no persistence): ids never go back, the loss shows as a gap', async () => {
+  it('survives a Redis that comes back empty (no persistence): ids never go back, the loss is a gap', async () => {
     const empty = await startRedis({ persistence: 'none' });
     try {
       const key = newKey();
@@ -220,7 +220,7 @@ describe('RedisEventBus on Redis only', () => {
     await eventually(() => expect(onA).toEqual([...before, next]));
   });
 
-  it('while Redis is down publish fails instead of hanging, close() does not wait for Redis, and delivery resumes after', async () => {
+  it('while Redis is down publish fails fast, close() does not wait for it, and delivery resumes after', async () => {
     const key = newKey();
     const errors: unknown[] = [];
     const a = new RedisEventBus({ url: redis().url, key, onError: (err) => errors.push(err) });

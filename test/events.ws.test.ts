@@ -241,7 +241,8 @@ describe('event stream', () => {
     const p = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) * q)]!;
     const [before, during] = latencies as [number[], number[]];
     console.log(
-      `100 clients: p50/p99 latency ${p(before, 0.5)}/${p(before, 0.99)} ms before, ${p(during, 0.5)}/${p(during, 0.99)} ms while a stalled client was cut off`,
+      `100 clients: p50/p99 latency ${p(before, 0.5)}/${p(before, 0.99)} ms before, ` +
+        `${p(during, 0.5)}/${p(during, 0.99)} ms while a stalled client was cut off`,
     );
     expect(before.length).toBe(100 * 2 * 250);
     expect(during.length).toBe(100 * 4 * 250);

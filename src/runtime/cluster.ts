@@ -47,6 +47,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningP
       },
     };
   } catch (err) {
+    // The start error is the one to report; stopping what started is best effort.
     await controlPlane.stop().catch(() => undefined);
     await engines.close();
     throw err;

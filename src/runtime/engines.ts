@@ -50,10 +50,12 @@ export async function openEngines(config: Config, log?: Logger): Promise<Engines
       registry,
       channels,
       close: async () => {
+        // Closing is best effort: one engine that fails to close must not keep the others open.
         for (const close of closers) await close().catch(() => undefined);
       },
     };
   } catch (err) {
+    // The error that stopped the opening is the one to report, not a failure to close what opened.
     for (const close of closers) await close().catch(() => undefined);
     throw err;
   }

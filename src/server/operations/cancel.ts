@@ -39,7 +39,7 @@ export async function cancelTask(
     }
     const cancelled = await ledger.cancelWaiting(task, reason);
     if (!cancelled) continue; // a worker took it meanwhile: cancel it as a running task
-    // Best effort: a message left behind finds a final task and is dropped by the worker.
+    // Best effort: a message left behind finds a final task, and the worker's claim drops it.
     if (task.worker_id) await queue.remove(task.worker_id, taskId).catch(() => false);
     if (cancelled.type === 'vm:create') await ledger.forgetVm(cancelled.vm_id, `creation cancelled: ${reason}`);
     return { task: cancelled, outcome: 'cancelled' };
