@@ -20,6 +20,9 @@ export interface VmRequirements {
   disk_gb: number;
 }
 
+/** What a VM gets when the request does not say: the one place these defaults live. */
+export const VM_DEFAULTS: Readonly<VmRequirements> = { vcpus: 1, memory_mb: 256, disk_gb: 1 };
+
 export interface Vm extends VmRequirements {
   id: string;
   name: string;

@@ -1,7 +1,14 @@
 /** Request schemas: every route validates its input with these, and OpenAPI is generated from them. */
 import { z } from 'zod';
-import { DRIVER_NAMES, TASK_STATUSES, TASK_TYPES, VM_STATUSES, WORKER_STATUSES } from '../domain/index.ts';
-import { STRATEGIES } from '../scheduler/index.ts';
+import {
+  DRIVER_NAMES,
+  STRATEGIES,
+  TASK_STATUSES,
+  TASK_TYPES,
+  VM_DEFAULTS,
+  VM_STATUSES,
+  WORKER_STATUSES,
+} from '../domain/index.ts';
 
 export const VM_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -13,9 +20,9 @@ export const idParam = z.object({ id: z.string().min(1).max(128) });
 export const createVmBody = z
   .object({
     name: z.string().regex(VM_NAME, 'a VM name is 1-63 lowercase letters, digits and "-", starting and ending with a letter or digit').optional(),
-    vcpus: z.number().int().min(1).max(256).default(1),
-    memory_mb: z.number().int().min(16).max(1_048_576).default(256),
-    disk_gb: z.number().int().min(0).max(65_536).default(1),
+    vcpus: z.number().int().min(1).max(256).default(VM_DEFAULTS.vcpus),
+    memory_mb: z.number().int().min(16).max(1_048_576).default(VM_DEFAULTS.memory_mb),
+    disk_gb: z.number().int().min(0).max(65_536).default(VM_DEFAULTS.disk_gb),
     driver: z.enum(DRIVER_NAMES).optional(),
     image: z.string().min(1).max(512).optional(),
     zone: z.string().min(1).max(128).optional(),
