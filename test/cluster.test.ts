@@ -90,7 +90,9 @@ describe('cluster mode', () => {
 
     for (let i = 0; i < names.length; i += 10) {
       const results = await Promise.all(names.slice(i, i + 10).map((name) => api('POST', `/vms/${name}/exec`, { command: 'sh', args: ['-c', `echo $(hostname)`] })));
-      results.forEach((res, j) => expect(res.body).toMatchObject({ exit_code: 0, stdout: `${names[i + j]}\n` }));
+      for (const [j, res] of results.entries()) {
+        expect(res.body).toMatchObject({ exit_code: 0, stdout: `${names[i + j]}\n` });
+      }
     }
 
     for (let i = 0; i < names.length; i += 10) {

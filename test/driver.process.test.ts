@@ -6,7 +6,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AetheriumError } from '../src/domain/index.ts';
 import { createDriver } from '../src/adapters/vmm/create-driver.ts';
 import { ProcessDriver } from '../src/adapters/vmm/process/process-driver.ts';
-import { OutputBuffer } from '../src/adapters/vmm/output-buffer.ts';
 import { driverConformance, eventually, hostProcessesWithArg } from './conformance/driver.suite.ts';
 
 driverConformance('process', async (stateDir) => new ProcessDriver({ stateDir }));

@@ -108,7 +108,7 @@ export class FirecrackerSpec {
       const m = operation.regex.exec(path);
       if (!m) continue;
       const params: Record<string, string> = {};
-      operation.pathParams.forEach((name, i) => (params[name] = decodeURIComponent(m[i + 1] as string)));
+      for (const [i, name] of operation.pathParams.entries()) params[name] = decodeURIComponent(m[i + 1] as string);
       return { operation, params };
     }
     return null;
@@ -430,7 +430,7 @@ export class FakeFirecracker {
 }
 
 function closeServer(server: Server | NetServer | null): Promise<void> {
-  if (!server || !server.listening) return Promise.resolve();
+  if (!server?.listening) return Promise.resolve();
   if ('closeAllConnections' in server) server.closeAllConnections();
   return new Promise((resolve) => server.close(() => resolve()));
 }

@@ -176,7 +176,7 @@ export async function startConsulApi(options: ConsulApiOptions = {}): Promise<Co
     const now = Date.now();
     for (const service of [...services.values()]) {
       const check = service.check;
-      if (!check || check.status !== 'critical' || check.deregisterAfterMs <= 0 || check.criticalSince === null) continue;
+      if (check?.status !== 'critical' || check.deregisterAfterMs <= 0 || check.criticalSince === null) continue;
       if (now - check.criticalSince > check.deregisterAfterMs) {
         services.delete(service.id);
         bump();
@@ -373,7 +373,7 @@ export async function startConsulApi(options: ConsulApiOptions = {}): Promise<Co
   }
 
   /** health.mdx "List Service Instances for Service", with blocking (features/blocking.mdx). */
-  async function healthService(req: IncomingMessage, res: ServerResponse, name: string, url: URL, token: string | null): Promise<void> {
+  async function healthService(_req: IncomingMessage, res: ServerResponse, name: string, url: URL, token: string | null): Promise<void> {
     const p = permission(token); // 403 "ACL not found" for an unknown token
     const dc = url.searchParams.get('dc');
     if (dc && dc !== datacenter) throw new HttpError(500, 'No path to datacenter');

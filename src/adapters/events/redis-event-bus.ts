@@ -51,7 +51,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { closeClient, reconnectDelayMs, whenReady } from '../redis/redis-connection.ts';
-import type { ClusterEvent, EventType, NewEvent } from '../../domain/index.ts';
+import type { ClusterEvent, NewEvent } from '../../domain/index.ts';
 import type { EventBus, EventListener, Replay } from '../../ports/event-bus.ts';
 
 export interface RedisEventBusOptions {

@@ -3,6 +3,7 @@
  * `<stateDir>/<vmId>/`, holding the VM's files (`root/`) and small JSON records written atomically.
  */
 import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import type { Dirent } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { validateVmId } from './validation.ts';
@@ -33,7 +34,7 @@ export class StateDir {
 
   /** Ids of the VM directories present (entries that are not valid VM ids are ignored). */
   async vmIds(): Promise<string[]> {
-    let entries;
+    let entries: Dirent[];
     try {
       entries = await readdir(this.path, { withFileTypes: true });
     } catch (err) {

@@ -2,7 +2,7 @@
  * vm:execute: runs one command in the VM and records it in `executions`. A non-zero exit code is a
  * result, not a failure. There is no fixed cap on run time: only the timeout the caller gives.
  */
-import { conflict, type ExecTaskResult, type ExecuteTask, newId, retryTransient, type Vm } from '../../domain/index.ts';
+import { conflict, type ExecResult, type ExecTaskResult, type ExecuteTask, newId, retryTransient, type Vm } from '../../domain/index.ts';
 import { execInput, execOutput } from '../../ports/exec-channels.ts';
 import { AsyncQueue } from '../async-queue.ts';
 import { driverFor, requireVm, type WorkerContext } from '../context.ts';
@@ -13,7 +13,7 @@ export async function executeInVm(ctx: WorkerContext, task: ExecuteTask, claimed
   const payload = task.payload;
   const startedAt = new Date();
   const live = payload.stream ? await openLiveChannels(ctx, task.id) : null;
-  let result;
+  let result: ExecResult;
   try {
     result = await driverFor(ctx, vm).exec(vm.id, {
       command: payload.command,

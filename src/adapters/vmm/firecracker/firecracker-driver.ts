@@ -396,7 +396,7 @@ export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDri
     const layout = await this.readLayout(id);
     if (!layout) return null;
     const vmm = this.launcher.attach(record, id);
-    return vmm && vmm.alive() ? { vmm, record, layout } : null;
+    return vmm?.alive() ? { vmm, record, layout } : null;
   }
 
   private imageFor(spec: VmSpec): string {
@@ -459,5 +459,5 @@ async function waitGone(vmm: VmmProcess, timeoutMs: number): Promise<boolean> {
 
 async function assertFile(path: string, label: string): Promise<void> {
   const info = await stat(path).catch(() => null);
-  if (!info || !info.isFile()) throw new AetheriumError('driver_unavailable', `the firecracker driver's ${label} ${path} does not exist or is not a file`);
+  if (!info?.isFile()) throw new AetheriumError('driver_unavailable', `the firecracker driver's ${label} ${path} does not exist or is not a file`);
 }

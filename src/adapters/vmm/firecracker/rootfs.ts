@@ -9,7 +9,7 @@ import { AetheriumError } from '../../../domain/index.ts';
 
 export async function copyRootfs(source: string, destination: string, owner?: { uid: number; gid: number }): Promise<void> {
   const info = await stat(source).catch(() => null);
-  if (!info || !info.isFile()) {
+  if (!info?.isFile()) {
     throw new AetheriumError('driver_unavailable', `the root filesystem image ${source} does not exist or is not a file`);
   }
   await access(source, constants.R_OK);

@@ -12,13 +12,13 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { AetheriumError, conflict, invalid, notFound } from '../../../domain/index.ts';
+import { conflict, invalid, notFound } from '../../../domain/index.ts';
 import type { ExecResult } from '../../../domain/index.ts';
 import type { DriverInfo, ExecRequest, RecoverReport, VmDriver, VmRuntimeInfo, VmSpec } from '../../../ports/vm-driver.ts';
 import { CommandRegistry, type RunningCommand, abortError, startCommand } from '../process-tree.ts';
 import { commandEnv, validateExecRequest, validateVmId } from '../validation.ts';
 import { StatefulDriver } from '../vm-lifecycle.ts';
-import { isDirectory, readJsonFile, removeTree, writeJsonAtomic } from '../vm-dir.ts';
+import { isDirectory, removeTree, writeJsonAtomic } from '../vm-dir.ts';
 
 export interface ProcessDriverOptions {
   stateDir: string;
