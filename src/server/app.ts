@@ -75,5 +75,5 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
     },
     { prefix: '/api/v1' },
   );
-  return app as unknown as FastifyInstance;
+  return app;
 }

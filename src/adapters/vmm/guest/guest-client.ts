@@ -120,7 +120,7 @@ export class GuestClient {
         if (index < 0) return;
         let hello: HelloMessage;
         try {
-          hello = decodeJson((frames[index] as Frame).payload) as unknown as HelloMessage;
+          hello = decodeJson<HelloMessage>((frames[index] as Frame).payload);
         } catch (err) {
           finish(err as Error);
           return;

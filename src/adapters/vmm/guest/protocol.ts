@@ -91,7 +91,8 @@ export function decodeData(payload: Buffer): { id: number; data: Buffer } {
 }
 
 /** Parses a JSON control payload into an object (throws ProtocolError on anything else). */
-export function decodeJson(payload: Buffer): Record<string, unknown> {
+/** A frame's JSON object; the frame type says which message it is, so the caller names `T`. */
+export function decodeJson<T extends object = Record<string, unknown>>(payload: Buffer): T {
   let value: unknown;
   try {
     value = JSON.parse(payload.toString('utf8'));
@@ -99,7 +100,7 @@ export function decodeJson(payload: Buffer): Record<string, unknown> {
     throw new ProtocolError('malformed JSON payload');
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ProtocolError('JSON payload is not an object');
-  return value as Record<string, unknown>;
+  return value as T;
 }
 
 /** Best effort: the exec id of a control payload that failed to parse, so that only that exec fails. */
