@@ -466,8 +466,12 @@ describe('Periodic', () => {
     await vi.advanceTimersByTimeAsync(1); // t=60: pass 1 ends, the folded pass starts at once
     expect(passes).toBe(2);
     expect(maxRunning).toBe(1);
-    await periodic.stop();
+    const stopped = periodic.stop(); // waits for pass 2, which ends at t=110
+    await vi.advanceTimersByTimeAsync(50);
+    await stopped;
     expect(running).toBe(0);
+    expect(passes).toBe(2);
+    expect(maxRunning).toBe(1);
   });
 
   it('a trigger folded into a pass in flight does not run once stop() was called', async () => {
@@ -487,7 +491,9 @@ describe('Periodic', () => {
     expect(passes).toBe(1);
     periodic.trigger(); // folds into "one more pass"
     const stopped = periodic.stop();
-    periodic.trigger(); // while stopping: ignored
+    await flush();
+    expect(periodic.state).toBe('stopping');
+    periodic.trigger(); // while stopping: ignored, even with a pass in flight
     gate.resolve();
     await stopped;
     await vi.advanceTimersByTimeAsync(5000);

@@ -85,8 +85,8 @@ export interface Store {
   /** Returns a VM's reservation to its worker. Idempotent: only the first call releases anything. */
   releaseVm(vmId: string): Promise<boolean>;
   /**
-   * Puts a scheduled `vm:create` task that never started back to pending, releasing its
-   * reservation, so that it is placed again (worker dead or draining); with `refused`, also one its
+   * Puts a scheduled `vm:create` task (queued, or waiting for its retry) back to pending, releasing
+   * its reservation, so that it is placed again (worker dead or draining); with `refused`, also one its
    * worker holds and refuses, which then joins the task's excluded workers. Null when it cannot.
    */
   unplaceTask(taskId: string, reason: string, refused?: boolean): Promise<Task | null>;

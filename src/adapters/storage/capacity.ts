@@ -122,9 +122,10 @@ export async function releaseVm(client: SqlClient, vmId: string): Promise<boolea
 /**
  * A `vm:create` task goes back to pending, its VM's reservation is released and the VM loses its
  * worker and driver, so it is placed afresh. Its placement record keeps the trail: the worker joins
- * `moved_from`, and with `refused` also `excluded`, which the scheduler never picks again. Only a
- * create that never started can go back (scheduled, not started), or one its worker refuses while
- * it holds it (`refused`: running, before any VM was made). Returns the task as it is now, or null.
+ * `moved_from`, and with `refused` also `excluded`, which the scheduler never picks again. A create
+ * can go back while it waits in its worker's queue (scheduled: not started, or waiting for a retry
+ * after a failed attempt cleaned up after itself), or when its worker refuses it while holding it
+ * (`refused`: running, before any VM was made). Returns the task as it is now, or null.
  */
 export async function unplaceTask(
   client: SqlClient,
@@ -145,7 +146,7 @@ export async function unplaceTask(
                             || CASE WHEN $3::boolean THEN to_jsonb(ARRAY[worker_id]) ELSE '[]'::jsonb END),
               updated_at = now()
        WHERE id = $1 AND type = 'vm:create' AND worker_id IS NOT NULL
-         AND ((status = 'scheduled' AND started_at IS NULL) OR ($3::boolean AND status = 'running'))
+         AND (status = 'scheduled' OR ($3::boolean AND status = 'running'))
        RETURNING ${TASK_COLUMNS}`,
       [taskId, reason, refused],
     );
