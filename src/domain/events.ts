@@ -41,7 +41,7 @@ const vmSummary = {
 
 /** A task's result as events carry it: a command's output is fetched from the task, not broadcast. */
 const eventResult = z.union([
-  z.object({
+  z.strictObject({
     execution_id: z.string(),
     exit_code: z.number().int(),
     timed_out: z.boolean(),
@@ -49,14 +49,14 @@ const eventResult = z.union([
     stdout_bytes: z.number().int(),
     stderr_bytes: z.number().int(),
   }),
-  z.object({
+  z.strictObject({
     vm_id: z.string(),
     driver: z.string().nullable(),
     boot_ms: z.number().optional(),
     deleted_while_creating: z.boolean().optional(),
   }),
-  z.object({ vm_id: z.string(), deleted: z.literal(true) }),
-  z.object({ vm_id: z.string(), status: z.enum(['running', 'stopped']) }),
+  z.strictObject({ vm_id: z.string(), deleted: z.literal(true) }),
+  z.strictObject({ vm_id: z.string(), status: z.enum(['running', 'stopped']) }),
 ]);
 
 export const EVENT_SCHEMAS = {
@@ -82,7 +82,7 @@ export const EVENT_SCHEMAS = {
       used_memory_mb: z.number(),
       used_disk_gb: z.number(),
     })
-    .describe("a worker's reserved capacity changed"),
+    .describe('a worker reported its capacity after its VMs changed, with what is reserved on it'),
   'vm.created': z
     .object({ ...vmSummary, driver: z.enum(DRIVER_NAMES).nullable() })
     .describe('a VM booted and can run commands'),

@@ -171,10 +171,13 @@ export class Ledger {
 
   /** A create that never made a VM (cancelled, or its worker died first): no VM is left behind. */
   async forgetVm(vmId: string | null, reason: string): Promise<void> {
-    if (!vmId) return;
-    await this.store.releaseVm(vmId);
-    const vm = await this.store.updateVm(vmId, { status: 'failed', error: reason, deleted_at: new Date() });
-    if (vm) await this.events.publish(evt.vmDeleted(vm, reason));
+    const before = vmId ? await this.store.getVm(vmId) : null;
+    if (!before || before.deleted_at) return;
+    await this.store.releaseVm(before.id);
+    const vm = await this.store.updateVm(before.id, { status: 'failed', error: reason, deleted_at: new Date() });
+    if (!vm) return;
+    if (before.status !== 'failed') await this.events.publish(evt.vmStateChanged(vm, before.status, 'failed', reason));
+    await this.events.publish(evt.vmDeleted(vm, reason));
   }
 
   /**
