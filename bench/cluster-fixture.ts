@@ -51,7 +51,9 @@ export function makeRequests(count: number, seed = 2): PlacementRequest[] {
       memory_mb: 256 + Math.floor(rand() * 768),
       disk_gb: 1,
       ...(kind === 0 ? { zone: pick(ZONES) } : {}),
-      ...(kind === 1 ? { labels: rand() < 0.5 ? { tier: pick(TIERS) } : { tier: { in: [pick(TIERS), pick(TIERS)] } } } : {}),
+      ...(kind === 1
+        ? { labels: rand() < 0.5 ? { tier: pick(TIERS) } : { tier: { in: [pick(TIERS), pick(TIERS)] } } }
+        : {}),
       ...(rand() < 0.25 ? { driver: pick(['qemu', 'firecracker'] as const) } : {}),
       ...(rand() < 0.3 ? { strategy: 'spread' as const } : {}),
       seed: `task-${i}`,

@@ -65,8 +65,17 @@ for (const name of names) {
   process.stderr.write(`bench: ${name} (${VMS} VMs, ${CONCURRENCY} at once)…\n`);
   const r = await bench(name);
   const ms = (v: number): string => `${v.toFixed(v < 10 ? 1 : 0)} ms`;
-  table.push([name, `${r.create.length}/${VMS}`, ms(percentile(r.create, 50)), ms(percentile(r.create, 95)), ms(percentile(r.echo, 50)), ms(percentile(r.echo, 95)), (r.create.length / (r.wall / 1000)).toFixed(2)]);
+  table.push([
+    name,
+    `${r.create.length}/${VMS}`,
+    ms(percentile(r.create, 50)),
+    ms(percentile(r.create, 95)),
+    ms(percentile(r.echo, 50)),
+    ms(percentile(r.echo, 95)),
+    (r.create.length / (r.wall / 1000)).toFixed(2),
+  ]);
   for (const e of r.errors.slice(0, 5)) process.stderr.write(`  error: ${e}\n`);
 }
-for (const n of wanted.filter((n) => !names.includes(n))) table.push([n, 'unavailable', detected.notes[n] ?? '', '', '', '', '']);
+for (const n of wanted.filter((n) => !names.includes(n)))
+  table.push([n, 'unavailable', detected.notes[n] ?? '', '', '', '', '']);
 console.log(table.toString());

@@ -16,11 +16,23 @@ afterAll(async () => {
 });
 
 async function call(method: string, url: string, payload?: unknown) {
-  const response = await t.app.inject({ method: method as 'GET', url, ...(payload === undefined ? {} : typeof payload === 'string' ? { payload, headers: { 'content-type': 'application/json' } } : { payload: payload as object }) });
+  const response = await t.app.inject({
+    method: method as 'GET',
+    url,
+    ...(payload === undefined
+      ? {}
+      : typeof payload === 'string'
+        ? { payload, headers: { 'content-type': 'application/json' } }
+        : { payload: payload as object }),
+  });
   return { status: response.statusCode, body: response.body ? JSON.parse(response.body) : null };
 }
 
-function expectError(res: { status: number; body: { error?: { code: string; message: string } } }, status: number, code: string) {
+function expectError(
+  res: { status: number; body: { error?: { code: string; message: string } } },
+  status: number,
+  code: string,
+) {
   expect(res.status).toBe(status);
   expect(res.body.error?.code).toBe(code);
   expect(typeof res.body.error?.message).toBe('string');
@@ -41,7 +53,16 @@ describe('health and docs', () => {
   it('serves OpenAPI with the v1 routes', async () => {
     const res = await call('GET', '/api/docs/json');
     expect(res.status).toBe(200);
-    expect(Object.keys(res.body.paths)).toEqual(expect.arrayContaining(['/api/v1/vms', '/api/v1/vms/{id}/exec', '/api/v1/workers/{id}/drain', '/api/v1/cluster/stats', '/api/v1/tasks/{id}', '/api/v1/schedule/plan']));
+    expect(Object.keys(res.body.paths)).toEqual(
+      expect.arrayContaining([
+        '/api/v1/vms',
+        '/api/v1/vms/{id}/exec',
+        '/api/v1/workers/{id}/drain',
+        '/api/v1/cluster/stats',
+        '/api/v1/tasks/{id}',
+        '/api/v1/schedule/plan',
+      ]),
+    );
   });
 
   it('answers unknown routes with a JSON 404', async () => {
@@ -55,8 +76,26 @@ describe('workers and cluster', () => {
     expect(res.status).toBe(200);
     expect(res.body.total).toBe(1);
     const worker = res.body.workers[0];
-    expect(worker).toMatchObject({ id: 'test-worker', zone: 'test-zone', status: 'active', is_healthy: true, max_vms: 10, cpu_cores: 8 });
-    for (const field of ['cpu_usage_percent', 'memory_usage_percent', 'uptime', 'hostname', 'address', 'capabilities', 'labels', 'last_seen', 'started_at']) expect(worker).toHaveProperty(field);
+    expect(worker).toMatchObject({
+      id: 'test-worker',
+      zone: 'test-zone',
+      status: 'active',
+      is_healthy: true,
+      max_vms: 10,
+      cpu_cores: 8,
+    });
+    for (const field of [
+      'cpu_usage_percent',
+      'memory_usage_percent',
+      'uptime',
+      'hostname',
+      'address',
+      'capabilities',
+      'labels',
+      'last_seen',
+      'started_at',
+    ])
+      expect(worker).toHaveProperty(field);
     expect(worker.capabilities).toContain('process');
   });
 
@@ -81,13 +120,24 @@ describe('workers and cluster', () => {
     expectError(await call('GET', '/api/v1/workers/ghost/metrics'), 404, 'not_found');
     expectError(await call('POST', '/api/v1/workers/ghost/drain', {}), 404, 'not_found');
     expectError(await call('POST', '/api/v1/workers/ghost/activate'), 404, 'not_found');
-    expectError(await call('POST', '/api/v1/workers/test-worker/drain', { deadline_seconds: 'soon' }), 400, 'validation_failed');
+    expectError(
+      await call('POST', '/api/v1/workers/test-worker/drain', { deadline_seconds: 'soon' }),
+      400,
+      'validation_failed',
+    );
   });
 
   it('reports cluster stats with one active, healthy worker', async () => {
     const res = await call('GET', '/api/v1/cluster/stats');
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ total_workers: 1, active_workers: 1, healthy_workers: 1, total_cpu_cores: 8, max_vms: 10, zones: { 'test-zone': 1 } });
+    expect(res.body).toMatchObject({
+      total_workers: 1,
+      active_workers: 1,
+      healthy_workers: 1,
+      total_cpu_cores: 8,
+      max_vms: 10,
+      zones: { 'test-zone': 1 },
+    });
     expect(res.body.available_vm_slots).toBe(10 - res.body.total_vms);
   });
 });
@@ -103,9 +153,15 @@ describe('scheduler dry run', () => {
   });
 
   it('explains why nothing fits', async () => {
-    const res = await call('POST', '/api/v1/schedule/plan', { vcpus: 1, worker_labels: { gpu: { in: ['a100', 'h100'] } } });
+    const res = await call('POST', '/api/v1/schedule/plan', {
+      vcpus: 1,
+      worker_labels: { gpu: { in: ['a100', 'h100'] } },
+    });
     expect(res.body.placement).toBeNull();
-    expect(res.body.explanation).toMatchObject({ rejected: { 'label mismatch': 1 }, reason: 'no feasible worker: 1 × label mismatch' });
+    expect(res.body.explanation).toMatchObject({
+      rejected: { 'label mismatch': 1 },
+      reason: 'no feasible worker: 1 × label mismatch',
+    });
     const big = await call('POST', '/api/v1/schedule/plan', { vcpus: 64 });
     expect(big.body.explanation.reason).toBe('insufficient capacity: 1 × insufficient cpu');
   });
@@ -135,7 +191,13 @@ describe('VMs and tasks', () => {
   it('creates a VM, waits for it and shows its worker', async () => {
     const res = await call('POST', '/api/v1/vms?wait=true&timeout=60', { name: 'api-vm', vcpus: 2, memory_mb: 512 });
     expect(res.status).toBe(201);
-    expect(res.body.vm).toMatchObject({ name: 'api-vm', status: 'running', worker_id: 'test-worker', driver: 'process', vcpus: 2 });
+    expect(res.body.vm).toMatchObject({
+      name: 'api-vm',
+      status: 'running',
+      worker_id: 'test-worker',
+      driver: 'process',
+      vcpus: 2,
+    });
     vmId = res.body.vm.id;
     createTaskId = res.body.task_id;
     const worker = (await call('GET', '/api/v1/workers/test-worker')).body;
@@ -160,7 +222,13 @@ describe('VMs and tasks', () => {
   it('returns the create task by the id the API gave', async () => {
     const task = await call('GET', `/api/v1/tasks/${createTaskId}`);
     expect(task.status).toBe(200);
-    expect(task.body).toMatchObject({ id: createTaskId, type: 'vm:create', status: 'completed', vm_id: vmId, worker_id: 'test-worker' });
+    expect(task.body).toMatchObject({
+      id: createTaskId,
+      type: 'vm:create',
+      status: 'completed',
+      vm_id: vmId,
+      worker_id: 'test-worker',
+    });
     expect(task.body.placement.chosen.worker_id).toBe('test-worker');
   });
 
@@ -168,9 +236,16 @@ describe('VMs and tasks', () => {
     const hello = await call('POST', '/api/v1/vms/api-vm/exec', { command: 'echo', args: ['hello'] });
     expect(hello.status).toBe(200);
     expect(hello.body).toMatchObject({ exit_code: 0, stdout: 'hello\n' });
-    const failing = await call('POST', `/api/v1/vms/${vmId}/exec`, { command: 'sh', args: ['-c', 'echo oops >&2; exit 3'] });
+    const failing = await call('POST', `/api/v1/vms/${vmId}/exec`, {
+      command: 'sh',
+      args: ['-c', 'echo oops >&2; exit 3'],
+    });
     expect(failing.body).toMatchObject({ exit_code: 3, stderr: 'oops\n' });
-    const env = await call('POST', `/api/v1/vms/${vmId}/exec`, { command: 'sh', args: ['-c', 'echo $GREETING'], env: { GREETING: 'hi there' } });
+    const env = await call('POST', `/api/v1/vms/${vmId}/exec`, {
+      command: 'sh',
+      args: ['-c', 'echo $GREETING'],
+      env: { GREETING: 'hi there' },
+    });
     expect(env.body.stdout).toBe('hi there\n');
     const slow = await call('POST', `/api/v1/vms/${vmId}/exec`, { command: 'sleep', args: ['30'], timeout: 0.5 });
     expect(slow.body.timed_out).toBe(true);
@@ -180,8 +255,16 @@ describe('VMs and tasks', () => {
   it('rejects bad exec requests', async () => {
     expectError(await call('POST', `/api/v1/vms/${vmId}/exec`, { command: '' }), 400, 'validation_failed');
     expectError(await call('POST', `/api/v1/vms/${vmId}/exec`, { args: ['x'] }), 400, 'validation_failed');
-    expectError(await call('POST', `/api/v1/vms/${vmId}/exec`, { command: 'ls', env: { 'BAD-NAME': 'x' } }), 400, 'validation_failed');
-    expectError(await call('POST', `/api/v1/vms/${vmId}/exec`, { command: 'ls', timeout: -1 }), 400, 'validation_failed');
+    expectError(
+      await call('POST', `/api/v1/vms/${vmId}/exec`, { command: 'ls', env: { 'BAD-NAME': 'x' } }),
+      400,
+      'validation_failed',
+    );
+    expectError(
+      await call('POST', `/api/v1/vms/${vmId}/exec`, { command: 'ls', timeout: -1 }),
+      400,
+      'validation_failed',
+    );
     expectError(await call('POST', '/api/v1/vms/nope/exec', { command: 'ls' }), 404, 'not_found');
   });
 
@@ -190,7 +273,13 @@ describe('VMs and tasks', () => {
     expect(res.status).toBe(200);
     expect(res.body.total).toBe(4);
     const codes = res.body.executions.map((e: { exit_code: number; timed_out: boolean }) => [e.exit_code, e.timed_out]);
-    expect(codes).toEqual(expect.arrayContaining([[0, false], [3, false], [124, true]]));
+    expect(codes).toEqual(
+      expect.arrayContaining([
+        [0, false],
+        [3, false],
+        [124, true],
+      ]),
+    );
     expect(codes.filter(([code]: [number]) => code === 0)).toHaveLength(2);
     expectError(await call('GET', '/api/v1/vms/nope/executions'), 404, 'not_found');
   });
@@ -202,7 +291,9 @@ describe('VMs and tasks', () => {
     expectError(await call('POST', `/api/v1/vms/${vmId}/exec`, { command: 'echo' }), 409, 'conflict');
     const started = await call('POST', `/api/v1/vms/${vmId}/start?wait=true`);
     expect(started.body.status).toBe('completed');
-    expect((await call('POST', `/api/v1/vms/${vmId}/exec`, { command: 'echo', args: ['back'] })).body.stdout).toBe('back\n');
+    expect((await call('POST', `/api/v1/vms/${vmId}/exec`, { command: 'echo', args: ['back'] })).body.stdout).toBe(
+      'back\n',
+    );
     expectError(await call('POST', '/api/v1/vms/nope/start'), 404, 'not_found');
     expectError(await call('POST', '/api/v1/vms/nope/stop'), 404, 'not_found');
   });
@@ -238,7 +329,9 @@ describe('VMs and tasks', () => {
     expect(drained.body).toMatchObject({ status: 'draining', eligible: false });
     const res = await call('POST', '/api/v1/vms?wait=true&timeout=1', { name: 'while-draining' });
     expect(res.body.vm.worker_id).toBeNull();
-    expect(res.body.pending_reason ?? (await call('GET', '/api/v1/vms/while-draining')).body.pending_reason).toMatch(/draining|waiting/);
+    expect(res.body.pending_reason ?? (await call('GET', '/api/v1/vms/while-draining')).body.pending_reason).toMatch(
+      /draining|waiting/,
+    );
     const active = await call('POST', '/api/v1/workers/test-worker/activate');
     expect(active.body).toMatchObject({ status: 'active', eligible: true });
     let vm = res.body.vm;
@@ -250,9 +343,21 @@ describe('VMs and tasks', () => {
   });
 
   it('validates drain, eligibility and cancel requests', async () => {
-    expectError(await call('POST', '/api/v1/workers/test-worker/drain', { force: true, no_deadline: true }), 400, 'validation_failed');
-    expectError(await call('POST', '/api/v1/workers/test-worker/drain', { deadline_seconds: -5 }), 400, 'validation_failed');
-    expectError(await call('POST', '/api/v1/workers/test-worker/eligibility', { eligible: 'yes' }), 400, 'validation_failed');
+    expectError(
+      await call('POST', '/api/v1/workers/test-worker/drain', { force: true, no_deadline: true }),
+      400,
+      'validation_failed',
+    );
+    expectError(
+      await call('POST', '/api/v1/workers/test-worker/drain', { deadline_seconds: -5 }),
+      400,
+      'validation_failed',
+    );
+    expectError(
+      await call('POST', '/api/v1/workers/test-worker/eligibility', { eligible: 'yes' }),
+      400,
+      'validation_failed',
+    );
     expectError(await call('POST', '/api/v1/workers/test-worker/eligibility', {}), 400, 'validation_failed');
     expectError(await call('POST', '/api/v1/workers/ghost/eligibility', { eligible: false }), 404, 'not_found');
     expectError(await call('POST', '/api/v1/tasks/00000000-0000-0000-0000-000000000000/cancel'), 404, 'not_found');
@@ -260,14 +365,19 @@ describe('VMs and tasks', () => {
     expectError(await call('POST', `/api/v1/tasks/${done.id}/cancel`), 409, 'conflict');
     const off = await call('POST', '/api/v1/workers/test-worker/eligibility', { eligible: false });
     expect(off.body).toMatchObject({ status: 'active', eligible: false });
-    expect((await call('POST', '/api/v1/workers/test-worker/eligibility', { eligible: true })).body.eligible).toBe(true);
+    expect((await call('POST', '/api/v1/workers/test-worker/eligibility', { eligible: true })).body.eligible).toBe(
+      true,
+    );
   });
 
   it('accounts every VM in the distribution', async () => {
     const res = await call('GET', '/api/v1/cluster/distribution');
     expect(res.status).toBe(200);
     expect(res.body.total_vms).toBe(2);
-    expect(res.body.distribution[0].vms.map((v: { name: string }) => v.name).sort()).toEqual(['api-vm', 'while-draining']);
+    expect(res.body.distribution[0].vms.map((v: { name: string }) => v.name).sort()).toEqual([
+      'api-vm',
+      'while-draining',
+    ]);
   });
 
   it('deletes VMs and frees their capacity', async () => {
@@ -280,7 +390,9 @@ describe('VMs and tasks', () => {
     const worker = (await call('GET', '/api/v1/workers/test-worker')).body;
     expect(worker).toMatchObject({ vm_count: 0, used_cpu_cores: 0, used_memory_mb: 0, used_disk_gb: 0 });
     const all = await call('GET', '/api/v1/vms?include_deleted=true');
-    expect(all.body.vms.map((v: { name: string }) => v.name)).toEqual(expect.arrayContaining(['api-vm', 'while-draining']));
+    expect(all.body.vms.map((v: { name: string }) => v.name)).toEqual(
+      expect.arrayContaining(['api-vm', 'while-draining']),
+    );
     expectError(await call('DELETE', '/api/v1/vms/api-vm'), 404, 'not_found');
   });
 });

@@ -20,7 +20,12 @@ function replica(): string {
   return cluster.servers[turn++ % cluster.servers.length]!.url;
 }
 
-async function api<T = any>(method: string, path: string, body?: unknown, base = replica()): Promise<{ status: number; body: T }> {
+async function api<T = any>(
+  method: string,
+  path: string,
+  body?: unknown,
+  base = replica(),
+): Promise<{ status: number; body: T }> {
   const response = await fetch(`${base}/api/v1${path}`, {
     method,
     headers: body === undefined ? {} : { 'content-type': 'application/json' },
@@ -30,19 +35,31 @@ async function api<T = any>(method: string, path: string, body?: unknown, base =
   return { status: response.status, body: text ? JSON.parse(text) : null };
 }
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs: number, explain?: () => Promise<string>): Promise<number> {
+async function until(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  explain?: () => Promise<string>,
+): Promise<number> {
   const started = Date.now();
   while (Date.now() - started < timeoutMs) {
     if (await check().catch(() => false)) return Date.now() - started;
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${explain ? `\n${await explain().catch((e) => String(e))}` : ''}`);
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what}${explain ? `\n${await explain().catch((e) => String(e))}` : ''}`,
+  );
 }
 
 /** The tasks that are not final yet, and the processes' last words: what a stuck test needs. */
 async function stuck(taskIds: string[]): Promise<string> {
-  const { rows } = await db.query(`SELECT id, type, status, worker_id, retry_count, error, placement->>'reason' AS reason, updated_at FROM tasks WHERE id = ANY($1) AND status NOT IN ('completed','failed','cancelled')`, [taskIds]);
-  const logs = [...cluster.servers, ...cluster.workers.values()].map((p) => `--- ${p.name}\n${p.output().slice(-2500)}`).join('\n');
+  const { rows } = await db.query(
+    `SELECT id, type, status, worker_id, retry_count, error, placement->>'reason' AS reason, updated_at FROM tasks WHERE id = ANY($1) AND status NOT IN ('completed','failed','cancelled')`,
+    [taskIds],
+  );
+  const logs = [...cluster.servers, ...cluster.workers.values()]
+    .map((p) => `--- ${p.name}\n${p.output().slice(-2500)}`)
+    .join('\n');
   return `${JSON.stringify(rows, null, 1)}\n${logs}`;
 }
 
@@ -72,16 +89,24 @@ describe('cluster mode', () => {
     const seen: ClusterEvent[] = [];
     bus.subscribe((event) => seen.push(event));
     for (let i = 0; i < names.length; i += 6) {
-      const batch = await Promise.all(names.slice(i, i + 6).map((name) => api('POST', '/vms?wait=true&timeout=60', { name, driver: 'sandbox', strategy: 'spread' })));
+      const batch = await Promise.all(
+        names
+          .slice(i, i + 6)
+          .map((name) => api('POST', '/vms?wait=true&timeout=60', { name, driver: 'sandbox', strategy: 'spread' })),
+      );
       for (const res of batch) expect(res.body.vm?.status, JSON.stringify(res.body)).toBe('running');
     }
 
     const distribution = await api('GET', '/cluster/distribution');
     expect(distribution.body.total_vms).toBe(30);
-    const placed = distribution.body.distribution.flatMap((d: { vms: { name: string }[] }) => d.vms.map((v) => v.name)).sort();
+    const placed = distribution.body.distribution
+      .flatMap((d: { vms: { name: string }[] }) => d.vms.map((v) => v.name))
+      .sort();
     expect(placed).toEqual([...names].sort());
     // Spread used both zones and all three hosts.
-    const perWorker = Object.fromEntries(distribution.body.distribution.map((d: { worker_id: string; vm_count: number }) => [d.worker_id, d.vm_count]));
+    const perWorker = Object.fromEntries(
+      distribution.body.distribution.map((d: { worker_id: string; vm_count: number }) => [d.worker_id, d.vm_count]),
+    );
     for (const { id } of WORKERS) expect(perWorker[id]).toBeGreaterThan(0);
 
     // The other replica sees the same VMs.
@@ -89,22 +114,36 @@ describe('cluster mode', () => {
     expect(other.body.vms.filter((v: { status: string }) => v.status === 'running')).toHaveLength(30);
 
     for (let i = 0; i < names.length; i += 10) {
-      const results = await Promise.all(names.slice(i, i + 10).map((name) => api('POST', `/vms/${name}/exec`, { command: 'sh', args: ['-c', `echo $(hostname)`] })));
+      const results = await Promise.all(
+        names
+          .slice(i, i + 10)
+          .map((name) => api('POST', `/vms/${name}/exec`, { command: 'sh', args: ['-c', `echo $(hostname)`] })),
+      );
       for (const [j, res] of results.entries()) {
         expect(res.body).toMatchObject({ exit_code: 0, stdout: `${names[i + j]}\n` });
       }
     }
 
     for (let i = 0; i < names.length; i += 10) {
-      const results = await Promise.all(names.slice(i, i + 10).map((name) => api('DELETE', `/vms/${name}?wait=true&timeout=60`)));
+      const results = await Promise.all(
+        names.slice(i, i + 10).map((name) => api('DELETE', `/vms/${name}?wait=true&timeout=60`)),
+      );
       for (const res of results) expect(res.body.status).toBe('completed');
     }
     const workers = await api('GET', '/workers');
-    for (const w of workers.body.workers) expect(w).toMatchObject({ vm_count: 0, used_cpu_cores: 0, used_memory_mb: 0, used_disk_gb: 0 });
+    for (const w of workers.body.workers)
+      expect(w).toMatchObject({ vm_count: 0, used_cpu_cores: 0, used_memory_mb: 0, used_disk_gb: 0 });
 
-    await until('the deletions to reach the bus', async () => seen.filter((e) => e.type === 'vm.deleted').length >= 30, 10_000);
+    await until(
+      'the deletions to reach the bus',
+      async () => seen.filter((e) => e.type === 'vm.deleted').length >= 30,
+      10_000,
+    );
     await bus.close();
-    const created = seen.filter((e) => e.type === 'vm.created').map((e) => e.data.name).sort();
+    const created = seen
+      .filter((e) => e.type === 'vm.created')
+      .map((e) => e.data.name)
+      .sort();
     expect(created).toEqual([...names].sort());
     const ids = seen.map((e) => e.id);
     expect(ids).toEqual([...ids].sort((a, b) => a - b));
@@ -118,29 +157,56 @@ describe('cluster mode', () => {
     await dead.kill('SIGKILL');
     const killedAt = Date.now();
     // Three: the scheduler caps creates in flight per worker at three by default.
-    const created = await Promise.all(Array.from({ length: 3 }, (_, i) => api('POST', '/vms', { name: `orphan-${i}`, driver: 'sandbox' })));
+    const created = await Promise.all(
+      Array.from({ length: 3 }, (_, i) => api('POST', '/vms', { name: `orphan-${i}`, driver: 'sandbox' })),
+    );
     const taskIds = created.map((res) => res.body.task_id as string);
-    await until('the creates to be queued on w3', async () => {
-      const { rows } = await db.query(`SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1) AND worker_id = 'w3' AND status = 'scheduled'`, [taskIds]);
-      return rows[0].n === 3;
-    }, 10_000, () => stuck(taskIds));
+    await until(
+      'the creates to be queued on w3',
+      async () => {
+        const { rows } = await db.query(
+          `SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1) AND worker_id = 'w3' AND status = 'scheduled'`,
+          [taskIds],
+        );
+        return rows[0].n === 3;
+      },
+      10_000,
+      () => stuck(taskIds),
+    );
     for (const id of ['w1', 'w2']) expect((await api('POST', `/workers/${id}/activate`)).status).toBe(200);
 
-    const offlineAfter = await until('w3 to be offline', async () => (await api('GET', '/workers/w3')).body.status === 'offline', 20_000);
+    const offlineAfter = await until(
+      'w3 to be offline',
+      async () => (await api('GET', '/workers/w3')).body.status === 'offline',
+      20_000,
+    );
     const ttlMs = 4000;
     console.log(`w3 offline ${Date.now() - killedAt} ms after SIGKILL (TTL ${ttlMs} ms)`);
     const bus = new RedisEventBus({ url: cluster.redis.url });
     const replay = await bus.replay(0, 100_000);
     await bus.close();
-    expect('events' in replay && replay.events.filter((e) => e.type === 'worker.left' && e.data.worker_id === 'w3')).toHaveLength(1);
+    expect(
+      'events' in replay && replay.events.filter((e) => e.type === 'worker.left' && e.data.worker_id === 'w3'),
+    ).toHaveLength(1);
     expect(Date.now() - killedAt).toBeLessThan(ttlMs + 3000);
     expect(offlineAfter).toBeGreaterThanOrEqual(0);
 
-    await until('the moved creates to complete', async () => {
-      const { rows } = await db.query(`SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1) AND status = 'completed'`, [taskIds]);
-      return rows[0].n === 3;
-    }, 60_000, () => stuck(taskIds));
-    const { rows: tasks } = await db.query(`SELECT id, status, worker_id, vm_id, placement FROM tasks WHERE id = ANY($1)`, [taskIds]);
+    await until(
+      'the moved creates to complete',
+      async () => {
+        const { rows } = await db.query(
+          `SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1) AND status = 'completed'`,
+          [taskIds],
+        );
+        return rows[0].n === 3;
+      },
+      60_000,
+      () => stuck(taskIds),
+    );
+    const { rows: tasks } = await db.query(
+      `SELECT id, status, worker_id, vm_id, placement FROM tasks WHERE id = ANY($1)`,
+      [taskIds],
+    );
     for (const task of tasks) {
       expect(task.status).toBe('completed');
       expect(['w1', 'w2']).toContain(task.worker_id);
@@ -152,13 +218,20 @@ describe('cluster mode', () => {
         expect(existsSync(join(cluster.workers.get(other)!.stateDir, 'sandbox', task.vm_id))).toBe(false);
       }
     }
-    const { rows: events } = await db.query(`SELECT count(*)::int AS n FROM vms WHERE name LIKE 'orphan-%' AND deleted_at IS NULL AND status = 'running'`);
+    const { rows: events } = await db.query(
+      `SELECT count(*)::int AS n FROM vms WHERE name LIKE 'orphan-%' AND deleted_at IS NULL AND status = 'running'`,
+    );
     expect(events[0].n).toBe(3);
 
     // w3 comes back: it registers again and takes work.
     dead.start();
     await cluster.waitForWorkers(['w3']);
-    const back = await api('POST', '/vms?wait=true&timeout=60', { name: 'after-return', worker_labels: {}, zone: 'zone-b', driver: 'sandbox' });
+    const back = await api('POST', '/vms?wait=true&timeout=60', {
+      name: 'after-return',
+      worker_labels: {},
+      zone: 'zone-b',
+      driver: 'sandbox',
+    });
     expect(back.body.vm).toMatchObject({ status: 'running', worker_id: 'w3' });
     for (const name of ['after-return', ...Array.from({ length: 3 }, (_, i) => `orphan-${i}`)]) {
       expect((await api('DELETE', `/vms/${name}?wait=true&timeout=60`)).body.status).toBe('completed');
@@ -189,32 +262,53 @@ describe('cluster mode', () => {
     for (const p of [...cluster.servers, ...cluster.workers.values()]) {
       expect(p.child?.exitCode ?? null, `${p.name} exited:\n${p.output().slice(-4000)}`).toBeNull();
     }
-    console.log(`storm: ${accepted.length} creates accepted, ${refused.length} refused (${[...new Set(refused)].join(',')})`);
+    console.log(
+      `storm: ${accepted.length} creates accepted, ${refused.length} refused (${[...new Set(refused)].join(',')})`,
+    );
     expect(accepted.length).toBeGreaterThan(20);
     // A refusal is a clear 503, never a 500.
     for (const status of refused) expect([0, 503]).toContain(status);
 
-    await until('every accepted create to end', async () => {
-      const { rows } = await db.query(`SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1) AND status IN ('completed', 'failed', 'cancelled')`, [accepted]);
-      return rows[0].n === accepted.length;
-    }, 120_000, () => stuck(accepted));
+    await until(
+      'every accepted create to end',
+      async () => {
+        const { rows } = await db.query(
+          `SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1) AND status IN ('completed', 'failed', 'cancelled')`,
+          [accepted],
+        );
+        return rows[0].n === accepted.length;
+      },
+      120_000,
+      () => stuck(accepted),
+    );
     const { rows } = await db.query(`SELECT status, error FROM tasks WHERE id = ANY($1)`, [accepted]);
     for (const row of rows) {
       if (row.status !== 'completed') expect(row.error, 'a failed task carries its reason').toBeTruthy();
     }
-    console.log(`storm outcome: ${rows.filter((r) => r.status === 'completed').length} completed, ${rows.filter((r) => r.status !== 'completed').length} failed`);
+    console.log(
+      `storm outcome: ${rows.filter((r) => r.status === 'completed').length} completed, ${rows.filter((r) => r.status !== 'completed').length} failed`,
+    );
 
     const vms = await api('GET', '/vms?limit=1000');
     await Promise.all(vms.body.vms.map((vm: { id: string }) => api('DELETE', `/vms/${vm.id}?wait=true&timeout=60`)));
-    await until('all capacity to be free', async () => {
-      const workers = await api('GET', '/workers');
-      return workers.body.workers.every((w: { vm_count: number; used_cpu_cores: number }) => w.vm_count === 0 && w.used_cpu_cores === 0);
-    }, 60_000);
+    await until(
+      'all capacity to be free',
+      async () => {
+        const workers = await api('GET', '/workers');
+        return workers.body.workers.every(
+          (w: { vm_count: number; used_cpu_cores: number }) => w.vm_count === 0 && w.used_cpu_cores === 0,
+        );
+      },
+      60_000,
+    );
   }, 240_000);
 
   it('SIGTERM drains a worker with the configured deadline, then it deregisters and exits 0', async () => {
     for (const id of ['w1', 'w3']) await api('POST', `/workers/${id}/eligibility`, { eligible: false });
-    for (let i = 0; i < 2; i++) expect((await api('POST', '/vms?wait=true&timeout=60', { name: `leaving-${i}`, driver: 'sandbox' })).body.vm.worker_id).toBe('w2');
+    for (let i = 0; i < 2; i++)
+      expect(
+        (await api('POST', '/vms?wait=true&timeout=60', { name: `leaving-${i}`, driver: 'sandbox' })).body.vm.worker_id,
+      ).toBe('w2');
     for (const id of ['w1', 'w3']) await api('POST', `/workers/${id}/eligibility`, { eligible: true });
 
     const w2 = cluster.workers.get('w2')!;

@@ -29,7 +29,15 @@ describe('config', () => {
 
   it('applies environment overrides over the file', () => {
     const path = file('api_gateway:\n  port: 9000\nworker:\n  zone: us-west-1a\n');
-    const config = loadConfig({ path, env: { AETHERIUM_API_GATEWAY__PORT: '9090', AETHERIUM_WORKER__LABELS__TIER: 'gpu', WORKER_ID: 'worker-01', DATABASE_URL: 'postgres://x@h/db' } });
+    const config = loadConfig({
+      path,
+      env: {
+        AETHERIUM_API_GATEWAY__PORT: '9090',
+        AETHERIUM_WORKER__LABELS__TIER: 'gpu',
+        WORKER_ID: 'worker-01',
+        DATABASE_URL: 'postgres://x@h/db',
+      },
+    });
     expect(config.api_gateway.port).toBe(9090);
     expect(config.worker.zone).toBe('us-west-1a');
     expect(config.worker.labels).toEqual({ tier: 'gpu' });
@@ -50,7 +58,9 @@ describe('config', () => {
   });
 
   it('refuses a TTL that is not larger than the heartbeat interval', () => {
-    expect(() => loadConfig({ env: { AETHERIUM_WORKER__HEARTBEAT_INTERVAL: '10s', AETHERIUM_WORKER__TTL: '10s' } })).toThrow(/worker\.ttl: must be larger than worker\.heartbeat_interval/);
+    expect(() =>
+      loadConfig({ env: { AETHERIUM_WORKER__HEARTBEAT_INTERVAL: '10s', AETHERIUM_WORKER__TTL: '10s' } }),
+    ).toThrow(/worker\.ttl: must be larger than worker\.heartbeat_interval/);
   });
 
   it('rejects unknown enum values, a missing file and a non-mapping file', () => {

@@ -58,16 +58,30 @@ function hostProcesses(marker: string): number[] {
 async function deleteAll(): Promise<void> {
   const { body } = await api('GET', '/vms?limit=1000');
   await Promise.all(body.vms.map((vm: { id: string }) => api('DELETE', `/vms/${vm.id}?wait=true&timeout=60`)));
-  await until('every VM to be gone', async () => (await c.count(`SELECT count(*)::int AS n FROM vms WHERE deleted_at IS NULL`)) === 0, 60_000);
+  await until(
+    'every VM to be gone',
+    async () => (await c.count(`SELECT count(*)::int AS n FROM vms WHERE deleted_at IS NULL`)) === 0,
+    60_000,
+  );
 }
 
 describe('drain', () => {
   it('places nothing on a draining worker after the call returns, moves its queued creates, and empties it by the deadline', async () => {
-    for (let i = 0; i < 3; i++) expect((await api('POST', '/vms?wait=true&timeout=30', { name: `resident-${i}`, worker_labels: {}, strategy: 'spread' })).body.vm.status).toBe('running');
+    for (let i = 0; i < 3; i++)
+      expect(
+        (
+          await api('POST', '/vms?wait=true&timeout=30', {
+            name: `resident-${i}`,
+            worker_labels: {},
+            strategy: 'spread',
+          })
+        ).body.vm.status,
+      ).toBe('running');
     // Make sure "slow" holds VMs before the drain.
     await api('POST', '/workers/w2/eligibility', { eligible: false });
     await api('POST', '/workers/w3/eligibility', { eligible: false });
-    for (let i = 0; i < 2; i++) expect((await api('POST', '/vms?wait=true&timeout=30', { name: `on-slow-${i}` })).body.vm.worker_id).toBe('slow');
+    for (let i = 0; i < 2; i++)
+      expect((await api('POST', '/vms?wait=true&timeout=30', { name: `on-slow-${i}` })).body.vm.worker_id).toBe('slow');
     await api('POST', '/workers/w2/eligibility', { eligible: true });
     await api('POST', '/workers/w3/eligibility', { eligible: true });
 
@@ -90,8 +104,17 @@ describe('drain', () => {
     })();
     await stream;
 
-    await until('all 50 creates to finish', async () => (await c.count(`SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1) AND status = 'completed'`, [taskIds])) === 50, 90_000);
-    const { rows } = await c.db.query(`SELECT id, worker_id, started_at, placement FROM tasks WHERE id = ANY($1)`, [taskIds]);
+    await until(
+      'all 50 creates to finish',
+      async () =>
+        (await c.count(`SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1) AND status = 'completed'`, [
+          taskIds,
+        ])) === 50,
+      90_000,
+    );
+    const { rows } = await c.db.query(`SELECT id, worker_id, started_at, placement FROM tasks WHERE id = ANY($1)`, [
+      taskIds,
+    ]);
     // Nothing started on the draining worker after the drain call returned.
     const lateOnSlow = rows.filter((t) => t.worker_id === 'slow' && new Date(t.started_at).getTime() > drainReturnedAt);
     expect(lateOnSlow).toEqual([]);
@@ -101,7 +124,11 @@ describe('drain', () => {
     for (const t of moved) expect(['w2', 'w3']).toContain(t.worker_id);
 
     // By the deadline (plus the time to delete) the draining worker holds no VM, and says so once.
-    await until('the drain to complete', async () => (await api('GET', '/workers/slow')).body.drain?.drained_at != null, 20_000);
+    await until(
+      'the drain to complete',
+      async () => (await api('GET', '/workers/slow')).body.drain?.drained_at != null,
+      20_000,
+    );
     const slow = (await api('GET', '/workers/slow')).body;
     const drainedAt = new Date(slow.drain.drained_at).getTime();
     console.log(`drain: complete ${drainedAt - deadline} ms after the deadline`);
@@ -111,9 +138,14 @@ describe('drain', () => {
     expect(await c.count(`SELECT count(*)::int AS n FROM vms WHERE worker_id = 'slow' AND deleted_at IS NULL`)).toBe(0);
     const deletes = await c.db.query(`SELECT payload FROM tasks WHERE worker_id = 'slow' AND type = 'vm:delete'`);
     expect(deletes.rows.length).toBeGreaterThan(0);
-    for (const d of deletes.rows) expect(d.payload.reason).toMatch(/drain deadline reached on worker slow \(test drain\)/);
+    for (const d of deletes.rows)
+      expect(d.payload.reason).toMatch(/drain deadline reached on worker slow \(test drain\)/);
 
-    expect((await api('POST', '/workers/slow/activate')).body).toMatchObject({ status: 'active', eligible: true, drain: null });
+    expect((await api('POST', '/workers/slow/activate')).body).toMatchObject({
+      status: 'active',
+      eligible: true,
+      drain: null,
+    });
     await deleteAll();
   }, 180_000);
 });
@@ -125,20 +157,36 @@ describe('cancel', () => {
     // The exec blocks its request: fire it on replica 0 and cancel through replica 1.
     const exec = api('POST', `/vms/${vm.id}/exec`, { command: 'sleep', args: [marker] }, 0);
     await until('the command to run on the host', async () => hostProcesses(marker).length > 0, 15_000);
-    const { rows } = await c.db.query(`SELECT id FROM tasks WHERE vm_id = $1 AND type = 'vm:execute' AND status = 'running'`, [vm.id]);
+    const { rows } = await c.db.query(
+      `SELECT id FROM tasks WHERE vm_id = $1 AND type = 'vm:execute' AND status = 'running'`,
+      [vm.id],
+    );
     const taskId = rows[0].id as string;
 
     const started = Date.now();
     const cancelled = await api('POST', `/tasks/${taskId}/cancel`, undefined, 1);
     expect([200, 202]).toContain(cancelled.status);
-    const goneAfter = await until('the process to be gone from the host', async () => hostProcesses(marker).length === 0, 2000);
+    const goneAfter = await until(
+      'the process to be gone from the host',
+      async () => hostProcesses(marker).length === 0,
+      2000,
+    );
     console.log(`cancel: process gone ${goneAfter} ms after the cancel request`);
-    await until('the task to be cancelled', async () => (await api('GET', `/tasks/${taskId}`)).body.status === 'cancelled', 2000 - (Date.now() - started) + 1000);
+    await until(
+      'the task to be cancelled',
+      async () => (await api('GET', `/tasks/${taskId}`)).body.status === 'cancelled',
+      2000 - (Date.now() - started) + 1000,
+    );
     expect((await exec).status).toBe(502);
 
     // Cancelling again is a no-op; the VM is still usable.
-    expect(await api('POST', `/tasks/${taskId}/cancel`)).toMatchObject({ status: 200, body: { status: 'cancelled', outcome: 'already' } });
-    expect((await api('POST', `/vms/${vm.id}/exec`, { command: 'echo', args: ['still here'] })).body.stdout).toBe('still here\n');
+    expect(await api('POST', `/tasks/${taskId}/cancel`)).toMatchObject({
+      status: 200,
+      body: { status: 'cancelled', outcome: 'already' },
+    });
+    expect((await api('POST', `/vms/${vm.id}/exec`, { command: 'echo', args: ['still here'] })).body.stdout).toBe(
+      'still here\n',
+    );
     const done = (await api('GET', `/tasks?vm_id=${vm.id}&type=vm:execute&status=completed`)).body.tasks[0];
     const conflict = await api('POST', `/tasks/${done.id}/cancel`);
     expect(conflict.status).toBe(409);
@@ -149,7 +197,11 @@ describe('cancel', () => {
   it('a cancelled pending task never runs', async () => {
     for (const id of ['slow', 'w2', 'w3']) await api('POST', `/workers/${id}/eligibility`, { eligible: false });
     const { body } = await api('POST', '/vms', { name: 'never' });
-    await until('the scheduler to look at it', async () => (await api('GET', `/tasks/${body.task_id}`)).body.placement != null, 10_000);
+    await until(
+      'the scheduler to look at it',
+      async () => (await api('GET', `/tasks/${body.task_id}`)).body.placement != null,
+      10_000,
+    );
     const res = await api('POST', `/tasks/${body.task_id}/cancel`);
     expect(res.body).toMatchObject({ status: 'cancelled', outcome: 'cancelled' });
     for (const id of ['slow', 'w2', 'w3']) await api('POST', `/workers/${id}/eligibility`, { eligible: true });
@@ -165,7 +217,9 @@ describe('cancel', () => {
     const cancels: Promise<unknown>[] = [];
     const random = (n: number) => Math.floor(Math.random() * n);
     // Creates (some will not fit at first: big ones), and commands of random length on running VMs.
-    const creates = await Promise.all(Array.from({ length: 40 }, (_, i) => api('POST', '/vms', { name: `load-${i}`, vcpus: i % 7 === 0 ? 40 : 1 })));
+    const creates = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => api('POST', '/vms', { name: `load-${i}`, vcpus: i % 7 === 0 ? 40 : 1 })),
+    );
     for (const res of creates) taskIds.push(res.body.task_id);
     const deadline = Date.now() + 10_000;
     let extra = 0;
@@ -174,9 +228,14 @@ describe('cancel', () => {
       if (running.length > 0) {
         const vm = running[random(running.length)]!;
         // Fire and forget: the exec request waits for its command.
-        void api('POST', `/vms/${vm.id}/exec`, { command: 'sleep', args: [String(1 + random(4))] }).catch(() => undefined);
+        void api('POST', `/vms/${vm.id}/exec`, { command: 'sleep', args: [String(1 + random(4))] }).catch(
+          () => undefined,
+        );
       }
-      if (Math.random() < 0.3) void api('POST', '/vms', { name: `extra-${extra++}`, vcpus: Math.random() < 0.2 ? 40 : 1 }).catch(() => undefined);
+      if (Math.random() < 0.3)
+        void api('POST', '/vms', { name: `extra-${extra++}`, vcpus: Math.random() < 0.2 ? 40 : 1 }).catch(
+          () => undefined,
+        );
       const all = (await api('GET', '/tasks?limit=1000')).body.tasks as { id: string; status: string }[];
       for (const t of all) if (!taskIds.includes(t.id)) taskIds.push(t.id);
       // Mostly tasks still in flight (pending, scheduled, running), sometimes finished ones.
@@ -192,8 +251,16 @@ describe('cancel', () => {
     for (const s of statuses) expect([200, 202, 409]).toContain(s);
 
     // Everything settles: pending creates that fit nowhere are cancelled too, so all can end.
-    for (const t of (await api('GET', '/tasks?status=pending&limit=1000')).body.tasks) await api('POST', `/tasks/${t.id}/cancel`);
-    await until('every task to reach a final state', async () => (await c.count(`SELECT count(*)::int AS n FROM tasks WHERE status NOT IN ('completed','failed','cancelled')`)) === 0, 60_000);
+    for (const t of (await api('GET', '/tasks?status=pending&limit=1000')).body.tasks)
+      await api('POST', `/tasks/${t.id}/cancel`);
+    await until(
+      'every task to reach a final state',
+      async () =>
+        (await c.count(
+          `SELECT count(*)::int AS n FROM tasks WHERE status NOT IN ('completed','failed','cancelled')`,
+        )) === 0,
+      60_000,
+    );
     const finals = await c.db.query(`SELECT status, completed_at, cancel_requested_at FROM tasks`);
     for (const t of finals.rows) {
       expect(['completed', 'failed', 'cancelled']).toContain(t.status);
@@ -203,7 +270,8 @@ describe('cancel', () => {
 
     await deleteAll();
     const workers = (await api('GET', '/workers')).body.workers;
-    for (const w of workers) expect(w).toMatchObject({ vm_count: 0, used_cpu_cores: 0, used_memory_mb: 0, used_disk_gb: 0 });
+    for (const w of workers)
+      expect(w).toMatchObject({ vm_count: 0, used_cpu_cores: 0, used_memory_mb: 0, used_disk_gb: 0 });
   }, 180_000);
 });
 

@@ -16,7 +16,10 @@ import { AetheriumError } from '../src/domain/index.ts';
 import type { ExecResult } from '../src/domain/index.ts';
 import type { VmSpec } from '../src/ports/vm-driver.ts';
 import { FirecrackerApiClient } from '../src/adapters/vmm/firecracker/api-client.ts';
-import { FirecrackerDriver, type FirecrackerDriverOptions } from '../src/adapters/vmm/firecracker/firecracker-driver.ts';
+import {
+  FirecrackerDriver,
+  type FirecrackerDriverOptions,
+} from '../src/adapters/vmm/firecracker/firecracker-driver.ts';
 import { buildJailerArgs, jailId } from '../src/adapters/vmm/firecracker/jailer.ts';
 import {
   REQUEST_DEFINITIONS,
@@ -28,10 +31,22 @@ import {
   vsockBody,
 } from '../src/adapters/vmm/firecracker/requests.ts';
 import type { GuestConnectionFactory } from '../src/adapters/vmm/firecracker/vsock.ts';
-import { FrameDecoder, FrameType, decodeJson, encodeData, encodeJson, type ExecMessage } from '../src/adapters/vmm/guest/protocol.ts';
+import {
+  FrameDecoder,
+  FrameType,
+  decodeJson,
+  encodeData,
+  encodeJson,
+  type ExecMessage,
+} from '../src/adapters/vmm/guest/protocol.ts';
 import { createDriver } from '../src/adapters/vmm/create-driver.ts';
 import { findOnPath } from '../src/adapters/vmm/which.ts';
-import { FakeFirecracker, FirecrackerSpec, type FakeLauncherOptions, fakeLauncher } from './firecracker/firecracker-api.ts';
+import {
+  FakeFirecracker,
+  FirecrackerSpec,
+  type FakeLauncherOptions,
+  fakeLauncher,
+} from './firecracker/firecracker-api.ts';
 
 const spec = FirecrackerSpec.load();
 
@@ -132,10 +147,19 @@ function makeDriver(launcherOptions: FakeLauncherOptions = {}, options: Partial<
 }
 
 function operationsSent(fakes: FakeFirecracker[]): string[] {
-  return fakes.flatMap((f) => f.requests.map((r) => (r.template === '/actions' ? `PUT /actions ${(r.body as { action_type: string }).action_type}` : `${r.method} ${r.template}`)));
+  return fakes.flatMap((f) =>
+    f.requests.map((r) =>
+      r.template === '/actions'
+        ? `PUT /actions ${(r.body as { action_type: string }).action_type}`
+        : `${r.method} ${r.template}`,
+    ),
+  );
 }
 
-async function expectDriverError(promise: Promise<unknown>, ...fragments: (string | RegExp)[]): Promise<AetheriumError> {
+async function expectDriverError(
+  promise: Promise<unknown>,
+  ...fragments: (string | RegExp)[]
+): Promise<AetheriumError> {
   let error: unknown;
   try {
     await promise;
@@ -181,8 +205,17 @@ describe('firecracker driver: every request validates against firecracker.yaml',
     const fake = launcher.instances[0]!;
     expect(fake.state).toBe('Running');
     expect(fake.bodies('PUT', '/machine-config')).toEqual([{ vcpu_count: 2, mem_size_mib: 256, smt: false }]);
-    expect(fake.bodies('PUT', '/boot-source')).toEqual([{ kernel_image_path: kernel, boot_args: 'console=ttyS0 reboot=k panic=1 pci=off' }]);
-    expect(fake.bodies('PUT', '/drives/{drive_id}')).toEqual([{ drive_id: 'rootfs', path_on_host: join(dir, 'state', id, 'rootfs.ext4'), is_root_device: true, is_read_only: false }]);
+    expect(fake.bodies('PUT', '/boot-source')).toEqual([
+      { kernel_image_path: kernel, boot_args: 'console=ttyS0 reboot=k panic=1 pci=off' },
+    ]);
+    expect(fake.bodies('PUT', '/drives/{drive_id}')).toEqual([
+      {
+        drive_id: 'rootfs',
+        path_on_host: join(dir, 'state', id, 'rootfs.ext4'),
+        is_root_device: true,
+        is_read_only: false,
+      },
+    ]);
     expect(fake.bodies('PUT', '/vsock')).toEqual([{ guest_cid: 3, uds_path: join(dir, 'state', id, 'vsock.sock') }]);
     expect(fake.bodies('PUT', '/network-interfaces/{iface_id}')).toEqual([]);
     // The per-VM rootfs is a copy of the base image.
@@ -211,7 +244,15 @@ describe('firecracker driver: every request validates against firecracker.yaml',
     await driver.delete(id); // deleting a missing VM is fine
 
     expect(operationsSent(launcher.instances)).toEqual(
-      expect.arrayContaining(['GET /', 'PUT /machine-config', 'PUT /boot-source', 'PUT /drives/{drive_id}', 'PUT /vsock', 'PUT /actions InstanceStart', 'PUT /actions SendCtrlAltDel']),
+      expect.arrayContaining([
+        'GET /',
+        'PUT /machine-config',
+        'PUT /boot-source',
+        'PUT /drives/{drive_id}',
+        'PUT /vsock',
+        'PUT /actions InstanceStart',
+        'PUT /actions SendCtrlAltDel',
+      ]),
     );
     expect(launcher.violations()).toEqual([]);
   });
@@ -224,11 +265,22 @@ describe('firecracker driver: every request validates against firecracker.yaml',
     expect(launcher.instances[0]!.vsockSocketPath).toBe(join(dir, 'state', id, 'vsock.sock'));
 
     const chunks: string[] = [];
-    const result = await driver.exec(id, { command: 'echo', args: ['hi'], env: { FROM_REQUEST: '2' }, onStdout: (c) => chunks.push(c) });
+    const result = await driver.exec(id, {
+      command: 'echo',
+      args: ['hi'],
+      env: { FROM_REQUEST: '2' },
+      onStdout: (c) => chunks.push(c),
+    });
     expect(result).toEqual({ exit_code: 0, stdout: 'hi\n', stderr: '' });
     expect(chunks.join('')).toBe('hi\n');
     expect(execs).toHaveLength(1);
-    expect(execs[0]).toMatchObject({ command: 'echo', args: ['hi'], cwd: '/', stdin: false, env: { HOME: '/root', FROM_SPEC: '1', FROM_REQUEST: '2' } });
+    expect(execs[0]).toMatchObject({
+      command: 'echo',
+      args: ['hi'],
+      cwd: '/',
+      stdin: false,
+      env: { HOME: '/root', FROM_SPEC: '1', FROM_REQUEST: '2' },
+    });
     expect(execs[0]!.env.PATH).toBeTruthy();
     expect(launcher.violations()).toEqual([]);
     await driver.delete(id);
@@ -252,19 +304,41 @@ describe('firecracker driver: every request validates against firecracker.yaml',
     const launch = launcher.launches[0]!;
     expect(launch.file).toBe('/opt/fc/bin/jailer');
     expect(launch.args).toEqual([
-      '--id', jid, '--exec-file', '/opt/fc/bin/firecracker', '--uid', String(uid), '--gid', String(gid),
-      '--chroot-base-dir', chrootBase, '--cgroup-version', '2', '--', '--api-sock', '/run/firecracker.socket',
+      '--id',
+      jid,
+      '--exec-file',
+      '/opt/fc/bin/firecracker',
+      '--uid',
+      String(uid),
+      '--gid',
+      String(gid),
+      '--chroot-base-dir',
+      chrootBase,
+      '--cgroup-version',
+      '2',
+      '--',
+      '--api-sock',
+      '/run/firecracker.socket',
     ]);
     const root = join(chrootBase, 'firecracker', jid, 'root');
     expect(launch.rootDir).toBe(root);
     expect(launch.apiSocketPath).toBe(join(root, 'run/firecracker.socket'));
 
     const fake = launcher.instances[0]!;
-    expect(fake.bodies('PUT', '/boot-source')).toEqual([{ kernel_image_path: '/vmlinux', boot_args: 'console=ttyS0 reboot=k panic=1 pci=off' }]);
-    expect(fake.bodies('PUT', '/drives/{drive_id}')).toEqual([{ drive_id: 'rootfs', path_on_host: '/rootfs.ext4', is_root_device: true, is_read_only: false }]);
+    expect(fake.bodies('PUT', '/boot-source')).toEqual([
+      { kernel_image_path: '/vmlinux', boot_args: 'console=ttyS0 reboot=k panic=1 pci=off' },
+    ]);
+    expect(fake.bodies('PUT', '/drives/{drive_id}')).toEqual([
+      { drive_id: 'rootfs', path_on_host: '/rootfs.ext4', is_root_device: true, is_read_only: false },
+    ]);
     expect(fake.bodies('PUT', '/vsock')).toEqual([{ guest_cid: 3, uds_path: '/vsock.sock' }]);
     expect(fake.bodies('PUT', '/network-interfaces/{iface_id}')).toEqual([
-      { iface_id: 'eth0', host_dev_name: 'tap-vm.jaile', guest_mac: expect.stringMatching(/^06:00(:[0-9a-f]{2}){4}$/), mtu: 1500 },
+      {
+        iface_id: 'eth0',
+        host_dev_name: 'tap-vm.jaile',
+        guest_mac: expect.stringMatching(/^06:00(:[0-9a-f]{2}){4}$/),
+        mtu: 1500,
+      },
     ]);
     expect(fake.bodies('PUT', '/machine-config')).toEqual([{ vcpu_count: 2, mem_size_mib: 512, smt: false }]);
     expect(existsSync(join(root, 'rootfs.ext4'))).toBe(true);
@@ -278,7 +352,15 @@ describe('firecracker driver: every request validates against firecracker.yaml',
     expect(existsSync(join(chrootBase, 'firecracker', jid))).toBe(false);
     expect(existsSync(join(dir, 'state', id))).toBe(false);
     expect(operationsSent(launcher.instances)).toEqual(
-      expect.arrayContaining(['PUT /machine-config', 'PUT /boot-source', 'PUT /drives/{drive_id}', 'PUT /network-interfaces/{iface_id}', 'PUT /vsock', 'PUT /actions InstanceStart', 'PUT /actions SendCtrlAltDel']),
+      expect.arrayContaining([
+        'PUT /machine-config',
+        'PUT /boot-source',
+        'PUT /drives/{drive_id}',
+        'PUT /network-interfaces/{iface_id}',
+        'PUT /vsock',
+        'PUT /actions InstanceStart',
+        'PUT /actions SendCtrlAltDel',
+      ]),
     );
     expect(launcher.violations()).toEqual([]);
   });
@@ -289,7 +371,13 @@ describe('firecracker driver: every request validates against firecracker.yaml',
     await fake.listen(socket);
     try {
       const api = new FirecrackerApiClient(socket, 1_000);
-      await expectDriverError(api.put('/machine-config', { vcpu_count: 0, mem_size_mib: 128, vcpus: 1 }), 'PUT /machine-config', 'HTTP 400', /vcpu_count/, /unknown field "vcpus"/);
+      await expectDriverError(
+        api.put('/machine-config', { vcpu_count: 0, mem_size_mib: 128, vcpus: 1 }),
+        'PUT /machine-config',
+        'HTTP 400',
+        /vcpu_count/,
+        /unknown field "vcpus"/,
+      );
       await expectDriverError(api.put('/drives/a', { drive_id: 'b', is_root_device: true }), /does not match/);
       await expectDriverError(api.put('/no-such-thing', {}), /Invalid request method and\/or path/);
       await expectDriverError(api.action('SendCtrlAltDel'), /before starting/);
@@ -301,7 +389,11 @@ describe('firecracker driver: every request validates against firecracker.yaml',
 });
 
 describe('firecracker driver: errors become clear errors, and a failed create cleans up', () => {
-  async function expectCleanCreateFailure(launcherOptions: FakeLauncherOptions, driverOptions: Partial<FirecrackerDriverOptions>, ...fragments: (string | RegExp)[]) {
+  async function expectCleanCreateFailure(
+    launcherOptions: FakeLauncherOptions,
+    driverOptions: Partial<FirecrackerDriverOptions>,
+    ...fragments: (string | RegExp)[]
+  ) {
     const { driver, launcher } = makeDriver(launcherOptions, driverOptions);
     const id = 'vm-fail';
     const error = await expectDriverError(driver.create(vmSpec(id)), ...fragments);
@@ -316,7 +408,13 @@ describe('firecracker driver: errors become clear errors, and a failed create cl
 
   it('a 400 with fault_message names the method, the path and the fault', async () => {
     await expectCleanCreateFailure(
-      { configure: (f) => f.script('PUT', '/machine-config', { status: 400, body: { fault_message: 'The memory size (MiB) is invalid.' } }) },
+      {
+        configure: (f) =>
+          f.script('PUT', '/machine-config', {
+            status: 400,
+            body: { fault_message: 'The memory size (MiB) is invalid.' },
+          }),
+      },
       {},
       'PUT /machine-config',
       'HTTP 400',
@@ -325,20 +423,57 @@ describe('firecracker driver: errors become clear errors, and a failed create cl
   });
 
   it('a non-JSON error body and an empty error body are reported as such', async () => {
-    await expectCleanCreateFailure({ configure: (f) => f.script('PUT', '/boot-source', { status: 500, body: 'kaboom <html>' }) }, {}, 'PUT /boot-source', 'HTTP 500', /not a Firecracker error body.*kaboom/);
-    await expectCleanCreateFailure({ configure: (f) => f.script('PUT', '/vsock', { status: 400 }) }, {}, 'PUT /vsock', 'HTTP 400', '(empty body)');
+    await expectCleanCreateFailure(
+      { configure: (f) => f.script('PUT', '/boot-source', { status: 500, body: 'kaboom <html>' }) },
+      {},
+      'PUT /boot-source',
+      'HTTP 500',
+      /not a Firecracker error body.*kaboom/,
+    );
+    await expectCleanCreateFailure(
+      { configure: (f) => f.script('PUT', '/vsock', { status: 400 }) },
+      {},
+      'PUT /vsock',
+      'HTTP 400',
+      '(empty body)',
+    );
   });
 
   it('an API that never answers times out', async () => {
-    await expectCleanCreateFailure({ configure: (f) => f.script('PUT', '/drives/{drive_id}', { hang: true }) }, { apiTimeoutMs: 300 }, 'PUT /drives/rootfs', /no answer within 300 ms/);
+    await expectCleanCreateFailure(
+      { configure: (f) => f.script('PUT', '/drives/{drive_id}', { hang: true }) },
+      { apiTimeoutMs: 300 },
+      'PUT /drives/rootfs',
+      /no answer within 300 ms/,
+    );
   });
 
   it('a failed InstanceStart, a connection dropped mid-request, a VMM that never opens its socket, a guest agent that never listens', async () => {
-    await expectCleanCreateFailure({ configure: (f) => f.script('PUT', '/actions', { status: 400, body: { fault_message: 'Cannot start microvm: KVM error' } }) }, {}, 'PUT /actions', 'KVM error');
-    await expectCleanCreateFailure({ configure: (f) => f.script('PUT', '/vsock', { destroy: true }) }, {}, 'PUT /vsock', /failed/);
-    await expectCleanCreateFailure({ noSocket: true }, { bootTimeoutMs: 400 }, /Firecracker API socket was not ready within 400 ms/);
+    await expectCleanCreateFailure(
+      {
+        configure: (f) =>
+          f.script('PUT', '/actions', { status: 400, body: { fault_message: 'Cannot start microvm: KVM error' } }),
+      },
+      {},
+      'PUT /actions',
+      'KVM error',
+    );
+    await expectCleanCreateFailure(
+      { configure: (f) => f.script('PUT', '/vsock', { destroy: true }) },
+      {},
+      'PUT /vsock',
+      /failed/,
+    );
+    await expectCleanCreateFailure(
+      { noSocket: true },
+      { bootTimeoutMs: 400 },
+      /Firecracker API socket was not ready within 400 ms/,
+    );
     const { driver } = makeDriver({ guest: undefined }, { bootTimeoutMs: 500 });
-    await expectDriverError(driver.create(vmSpec('vm-noagent')), /guest agent \(vsock port 10789\) was not ready within 500 ms/);
+    await expectDriverError(
+      driver.create(vmSpec('vm-noagent')),
+      /guest agent \(vsock port 10789\) was not ready within 500 ms/,
+    );
     expect(existsSync(join(dir, 'state', 'vm-noagent'))).toBe(false);
   });
 
@@ -351,7 +486,11 @@ describe('firecracker driver: errors become clear errors, and a failed create cl
       kvmPath: join(dir, 'no-kvm'),
     });
     const started = Date.now();
-    const error = await expectDriverError(driver.create(vmSpec('vm-nokvm')), /no-kvm is missing/, /no firecracker binary/);
+    const error = await expectDriverError(
+      driver.create(vmSpec('vm-nokvm')),
+      /no-kvm is missing/,
+      /no firecracker binary/,
+    );
     expect(error.code).toBe('driver_unavailable');
     expect(Date.now() - started).toBeLessThan(1_000);
     expect(existsSync(join(dir, 'state'))).toBe(false);
@@ -361,7 +500,10 @@ describe('firecracker driver: errors become clear errors, and a failed create cl
     const { driver, launcher } = makeDriver({}, { kernelImagePath: join(dir, 'missing-vmlinux') });
     await expectDriverError(driver.create(vmSpec('vm-a')), /kernel image .*missing-vmlinux does not exist/);
     await expectDriverError(makeDriver({}, {}).driver.create(vmSpec('vm-b', { vcpus: 33 })), /1 to 32 vCPUs/);
-    await expectDriverError(makeDriver({}, {}).driver.create(vmSpec('vm-c', { image: 'ubuntu' })), /no images directory/);
+    await expectDriverError(
+      makeDriver({}, {}).driver.create(vmSpec('vm-c', { image: 'ubuntu' })),
+      /no images directory/,
+    );
     expect(launcher.launches).toEqual([]);
   });
 
@@ -386,7 +528,13 @@ describe('firecracker driver: errors become clear errors, and a failed create cl
     await driver.stop('vm-off');
     await driver.close();
     await launcher.instances[1]!.exit(); // crashed while the agent was down
-    const again = new FirecrackerDriver({ stateDir: join(dir, 'state'), kernelImagePath: kernel, rootfsPath: rootfs, guestConnection: toyClient, launcher });
+    const again = new FirecrackerDriver({
+      stateDir: join(dir, 'state'),
+      kernelImagePath: kernel,
+      rootfsPath: rootfs,
+      guestConnection: toyClient,
+      launcher,
+    });
     expect(await again.recover()).toEqual({ recovered: ['vm-live'], lost: ['vm-dead'] });
     expect(existsSync(join(dir, 'state', 'vm-dead'))).toBe(false);
     expect((await again.status('vm-off')).state).toBe('stopped');
@@ -404,15 +552,30 @@ describe('firecracker driver: errors become clear errors, and a failed create cl
 
 describe('firecracker request builders match the spec definitions', () => {
   const cases: Record<keyof typeof REQUEST_DEFINITIONS, unknown[]> = {
-    bootSourceBody: [bootSourceBody({ kernelImagePath: '/vmlinux' }), bootSourceBody({ kernelImagePath: '/k', bootArgs: 'console=ttyS0', initrdPath: '/initrd' })],
-    rootDriveBody: [rootDriveBody({ pathOnHost: '/rootfs.ext4' }), rootDriveBody({ pathOnHost: '/r', readOnly: true, driveId: 'root_2' })],
-    machineConfigBody: [machineConfigBody({ vcpus: 0.25, memoryMb: 128 }), machineConfigBody({ vcpus: 32, memoryMb: 65536 })],
-    networkInterfaceBody: [networkInterfaceBody({ hostDevName: 'tap0' }), networkInterfaceBody({ hostDevName: 'tap1', ifaceId: 'eth1', guestMac: '06:00:AC:10:00:02', mtu: 9000 })],
+    bootSourceBody: [
+      bootSourceBody({ kernelImagePath: '/vmlinux' }),
+      bootSourceBody({ kernelImagePath: '/k', bootArgs: 'console=ttyS0', initrdPath: '/initrd' }),
+    ],
+    rootDriveBody: [
+      rootDriveBody({ pathOnHost: '/rootfs.ext4' }),
+      rootDriveBody({ pathOnHost: '/r', readOnly: true, driveId: 'root_2' }),
+    ],
+    machineConfigBody: [
+      machineConfigBody({ vcpus: 0.25, memoryMb: 128 }),
+      machineConfigBody({ vcpus: 32, memoryMb: 65536 }),
+    ],
+    networkInterfaceBody: [
+      networkInterfaceBody({ hostDevName: 'tap0' }),
+      networkInterfaceBody({ hostDevName: 'tap1', ifaceId: 'eth1', guestMac: '06:00:AC:10:00:02', mtu: 9000 }),
+    ],
     vsockBody: [vsockBody({ udsPath: '/v.sock' }), vsockBody({ udsPath: '/v.sock', guestCid: 52 })],
     actionBody: [actionBody('InstanceStart'), actionBody('SendCtrlAltDel'), actionBody('FlushMetrics')],
   };
 
-  for (const [builder, definition] of Object.entries(REQUEST_DEFINITIONS) as [keyof typeof REQUEST_DEFINITIONS, string][]) {
+  for (const [builder, definition] of Object.entries(REQUEST_DEFINITIONS) as [
+    keyof typeof REQUEST_DEFINITIONS,
+    string,
+  ][]) {
     it(`${builder} → definitions/${definition}: required fields present, no unknown fields, right types`, () => {
       const def = spec.definitions[definition] as { required?: string[]; properties: Record<string, unknown> };
       for (const body of cases[builder]) {
@@ -424,8 +587,12 @@ describe('firecracker request builders match the spec definitions', () => {
   }
 
   it('the validator is not vacuous: unknown fields, missing required fields, bad enums and ranges are caught', () => {
-    expect(spec.validateDefinition('Drive', { drive_id: 'x', is_root_device: true, readonly: true })).toEqual(['(body): unknown field "readonly"']);
-    expect(spec.validateDefinition('BootSource', { boot_args: 'x' })).toEqual(['(body): missing required field "kernel_image_path"']);
+    expect(spec.validateDefinition('Drive', { drive_id: 'x', is_root_device: true, readonly: true })).toEqual([
+      '(body): unknown field "readonly"',
+    ]);
+    expect(spec.validateDefinition('BootSource', { boot_args: 'x' })).toEqual([
+      '(body): missing required field "kernel_image_path"',
+    ]);
     expect(spec.validateDefinition('InstanceActionInfo', { action_type: 'Reboot' })).toHaveLength(1);
     expect(spec.validateDefinition('MachineConfiguration', { vcpu_count: 33, mem_size_mib: 1.5 })).toHaveLength(2);
     expect(spec.validateDefinition('Vsock', { guest_cid: 2, uds_path: '/v' })).toEqual(['/guest_cid: must be >= 3']);
@@ -437,7 +604,9 @@ describe('firecracker request builders match the spec definitions', () => {
     expect(() => networkInterfaceBody({ hostDevName: 'tap0', guestMac: 'nope' })).toThrow(/MAC/);
     expect(() => vsockBody({ udsPath: '/v', guestCid: 2 })).toThrow(/CID/);
     expect(() => rootDriveBody({ pathOnHost: '/r', driveId: 'a/b' })).toThrow(/drive id/);
-    expect(() => buildJailerArgs({ vmId: 'x', firecrackerBinary: '/fc', jailer: { uid: -1, gid: 0 }, firecrackerArgs: [] })).toThrow(/uid/);
+    expect(() =>
+      buildJailerArgs({ vmId: 'x', firecrackerBinary: '/fc', jailer: { uid: -1, gid: 0 }, firecrackerArgs: [] }),
+    ).toThrow(/uid/);
   });
 });
 
@@ -452,7 +621,9 @@ describe('firecracker driver on real hardware', () => {
   })();
   const binary = findOnPath('firecracker');
   const canBoot = kvm && binary !== null;
-  const why = [kvm ? null : '/dev/kvm absent', binary ? null : 'no firecracker binary on PATH'].filter(Boolean).join(', ');
+  const why = [kvm ? null : '/dev/kvm absent', binary ? null : 'no firecracker binary on PATH']
+    .filter(Boolean)
+    .join(', ');
   let realDir: string;
   beforeAll(async () => {
     realDir = await mkdtemp(join(tmpdir(), 'fc-real-'));
@@ -461,24 +632,28 @@ describe('firecracker driver on real hardware', () => {
     await rm(realDir, { recursive: true, force: true });
   });
 
-  it.runIf(canBoot)(`boots a real Firecracker VM (needs /dev/kvm and a firecracker binary; ${canBoot ? 'present' : `absent here: ${why}`})`, async () => {
-    // Images: FIRECRACKER_KERNEL / FIRECRACKER_ROOTFS, or the driver's defaults under /var/lib/aetherium/firecracker.
-    const driver = new FirecrackerDriver({
-      stateDir: join(realDir, 'state'),
-      ...(process.env.FIRECRACKER_KERNEL ? { kernelImagePath: process.env.FIRECRACKER_KERNEL } : {}),
-      ...(process.env.FIRECRACKER_ROOTFS ? { rootfsPath: process.env.FIRECRACKER_ROOTFS } : {}),
-      bootTimeoutMs: 60_000,
-    });
-    const id = 'real-boot';
-    try {
-      const info = await driver.create(vmSpec(id, { vcpus: 1, memory_mb: 256 }));
-      expect(info.state).toBe('running');
-      const api = new FirecrackerApiClient(join(realDir, 'state', id, 'api.sock'));
-      expect((await api.describeInstance()).state).toBe('Running');
-      await driver.stop(id);
-      expect((await driver.status(id)).state).toBe('stopped');
-    } finally {
-      await driver.delete(id);
-    }
-  }, 120_000);
+  it.runIf(canBoot)(
+    `boots a real Firecracker VM (needs /dev/kvm and a firecracker binary; ${canBoot ? 'present' : `absent here: ${why}`})`,
+    async () => {
+      // Images: FIRECRACKER_KERNEL / FIRECRACKER_ROOTFS, or the driver's defaults under /var/lib/aetherium/firecracker.
+      const driver = new FirecrackerDriver({
+        stateDir: join(realDir, 'state'),
+        ...(process.env.FIRECRACKER_KERNEL ? { kernelImagePath: process.env.FIRECRACKER_KERNEL } : {}),
+        ...(process.env.FIRECRACKER_ROOTFS ? { rootfsPath: process.env.FIRECRACKER_ROOTFS } : {}),
+        bootTimeoutMs: 60_000,
+      });
+      const id = 'real-boot';
+      try {
+        const info = await driver.create(vmSpec(id, { vcpus: 1, memory_mb: 256 }));
+        expect(info.state).toBe('running');
+        const api = new FirecrackerApiClient(join(realDir, 'state', id, 'api.sock'));
+        expect((await api.describeInstance()).state).toBe('Running');
+        await driver.stop(id);
+        expect((await driver.status(id)).state).toBe('stopped');
+      } finally {
+        await driver.delete(id);
+      }
+    },
+    120_000,
+  );
 });

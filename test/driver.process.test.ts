@@ -41,13 +41,17 @@ describe('process driver', () => {
 
   it('kills what a command left behind in its process group when it exits', async () => {
     const marker = `0.000${Date.now()}`;
-    const result = await driver.exec(id, { command: 'sh', args: ['-c', `sleep 600 ${marker} >/dev/null 2>&1 & echo started`] });
+    const result = await driver.exec(id, {
+      command: 'sh',
+      args: ['-c', `sleep 600 ${marker} >/dev/null 2>&1 & echo started`],
+    });
     expect(result.stdout).toBe('started\n');
     expect(await eventually(() => hostProcessesWithArg(marker).length === 0, 2_000)).toBe(true);
   });
 
   it('createDriver builds every known driver and refuses an unknown name with the list', () => {
-    for (const name of ['process', 'sandbox', 'qemu', 'firecracker'] as const) expect(createDriver(name, { stateDir }).info.name).toBe(name);
+    for (const name of ['process', 'sandbox', 'qemu', 'firecracker'] as const)
+      expect(createDriver(name, { stateDir }).info.name).toBe(name);
     let error: unknown;
     try {
       createDriver('vmware' as never, { stateDir });
@@ -56,6 +60,8 @@ describe('process driver', () => {
     }
     expect(error).toBeInstanceOf(AetheriumError);
     expect((error as AetheriumError).code).toBe('validation_failed');
-    expect((error as AetheriumError).message).toMatch(/unknown driver "vmware"; known drivers: sandbox, process, qemu, firecracker/);
+    expect((error as AetheriumError).message).toMatch(
+      /unknown driver "vmware"; known drivers: sandbox, process, qemu, firecracker/,
+    );
   });
 });

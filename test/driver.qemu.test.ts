@@ -8,7 +8,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VmSpec } from '../src/ports/vm-driver.ts';
 import { detectDrivers } from '../src/adapters/vmm/detect.ts';
-import { FrameDecoder, FrameType, MAX_FRAME, PROTOCOL_VERSION, encodeFrame, encodeJson } from '../src/adapters/vmm/guest/protocol.ts';
+import {
+  FrameDecoder,
+  FrameType,
+  MAX_FRAME,
+  PROTOCOL_VERSION,
+  encodeFrame,
+  encodeJson,
+} from '../src/adapters/vmm/guest/protocol.ts';
 import { ensureGuestImage } from '../src/adapters/vmm/qemu/image.ts';
 import { QemuDriver } from '../src/adapters/vmm/qemu/qemu-driver.ts';
 import { driverConformance } from './conformance/driver.suite.ts';
@@ -18,7 +25,10 @@ const IMAGE_DIR = process.env.AETHERIUM_IMAGE_DIR ?? '.aetherium/images/default'
 const detected = await detectDrivers();
 
 it('this host can run the qemu driver (qemu-system-x86 and qemu-utils installed)', () => {
-  expect(detected.available, `qemu driver unavailable: ${detected.notes.qemu ?? ''}; apt-get install -y qemu-system-x86 qemu-utils`).toContain('qemu');
+  expect(
+    detected.available,
+    `qemu driver unavailable: ${detected.notes.qemu ?? ''}; apt-get install -y qemu-system-x86 qemu-utils`,
+  ).toContain('qemu');
 });
 
 describe('qemu driver (microvm)', () => {
@@ -31,7 +41,8 @@ describe('qemu driver (microvm)', () => {
   driverConformance('qemu', async (stateDir) => new QemuDriver({ stateDir, imageDir: IMAGE_DIR }), {
     processesWithArg: async (driver, vmId, arg) => {
       if ((await driver.status(vmId)).state !== 'running') return 0;
-      const script = 'n=0; for p in /proc/[0-9]*; do tr "\\0" " " < $p/cmdline 2>/dev/null | grep -qF -- "$M" && n=$((n+1)); done; echo $n';
+      const script =
+        'n=0; for p in /proc/[0-9]*; do tr "\\0" " " < $p/cmdline 2>/dev/null | grep -qF -- "$M" && n=$((n+1)); done; echo $n';
       const result = await driver.exec(vmId, { command: 'sh', args: ['-c', script], env: { M: arg } });
       return Number(result.stdout.trim());
     },
@@ -81,7 +92,14 @@ describe('qemu driver (microvm)', () => {
       const decoder = new FrameDecoder();
       const frames: Array<{ type: number; json: Record<string, unknown> }> = [];
       socket.on('data', (chunk: Buffer) => {
-        for (const f of decoder.push(chunk)) frames.push({ type: f.type, json: f.type === FrameType.STDOUT ? { data: f.payload.subarray(4).toString() } : (JSON.parse(f.payload.toString()) as Record<string, unknown>) });
+        for (const f of decoder.push(chunk))
+          frames.push({
+            type: f.type,
+            json:
+              f.type === FrameType.STDOUT
+                ? { data: f.payload.subarray(4).toString() }
+                : (JSON.parse(f.payload.toString()) as Record<string, unknown>),
+          });
       });
       await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
       const waitFor = async (pred: () => boolean, ms = 10_000): Promise<void> => {
@@ -94,14 +112,23 @@ describe('qemu driver (microvm)', () => {
       socket.write(encodeJson(FrameType.HELLO, { version: PROTOCOL_VERSION }));
       await waitFor(() => frames.some((f) => f.type === FrameType.HELLO));
       const errors = () => frames.filter((f) => f.type === FrameType.ERROR).map((f) => f.json.code);
-      socket.write(encodeFrame(FrameType.EXEC, Buffer.from('{"id": 7, "command": [nope')));           // malformed JSON
-      socket.write(encodeFrame(0x7e, Buffer.from('x')));                                                 // unknown type
+      socket.write(encodeFrame(FrameType.EXEC, Buffer.from('{"id": 7, "command": [nope'))); // malformed JSON
+      socket.write(encodeFrame(0x7e, Buffer.from('x'))); // unknown type
       socket.write(encodeFrame(FrameType.EXEC, Buffer.from('{"id":8,"command":"echo","env":{"A":1}}'))); // wrong value type
-      socket.write(Buffer.from([0, 0, 0, 0]));                                                           // zero length
-      const huge = Buffer.alloc(4 + MAX_FRAME + 6, 0x41);                                                // oversized: skipped whole
+      socket.write(Buffer.from([0, 0, 0, 0])); // zero length
+      const huge = Buffer.alloc(4 + MAX_FRAME + 6, 0x41); // oversized: skipped whole
       huge.writeUInt32BE(MAX_FRAME + 6, 0);
       socket.write(huge);
-      socket.write(encodeJson(FrameType.EXEC, { id: 9, command: 'echo', args: ['after garbage'], env: { PATH: '/bin' }, cwd: '/', stdin: false }));
+      socket.write(
+        encodeJson(FrameType.EXEC, {
+          id: 9,
+          command: 'echo',
+          args: ['after garbage'],
+          env: { PATH: '/bin' },
+          cwd: '/',
+          stdin: false,
+        }),
+      );
       await waitFor(() => frames.some((f) => f.type === FrameType.EXIT && f.json.id === 9));
       expect(errors()).toEqual(['bad_json', 'unknown_type', 'bad_json', 'bad_frame', 'frame_too_large']);
       expect(frames.find((f) => f.type === FrameType.STDOUT)?.json.data).toBe('after garbage\n');
@@ -127,7 +154,9 @@ describe('qemu driver (microvm)', () => {
       } finally {
         await second.close();
       }
-      expect((await driver.exec(alpha.id, { command: 'echo', args: ['first driver too'] })).stdout).toBe('first driver too\n');
+      expect((await driver.exec(alpha.id, { command: 'echo', args: ['first driver too'] })).stdout).toBe(
+        'first driver too\n',
+      );
     });
 
     it('recover reports a VM whose QEMU died as lost and frees its overlay and sockets', async () => {

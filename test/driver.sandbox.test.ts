@@ -19,7 +19,10 @@ const cgroups = detectCgroupsV1();
 
 // No silent skips: a host that cannot run the sandbox fails here, saying what to install.
 it('this host can run the sandbox driver (bubblewrap installed, as .ci/run does)', () => {
-  expect(sandboxWorks, `sandbox driver unavailable: ${detected.notes.sandbox ?? ''}; apt-get install -y bubblewrap`).toBe(true);
+  expect(
+    sandboxWorks,
+    `sandbox driver unavailable: ${detected.notes.sandbox ?? ''}; apt-get install -y bubblewrap`,
+  ).toBe(true);
 });
 
 describe('sandbox driver (bubblewrap)', () => {
@@ -36,8 +39,10 @@ describe('sandbox driver (bubblewrap)', () => {
     };
     const alpha = spec('alpha-box');
     const bravo = spec('bravo-box', { memory_mb: 32, vcpus: 0.5 });
-    const sh = (id: string, script: string, extra: Partial<ExecRequest> = {}) => driver.exec(id, { command: 'sh', args: ['-c', script], ...extra });
-    const groupsOf = (id: string): CgroupSet => JSON.parse(readFileSync(join(stateDir, id, 'cgroups.json'), 'utf8')) as CgroupSet;
+    const sh = (id: string, script: string, extra: Partial<ExecRequest> = {}) =>
+      driver.exec(id, { command: 'sh', args: ['-c', script], ...extra });
+    const groupsOf = (id: string): CgroupSet =>
+      JSON.parse(readFileSync(join(stateDir, id, 'cgroups.json'), 'utf8')) as CgroupSet;
 
     beforeAll(async () => {
       stateDir = await mkdtemp(join(tmpdir(), 'aetherium-sandbox-'));
@@ -60,7 +65,10 @@ describe('sandbox driver (bubblewrap)', () => {
 
     it('has its own pid namespace: only its own processes are visible', async () => {
       const result = await sh(alpha.id, 'ps -e -o pid=,comm=');
-      const rows = result.stdout.trim().split('\n').map((line) => line.trim().split(/\s+/));
+      const rows = result.stdout
+        .trim()
+        .split('\n')
+        .map((line) => line.trim().split(/\s+/));
       expect(rows.find(([pid]) => pid === '1')?.[1]).toBe('bwrap');
       expect(new Set(rows.map(([, comm]) => comm))).toEqual(new Set(['bwrap', 'sleep', 'sh', 'ps']));
       const pids = (await sh(alpha.id, 'ls /proc')).stdout.split('\n').filter((e) => /^\d+$/.test(e));
@@ -75,12 +83,24 @@ describe('sandbox driver (bubblewrap)', () => {
 
     it('has no network but loopback', async () => {
       const devices = (await driver.exec(alpha.id, { command: 'cat', args: ['/proc/net/dev'] })).stdout;
-      const names = devices.split('\n').slice(2).filter(Boolean).map((line) => line.split(':')[0]?.trim());
+      const names = devices
+        .split('\n')
+        .slice(2)
+        .filter(Boolean)
+        .map((line) => line.split(':')[0]?.trim());
       expect(names).toEqual(['lo']);
-      const outside = await driver.exec(alpha.id, { command: 'bash', args: ['-c', 'exec 3<>/dev/tcp/1.1.1.1/80'], timeout_ms: 10_000 });
+      const outside = await driver.exec(alpha.id, {
+        command: 'bash',
+        args: ['-c', 'exec 3<>/dev/tcp/1.1.1.1/80'],
+        timeout_ms: 10_000,
+      });
       expect(outside.exit_code).not.toBe(0);
       expect(outside.stderr).toMatch(/unreachable/i);
-      const loopback = await driver.exec(alpha.id, { command: 'bash', args: ['-c', 'exec 3<>/dev/tcp/127.0.0.1/9'], timeout_ms: 10_000 });
+      const loopback = await driver.exec(alpha.id, {
+        command: 'bash',
+        args: ['-c', 'exec 3<>/dev/tcp/127.0.0.1/9'],
+        timeout_ms: 10_000,
+      });
       expect(loopback.stderr).toMatch(/refused/i); // loopback is up, nothing listens there
     });
 
@@ -90,7 +110,9 @@ describe('sandbox driver (bubblewrap)', () => {
       expect((await sh(bravo.id, 'test -e /root/secret.txt || test -e /tmp/alpha.txt')).exit_code).toBe(1);
       expect(existsSync(join(stateDir, alpha.id, 'root', 'root', 'secret.txt'))).toBe(true);
       // The host's own directories are not there, and the shared ones are read-only.
-      expect((await sh(alpha.id, `test -e ${JSON.stringify(stateDir)} || test -e /work || test -e /etc/shadow`)).exit_code).toBe(1);
+      expect(
+        (await sh(alpha.id, `test -e ${JSON.stringify(stateDir)} || test -e /work || test -e /etc/shadow`)).exit_code,
+      ).toBe(1);
       const usr = await sh(alpha.id, 'touch /usr/aetherium-write-test');
       expect(usr.exit_code).not.toBe(0);
       expect(existsSync('/usr/aetherium-write-test')).toBe(false);
@@ -110,12 +132,17 @@ describe('sandbox driver (bubblewrap)', () => {
     });
 
     it('finds writable cgroup v1 memory, cpu and pids controllers', () => {
-      expect(Object.keys(cgroups.parents).sort(), 'the limit tests below need cgroup v1 controllers this agent can write').toEqual(expect.arrayContaining(['cpu', 'memory', 'pids']));
+      expect(
+        Object.keys(cgroups.parents).sort(),
+        'the limit tests below need cgroup v1 controllers this agent can write',
+      ).toEqual(expect.arrayContaining(['cpu', 'memory', 'pids']));
     });
 
     it('enforces memory_mb: a process allocating more is killed', async () => {
       const groups = groupsOf(bravo.id);
-      expect(readFileSync(join(groups.memory as string, 'memory.limit_in_bytes'), 'utf8').trim()).toBe(String(32 * 1024 * 1024));
+      expect(readFileSync(join(groups.memory as string, 'memory.limit_in_bytes'), 'utf8').trim()).toBe(
+        String(32 * 1024 * 1024),
+      );
       const small = await sh(bravo.id, 'x=$(head -c 4000000 /dev/zero | tr "\\000" a); echo survived ${#x}');
       expect(small.stdout).toBe('survived 4000000\n');
       const big = await sh(bravo.id, 'x=$(head -c 200000000 /dev/zero | tr "\\000" a); echo survived ${#x}');
@@ -129,24 +156,30 @@ describe('sandbox driver (bubblewrap)', () => {
       const groups = groupsOf(bravo.id);
       expect(readFileSync(join(groups.pids as string, 'pids.max'), 'utf8').trim()).toBe('1024');
       const period = Number(readFileSync(join(groups.cpu as string, 'cpu.cfs_period_us'), 'utf8'));
-      expect(Number(readFileSync(join(groups.cpu as string, 'cpu.cfs_quota_us'), 'utf8'))).toBe(Math.round(0.5 * period));
+      expect(Number(readFileSync(join(groups.cpu as string, 'cpu.cfs_quota_us'), 'utf8'))).toBe(
+        Math.round(0.5 * period),
+      );
     });
 
     it('a timeout or an abort also kills what the command detached with setsid', async () => {
       const [m1, m2] = [sleepMarker(), sleepMarker()];
-      const timedOut = await sh(alpha.id, `setsid sleep 600 ${m1} </dev/null >/dev/null 2>&1 & sleep 600`, { timeout_ms: 500 });
+      const timedOut = await sh(alpha.id, `setsid sleep 600 ${m1} </dev/null >/dev/null 2>&1 & sleep 600`, {
+        timeout_ms: 500,
+      });
       expect(timedOut.timed_out).toBe(true);
       expect(await eventually(() => hostProcessesWithArg(m1).length === 0, 2_000)).toBe(true);
 
       const controller = new AbortController();
-      const pending = sh(alpha.id, `setsid sleep 600 ${m2} </dev/null >/dev/null 2>&1 & sleep 600`, { signal: controller.signal });
+      const pending = sh(alpha.id, `setsid sleep 600 ${m2} </dev/null >/dev/null 2>&1 & sleep 600`, {
+        signal: controller.signal,
+      });
       expect(await eventually(() => hostProcessesWithArg(m2).length === 1, 5_000)).toBe(true);
       controller.abort();
       await expect(pending).rejects.toMatchObject({ name: 'AbortError' });
       expect(await eventually(() => hostProcessesWithArg(m2).length === 0, 2_000)).toBe(true);
     });
 
-    it('stop kills every process of the VM, even ones that left the command\'s session', async () => {
+    it("stop kills every process of the VM, even ones that left the command's session", async () => {
       const vm = spec('stopper');
       await driver.create(vm);
       const groups = groupsOf(vm.id);
@@ -171,7 +204,12 @@ describe('sandbox driver (bubblewrap)', () => {
       const groups = groupsOf(vm.id);
       const init = (await driver.status(vm.id)).pid as number;
       process.kill(init, 'SIGKILL'); // as if the host had rebooted under the agent
-      expect(await eventually(() => !existsSync(`/proc/${init}`) || readFileSync(`/proc/${init}/cmdline`, 'utf8') === '', 5_000)).toBe(true);
+      expect(
+        await eventually(
+          () => !existsSync(`/proc/${init}`) || readFileSync(`/proc/${init}/cmdline`, 'utf8') === '',
+          5_000,
+        ),
+      ).toBe(true);
       expect((await driver.status(vm.id)).state).toBe('stopped');
 
       const restarted = new SandboxDriver({ stateDir });
@@ -199,15 +237,25 @@ describe('sandbox driver (bubblewrap)', () => {
       expect(existsSync(join(stateDir, vm.id))).toBe(false);
       const rootDir = join(stateDir, vm.id, 'root');
       expect(await eventually(() => hostProcessesWithArg(rootDir).length === 0, 2_000)).toBe(true);
-      for (const parent of Object.values(cgroups.parents)) expect(readdirSync(parent).filter((name) => name.endsWith(vm.id))).toEqual([]);
+      for (const parent of Object.values(cgroups.parents))
+        expect(readdirSync(parent).filter((name) => name.endsWith(vm.id))).toEqual([]);
     });
   });
 });
 
-
 describe('sandbox helpers', () => {
   it('builds a bwrap command line that unshares everything, drops capabilities and outlives the agent', () => {
-    const args = buildBwrapArgs({ rootDir: '/state/vm/root', hostname: 'h', perms: true, layout: { entries: [{ name: 'bin', kind: 'symlink', target: 'usr/bin' }, { name: 'lib', kind: 'dir' }] } });
+    const args = buildBwrapArgs({
+      rootDir: '/state/vm/root',
+      hostname: 'h',
+      perms: true,
+      layout: {
+        entries: [
+          { name: 'bin', kind: 'symlink', target: 'usr/bin' },
+          { name: 'lib', kind: 'dir' },
+        ],
+      },
+    });
     expect(args).toContain('--unshare-all');
     expect(args).not.toContain('--die-with-parent');
     expect(args).not.toContain('--share-net');
@@ -228,7 +276,9 @@ describe('sandbox helpers', () => {
     expect(own.get('memory')).toBe('/process_api/abc');
     expect(own.get('cpu')).toBe('/slice');
     expect(own.get('pids')).toBe('/');
-    const mounts = parseCgroupMounts('36 25 0:31 / /sys/fs/cgroup/memory rw,relatime shared:14 - cgroup cgroup rw,memory\n37 25 0:32 /outer /sys/fs/cgroup/cpu\\040x rw - cgroup cgroup rw,cpu,cpuacct\n38 25 0:33 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n');
+    const mounts = parseCgroupMounts(
+      '36 25 0:31 / /sys/fs/cgroup/memory rw,relatime shared:14 - cgroup cgroup rw,memory\n37 25 0:32 /outer /sys/fs/cgroup/cpu\\040x rw - cgroup cgroup rw,cpu,cpuacct\n38 25 0:33 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n',
+    );
     expect(mounts.get('memory')).toEqual({ root: '/', mountPoint: '/sys/fs/cgroup/memory' });
     expect(mounts.get('cpu')).toEqual({ root: '/outer', mountPoint: '/sys/fs/cgroup/cpu x' });
     expect(mounts.has('pids')).toBe(false);

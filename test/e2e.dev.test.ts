@@ -16,9 +16,16 @@ let dev: ReturnType<typeof startProcess> | null = null;
 type Stats = { active_workers: number; healthy_workers: number };
 
 async function startDevProcess(): Promise<number> {
-  dev = startProcess(['dev', '--port', String(port), '--host', '127.0.0.1', '--data-dir', dataDir], { AETHERIUM_LOG__LEVEL: 'warn' });
+  dev = startProcess(['dev', '--port', String(port), '--host', '127.0.0.1', '--data-dir', dataDir], {
+    AETHERIUM_LOG__LEVEL: 'warn',
+  });
   const current = dev;
-  return waitForHttp<Stats>(`${api}/api/v1/cluster/stats`, (s) => s.active_workers === 1 && s.healthy_workers === 1, 60_000, () => current.output());
+  return waitForHttp<Stats>(
+    `${api}/api/v1/cluster/stats`,
+    (s) => s.active_workers === 1 && s.healthy_workers === 1,
+    60_000,
+    () => current.output(),
+  );
 }
 
 async function stopDevProcess(): Promise<number | null> {
@@ -91,15 +98,21 @@ describe('aetherium dev', () => {
   it('keeps VMs and tasks across a restart, and the running VM still works', async () => {
     expect((await cli('vm', 'create', '--name', 'keeper')).code).toBe(0);
     expect((await cli('vm', 'exec', 'keeper', '--', 'sh', '-c', 'echo kept > /tmp/mark')).code).toBe(0);
-    const tasksBefore = JSON.parse((await cli('--json', 'tasks', 'list')).stdout).tasks.map((t: { id: string }) => t.id).sort();
+    const tasksBefore = JSON.parse((await cli('--json', 'tasks', 'list')).stdout)
+      .tasks.map((t: { id: string }) => t.id)
+      .sort();
 
     expect(await stopDevProcess()).toBe(0);
     const ms = await startDevProcess();
     console.log(`dev mode answered after a restart in ${ms} ms`);
 
-    const tasksAfter = JSON.parse((await cli('--json', 'tasks', 'list')).stdout).tasks.map((t: { id: string }) => t.id).sort();
+    const tasksAfter = JSON.parse((await cli('--json', 'tasks', 'list')).stdout)
+      .tasks.map((t: { id: string }) => t.id)
+      .sort();
     expect(tasksAfter).toEqual(expect.arrayContaining(tasksBefore));
-    const all = JSON.parse((await cli('--json', 'vm', 'list', '--all')).stdout).vms.map((v: { name: string }) => v.name);
+    const all = JSON.parse((await cli('--json', 'vm', 'list', '--all')).stdout).vms.map(
+      (v: { name: string }) => v.name,
+    );
     expect(all).toEqual(expect.arrayContaining(['demo', 'keeper']));
 
     const keeper = JSON.parse((await cli('--json', 'vm', 'get', 'keeper')).stdout);

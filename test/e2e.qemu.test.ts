@@ -16,9 +16,16 @@ let port: number;
 let dev: ReturnType<typeof startProcess> | null = null;
 
 async function startDev(): Promise<void> {
-  dev = startProcess(['dev', '--port', String(port), '--host', '127.0.0.1', '--data-dir', dataDir], { AETHERIUM_LOG__LEVEL: 'warn' });
+  dev = startProcess(['dev', '--port', String(port), '--host', '127.0.0.1', '--data-dir', dataDir], {
+    AETHERIUM_LOG__LEVEL: 'warn',
+  });
   const current = dev;
-  await waitForHttp<{ healthy_workers: number }>(`${api}/api/v1/cluster/stats`, (s) => s.healthy_workers === 1, 60_000, () => current.output());
+  await waitForHttp<{ healthy_workers: number }>(
+    `${api}/api/v1/cluster/stats`,
+    (s) => s.healthy_workers === 1,
+    60_000,
+    () => current.output(),
+  );
 }
 
 const cli = (...args: string[]) => runCli(['--api', api, ...args], {}, 180_000);
@@ -42,7 +49,10 @@ describe('qemu microVMs end to end', () => {
   it('runs the guest kernel: uname in the VM is not the host', async () => {
     const workers = JSON.parse((await cli('--json', 'workers', 'list')).stdout).workers;
     expect(workers[0].capabilities).toContain('qemu');
-    const created = await Promise.all([cli('vm', 'create', '--name', 'q1', '--driver', 'qemu'), cli('vm', 'create', '--name', 'q2', '--driver', 'qemu')]);
+    const created = await Promise.all([
+      cli('vm', 'create', '--name', 'q1', '--driver', 'qemu'),
+      cli('vm', 'create', '--name', 'q2', '--driver', 'qemu'),
+    ]);
     for (const c of created) expect(c.stdout + c.stderr).toMatch(/running on worker .+ with driver qemu/);
     const uname = await cli('vm', 'exec', 'q1', '--', 'uname', '-a');
     expect(uname.code).toBe(0);

@@ -11,7 +11,11 @@ let vmId: string;
 beforeAll(async () => {
   t = await startTestSystem({ worker: { drivers: { enabled: ['sandbox'], allow_process: false } } });
   base = (await t.app.listen({ port: 0, host: '127.0.0.1' })).replace('http', 'ws');
-  const res = await t.app.inject({ method: 'POST', url: '/api/v1/vms?wait=true', payload: { name: 'interactive', driver: 'sandbox' } });
+  const res = await t.app.inject({
+    method: 'POST',
+    url: '/api/v1/vms?wait=true',
+    payload: { name: 'interactive', driver: 'sandbox' },
+  });
   vmId = JSON.parse(res.body).vm.id;
 }, 120_000);
 
@@ -48,7 +52,13 @@ const until = async (check: () => boolean, ms = 10_000) => {
 describe('exec stream', () => {
   it('carries stdin to the command and its stdout and stderr back, then the exit code', async () => {
     const s = await open(`/vms/${vmId}/exec/stream`);
-    s.ws.send(JSON.stringify({ type: 'start', command: 'sh', args: ['-c', 'while read line; do echo "got $line"; echo "err $line" >&2; done; exit 3'] }));
+    s.ws.send(
+      JSON.stringify({
+        type: 'start',
+        command: 'sh',
+        args: ['-c', 'while read line; do echo "got $line"; echo "err $line" >&2; done; exit 3'],
+      }),
+    );
     s.ws.send(JSON.stringify({ type: 'stdin', data: 'one\n' }));
     await until(() => s.messages.some((m) => m.type === 'stdout' && m.data.includes('got one')));
     // Output arrives while the command still runs: it has not seen the end of its input yet.
@@ -57,13 +67,21 @@ describe('exec stream', () => {
     s.ws.send(JSON.stringify({ type: 'stdin_end' }));
     expect(await s.closed).toBe(1000);
     expect(s.messages[0]).toMatchObject({ type: 'started', task_id: expect.any(String) });
-    const stdout = s.messages.filter((m) => m.type === 'stdout').map((m) => m.data).join('');
-    const stderr = s.messages.filter((m) => m.type === 'stderr').map((m) => m.data).join('');
+    const stdout = s.messages
+      .filter((m) => m.type === 'stdout')
+      .map((m) => m.data)
+      .join('');
+    const stderr = s.messages
+      .filter((m) => m.type === 'stderr')
+      .map((m) => m.data)
+      .join('');
     expect(stdout).toBe('got one\ngot two\n');
     expect(stderr).toBe('err one\nerr two\n');
     expect(s.messages.at(-1)).toMatchObject({ type: 'exit', exit_code: 3, timed_out: false });
     // The run is recorded like any other.
-    const task = JSON.parse((await t.app.inject({ method: 'GET', url: `/api/v1/tasks/${s.messages[0]!.task_id}` })).body);
+    const task = JSON.parse(
+      (await t.app.inject({ method: 'GET', url: `/api/v1/tasks/${s.messages[0]!.task_id}` })).body,
+    );
     expect(task).toMatchObject({ type: 'vm:execute', status: 'completed', result: { exit_code: 3 } });
   }, 30_000);
 
@@ -72,13 +90,15 @@ describe('exec stream', () => {
     const s = await open(`/vms/${vmId}/exec/stream`);
     s.ws.send(JSON.stringify({ type: 'start', command: 'sleep', args: [marker] }));
     const onHost = () =>
-      readdirSync('/proc').filter((p) => /^\d+$/.test(p)).some((p) => {
-        try {
-          return readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').includes(marker);
-        } catch {
-          return false;
-        }
-      });
+      readdirSync('/proc')
+        .filter((p) => /^\d+$/.test(p))
+        .some((p) => {
+          try {
+            return readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').includes(marker);
+          } catch {
+            return false;
+          }
+        });
     await until(onHost);
     s.ws.terminate();
     await until(() => !onHost(), 2000);

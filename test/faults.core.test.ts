@@ -35,7 +35,10 @@ async function call(method: 'GET' | 'POST' | 'DELETE', url: string, payload?: ob
 }
 
 /** A driver that is `inner` except for `create`, which `createOverride` decides. */
-function withCreate(inner: VmDriver, createOverride: (spec: VmSpec, signal?: AbortSignal) => ReturnType<VmDriver['create']>): VmDriver {
+function withCreate(
+  inner: VmDriver,
+  createOverride: (spec: VmSpec, signal?: AbortSignal) => ReturnType<VmDriver['create']>,
+): VmDriver {
   return {
     info: inner.info,
     create: createOverride,

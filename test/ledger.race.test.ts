@@ -31,7 +31,16 @@ afterAll(async () => {
 function vmRow(name: string): Vm {
   const now = new Date();
   const base = { vcpus: 1, memory_mb: 64, disk_gb: 1, labels: {}, image: null, zone: null, driver: null, error: null };
-  return { ...base, id: newId(), name, status: 'created', worker_id: null, created_at: now, updated_at: now, deleted_at: null };
+  return {
+    ...base,
+    id: newId(),
+    name,
+    status: 'created',
+    worker_id: null,
+    created_at: now,
+    updated_at: now,
+    deleted_at: null,
+  };
 }
 
 const record = (workerId: string) => ({

@@ -26,12 +26,20 @@ function redis(): RedisServer {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const task = (overrides: Partial<QueuedTask> = {}): QueuedTask => ({ id: randomUUID(), type: 'vm:create', ...overrides });
+const task = (overrides: Partial<QueuedTask> = {}): QueuedTask => ({
+  id: randomUUID(),
+  type: 'vm:create',
+  ...overrides,
+});
 const workerId = () => `w-${randomUUID().slice(0, 8)}`;
 
-const eventually = (check: () => void | Promise<void>, timeoutMs = 5000, stepMs = 20) => eventuallyPasses(check, timeoutMs, stepMs);
+const eventually = (check: () => void | Promise<void>, timeoutMs = 5000, stepMs = 20) =>
+  eventuallyPasses(check, timeoutMs, stepMs);
 
-taskQueueConformance('redis (bullmq)', async () => new BullmqTaskQueue({ url: redis().url, prefix: `test-${randomUUID().slice(0, 6)}` }));
+taskQueueConformance(
+  'redis (bullmq)',
+  async () => new BullmqTaskQueue({ url: redis().url, prefix: `test-${randomUUID().slice(0, 6)}` }),
+);
 
 describe('BullmqTaskQueue on Redis only', () => {
   it('has kind "redis" and keeps one BullMQ queue per worker, with the message id as job id', async () => {
@@ -73,7 +81,12 @@ describe('BullmqTaskQueue on Redis only', () => {
       await queue.enqueue(w, a);
       await queue.enqueue(w, b);
       await eventually(() => expect(signals.size).toBe(2));
-      expect(consumer.running().map((t) => t.id).sort()).toEqual([a.id, b.id].sort());
+      expect(
+        consumer
+          .running()
+          .map((t) => t.id)
+          .sort(),
+      ).toEqual([a.id, b.id].sort());
       expect(consumer.abort(randomUUID())).toBe(false);
       expect(consumer.abort(a.id, 'cancelled by the user')).toBe(true);
       expect(signals.get(a.id)?.aborted).toBe(true);

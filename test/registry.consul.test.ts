@@ -6,7 +6,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConsulRegistry, type ConsulRegistryOptions } from '../src/adapters/discovery/consul-registry.ts';
-import { eventually, registryConformance, sleep, warmUp, watchEvents, workerRegistration } from './conformance/registry.suite.ts';
+import {
+  eventually,
+  registryConformance,
+  sleep,
+  warmUp,
+  watchEvents,
+  workerRegistration,
+} from './conformance/registry.suite.ts';
 import { startConsulApi, type ConsulApi } from './harness/consul-api.ts';
 import { freePort } from './harness/processes.ts';
 
@@ -71,7 +78,11 @@ describe('ConsulRegistry: Consul specifics (against the emulated API)', () => {
   }
 
   it('registers one service instance: one meta entry per field, Address/Port, Tags, a TTL check', async () => {
-    const w = workerRegistration({ ttl_seconds: 7, labels: { tier: 'gold', 'topology.zone/x': 'r1' }, capabilities: ['kvm', 'gpu'] });
+    const w = workerRegistration({
+      ttl_seconds: 7,
+      labels: { tier: 'gold', 'topology.zone/x': 'r1' },
+      capabilities: ['kvm', 'gpu'],
+    });
     await registry.register(w);
 
     const entry = (await rawHealth()).find((e) => e.Service.ID === w.id)!;
@@ -88,7 +99,7 @@ describe('ConsulRegistry: Consul specifics (against the emulated API)', () => {
       ttl_seconds: '7',
       capabilities: 'kvm,gpu',
       label_tier: 'gold',
-      'label_topology_2ezone_2fx': 'r1',
+      label_topology_2ezone_2fx: 'r1',
       md_build: '"abc123"',
       md_nested: '{"ok":true,"n":3}',
     });
@@ -101,10 +112,21 @@ describe('ConsulRegistry: Consul specifics (against the emulated API)', () => {
       [`service:${w.id}`, 'passing'],
     ]);
 
-    const body = api.requests.filter((r) => r.path === '/v1/agent/service/register').at(-1)!.body as Record<string, any>;
+    const body = api.requests.filter((r) => r.path === '/v1/agent/service/register').at(-1)!.body as Record<
+      string,
+      any
+    >;
     expect(body).toMatchObject({ ID: w.id, Name: 'aetherium-worker' });
-    expect(body.Check).toMatchObject({ CheckID: `service:${w.id}`, TTL: '7s', Status: 'passing', DeregisterCriticalServiceAfter: '60s' });
-    expect(await registry.getWorker(w.id)).toMatchObject({ labels: { tier: 'gold', 'topology.zone/x': 'r1' }, address: '10.0.0.7:9100' });
+    expect(body.Check).toMatchObject({
+      CheckID: `service:${w.id}`,
+      TTL: '7s',
+      Status: 'passing',
+      DeregisterCriticalServiceAfter: '60s',
+    });
+    expect(await registry.getWorker(w.id)).toMatchObject({
+      labels: { tier: 'gold', 'topology.zone/x': 'r1' },
+      address: '10.0.0.7:9100',
+    });
     await registry.deregister(w.id);
   });
 
@@ -114,14 +136,25 @@ describe('ConsulRegistry: Consul specifics (against the emulated API)', () => {
     const cases: Array<[string, Partial<Parameters<typeof workerRegistration>[0]>, RegExp]> = [
       ['a 600-character label value', { labels: { notes: 'x'.repeat(600) } }, /label "notes" is 600 bytes.*512/],
       ['a hostname of 300 "é" (600 bytes)', { hostname: 'é'.repeat(300) }, /hostname is 600 bytes/],
-      ['a 70-character label key', { labels: { ['k'.repeat(70)]: 'v' } }, /label "k{70}": its meta key "label_k{70}" is 76 characters \(at most 64\)/],
+      [
+        'a 70-character label key',
+        { labels: { ['k'.repeat(70)]: 'v' } },
+        /label "k{70}": its meta key "label_k{70}" is 76 characters \(at most 64\)/,
+      ],
       ['metadata too big as JSON', { metadata: { blob: 'y'.repeat(520) } }, /metadata "blob" \(as JSON\) is 522 bytes/],
-      ['too many labels', { labels: Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`l${i}`, 'v'])) }, /75 meta entries.*at most 64/],
+      [
+        'too many labels',
+        { labels: Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`l${i}`, 'v'])) },
+        /75 meta entries.*at most 64/,
+      ],
       ['a capability with a comma', { capabilities: ['a,b'] }, /capability must be non-empty and contain no ","/],
     ];
     for (const [what, overrides, message] of cases) {
       const w = workerRegistration(overrides);
-      const err = await registry.register(w).then(() => null, (e: unknown) => e);
+      const err = await registry.register(w).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(err, what).toMatchObject({ code: 'validation_failed', message: expect.stringMatching(message) });
       expect((err as Error).message, what).toContain(w.id);
     }
@@ -137,14 +170,19 @@ describe('ConsulRegistry: Consul specifics (against the emulated API)', () => {
       });
     const longValue = await put({ k: 'v'.repeat(513) });
     expect(longValue.status).toBe(400);
-    expect(await longValue.text()).toMatch(/^Invalid Service Meta: Couldn't load metadata pair \('k', 'v+'\): Value is too long \(limit: 512 characters\)$/);
+    expect(await longValue.text()).toMatch(
+      /^Invalid Service Meta: Couldn't load metadata pair \('k', 'v+'\): Value is too long \(limit: 512 characters\)$/,
+    );
     const longKey = await put({ ['k'.repeat(129)]: 'v' });
     expect(longKey.status).toBe(400);
     expect(await longKey.text()).toContain('Key is too long (limit: 128 characters)');
     const badKey = await put({ 'a.b': 'v' });
     expect(await badKey.text()).toContain('Key contains invalid characters');
     expect((await put({ k: 'v'.repeat(512) })).status).toBe(200);
-    await fetch(`${api.url}/v1/agent/service/deregister/raw`, { method: 'PUT', headers: { 'X-Consul-Token': WRITE_TOKEN } });
+    await fetch(`${api.url}/v1/agent/service/deregister/raw`, {
+      method: 'PUT',
+      headers: { 'X-Consul-Token': WRITE_TOKEN },
+    });
   });
 
   it('sends the ACL token on every request, and never puts it in an error message', async () => {
@@ -168,22 +206,48 @@ describe('ConsulRegistry: Consul specifics (against the emulated API)', () => {
     await registry.register(w); // something to list
 
     const anonymous = new ConsulRegistry(options(api, { token: '' }));
-    const noWrite = await anonymous.register(workerRegistration()).then(() => null, (e: unknown) => e);
-    expect(noWrite).toMatchObject({ code: 'forbidden', message: expect.stringMatching(/Consul denied PUT \/v1\/agent\/service\/register \(403: Permission denied.*no ACL token is configured \(discovery\.consul\.token\)/) });
-    const hidden = await anonymous.listWorkers().then(() => null, (e: unknown) => e);
-    expect(hidden).toMatchObject({ code: 'forbidden', message: expect.stringMatching(/hid instances of "aetherium-worker".*ACLs.*anonymous token/) });
+    const noWrite = await anonymous.register(workerRegistration()).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(noWrite).toMatchObject({
+      code: 'forbidden',
+      message: expect.stringMatching(
+        /Consul denied PUT \/v1\/agent\/service\/register \(403: Permission denied.*no ACL token is configured \(discovery\.consul\.token\)/,
+      ),
+    });
+    const hidden = await anonymous.listWorkers().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(hidden).toMatchObject({
+      code: 'forbidden',
+      message: expect.stringMatching(/hid instances of "aetherium-worker".*ACLs.*anonymous token/),
+    });
 
     const unknownToken = 'deadbeef-not-a-real-token';
     const stranger = new ConsulRegistry(options(api, { token: unknownToken }));
-    const notFound = await stranger.listWorkers().then(() => null, (e: unknown) => e);
-    expect(notFound).toMatchObject({ code: 'forbidden', message: expect.stringMatching(/403: ACL not found\): the configured ACL token .* is not known to Consul/) });
+    const notFound = await stranger.listWorkers().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(notFound).toMatchObject({
+      code: 'forbidden',
+      message: expect.stringMatching(/403: ACL not found\): the configured ACL token .* is not known to Consul/),
+    });
     expect((notFound as Error).message).not.toContain(unknownToken);
     expect(JSON.stringify(notFound)).not.toContain(unknownToken);
 
     const reader = new ConsulRegistry(options(api, { token: READ_TOKEN }));
     expect((await reader.listWorkers()).map((x) => x.id)).toContain(w.id);
-    const readOnly = await reader.heartbeat(w.id).then(() => null, (e: unknown) => e);
-    expect(readOnly).toMatchObject({ code: 'forbidden', message: expect.stringMatching(/lacks permission 'service:write'.*configured ACL token lacks a permission/) });
+    const readOnly = await reader.heartbeat(w.id).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(readOnly).toMatchObject({
+      code: 'forbidden',
+      message: expect.stringMatching(/lacks permission 'service:write'.*configured ACL token lacks a permission/),
+    });
 
     for (const r of [anonymous, stranger, reader]) await r.close();
     await registry.deregister(w.id);
@@ -191,7 +255,10 @@ describe('ConsulRegistry: Consul specifics (against the emulated API)', () => {
 
   it('turns 5xx, an unreachable agent and an unknown datacenter into clear unavailable errors', async () => {
     api.failNext(1, 500, 'No cluster leader');
-    await expect(registry.listWorkers()).rejects.toMatchObject({ code: 'unavailable', message: expect.stringContaining('(500: No cluster leader)') });
+    await expect(registry.listWorkers()).rejects.toMatchObject({
+      code: 'unavailable',
+      message: expect.stringContaining('(500: No cluster leader)'),
+    });
 
     const closedPort = await freePort(); // nothing listens there
     const nowhere = new ConsulRegistry(options(api, { address: `127.0.0.1:${closedPort}`, requestTimeoutMs: 2000 }));
@@ -201,7 +268,10 @@ describe('ConsulRegistry: Consul specifics (against the emulated API)', () => {
     });
 
     const elsewhere = new ConsulRegistry(options(api, { datacenter: 'dc9' }));
-    await expect(elsewhere.listWorkers()).rejects.toMatchObject({ code: 'unavailable', message: expect.stringContaining('No path to datacenter') });
+    await expect(elsewhere.listWorkers()).rejects.toMatchObject({
+      code: 'unavailable',
+      message: expect.stringContaining('No path to datacenter'),
+    });
     expect(api.requests.at(-1)!.path).toContain('dc=dc9');
     for (const r of [nowhere, elsewhere]) await r.close();
   });

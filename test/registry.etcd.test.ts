@@ -7,7 +7,14 @@ import { randomUUID } from 'node:crypto';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdRegistry } from '../src/adapters/discovery/etcd-registry.ts';
-import { eventually, registryConformance, sleep, warmUp, watchEvents, workerRegistration } from './conformance/registry.suite.ts';
+import {
+  eventually,
+  registryConformance,
+  sleep,
+  warmUp,
+  watchEvents,
+  workerRegistration,
+} from './conformance/registry.suite.ts';
 import { startEtcd, type EtcdServer } from './harness/etcd.ts';
 
 registryConformance('etcd', async () => {
@@ -61,7 +68,15 @@ describe('EtcdRegistry: etcd specifics', () => {
     const w = workerRegistration({ ttl_seconds: 7 });
     await worker.register(w);
     const value = (await raw.get(`${prefix}${w.id}`).json()) as Record<string, unknown>;
-    expect(value).toMatchObject({ v: 1, id: w.id, zone: w.zone, labels: w.labels, status: 'active', eligible: true, ttl_seconds: 7 });
+    expect(value).toMatchObject({
+      v: 1,
+      id: w.id,
+      zone: w.zone,
+      labels: w.labels,
+      status: 'active',
+      eligible: true,
+      ttl_seconds: 7,
+    });
     expect(typeof value.last_seen).toBe('string');
     const lease = await leaseOf(w.id);
     expect(lease).not.toBe('0');
@@ -136,11 +151,24 @@ describe('EtcdRegistry: etcd specifics', () => {
       await watch.next(w.id, 'joined', 5000);
 
       await etcd.kill();
-      await expect(worker.heartbeat(w.id)).rejects.toMatchObject({ code: 'unavailable', message: expect.stringContaining(etcd.endpoint) });
+      await expect(worker.heartbeat(w.id)).rejects.toMatchObject({
+        code: 'unavailable',
+        message: expect.stringContaining(etcd.endpoint),
+      });
       await etcd.restart();
 
       // The client reconnects (its circuit breaker may hold the host for a few seconds).
-      expect(await eventually(async () => worker.heartbeat(w.id).then(() => true, () => false), 20_000, 250)).not.toBeNull();
+      expect(
+        await eventually(
+          async () =>
+            worker.heartbeat(w.id).then(
+              () => true,
+              () => false,
+            ),
+          20_000,
+          250,
+        ),
+      ).not.toBeNull();
       expect(await plane.getWorker(w.id)).toMatchObject({ id: w.id, healthy: true });
 
       // The watch, which lived through the restart, still reports changes.
@@ -157,7 +185,10 @@ describe('EtcdRegistry: etcd specifics', () => {
   it('reports an unreachable etcd as a clear unavailable error naming the endpoint', async () => {
     const nowhere = new EtcdRegistry({ endpoints: ['http://127.0.0.1:1'], prefix, requestTimeoutMs: 1000 });
     try {
-      const err = await nowhere.listWorkers().then(() => null, (e: unknown) => e);
+      const err = await nowhere.listWorkers().then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(err).toMatchObject({ code: 'unavailable', message: expect.stringContaining('http://127.0.0.1:1') });
     } finally {
       await nowhere.close();

@@ -48,14 +48,22 @@ describe('postgres: a server restart in the middle of a transaction', () => {
     const client = await openPg(own.url);
     try {
       // The outcome is caught at once: the rejection arrives while the restart is still under way.
-      const tx = client.transaction(async (t) => t.query('SELECT pg_sleep(5)')).then(() => null, (err: Error) => err);
+      const tx = client
+        .transaction(async (t) => t.query('SELECT pg_sleep(5)'))
+        .then(
+          () => null,
+          (err: Error) => err,
+        );
       await new Promise((r) => setTimeout(r, 300));
       await own.restart(100);
       // Without an error listener on the checked-out client, this restart would kill the process.
       expect((await tx)?.message).toMatch(/terminat|shutting down|Connection/i);
       let answer: unknown = null;
       for (let i = 0; i < 50 && answer === null; i++) {
-        answer = await client.query<{ one: number }>('SELECT 1 AS one').then((rows) => rows[0]?.one ?? null, () => null);
+        answer = await client.query<{ one: number }>('SELECT 1 AS one').then(
+          (rows) => rows[0]?.one ?? null,
+          () => null,
+        );
         if (answer === null) await new Promise((r) => setTimeout(r, 100));
       }
       expect(answer).toBe(1);

@@ -23,7 +23,10 @@ export class ApiClient {
       });
     } catch (err) {
       const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
-      throw new CliError(`cannot reach the control plane at ${this.baseUrl} (${cause}); is \`aetherium dev\` running? Set --api or AETHERIUM_API to point elsewhere.`, 'unreachable');
+      throw new CliError(
+        `cannot reach the control plane at ${this.baseUrl} (${cause}); is \`aetherium dev\` running? Set --api or AETHERIUM_API to point elsewhere.`,
+        'unreachable',
+      );
     }
     const text = await response.text();
     let data: unknown = null;

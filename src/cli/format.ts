@@ -10,7 +10,11 @@ export function printTable(head: string[], rows: (string | number | boolean | nu
     process.stdout.write('(none)\n');
     return;
   }
-  const table = new Table({ head, style: { head: [], border: [] }, chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' } });
+  const table = new Table({
+    head,
+    style: { head: [], border: [] },
+    chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
+  });
   for (const row of rows) table.push(row.map((cell) => (cell === null || cell === undefined ? '-' : String(cell))));
   process.stdout.write(`${table.toString()}\n`);
 }
@@ -19,7 +23,8 @@ export function printFields(record: Record<string, unknown>, keys?: string[]): v
   const entries = (keys ?? Object.keys(record)).filter((k) => k in record).map((k) => [k, record[k]] as const);
   const width = Math.max(...entries.map(([k]) => k.length));
   for (const [key, value] of entries) {
-    const text = value === null || value === undefined ? '-' : typeof value === 'object' ? JSON.stringify(value) : String(value);
+    const text =
+      value === null || value === undefined ? '-' : typeof value === 'object' ? JSON.stringify(value) : String(value);
     process.stdout.write(`${key.padEnd(width)}  ${text}\n`);
   }
 }

@@ -2,7 +2,13 @@
 import { CliError } from './api-client.ts';
 import { openSocket, wsUrl } from './ws-client.ts';
 
-export async function streamExec(api: string, vm: string, body: Record<string, unknown>, forwardStdin: boolean, timeout?: number): Promise<number> {
+export async function streamExec(
+  api: string,
+  vm: string,
+  body: Record<string, unknown>,
+  forwardStdin: boolean,
+  timeout?: number,
+): Promise<number> {
   let exitCode: number | null = null;
   let error: string | null = null;
   const ws = await openSocket(wsUrl(api, `/vms/${encodeURIComponent(vm)}/exec/stream`), (message) => {
@@ -15,7 +21,9 @@ export async function streamExec(api: string, vm: string, body: Record<string, u
   });
   const closed = new Promise<void>((resolve) => ws.on('close', () => resolve()));
   ws.send(JSON.stringify({ type: 'start', ...body }));
-  const stopInput = forwardStdin ? pipeStdin((m) => ws.readyState === ws.OPEN && ws.send(JSON.stringify(m))) : sendEnd(ws);
+  const stopInput = forwardStdin
+    ? pipeStdin((m) => ws.readyState === ws.OPEN && ws.send(JSON.stringify(m)))
+    : sendEnd(ws);
   // Ctrl-C cancels the command in the VM, then exits.
   const onSigint = () => {
     if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: 'cancel' }));

@@ -12,7 +12,10 @@ const duration = (fallback: string) =>
     .transform((value, ctx) => {
       const ms = typeof value === 'number' ? value * 1000 : parseDuration(value);
       if (ms === null || ms <= 0) {
-        ctx.addIssue({ code: 'custom', message: `expected a duration such as "500ms", "10s", "1m" or "1h", got ${JSON.stringify(value)}` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `expected a duration such as "500ms", "10s", "1m" or "1h", got ${JSON.stringify(value)}`,
+        });
         return z.NEVER;
       }
       return ms;
@@ -26,7 +29,9 @@ const storeSchema = z
   .object({
     kind: z.enum(['pglite', 'postgres']).default('pglite'),
     pglite: z.object({ data_dir: z.string().min(1).default('.aetherium/pglite') }).prefault({}),
-    postgres: z.object({ url: z.string().min(1).default('postgres://aetherium:aetherium@127.0.0.1:5432/aetherium') }).prefault({}),
+    postgres: z
+      .object({ url: z.string().min(1).default('postgres://aetherium:aetherium@127.0.0.1:5432/aetherium') })
+      .prefault({}),
   })
   .prefault({});
 
@@ -57,7 +62,10 @@ const discoverySchema = z
 
 const workerSchema = z
   .object({
-    id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'letters, digits, ".", "_" and "-", at most 63').optional(),
+    id: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'letters, digits, ".", "_" and "-", at most 63')
+      .optional(),
     hostname: z.string().optional(),
     address: z.string().optional(),
     zone: z.string().default('default'),
@@ -104,7 +112,11 @@ export const configSchema = z
         /** WebSocket clients are pinged this often; one that misses a pong is dropped. */
         ping_interval: duration('15s'),
         /** A client whose unsent backlog passes this many bytes is cut off (close code 4008). */
-        max_buffered_bytes: z.number().int().min(64 * 1024).default(4 * 1024 * 1024),
+        max_buffered_bytes: z
+          .number()
+          .int()
+          .min(64 * 1024)
+          .default(4 * 1024 * 1024),
       })
       .prefault({}),
     discovery: discoverySchema,
@@ -116,7 +128,11 @@ export const configSchema = z
         enable_cors: z.boolean().default(true),
         enable_websocket: z.boolean().default(true),
         rate_limit: z
-          .object({ enabled: z.boolean().default(true), max: z.number().int().min(1).default(1200), window: duration('1m') })
+          .object({
+            enabled: z.boolean().default(true),
+            max: z.number().int().min(1).default(1200),
+            window: duration('1m'),
+          })
           .prefault({}),
         /** How long `POST /vms/{id}/exec` waits for the command before answering 202 with its task. */
         exec_wait: duration('10m'),
@@ -133,7 +149,10 @@ export const configSchema = z
       })
       .prefault({}),
     log: z
-      .object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'), pretty: z.boolean().default(false) })
+      .object({
+        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+        pretty: z.boolean().default(false),
+      })
       .prefault({}),
   })
   .superRefine((config, ctx) => {

@@ -35,7 +35,11 @@ export const ERROR_CATALOGUE = {
     retryable: false,
     description: 'the worker holding the task went offline before it finished',
   },
-  unavailable: { status: 503, retryable: true, description: 'a backing engine (database, queue, registry) is unreachable' },
+  unavailable: {
+    status: 503,
+    retryable: true,
+    description: 'a backing engine (database, queue, registry) is unreachable',
+  },
 } as const satisfies Record<string, { status: number; retryable: boolean; description: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

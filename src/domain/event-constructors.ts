@@ -61,7 +61,12 @@ export const workerDraining = (
   drain: { deadline: Date | null; force: boolean; message: string | null },
 ): NewEvent => ({
   type: 'worker.draining',
-  data: { worker_id: workerId, deadline: drain.deadline?.toISOString() ?? null, force: drain.force, message: drain.message },
+  data: {
+    worker_id: workerId,
+    deadline: drain.deadline?.toISOString() ?? null,
+    force: drain.force,
+    message: drain.message,
+  },
 });
 
 export const workerDrained = (workerId: string, startedAt: Date, drainedAt: Date): NewEvent => ({

@@ -59,7 +59,10 @@ export interface Worker extends WorkerResources, WorkerUsage {
 }
 
 /** What a worker says about itself when it registers. */
-export type WorkerRegistration = Omit<Worker, keyof WorkerUsage | 'status' | 'eligible' | 'last_seen' | 'started_at' | 'drain'> & {
+export type WorkerRegistration = Omit<
+  Worker,
+  keyof WorkerUsage | 'status' | 'eligible' | 'last_seen' | 'started_at' | 'drain'
+> & {
   started_at?: Date;
 };
 

@@ -82,7 +82,11 @@ export abstract class Service implements Lifecycle {
 }
 
 /** A lifecycle from two functions, for things that are not classes of ours (an HTTP listener). */
-export function lifecycle(name: string, start: () => Promise<void> | void, stop: () => Promise<void> | void): Lifecycle {
+export function lifecycle(
+  name: string,
+  start: () => Promise<void> | void,
+  stop: () => Promise<void> | void,
+): Lifecycle {
   return new (class extends Service {
     protected onStart() {
       return start();

@@ -32,7 +32,10 @@ export interface RunningProcess {
   stop(): Promise<void>;
 }
 
-export async function startServer(config: Config, log: Logger): Promise<RunningProcess & { controlPlane: ControlPlane }> {
+export async function startServer(
+  config: Config,
+  log: Logger,
+): Promise<RunningProcess & { controlPlane: ControlPlane }> {
   requireSharedEngines(config, 'server');
   const engines = await openEngines(config, log);
   const controlPlane = new ControlPlane(config, { ...engines, log, mode: 'server', version: VERSION });

@@ -35,7 +35,13 @@ export async function startDev(config: Config, log: Logger, options: { listen?: 
     });
     for (const warning of warnings) log.warn(warning);
 
-    const controlPlane = new ControlPlane(config, { ...engines, log, mode: 'dev', version: VERSION, warnings: () => warnings });
+    const controlPlane = new ControlPlane(config, {
+      ...engines,
+      log,
+      mode: 'dev',
+      version: VERSION,
+      warnings: () => warnings,
+    });
     const link = controlPlane.workerLink();
     const agent = new WorkerAgent(workerAgentOptions(config), { link, channels: engines.channels, drivers, log });
     await agent.start();

@@ -15,7 +15,8 @@ export interface DriverSet {
   warnings: string[];
 }
 
-export const INSTALL_BUBBLEWRAP = 'install bubblewrap for namespace isolation (Debian/Ubuntu: sudo apt-get install -y bubblewrap; Fedora: sudo dnf install bubblewrap)';
+export const INSTALL_BUBBLEWRAP =
+  'install bubblewrap for namespace isolation (Debian/Ubuntu: sudo apt-get install -y bubblewrap; Fedora: sudo dnf install bubblewrap)';
 
 export async function buildDrivers(config: Config, mode: 'dev' | 'worker', log: Logger): Promise<DriverSet> {
   const settings = config.worker.drivers;
@@ -27,7 +28,9 @@ export async function buildDrivers(config: Config, mode: 'dev' | 'worker', log: 
   for (const name of wanted) {
     if (name === 'process') continue;
     if (!detected.available.includes(name)) {
-      warnings.push(`driver ${name} is enabled in the config but cannot run on this host: ${detected.notes[name] ?? 'not detected'}`);
+      warnings.push(
+        `driver ${name} is enabled in the config but cannot run on this host: ${detected.notes[name] ?? 'not detected'}`,
+      );
       continue;
     }
     try {
@@ -41,12 +44,18 @@ export async function buildDrivers(config: Config, mode: 'dev' | 'worker', log: 
   const fallback = mode === 'dev' && !drivers.has('sandbox');
   if (settings.allow_process || wanted.has('process') || fallback) {
     drivers.set('process', createDriver('process', { stateDir: `${settings.state_dir}/process` }));
-    const why = fallback ? `bubblewrap is not available (${detected.notes.sandbox ?? 'bwrap not found'}), so dev mode falls back to it; ${INSTALL_BUBBLEWRAP}` : 'the config enables it';
+    const why = fallback
+      ? `bubblewrap is not available (${detected.notes.sandbox ?? 'bwrap not found'}), so dev mode falls back to it; ${INSTALL_BUBBLEWRAP}`
+      : 'the config enables it';
     warnings.push(`the "process" driver runs VMs as plain host processes with NO isolation: ${why}`);
   }
   for (const driver of drivers.values()) warnings.push(...driver.info.warnings.map((w) => `${driver.info.name}: ${w}`));
   if (drivers.size === 0) {
-    throw new Error(`no VM driver can run on this host (${Object.entries(detected.notes).map(([d, n]) => `${d}: ${n}`).join('; ')}); ${INSTALL_BUBBLEWRAP}, or set worker.drivers.allow_process: true to run without isolation`);
+    throw new Error(
+      `no VM driver can run on this host (${Object.entries(detected.notes)
+        .map(([d, n]) => `${d}: ${n}`)
+        .join('; ')}); ${INSTALL_BUBBLEWRAP}, or set worker.drivers.allow_process: true to run without isolation`,
+    );
   }
   return { drivers, warnings };
 }

@@ -26,7 +26,8 @@ export interface Engines {
 }
 
 export async function openEngines(config: Config, log?: Logger): Promise<Engines> {
-  const onError = (engine: string) => (err: unknown) => log?.warn({ engine, err: err instanceof Error ? err.message : String(err) }, 'engine error');
+  const onError = (engine: string) => (err: unknown) =>
+    log?.warn({ engine, err: err instanceof Error ? err.message : String(err) }, 'engine error');
   const dataDir = config.store.pglite.data_dir;
   // `memory://` keeps the embedded database in memory: nothing survives the process (tests, demos).
   const store =

@@ -7,7 +7,12 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
-import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import {
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
 import type { Logger } from '../ports/logger.ts';
 import type { ApiDeps } from './api-deps.ts';
 import { installErrorHandling } from './http-errors.ts';
@@ -42,7 +47,10 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
       timeWindow: options.rateLimit.windowMs,
       errorResponseBuilder: (_request, context) => ({
         statusCode: 429,
-        error: { code: 'rate_limited', message: `rate limit of ${context.max} requests per ${context.after} reached; retry later` },
+        error: {
+          code: 'rate_limited',
+          message: `rate limit of ${context.max} requests per ${context.after} reached; retry later`,
+        },
       }),
     });
   }
@@ -51,8 +59,20 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
 
   await app.register(swagger, {
     openapi: {
-      info: { title: 'Aetherium API', description: 'Isolated micro-VMs across a fleet of hosts.', version: options.version ?? '0.0.0' },
-      tags: [{ name: 'vms' }, { name: 'tasks' }, { name: 'workers' }, { name: 'cluster' }, { name: 'scheduler' }, { name: 'events' }, { name: 'health' }],
+      info: {
+        title: 'Aetherium API',
+        description: 'Isolated micro-VMs across a fleet of hosts.',
+        version: options.version ?? '0.0.0',
+      },
+      tags: [
+        { name: 'vms' },
+        { name: 'tasks' },
+        { name: 'workers' },
+        { name: 'cluster' },
+        { name: 'scheduler' },
+        { name: 'events' },
+        { name: 'health' },
+      ],
     },
     transform: jsonSchemaTransform,
   });

@@ -91,11 +91,21 @@ export class ControlPlane extends Service {
       maxCreatesInFlight: s.max_creates_in_flight_per_worker,
       redeliverAfterMs: s.redeliver_after,
     };
-    this.scheduler = new SchedulerLoop(this.ledger, deps.queue, schedulerOptions, log.child({ component: 'scheduler' }));
+    this.scheduler = new SchedulerLoop(
+      this.ledger,
+      deps.queue,
+      schedulerOptions,
+      log.child({ component: 'scheduler' }),
+    );
     const wake = () => this.scheduler.trigger();
     const reapEvery = Math.max(1000, Math.floor(config.worker.heartbeat_interval / 2));
     this.reaper = new Reaper(this.ledger, this.workerLedger, reapEvery, wake, log.child({ component: 'reaper' }));
-    const drainDeps = { ledger: this.ledger, workers: this.workerLedger, queue: deps.queue, log: log.child({ component: 'drain' }) };
+    const drainDeps = {
+      ledger: this.ledger,
+      workers: this.workerLedger,
+      queue: deps.queue,
+      log: log.child({ component: 'drain' }),
+    };
     this.drains = new DrainLoop(drainDeps, 1000, drainDeps.log);
     this.vms = new VmService(this.ledger, deps.queue, wake);
     this.tasks = new TaskService(this.ledger, deps.queue, deps.events);
@@ -104,13 +114,24 @@ export class ControlPlane extends Service {
     this.hub = config.api_gateway.enable_websocket
       ? new EventHub(deps.events, { maxBufferedBytes: events.max_buffered_bytes, pingIntervalMs: events.ping_interval })
       : null;
-    this.watcher = new RegistryWatcher(deps.registry, this.workerLedger, wake, log.child({ component: 'registry-watch' }));
+    this.watcher = new RegistryWatcher(
+      deps.registry,
+      this.workerLedger,
+      wake,
+      log.child({ component: 'registry-watch' }),
+    );
   }
 
   /** The link a worker in this process (or, until the agent channel, on this host) talks through. */
   workerLink(): DirectWorkerLink {
     const log = this.deps.log.child({ component: 'worker-link' });
-    return new DirectWorkerLink({ ledger: this.ledger, workers: this.workerLedger, queue: this.deps.queue, registry: this.deps.registry, log });
+    return new DirectWorkerLink({
+      ledger: this.ledger,
+      workers: this.workerLedger,
+      queue: this.deps.queue,
+      registry: this.deps.registry,
+      log,
+    });
   }
 
   health(): Promise<HealthReport> {
@@ -186,7 +207,15 @@ export class ControlPlane extends Service {
     );
     const hub = this.hub;
     const members = [
-      ...(hub ? [lifecycle('event hub', () => hub.start(), () => hub.stop())] : []),
+      ...(hub
+        ? [
+            lifecycle(
+              'event hub',
+              () => hub.start(),
+              () => hub.stop(),
+            ),
+          ]
+        : []),
       wakeOnEvents,
       this.watcher,
       this.scheduler,

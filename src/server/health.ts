@@ -18,14 +18,23 @@ export interface HealthReport {
 
 export type HealthProbe = { name: string; kind: string; check: () => Promise<void> };
 
-export async function checkHealth(mode: string, version: string, probes: HealthProbe[], warnings: () => string[]): Promise<HealthReport> {
+export async function checkHealth(
+  mode: string,
+  version: string,
+  probes: HealthProbe[],
+  warnings: () => string[],
+): Promise<HealthReport> {
   const engines: Record<string, EngineState> = {};
   await Promise.all(
     probes.map(async (probe) => {
       const started = performance.now();
       try {
         await probe.check();
-        engines[probe.name] = { kind: probe.kind, ok: true, latency_ms: Math.round((performance.now() - started) * 100) / 100 };
+        engines[probe.name] = {
+          kind: probe.kind,
+          ok: true,
+          latency_ms: Math.round((performance.now() - started) * 100) / 100,
+        };
       } catch (err) {
         engines[probe.name] = { kind: probe.kind, ok: false, error: errorMessage(err) };
       }

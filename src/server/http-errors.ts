@@ -22,7 +22,12 @@ export function installErrorHandling(app: FastifyInstance): void {
       return reply
         .status(503)
         .header('retry-after', '2')
-        .send({ error: { code: 'unavailable', message: 'a backing engine (database or queue) is unavailable right now; retry shortly' } });
+        .send({
+          error: {
+            code: 'unavailable',
+            message: 'a backing engine (database or queue) is unavailable right now; retry shortly',
+          },
+        });
     }
     if (err instanceof AetheriumError) {
       if (err.status >= 500) request.log.error({ err }, 'request failed');
@@ -35,7 +40,13 @@ export function installErrorHandling(app: FastifyInstance): void {
         const field = path || (v.params as { issue?: { keys?: string[] } })?.issue?.keys?.join(', ') || where;
         return `${field}: ${v.message}`;
       });
-      return reply.status(400).send({ error: { code: 'validation_failed', message: `invalid ${where}: ${issues.join('; ')}`, details: err.validation.map((v) => ({ path: v.instancePath, message: v.message })) } });
+      return reply.status(400).send({
+        error: {
+          code: 'validation_failed',
+          message: `invalid ${where}: ${issues.join('; ')}`,
+          details: err.validation.map((v) => ({ path: v.instancePath, message: v.message })),
+        },
+      });
     }
     const status = err.statusCode ?? 500;
     if (status >= 400 && status < 500) {
@@ -43,10 +54,14 @@ export function installErrorHandling(app: FastifyInstance): void {
       return reply.status(status).send({ error: { code, message: err.message } });
     }
     request.log.error({ err }, 'unexpected error');
-    return reply.status(500).send({ error: { code: 'internal', message: 'internal error; the server log has the details' } });
+    return reply
+      .status(500)
+      .send({ error: { code: 'internal', message: 'internal error; the server log has the details' } });
   });
 
   app.setNotFoundHandler((request, reply) =>
-    reply.status(404).send({ error: { code: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}; see /api/docs` } }),
+    reply.status(404).send({
+      error: { code: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}; see /api/docs` },
+    }),
   );
 }

@@ -34,7 +34,10 @@ export class Reaper extends Periodic {
     const gone = await this.ledger.store.markStaleWorkersOffline(now);
     let freed = 0;
     for (const worker of gone) {
-      this.log.warn({ worker_id: worker.id, last_seen: worker.last_seen }, 'worker missed its heartbeats: marked offline');
+      this.log.warn(
+        { worker_id: worker.id, last_seen: worker.last_seen },
+        'worker missed its heartbeats: marked offline',
+      );
       await this.workers.left(worker.id, 'heartbeat ttl expired', worker.last_seen);
       freed += await this.settle(worker);
     }
@@ -62,7 +65,8 @@ export class Reaper extends Periodic {
     const vm = await this.ledger.store.getVm(task.vm_id);
     if (!vm || vm.deleted_at) return true;
     if (task.type === 'vm:create') await this.ledger.vmFailed(vm, lost.message);
-    else if (task.type === 'vm:delete') await this.ledger.vmDeleted(vm, `deleted while its worker ${worker.id} went offline`);
+    else if (task.type === 'vm:delete')
+      await this.ledger.vmDeleted(vm, `deleted while its worker ${worker.id} went offline`);
     return true;
   }
 }

@@ -42,7 +42,8 @@ export class RegistryWatcher extends Service {
         }
         for await (const change of this.registry.watch(signal)) {
           if (change.type === 'joined' && change.worker) await this.joined(change.worker);
-          if (change.type === 'left') await this.workers.left(change.worker_id, `left the ${this.registry.kind} registry`, null);
+          if (change.type === 'left')
+            await this.workers.left(change.worker_id, `left the ${this.registry.kind} registry`, null);
         }
       } catch (err) {
         if (signal.aborted) return;

@@ -9,7 +9,13 @@ import { type CreateTask, errorMessage, placementRecord, type Task, type Vm, typ
 import { Periodic } from '../lifecycle/periodic.ts';
 import type { Logger } from '../ports/logger.ts';
 import type { TaskQueue } from '../ports/task-queue.ts';
-import { ClusterSnapshot, place, type PlacementRequest, type Strategy, type WorkerSnapshot } from '../scheduler/index.ts';
+import {
+  ClusterSnapshot,
+  place,
+  type PlacementRequest,
+  type Strategy,
+  type WorkerSnapshot,
+} from '../scheduler/index.ts';
 import type { Ledger } from './ledger/ledger.ts';
 
 export interface SchedulerLoopOptions {
@@ -100,7 +106,11 @@ export class SchedulerLoop extends Periodic {
           }
           break;
         }
-        const outcome = await this.ledger.place(task, placement, placementRecord(explanation, task.placement, new Date()));
+        const outcome = await this.ledger.place(
+          task,
+          placement,
+          placementRecord(explanation, task.placement, new Date()),
+        );
         if (outcome === 'placed') {
           cluster.reserve(placement.worker_id, request);
           await this.send(task, placement.worker_id);
@@ -122,7 +132,10 @@ export class SchedulerLoop extends Periodic {
 
   private async redeliver(): Promise<void> {
     const store = this.ledger.store;
-    const stale = await store.listStaleScheduledTasks(new Date(Date.now() - this.options.redeliverAfterMs), this.options.batchSize);
+    const stale = await store.listStaleScheduledTasks(
+      new Date(Date.now() - this.options.redeliverAfterMs),
+      this.options.batchSize,
+    );
     for (const task of stale) {
       if (!task.worker_id) continue;
       const message = { id: task.id, type: task.type, attempt: task.retry_count };

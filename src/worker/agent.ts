@@ -82,7 +82,10 @@ export class WorkerAgent extends Service {
   registration(): WorkerRegistration {
     const o = this.options;
     const capabilities = [...new Set([...this.deps.drivers.keys(), ...o.capabilities])];
-    const drivers = [...this.deps.drivers].map(([name, d]) => [name, { isolation: d.info.isolation, warnings: d.info.warnings }]);
+    const drivers = [...this.deps.drivers].map(([name, d]) => [
+      name,
+      { isolation: d.info.isolation, warnings: d.info.warnings },
+    ]);
     return {
       id: this.id,
       hostname: o.hostname ?? osHostname(),
@@ -103,7 +106,8 @@ export class WorkerAgent extends Service {
     await this.link.register(registration);
 
     const report = await reconcile(this.ctx);
-    if (report.recovered.length || report.lost.length || report.orphans.length) log.info(report, 'reconciled VMs after restart');
+    if (report.recovered.length || report.lost.length || report.orphans.length)
+      log.info(report, 'reconciled VMs after restart');
 
     // Tasks this worker had in hand when it last stopped: resumable ones run again, the rest fail.
     for (const task of (await this.link.assignments(this.id)).running) {
@@ -117,7 +121,9 @@ export class WorkerAgent extends Service {
       `worker ${this.id}`,
       [
         // A cancel can reach any replica; it reaches the worker holding the task through the link.
-        subscription('cancels', () => this.link.onCancel(this.id, (taskId, reason) => this.runner.cancel(taskId, reason))),
+        subscription('cancels', () =>
+          this.link.onCancel(this.id, (taskId, reason) => this.runner.cancel(taskId, reason)),
+        ),
         queueConsumer(this.link, this.id, this.runner, this.options.concurrency),
         every('heartbeat', this.options.heartbeatIntervalMs, () => this.heartbeat()),
         every('task audit', Math.max(5000, this.options.heartbeatIntervalMs), () => this.audit()),
@@ -126,7 +132,10 @@ export class WorkerAgent extends Service {
       (member, err) => log.warn({ member, err: errorMessage(err) }, 'stopping a part of the worker failed'),
     );
     await this.running.start();
-    log.info({ drivers: [...this.deps.drivers.keys()], zone: registration.zone, resources: this.options.resources }, 'worker registered and pulling its queue');
+    log.info(
+      { drivers: [...this.deps.drivers.keys()], zone: registration.zone, resources: this.options.resources },
+      'worker registered and pulling its queue',
+    );
   }
 
   protected async onStop(): Promise<void> {
@@ -151,7 +160,8 @@ export class WorkerAgent extends Service {
         this.ctx.log.warn('back after being marked offline: reconciling');
         this.ctx.log.info(await reconcile(this.ctx), 'reconciled VMs after coming back');
       }
-      if (this.heartbeatFailures > 0) this.ctx.log.info({ after_failures: this.heartbeatFailures }, 'heartbeat restored');
+      if (this.heartbeatFailures > 0)
+        this.ctx.log.info({ after_failures: this.heartbeatFailures }, 'heartbeat restored');
       this.heartbeatFailures = 0;
     } catch (err) {
       this.heartbeatFailures++;
@@ -185,7 +195,8 @@ export class WorkerAgent extends Service {
 
   async recordMetrics(): Promise<void> {
     let vmCount = 0;
-    for (const driver of this.deps.drivers.values()) vmCount += (await driver.list()).filter((vm) => vm.state === 'running').length;
+    for (const driver of this.deps.drivers.values())
+      vmCount += (await driver.list()).filter((vm) => vm.state === 'running').length;
     await this.link.recordMetrics({
       worker_id: this.id,
       timestamp: new Date(),

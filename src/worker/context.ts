@@ -22,7 +22,10 @@ export interface WorkerContext {
 export function driverFor(ctx: WorkerContext, vm: Vm): VmDriver {
   const driver = vm.driver ? ctx.drivers.get(vm.driver) : undefined;
   if (!driver) {
-    throw new AetheriumError('driver_unavailable', `worker ${ctx.workerId} has no ${vm.driver ?? '(unset)'} driver for VM ${vm.name}`);
+    throw new AetheriumError(
+      'driver_unavailable',
+      `worker ${ctx.workerId} has no ${vm.driver ?? '(unset)'} driver for VM ${vm.name}`,
+    );
   }
   return driver;
 }

@@ -71,5 +71,7 @@ function percent(fraction: number): number {
  */
 export function hostAdmission(vm: Pick<Vm, 'memory_mb'>): string | null {
   const availableMb = Math.floor(os.freemem() / 1024 / 1024);
-  return availableMb < vm.memory_mb ? `the host has ${availableMb} MiB of memory available and the VM needs ${vm.memory_mb} MiB` : null;
+  return availableMb < vm.memory_mb
+    ? `the host has ${availableMb} MiB of memory available and the VM needs ${vm.memory_mb} MiB`
+    : null;
 }

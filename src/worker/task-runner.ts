@@ -13,7 +13,15 @@
  * the row's cancel flag) aborts it, the handler tears down what it started, and the task ends
  * `cancelled`, never retried.
  */
-import { AetheriumError, CANCELLED_BY_REQUEST, errorMessage, isRetryable, retryTransient, type Task, type Vm } from '../domain/index.ts';
+import {
+  AetheriumError,
+  CANCELLED_BY_REQUEST,
+  errorMessage,
+  isRetryable,
+  retryTransient,
+  type Task,
+  type Vm,
+} from '../domain/index.ts';
 import type { QueuedTask } from '../ports/task-queue.ts';
 import type { TaskOutcome } from '../ports/worker-link.ts';
 import type { WorkerContext } from './context.ts';
@@ -29,7 +37,12 @@ class CancelRequested extends Error {
 }
 
 /** The handler of each task type; the union narrows the payload and the result for each. */
-function runHandler(ctx: WorkerContext, task: Task, vm: Vm | null, signal: AbortSignal): Promise<NonNullable<Task['result']>> {
+function runHandler(
+  ctx: WorkerContext,
+  task: Task,
+  vm: Vm | null,
+  signal: AbortSignal,
+): Promise<NonNullable<Task['result']>> {
   switch (task.type) {
     case 'vm:create':
       return createVm(ctx, task, vm, signal);
@@ -79,7 +92,12 @@ export class TaskRunner {
     }
   }
 
-  private async runOnce(queued: QueuedTask, shutdown: AbortSignal, own: AbortController, resume: boolean): Promise<void> {
+  private async runOnce(
+    queued: QueuedTask,
+    shutdown: AbortSignal,
+    own: AbortController,
+    resume: boolean,
+  ): Promise<void> {
     const { link, workerId } = this.ctx;
     const claim = await link.claimTask(workerId, queued.id, resume);
     if (!claim) return;
@@ -101,7 +119,13 @@ export class TaskRunner {
     if (ack === 'final') this.processed++;
   }
 
-  private async outcomeOf(task: Task, vm: Vm | null, err: unknown, own: AbortSignal, shutdown: AbortSignal): Promise<TaskOutcome> {
+  private async outcomeOf(
+    task: Task,
+    vm: Vm | null,
+    err: unknown,
+    own: AbortSignal,
+    shutdown: AbortSignal,
+  ): Promise<TaskOutcome> {
     const message = errorMessage(err);
     if (own.aborted && own.reason instanceof CancelRequested) {
       await this.tearDown(task, vm);
@@ -122,7 +146,9 @@ export class TaskRunner {
     await this.ctx.drivers
       .get(vm.driver)
       ?.delete(vm.id)
-      .catch((err) => this.ctx.log.warn({ vm_id: vm.id, err: errorMessage(err) }, 'tearing down a cancelled create failed'));
+      .catch((err) =>
+        this.ctx.log.warn({ vm_id: vm.id, err: errorMessage(err) }, 'tearing down a cancelled create failed'),
+      );
     this.ctx.vmsChanged();
   }
 }

@@ -75,7 +75,9 @@ export interface ConformanceOptions {
 }
 
 export function driverConformance(label: string, make: MakeDriver, options: ConformanceOptions = {}): void {
-  const processesWithArg = options.processesWithArg ?? (async (_driver: VmDriver, _vmId: string, arg: string) => hostProcessesWithArg(arg).length);
+  const processesWithArg =
+    options.processesWithArg ??
+    (async (_driver: VmDriver, _vmId: string, arg: string) => hostProcessesWithArg(arg).length);
   describe(`VmDriver conformance: ${label}`, { timeout: 30_000 }, () => {
     let stateDir: string;
     let driver: VmDriver;
@@ -96,7 +98,8 @@ export function driverConformance(label: string, make: MakeDriver, options: Conf
       ids.add(spec.id);
       return spec;
     };
-    const sh = (script: string, extra: Record<string, unknown> = {}) => driver.exec(vm.id, { command: 'sh', args: ['-c', script], ...extra });
+    const sh = (script: string, extra: Record<string, unknown> = {}) =>
+      driver.exec(vm.id, { command: 'sh', args: ['-c', script], ...extra });
 
     beforeAll(async () => {
       process.env[leakCanary] = 'leaked';
@@ -163,7 +166,12 @@ export function driverConformance(label: string, make: MakeDriver, options: Conf
 
     it('passes env over a clean environment: spec env, request env on top, PATH set, nothing from the host', async () => {
       const result = await driver.exec(vm.id, { command: 'env', env: { FOO: 'bar baz', SHARED: 'from-request' } });
-      const env = new Map(result.stdout.split('\n').filter(Boolean).map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));
+      const env = new Map(
+        result.stdout
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+      );
       expect(env.get('FOO')).toBe('bar baz');
       expect(env.get('SPEC_VAR')).toBe('from-spec');
       expect(env.get('SHARED')).toBe('from-request');
@@ -232,20 +240,38 @@ export function driverConformance(label: string, make: MakeDriver, options: Conf
       expect(result.timed_out).toBe(true);
       expect(result.exit_code).toBe(124);
       expect(Date.now() - started).toBeLessThan(5_000);
-      expect(await eventually(async () => (await processesWithArg(driver, vm.id, m1)) === 0 && (await processesWithArg(driver, vm.id, m2)) === 0, 2_000)).toBe(true);
+      expect(
+        await eventually(
+          async () =>
+            (await processesWithArg(driver, vm.id, m1)) === 0 && (await processesWithArg(driver, vm.id, m2)) === 0,
+          2_000,
+        ),
+      ).toBe(true);
     });
 
     it('an abort kills the command and its children promptly and rejects with an AbortError', async () => {
       const [m1, m2] = [sleepMarker(), sleepMarker()];
       const controller = new AbortController();
       const pending = sh(`sleep 600 ${m1} & sleep 600 ${m2}; wait`, { signal: controller.signal });
-      expect(await eventually(async () => (await processesWithArg(driver, vm.id, m1)) > 0 && (await processesWithArg(driver, vm.id, m2)) > 0, 5_000)).toBe(true);
+      expect(
+        await eventually(
+          async () =>
+            (await processesWithArg(driver, vm.id, m1)) > 0 && (await processesWithArg(driver, vm.id, m2)) > 0,
+          5_000,
+        ),
+      ).toBe(true);
       const abortedAt = Date.now();
       controller.abort();
       const err = await errorOf(pending);
       expect(err.name).toBe('AbortError');
       expect(Date.now() - abortedAt).toBeLessThan(2_000);
-      expect(await eventually(async () => (await processesWithArg(driver, vm.id, m1)) === 0 && (await processesWithArg(driver, vm.id, m2)) === 0, 2_000 - (Date.now() - abortedAt))).toBe(true);
+      expect(
+        await eventually(
+          async () =>
+            (await processesWithArg(driver, vm.id, m1)) === 0 && (await processesWithArg(driver, vm.id, m2)) === 0,
+          2_000 - (Date.now() - abortedAt),
+        ),
+      ).toBe(true);
     });
 
     it('an already aborted signal rejects without running the command', async () => {

@@ -103,7 +103,10 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
     }, HOOK_TIMEOUT);
 
     /** A VM and its pending vm:create task, written together. */
-    async function createVm(vmOverrides: Partial<Vm> = {}, taskOverrides: Partial<Task> = {}): Promise<{ vm: Vm; task: Task }> {
+    async function createVm(
+      vmOverrides: Partial<Vm> = {},
+      taskOverrides: Partial<Task> = {},
+    ): Promise<{ vm: Vm; task: Task }> {
       const vm = vmRecord(vmOverrides);
       const task = taskRecord({ vm_id: vm.id, ...taskOverrides });
       await store.insertVmWithTask(vm, task);
@@ -170,7 +173,10 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         expect(first.worker.started_at.getTime()).toBe(t1.getTime());
 
         const t2 = new Date(t1.getTime() + 1000);
-        const again = await store.upsertWorker({ ...reg, hostname: 'host-b', cpu_cores: 16, labels: { tier: 'silver' } }, t2);
+        const again = await store.upsertWorker(
+          { ...reg, hostname: 'host-b', cpu_cores: 16, labels: { tier: 'silver' } },
+          t2,
+        );
         expect(again.created).toBe(false);
         expect(again.worker).toMatchObject({ hostname: 'host-b', cpu_cores: 16, labels: { tier: 'silver' } });
         expect(again.worker.last_seen.getTime()).toBe(t2.getTime());
@@ -184,12 +190,20 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         expect(await store.placeTask(task.id, vm.id, w.id, 'process', record())).toBe('placed');
         await store.setWorkerStatus(w.id, 'draining', false);
 
-        const { worker: again, created } = await store.upsertWorker(registration({ id: w.id, cpu_cores: 32 }), new Date());
+        const { worker: again, created } = await store.upsertWorker(
+          registration({ id: w.id, cpu_cores: 32 }),
+          new Date(),
+        );
         expect(created).toBe(false);
         expect(again.status).toBe('draining');
         expect(again.eligible).toBe(false);
         expect(again.cpu_cores).toBe(32);
-        expect(again).toMatchObject({ used_cpu_cores: vm.vcpus, used_memory_mb: vm.memory_mb, used_disk_gb: vm.disk_gb, vm_count: 1 });
+        expect(again).toMatchObject({
+          used_cpu_cores: vm.vcpus,
+          used_memory_mb: vm.memory_mb,
+          used_disk_gb: vm.disk_gb,
+          vm_count: 1,
+        });
       });
 
       it('an offline worker that registers again turns active', async () => {
@@ -241,13 +255,19 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
 
       it('listWorkers filters by status, zone, labels (containment) and capabilities (containment)', async () => {
         const zone = `zone-${uid()}`;
-        const a = await worker({ id: `a-${uid()}`, zone, labels: { env: 'prod', gpu: 'a100' }, capabilities: ['firecracker', 'gpu'] });
+        const a = await worker({
+          id: `a-${uid()}`,
+          zone,
+          labels: { env: 'prod', gpu: 'a100' },
+          capabilities: ['firecracker', 'gpu'],
+        });
         const b = await worker({ id: `b-${uid()}`, zone, labels: { env: 'dev' }, capabilities: ['process'] });
         const c = await worker({ id: `c-${uid()}`, zone, labels: { env: 'prod' }, capabilities: ['firecracker'] });
         await store.setWorkerStatus(c.id, 'draining', false);
         const other = await worker({ zone: `elsewhere-${uid()}`, labels: { env: 'prod' } });
 
-        const ids = async (filter: Parameters<Store['listWorkers']>[0]) => (await store.listWorkers(filter)).map((w) => w.id).sort();
+        const ids = async (filter: Parameters<Store['listWorkers']>[0]) =>
+          (await store.listWorkers(filter)).map((w) => w.id).sort();
         expect(await ids({ zone })).toEqual([a.id, b.id, c.id].sort());
         expect(await ids({ zone, status: 'active' })).toEqual([a.id, b.id].sort());
         expect(await ids({ zone, status: 'draining' })).toEqual([c.id]);
@@ -407,7 +427,8 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         await store.updateVm(a.id, { status: 'running' });
         await store.updateVm(b.id, { deleted_at: new Date() });
 
-        const ids = async (filter: Parameters<Store['listVms']>[0]) => (await store.listVms(filter)).map((v) => v.id).sort();
+        const ids = async (filter: Parameters<Store['listVms']>[0]) =>
+          (await store.listVms(filter)).map((v) => v.id).sort();
         expect(await ids({ worker_id: w.id })).toEqual([a.id]);
         expect(await ids({ worker_id: w.id, include_deleted: true })).toEqual([a.id, b.id].sort());
         expect(await ids({ worker_id: w.id, status: 'running' })).toEqual([a.id]);
@@ -436,7 +457,10 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
       it('placeTask places: task scheduled on the worker, VM bound, resources reserved', async () => {
         const w = await worker();
         const { vm, task } = await createVm({ vcpus: 3, memory_mb: 3000, disk_gb: 30 });
-        const placement = record({ reason: 'least loaded', chosen: { worker_id: w.id, driver: 'firecracker', score: 0.75 } });
+        const placement = record({
+          reason: 'least loaded',
+          chosen: { worker_id: w.id, driver: 'firecracker', score: 0.75 },
+        });
         expect(await store.placeTask(task.id, vm.id, w.id, 'firecracker', placement)).toBe('placed');
 
         expect(await store.getTask(task.id)).toMatchObject({ status: 'scheduled', worker_id: w.id, placement });
@@ -490,7 +514,9 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
 
       it('placeTask on a missing worker is insufficient_capacity', async () => {
         const { vm, task } = await createVm();
-        expect(await store.placeTask(task.id, vm.id, `missing-${uid()}`, 'process', record())).toBe('insufficient_capacity');
+        expect(await store.placeTask(task.id, vm.id, `missing-${uid()}`, 'process', record())).toBe(
+          'insufficient_capacity',
+        );
         expect((await store.getTask(task.id))?.status).toBe('pending');
       });
 
@@ -549,7 +575,9 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         const need = { vcpus: 2, memory_mb: 1024, disk_gb: 5 };
         const w = await worker({ cpu_cores: 10, memory_mb: 5 * 1024, disk_gb: 25, max_vms: 100 });
         const pairs = await Promise.all(Array.from({ length: 20 }, () => createVm(need)));
-        const outcomes = await Promise.all(pairs.map(({ vm, task }) => store.placeTask(task.id, vm.id, w.id, 'process', record())));
+        const outcomes = await Promise.all(
+          pairs.map(({ vm, task }) => store.placeTask(task.id, vm.id, w.id, 'process', record())),
+        );
 
         expect(outcomes.filter((o) => o === 'placed')).toHaveLength(5);
         expect(outcomes.filter((o) => o === 'insufficient_capacity')).toHaveLength(15);
@@ -592,7 +620,11 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         expect(await store.updateTask(task.id, { status: 'running' }, ['scheduled', 'running'])).toBeNull();
         expect((await store.getTask(task.id))?.status).toBe('pending');
 
-        const cancelled = await store.updateTask(task.id, { status: 'cancelled', error: 'user asked', completed_at: new Date() }, ['pending']);
+        const cancelled = await store.updateTask(
+          task.id,
+          { status: 'cancelled', error: 'user asked', completed_at: new Date() },
+          ['pending'],
+        );
         expect(cancelled).toMatchObject({ status: 'cancelled', error: 'user asked' });
         expect(cancelled!.updated_at.getTime()).toBeGreaterThanOrEqual(task.updated_at.getTime());
         expect(await store.updateTask(task.id, { status: 'pending' }, ['pending'])).toBeNull();
@@ -612,7 +644,8 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         await store.insertTask(stop);
         expect(await store.placeTask(create.id, vm.id, w.id, 'process', record())).toBe('placed');
 
-        const ids = async (filter: Parameters<Store['listTasks']>[0]) => (await store.listTasks(filter)).map((t) => t.id).sort();
+        const ids = async (filter: Parameters<Store['listTasks']>[0]) =>
+          (await store.listTasks(filter)).map((t) => t.id).sort();
         expect(await ids({ vm_id: vm.id })).toEqual([create.id, stop.id].sort());
         expect(await ids({ vm_id: vm.id, type: 'vm:stop' })).toEqual([stop.id]);
         expect(await ids({ vm_id: vm.id, status: 'scheduled' })).toEqual([create.id]);
@@ -679,7 +712,12 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         const deadline = new Date(now.getTime() + 60_000);
         const drained = await store.startDrain(w.id, { deadline, message: 'kernel upgrade' }, now);
         expect(drained).toMatchObject({ status: 'draining', eligible: false });
-        expect(drained!.drain).toMatchObject({ deadline, message: 'kernel upgrade', enforced_at: null, drained_at: null });
+        expect(drained!.drain).toMatchObject({
+          deadline,
+          message: 'kernel upgrade',
+          enforced_at: null,
+          drained_at: null,
+        });
         const { vm, task } = await createVm({ vcpus: 1, memory_mb: 128, disk_gb: 0 });
         expect(await store.placeTask(task.id, vm.id, w.id, 'process', record())).toBe('insufficient_capacity');
         const back = await store.activateWorker(w.id);
@@ -697,7 +735,11 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
 
       it('setWorkerEligibility changes eligibility alone', async () => {
         const w = await worker();
-        expect(await store.setWorkerEligibility(w.id, false)).toMatchObject({ status: 'active', eligible: false, drain: null });
+        expect(await store.setWorkerEligibility(w.id, false)).toMatchObject({
+          status: 'active',
+          eligible: false,
+          drain: null,
+        });
         expect(await store.setWorkerEligibility(w.id, true)).toMatchObject({ eligible: true });
       });
 
@@ -707,7 +749,10 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         await store.startDrain(w.id, { deadline: new Date(now.getTime() + 10_000), message: null }, now);
         expect(await store.claimDrainEnforcement(w.id, now)).toBe(false);
         const later = new Date(now.getTime() + 11_000);
-        const claims = await Promise.all([store.claimDrainEnforcement(w.id, later), store.claimDrainEnforcement(w.id, later)]);
+        const claims = await Promise.all([
+          store.claimDrainEnforcement(w.id, later),
+          store.claimDrainEnforcement(w.id, later),
+        ]);
         expect(claims.filter(Boolean)).toHaveLength(1);
         expect((await store.getWorker(w.id))?.drain?.enforced_at).toEqual(expect.any(Date));
         await store.startDrain(w.id, { deadline: null, message: null }, later);
@@ -830,7 +875,9 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         const t = taskRecord({ vm_id: v.id });
         await fresh.insertVmWithTask(v, t);
         expect(await fresh.placeTask(t.id, v.id, w.id, 'process', record())).toBe('placed');
-        await expect(fresh.insertVmWithTask(vmRecord({ name: v.name }), taskRecord())).rejects.toMatchObject({ code: 'conflict' });
+        await expect(fresh.insertVmWithTask(vmRecord({ name: v.name }), taskRecord())).rejects.toMatchObject({
+          code: 'conflict',
+        });
       });
     });
   });

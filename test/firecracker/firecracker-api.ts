@@ -22,7 +22,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { parse } from 'yaml';
-import type { FirecrackerLauncher, LaunchRequest, VmmProcess, VmmRecord } from '../../src/adapters/vmm/firecracker/launcher.ts';
+import type {
+  FirecrackerLauncher,
+  LaunchRequest,
+  VmmProcess,
+  VmmRecord,
+} from '../../src/adapters/vmm/firecracker/launcher.ts';
 
 /** The copy in `test/fixtures/firecracker/` (see its README), or another file named by FIRECRACKER_API_SPEC. */
 export const FIRECRACKER_SPEC_PATH =
@@ -65,15 +70,21 @@ export class FirecrackerSpec {
     readonly document: JsonObject,
     options: { closeObjects?: boolean } = {},
   ) {
-    if (document.swagger !== '2.0') throw new Error(`expected a Swagger 2.0 document, got swagger=${String(document.swagger)}`);
+    if (document.swagger !== '2.0')
+      throw new Error(`expected a Swagger 2.0 document, got swagger=${String(document.swagger)}`);
     this.version = String((document.info as JsonObject | undefined)?.version ?? 'unknown');
-    this.definitions = toJsonSchema(document.definitions ?? {}, options.closeObjects ?? true) as Record<string, JsonObject>;
+    this.definitions = toJsonSchema(document.definitions ?? {}, options.closeObjects ?? true) as Record<
+      string,
+      JsonObject
+    >;
     this.ajv = new Ajv({ allErrors: true, strict: false });
     this.ajv.addSchema({ $id: 'firecracker', definitions: this.definitions });
     const paths = (document.paths ?? {}) as Record<string, Record<string, JsonObject>>;
     for (const [template, item] of Object.entries(paths)) {
       const pathParams = [...template.matchAll(/\{([^}]+)\}/g)].map((m) => m[1] as string);
-      const regex = new RegExp(`^${template.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\\?\{[^}]+\\?\}/g, '([^/]+)')}$`);
+      const regex = new RegExp(
+        `^${template.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\\?\{[^}]+\\?\}/g, '([^/]+)')}$`,
+      );
       for (const [method, op] of Object.entries(item)) {
         if (!['get', 'put', 'patch', 'post', 'delete'].includes(method)) continue;
         const params = (op.parameters ?? []) as SwaggerParameter[];
@@ -87,7 +98,14 @@ export class FirecrackerSpec {
             : this.ajv.compile({ ...schema, definitions: this.definitions });
           body = { required: bodyParam.required === true, validate, schemaRef: ref };
         }
-        this.operations.push({ method: method.toUpperCase(), template, operationId: String(op.operationId ?? `${method} ${template}`), pathParams, body, regex });
+        this.operations.push({
+          method: method.toUpperCase(),
+          template,
+          operationId: String(op.operationId ?? `${method} ${template}`),
+          pathParams,
+          body,
+          regex,
+        });
       }
     }
   }
@@ -147,7 +165,9 @@ function toJsonSchema(node: unknown, closeObjects: boolean): unknown {
   for (const [key, value] of Object.entries(node as JsonObject)) {
     if (key === 'example' || key === 'format') continue;
     if (key === 'properties' && value && typeof value === 'object') {
-      out.properties = Object.fromEntries(Object.entries(value as JsonObject).map(([k, v]) => [k, toJsonSchema(v, closeObjects)]));
+      out.properties = Object.fromEntries(
+        Object.entries(value as JsonObject).map(([k, v]) => [k, toJsonSchema(v, closeObjects)]),
+      );
       continue;
     }
     out[key] = toJsonSchema(value, closeObjects);
@@ -161,9 +181,12 @@ function toJsonSchema(node: unknown, closeObjects: boolean): unknown {
 function describeErrors(validate: ValidateFunction): string[] {
   return (validate.errors ?? []).map((e) => {
     const where = e.instancePath || '(body)';
-    if (e.keyword === 'additionalProperties') return `${where}: unknown field ${JSON.stringify((e.params as { additionalProperty: string }).additionalProperty)}`;
-    if (e.keyword === 'required') return `${where}: missing required field ${JSON.stringify((e.params as { missingProperty: string }).missingProperty)}`;
-    if (e.keyword === 'enum') return `${where}: ${e.message ?? 'not allowed'} (${JSON.stringify((e.params as { allowedValues: unknown[] }).allowedValues)})`;
+    if (e.keyword === 'additionalProperties')
+      return `${where}: unknown field ${JSON.stringify((e.params as { additionalProperty: string }).additionalProperty)}`;
+    if (e.keyword === 'required')
+      return `${where}: missing required field ${JSON.stringify((e.params as { missingProperty: string }).missingProperty)}`;
+    if (e.keyword === 'enum')
+      return `${where}: ${e.message ?? 'not allowed'} (${JSON.stringify((e.params as { allowedValues: unknown[] }).allowedValues)})`;
     return `${where}: ${e.message ?? e.keyword}`;
   });
 }
@@ -207,7 +230,15 @@ export interface FakeFirecrackerOptions {
   onCtrlAltDel?: 'exit' | 'ignore';
 }
 
-const PRE_BOOT_ONLY = new Set(['putGuestBootSource', 'putGuestDriveByID', 'putMachineConfiguration', 'patchMachineConfiguration', 'putGuestNetworkInterfaceByID', 'putGuestVsock', 'putCpuConfiguration']);
+const PRE_BOOT_ONLY = new Set([
+  'putGuestBootSource',
+  'putGuestDriveByID',
+  'putMachineConfiguration',
+  'patchMachineConfiguration',
+  'putGuestNetworkInterfaceByID',
+  'putGuestVsock',
+  'putCpuConfiguration',
+]);
 
 export class FakeFirecracker {
   readonly requests: RecordedRequest[] = [];
@@ -269,7 +300,14 @@ export class FakeFirecracker {
     const method = (req.method ?? 'GET').toUpperCase();
     const path = (req.url ?? '/').split('?')[0] as string;
     const match = this.spec.match(method, path);
-    const record: RecordedRequest = { method, path, template: match?.operation.template ?? null, operationId: match?.operation.operationId ?? null, body: undefined, status: null };
+    const record: RecordedRequest = {
+      method,
+      path,
+      template: match?.operation.template ?? null,
+      operationId: match?.operation.operationId ?? null,
+      body: undefined,
+      status: null,
+    };
     this.requests.push(record);
     const reply = (status: number, body?: unknown): void => {
       record.status = status;
@@ -277,7 +315,9 @@ export class FakeFirecracker {
         res.writeHead(status).end();
       } else {
         const text = typeof body === 'string' ? body : JSON.stringify(body);
-        res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) }).end(text);
+        res
+          .writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) })
+          .end(text);
       }
     };
     const violate = (kind: Violation['kind'], message: string): void => {
@@ -321,13 +361,19 @@ export class FakeFirecracker {
     ] as const) {
       const inBody = (body as JsonObject | undefined)?.[field];
       if (params[param] !== undefined && inBody !== undefined && inBody !== params[param]) {
-        violate('path-param', `${param} ${JSON.stringify(params[param])} in the path differs from ${JSON.stringify(inBody)} in the body`);
+        violate(
+          'path-param',
+          `${param} ${JSON.stringify(params[param])} in the path differs from ${JSON.stringify(inBody)} in the body`,
+        );
         problems.push('The id from the path does not match the id from the body!');
       }
     }
 
     if (this.answer(method, path, operation.template, reply)) return;
-    if (problems.length > 0) return reply(400, { fault_message: `An error occurred when deserializing the json body of a request: ${problems.join('; ')}` });
+    if (problems.length > 0)
+      return reply(400, {
+        fault_message: `An error occurred when deserializing the json body of a request: ${problems.join('; ')}`,
+      });
 
     // Behaviour.
     if (PRE_BOOT_ONLY.has(operation.operationId) && this.state !== 'Not started') {
@@ -336,18 +382,36 @@ export class FakeFirecracker {
     }
     switch (operation.operationId) {
       case 'describeInstance':
-        return reply(200, { app_name: 'Firecracker', id: 'anonymous-instance', state: this.state, vmm_version: this.spec.version });
+        return reply(200, {
+          app_name: 'Firecracker',
+          id: 'anonymous-instance',
+          state: this.state,
+          vmm_version: this.spec.version,
+        });
       case 'createSyncAction':
         return this.action((body as { action_type: string }).action_type, reply, violate);
       default:
-        if (method === 'PUT' || method === 'PATCH') this.configured.set(operation.template === '/drives/{drive_id}' || operation.template === '/network-interfaces/{iface_id}' ? path : operation.template, body);
+        if (method === 'PUT' || method === 'PATCH')
+          this.configured.set(
+            operation.template === '/drives/{drive_id}' || operation.template === '/network-interfaces/{iface_id}'
+              ? path
+              : operation.template,
+            body,
+          );
         return method === 'GET' ? reply(200, this.configured.get(operation.template) ?? {}) : reply(204);
     }
   }
 
   /** Applies a scripted answer; true when there was one. */
-  private answer(method: string, path: string, template: string | null, reply: (status: number, body?: unknown) => void): boolean {
-    const script = this.scripts.find((s) => s.method === method && (s.path === path || s.path === template) && s.times > 0);
+  private answer(
+    method: string,
+    path: string,
+    template: string | null,
+    reply: (status: number, body?: unknown) => void,
+  ): boolean {
+    const script = this.scripts.find(
+      (s) => s.method === method && (s.path === path || s.path === template) && s.times > 0,
+    );
     if (!script) return false;
     script.times -= 1;
     const a = script.answer;
@@ -360,7 +424,11 @@ export class FakeFirecracker {
     return true;
   }
 
-  private action(type: string, reply: (status: number, body?: unknown) => void, violate: (kind: Violation['kind'], message: string) => void): void {
+  private action(
+    type: string,
+    reply: (status: number, body?: unknown) => void,
+    violate: (kind: Violation['kind'], message: string) => void,
+  ): void {
     if (type === 'InstanceStart') {
       if (this.state !== 'Not started') {
         violate('state', 'InstanceStart on a started microVM');
@@ -368,7 +436,9 @@ export class FakeFirecracker {
       }
       if (!this.configured.has('/boot-source')) {
         violate('state', 'InstanceStart without a boot source');
-        return reply(400, { fault_message: 'Cannot start microvm that was not configured: Missing kernel configuration.' });
+        return reply(400, {
+          fault_message: 'Cannot start microvm that was not configured: Missing kernel configuration.',
+        });
       }
       this.state = 'Running';
       const vsock = this.configured.get('/vsock') as { uds_path: string } | undefined;

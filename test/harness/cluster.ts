@@ -98,8 +98,18 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const servers: Cluster['servers'] = [];
   for (let i = 0; i < options.servers; i++) {
     const port = await freePort();
-    const env = { ...process.env, ...common, AETHERIUM_API_GATEWAY__PORT: String(port), AETHERIUM_API_GATEWAY__HOST: '127.0.0.1' };
-    const server = Object.assign(new ManagedProcess(`server-${i + 1}`, () => spawn(process.execPath, [CLI, 'server'], { env, stdio: ['ignore', 'pipe', 'pipe'] })), { url: `http://127.0.0.1:${port}` });
+    const env = {
+      ...process.env,
+      ...common,
+      AETHERIUM_API_GATEWAY__PORT: String(port),
+      AETHERIUM_API_GATEWAY__HOST: '127.0.0.1',
+    };
+    const server = Object.assign(
+      new ManagedProcess(`server-${i + 1}`, () =>
+        spawn(process.execPath, [CLI, 'server'], { env, stdio: ['ignore', 'pipe', 'pipe'] }),
+      ),
+      { url: `http://127.0.0.1:${port}` },
+    );
     server.start();
     servers.push(server);
   }
@@ -119,9 +129,16 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       AETHERIUM_WORKER__RESOURCES__MEMORY_MB: '16384',
       AETHERIUM_WORKER__RESOURCES__DISK_GB: '100',
       AETHERIUM_WORKER__RESOURCES__MAX_VMS: '50',
-      ...Object.fromEntries(Object.entries(spec.labels ?? {}).map(([k, v]) => [`AETHERIUM_WORKER__LABELS__${k.toUpperCase()}`, v])),
+      ...Object.fromEntries(
+        Object.entries(spec.labels ?? {}).map(([k, v]) => [`AETHERIUM_WORKER__LABELS__${k.toUpperCase()}`, v]),
+      ),
     };
-    const worker = Object.assign(new ManagedProcess(spec.id, () => host.spawn(process.execPath, [CLI, 'worker'], { env, stdio: ['ignore', 'pipe', 'pipe'] })), { stateDir, spec });
+    const worker = Object.assign(
+      new ManagedProcess(spec.id, () =>
+        host.spawn(process.execPath, [CLI, 'worker'], { env, stdio: ['ignore', 'pipe', 'pipe'] }),
+      ),
+      { stateDir, spec },
+    );
     worker.start();
     workers.set(spec.id, worker);
   });
@@ -157,7 +174,12 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     },
   };
   for (const server of servers) {
-    await waitForHttp(`${server.url}/health`, () => true, 60_000, () => server.output());
+    await waitForHttp(
+      `${server.url}/health`,
+      () => true,
+      60_000,
+      () => server.output(),
+    );
   }
   await cluster.waitForWorkers(options.workers.map((w) => w.id));
   return cluster;

@@ -112,7 +112,7 @@ const DEFAULT_WAIT_MS = 5 * 60_000; // blocking.mdx: "If not set, the wait time 
 /** Go's time.ParseDuration, for the units Consul users write. */
 export function parseGoDuration(text: string): number {
   if (text === '0') return 0;
-  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
   const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
   let total = 0;
   let consumed = 0;
@@ -120,23 +120,27 @@ export function parseGoDuration(text: string): number {
     total += Number(m[1]) * units[m[2]!]!;
     consumed = re.lastIndex;
   }
-  if (consumed !== text.length || text.length === 0) throw new HttpError(400, `Request decode failed: time: invalid duration "${text}"`);
+  if (consumed !== text.length || text.length === 0)
+    throw new HttpError(400, `Request decode failed: time: invalid duration "${text}"`);
   return total;
 }
 
 /** agent/structs ValidateMetadata + validateMetaPair, with Consul's messages. */
 function validateMeta(meta: Record<string, string>): void {
   const entries = Object.entries(meta);
-  if (entries.length > 64) throw new HttpError(400, 'Invalid Service Meta: Node metadata cannot contain more than 64 key/value pairs');
+  if (entries.length > 64)
+    throw new HttpError(400, 'Invalid Service Meta: Node metadata cannot contain more than 64 key/value pairs');
   for (const [key, value] of entries) {
     let reason: string | null = null;
     if (key === '') reason = 'Key cannot be blank';
     else if (!/^[a-zA-Z0-9_-]+$/.test(key)) reason = 'Key contains invalid characters';
     else if (key.length > 128) reason = 'Key is too long (limit: 128 characters)';
     else if (key.startsWith('consul-')) reason = "Key prefix 'consul-' is reserved for internal use";
-    else if (typeof value !== 'string') throw new HttpError(400, `Request decode failed: Meta.${key}: expected a string`);
+    else if (typeof value !== 'string')
+      throw new HttpError(400, `Request decode failed: Meta.${key}: expected a string`);
     else if (Buffer.byteLength(value, 'utf8') > 512) reason = 'Value is too long (limit: 512 characters)';
-    if (reason) throw new HttpError(400, `Invalid Service Meta: Couldn't load metadata pair ('${key}', '${value}'): ${reason}`);
+    if (reason)
+      throw new HttpError(400, `Invalid Service Meta: Couldn't load metadata pair ('${key}', '${value}'): ${reason}`);
   }
 }
 
@@ -208,33 +212,41 @@ export async function startConsulApi(options: ConsulApiOptions = {}): Promise<Co
     const p = permission(token);
     if (p === 'all' || p === 'write') return;
     const accessor = token ? `token-${token.slice(0, 4)}` : ANONYMOUS_ACCESSOR;
-    throw new HttpError(403, `Permission denied: token with AccessorID '${accessor}' lacks permission 'service:write' on "${resource}"`);
+    throw new HttpError(
+      403,
+      `Permission denied: token with AccessorID '${accessor}' lacks permission 'service:write' on "${resource}"`,
+    );
   }
 
   // ── endpoints ──────────────────────────────────────────────────────────────────────────────────
 
   /** agent/service.mdx "Register Service": PUT, ACL service:write. */
   function register(body: unknown, token: string | null): void {
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'Request decode failed: expected a JSON object');
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      throw new HttpError(400, 'Request decode failed: expected a JSON object');
     const def = body as Record<string, unknown>;
     const name = typeof def.Name === 'string' ? def.Name : '';
     if (!name) throw new HttpError(400, 'Missing service name');
     requireWrite(token, name);
     const id = typeof def.ID === 'string' && def.ID ? def.ID : name; // "This defaults to the Name parameter"
     const meta = (def.Meta ?? {}) as Record<string, string>;
-    if (typeof meta !== 'object' || Array.isArray(meta)) throw new HttpError(400, 'Request decode failed: Meta must be an object');
+    if (typeof meta !== 'object' || Array.isArray(meta))
+      throw new HttpError(400, 'Request decode failed: Meta must be an object');
     validateMeta(meta);
     const tags = Array.isArray(def.Tags) ? def.Tags.map(String) : [];
-    if (def.Checks !== undefined && def.Checks !== null) throw new HttpError(400, 'this emulation supports a single TTL "Check" only, not "Checks"');
+    if (def.Checks !== undefined && def.Checks !== null)
+      throw new HttpError(400, 'this emulation supports a single TTL "Check" only, not "Checks"');
 
     let check: CheckState | null = null;
     const existing = services.get(id);
     if (def.Check !== undefined && def.Check !== null) {
       const c = def.Check as Record<string, unknown>;
-      if (typeof c.TTL !== 'string' || !c.TTL) throw new HttpError(400, 'this emulation supports TTL checks only (Check.TTL is required)');
+      if (typeof c.TTL !== 'string' || !c.TTL)
+        throw new HttpError(400, 'this emulation supports TTL checks only (Check.TTL is required)');
       const ttlMs = parseGoDuration(c.TTL);
       if (ttlMs <= 0) throw new HttpError(400, 'Invalid check: TTL must be > 0');
-      const deregister = typeof c.DeregisterCriticalServiceAfter === 'string' ? parseGoDuration(c.DeregisterCriticalServiceAfter) : 0;
+      const deregister =
+        typeof c.DeregisterCriticalServiceAfter === 'string' ? parseGoDuration(c.DeregisterCriticalServiceAfter) : 0;
       const checkId = typeof c.CheckID === 'string' && c.CheckID ? c.CheckID : `service:${id}`; // check.mdx / service.mdx: generated when absent
       let status: Status = 'critical'; // checks start critical unless Status says otherwise
       if (c.Status === 'passing' || c.Status === 'warning' || c.Status === 'critical') status = c.Status;
@@ -273,7 +285,15 @@ export async function startConsulApi(options: ConsulApiOptions = {}): Promise<Co
       modifyIndex: existing?.modifyIndex ?? 0,
     };
     const visible = (s: ServiceState | undefined) =>
-      s && JSON.stringify([s.name, s.tags, s.address, s.port, s.meta, s.check && [s.check.id, s.check.name, s.check.status, s.check.output, s.check.ttlMs]]);
+      s &&
+      JSON.stringify([
+        s.name,
+        s.tags,
+        s.address,
+        s.port,
+        s.meta,
+        s.check && [s.check.id, s.check.name, s.check.status, s.check.output, s.check.ttlMs],
+      ]);
     services.set(id, next);
     // An identical re-registration changes nothing a reader sees: the index stays (no spurious wake-ups).
     if (visible(existing) !== visible(next)) {
@@ -373,7 +393,13 @@ export async function startConsulApi(options: ConsulApiOptions = {}): Promise<Co
   }
 
   /** health.mdx "List Service Instances for Service", with blocking (features/blocking.mdx). */
-  async function healthService(_req: IncomingMessage, res: ServerResponse, name: string, url: URL, token: string | null): Promise<void> {
+  async function healthService(
+    _req: IncomingMessage,
+    res: ServerResponse,
+    name: string,
+    url: URL,
+    token: string | null,
+  ): Promise<void> {
     const p = permission(token); // 403 "ACL not found" for an unknown token
     const dc = url.searchParams.get('dc');
     if (dc && dc !== datacenter) throw new HttpError(500, 'No path to datacenter');
@@ -425,7 +451,10 @@ export async function startConsulApi(options: ConsulApiOptions = {}): Promise<Co
   function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
     if (res.closed) return;
     const text = typeof body === 'string' ? body : JSON.stringify(body);
-    res.writeHead(status, { 'Content-Type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json', ...headers });
+    res.writeHead(status, {
+      'Content-Type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json',
+      ...headers,
+    });
     res.end(text);
   }
 

@@ -36,7 +36,12 @@ export async function startTestSystem(overrides: Record<string, unknown> = {}): 
         ttl: '5s',
         resources: { cpu_cores: 8, memory_mb: 8192, disk_gb: 100, max_vms: 10 },
         ...worker,
-        drivers: { enabled: ['process'], allow_process: true, state_dir: stateDir, ...(worker.drivers as object | undefined) },
+        drivers: {
+          enabled: ['process'],
+          allow_process: true,
+          state_dir: stateDir,
+          ...(worker.drivers as object | undefined),
+        },
       },
     },
   });

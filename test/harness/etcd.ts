@@ -33,7 +33,12 @@ export interface EtcdServer {
 
 export function findEtcd(): string {
   const fromEnv = process.env.ETCD_BIN;
-  const candidates = fromEnv ? [fromEnv] : (process.env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, 'etcd'));
+  const candidates = fromEnv
+    ? [fromEnv]
+    : (process.env.PATH ?? '')
+        .split(delimiter)
+        .filter(Boolean)
+        .map((dir) => join(dir, 'etcd'));
   for (const path of candidates) {
     try {
       accessSync(path, constants.X_OK);
@@ -43,7 +48,9 @@ export function findEtcd(): string {
     }
   }
   throw new Error(
-    fromEnv ? `ETCD_BIN=${fromEnv} is not executable` : 'etcd not found on PATH: install it (Debian: apt-get install etcd-server) or set ETCD_BIN',
+    fromEnv
+      ? `ETCD_BIN=${fromEnv} is not executable`
+      : 'etcd not found on PATH: install it (Debian: apt-get install etcd-server) or set ETCD_BIN',
   );
 }
 
@@ -54,9 +61,12 @@ function childEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-
-
-async function waitUntilHealthy(endpoint: string, child: ChildProcess, log: () => string, timeoutMs: number): Promise<void> {
+async function waitUntilHealthy(
+  endpoint: string,
+  child: ChildProcess,
+  log: () => string,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
@@ -97,24 +107,38 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
 
   const launch = async (): Promise<void> => {
     const client = `http://127.0.0.1:${clientPort}`;
-    const clients = [client, ...(options.extraListen ?? []).map((address) => `http://${address}:${clientPort}`)].join(',');
+    const clients = [client, ...(options.extraListen ?? []).map((address) => `http://${address}:${clientPort}`)].join(
+      ',',
+    );
     const peer = `http://127.0.0.1:${peerPort}`;
     log = '';
     const proc = spawn(
       bin,
       [
-        '--name', 'test',
-        '--data-dir', dataDir,
-        '--listen-client-urls', clients,
-        '--advertise-client-urls', clients,
-        '--listen-peer-urls', peer,
-        '--initial-advertise-peer-urls', peer,
-        '--initial-cluster', `test=${peer}`,
-        '--initial-cluster-state', 'new',
-        '--initial-cluster-token', `aetherium-test-${peerPort}`,
-        '--logger', 'zap',
-        '--log-outputs', 'stderr',
-        '--log-level', 'warn',
+        '--name',
+        'test',
+        '--data-dir',
+        dataDir,
+        '--listen-client-urls',
+        clients,
+        '--advertise-client-urls',
+        clients,
+        '--listen-peer-urls',
+        peer,
+        '--initial-advertise-peer-urls',
+        peer,
+        '--initial-cluster',
+        `test=${peer}`,
+        '--initial-cluster-state',
+        'new',
+        '--initial-cluster-token',
+        `aetherium-test-${peerPort}`,
+        '--logger',
+        'zap',
+        '--log-outputs',
+        'stderr',
+        '--log-level',
+        'warn',
       ],
       { cwd: dir, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
     );

@@ -1,5 +1,9 @@
 /** Retries an assertion until it passes or the time is up; then the last failure is thrown. */
-export async function eventuallyPasses(check: () => void | Promise<void>, timeoutMs: number, stepMs: number): Promise<void> {
+export async function eventuallyPasses(
+  check: () => void | Promise<void>,
+  timeoutMs: number,
+  stepMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {

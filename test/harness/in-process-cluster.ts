@@ -45,7 +45,12 @@ export interface InProcessCluster {
   stop(): Promise<void>;
 }
 
-export async function startInProcessCluster(options: { replicas: number; agents: AgentSpec[]; config?: Record<string, unknown>; listen?: boolean }): Promise<InProcessCluster> {
+export async function startInProcessCluster(options: {
+  replicas: number;
+  agents: AgentSpec[];
+  config?: Record<string, unknown>;
+  listen?: boolean;
+}): Promise<InProcessCluster> {
   const postgres = await startPostgres();
   const redis = await startRedis();
   const url = await createDatabase(postgres.url);
@@ -62,7 +67,8 @@ export async function startInProcessCluster(options: { replicas: number; agents:
     log: { level: 'silent' },
   };
   // Sections given by a test are merged into the cluster's, not put in their place.
-  for (const [section, values] of Object.entries(options.config ?? {})) base[section] = { ...base[section], ...(values as Record<string, unknown>) };
+  for (const [section, values] of Object.entries(options.config ?? {}))
+    base[section] = { ...base[section], ...(values as Record<string, unknown>) };
   const config = loadConfig({ env: {}, overrides: base });
   const engines: Engines[] = [];
   const drivers: VmDriver[] = [];

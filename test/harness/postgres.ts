@@ -77,7 +77,8 @@ function lookupUser(name: string): RunAs | null {
 function runAsForRoot(): RunAs | undefined {
   if (process.getuid?.() !== 0) return undefined;
   const user = lookupUser('postgres') ?? lookupUser('nobody');
-  if (!user) throw new Error('running as root, but there is neither a "postgres" nor a "nobody" user to run PostgreSQL as');
+  if (!user)
+    throw new Error('running as root, but there is neither a "postgres" nor a "nobody" user to run PostgreSQL as');
   return user;
 }
 
@@ -120,14 +121,14 @@ function run(command: string, args: string[], runAs: RunAs | undefined, cwd: str
   });
 }
 
-
-
 async function waitUntilReady(url: string, child: ChildProcess, log: () => string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`postgres exited (${child.exitCode ?? child.signalCode}) before accepting connections:\n${log()}`);
+      throw new Error(
+        `postgres exited (${child.exitCode ?? child.signalCode}) before accepting connections:\n${log()}`,
+      );
     }
     const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
     client.on('error', () => {});
@@ -164,11 +165,19 @@ export async function startPostgres(options: StartOptions = {}): Promise<Postgre
       await chown(base, runAs.uid, runAs.gid);
       await chmod(base, 0o700);
     }
-    await run(join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync'], runAs, base);
+    await run(
+      join(bin, 'initdb'),
+      ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync'],
+      runAs,
+      base,
+    );
 
     if (options.extraListen?.length) {
       // Test hosts in their own network namespaces connect over the bridge: trust them like loopback.
-      await appendFile(join(dataDir, 'pg_hba.conf'), options.extraListen.map((a) => `host all all ${a}/24 trust\n`).join(''));
+      await appendFile(
+        join(dataDir, 'pg_hba.conf'),
+        options.extraListen.map((a) => `host all all ${a}/24 trust\n`).join(''),
+      );
     }
     const listen = ['127.0.0.1', ...(options.extraListen ?? [])].join(',');
 
@@ -177,15 +186,24 @@ export async function startPostgres(options: StartOptions = {}): Promise<Postgre
       const child = spawn(
         join(bin, 'postgres'),
         [
-          '-D', dataDir,
-          '-p', String(port),
-          '-k', base,
-          '-c', `listen_addresses=${listen}`,
-          '-c', 'fsync=off',
-          '-c', 'synchronous_commit=off',
-          '-c', 'full_page_writes=off',
-          '-c', 'max_connections=300',
-          '-c', 'log_min_messages=warning',
+          '-D',
+          dataDir,
+          '-p',
+          String(port),
+          '-k',
+          base,
+          '-c',
+          `listen_addresses=${listen}`,
+          '-c',
+          'fsync=off',
+          '-c',
+          'synchronous_commit=off',
+          '-c',
+          'full_page_writes=off',
+          '-c',
+          'max_connections=300',
+          '-c',
+          'log_min_messages=warning',
         ],
         { cwd: base, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'], ...runAs },
       );

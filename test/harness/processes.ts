@@ -25,7 +25,10 @@ export interface CliResult {
 /** Runs `aetherium …` to completion. */
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -42,8 +45,14 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 
 }
 
 /** Starts a long-running `aetherium …` (dev, server, worker), collecting its output. */
-export function startProcess(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; output: () => string } {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startProcess(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): { child: ChildProcess; output: () => string } {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));
@@ -53,7 +62,10 @@ export function startProcess(args: string[], env: NodeJS.ProcessEnv = {}): { chi
 export function exited(child: ChildProcess, timeoutMs = 30_000): Promise<number | null> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`process ${child.pid} did not exit in ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`process ${child.pid} did not exit in ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     child.once('exit', (code) => {
       clearTimeout(timer);
       resolve(code);
@@ -62,7 +74,12 @@ export function exited(child: ChildProcess, timeoutMs = 30_000): Promise<number 
 }
 
 /** Polls `url` until `accept` likes the JSON answer; returns the time it took. */
-export async function waitForHttp<T>(url: string, accept: (body: T) => boolean, timeoutMs: number, describe: () => string = () => ''): Promise<number> {
+export async function waitForHttp<T>(
+  url: string,
+  accept: (body: T) => boolean,
+  timeoutMs: number,
+  describe: () => string = () => '',
+): Promise<number> {
   const started = Date.now();
   let last = '';
   while (Date.now() - started < timeoutMs) {

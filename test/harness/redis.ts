@@ -45,8 +45,6 @@ export interface StartRedisOptions {
   extraListen?: string[];
 }
 
-
-
 /** One PING over a raw socket: true when the server answers +PONG. */
 export function ping(port: number, timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {
@@ -77,15 +75,24 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
   let removed = false;
 
   const args = (port: number) => [
-    '--port', String(port),
-    '--bind', '127.0.0.1', ...(options.extraListen ?? []),
-    '--dir', dir,
-    '--daemonize', 'no',
-    '--save', '',
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    ...(options.extraListen ?? []),
+    '--dir',
+    dir,
+    '--daemonize',
+    'no',
+    '--save',
+    '',
     ...(persistence === 'aof' ? ['--appendonly', 'yes', '--appendfsync', 'everysec'] : ['--appendonly', 'no']),
-    '--protected-mode', 'no',
-    '--logfile', '',
-    '--loglevel', 'warning',
+    '--protected-mode',
+    'no',
+    '--logfile',
+    '',
+    '--loglevel',
+    'warning',
   ];
 
   async function launch(port: number): Promise<void> {
@@ -100,7 +107,8 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
 
     const deadline = Date.now() + readyTimeoutMs;
     while (Date.now() < deadline) {
-      if (spawnError) throw new Error(`could not run ${binary} (Debian: apt-get install redis-server): ${String(spawnError)}`);
+      if (spawnError)
+        throw new Error(`could not run ${binary} (Debian: apt-get install redis-server): ${String(spawnError)}`);
       if (proc.exitCode !== null || proc.signalCode !== null) {
         throw new Error(`redis-server exited (${proc.exitCode ?? proc.signalCode}) before answering PING:\n${log}`);
       }

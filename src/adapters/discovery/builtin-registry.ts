@@ -3,7 +3,15 @@
  * It needs no outside service, so it serves the embedded mode and any cluster that would rather
  * not run Consul or etcd. Watch polls the table and turns differences into events.
  */
-import { isHealthy, notFound, type Worker, type WorkerFilter, type WorkerRegistration, type WorkerResources, type WorkerStatus } from '../../domain/index.ts';
+import {
+  isHealthy,
+  notFound,
+  type Worker,
+  type WorkerFilter,
+  type WorkerRegistration,
+  type WorkerResources,
+  type WorkerStatus,
+} from '../../domain/index.ts';
 import type { RegisteredWorker, ServiceRegistry, WorkerEvent } from '../../ports/service-registry.ts';
 import type { Store } from '../../ports/store.ts';
 
@@ -74,7 +82,16 @@ export class BuiltinRegistry implements ServiceRegistry {
         for (const worker of workers) {
           const present = worker.status !== 'offline' && worker.healthy;
           if (!present) continue;
-          const fingerprint = JSON.stringify([worker.status, worker.eligible, worker.cpu_cores, worker.memory_mb, worker.disk_gb, worker.max_vms, worker.labels, worker.capabilities]);
+          const fingerprint = JSON.stringify([
+            worker.status,
+            worker.eligible,
+            worker.cpu_cores,
+            worker.memory_mb,
+            worker.disk_gb,
+            worker.max_vms,
+            worker.labels,
+            worker.capabilities,
+          ]);
           seen.set(worker.id, fingerprint);
           const before = known.get(worker.id);
           if (!first && before === undefined) yield { type: 'joined', worker_id: worker.id, worker };

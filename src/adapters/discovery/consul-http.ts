@@ -40,7 +40,11 @@ export class ConsulRequestError extends AetheriumError {
     /** What Consul said, verbatim. */
     readonly consulMessage: string,
   ) {
-    super(code, message, httpStatus === null ? undefined : { consul_status: httpStatus, consul_message: consulMessage });
+    super(
+      code,
+      message,
+      httpStatus === null ? undefined : { consul_status: httpStatus, consul_message: consulMessage },
+    );
     this.name = 'ConsulRequestError';
   }
 }
@@ -67,7 +71,8 @@ export class ConsulHttp {
 
   async request<T>(method: 'GET' | 'PUT', path: string, request: ConsulRequest = {}): Promise<ConsulResponse<T>> {
     const url = new URL(this.baseUrl + path);
-    for (const [key, value] of Object.entries(request.query ?? {})) if (value !== undefined) url.searchParams.set(key, value);
+    for (const [key, value] of Object.entries(request.query ?? {}))
+      if (value !== undefined) url.searchParams.set(key, value);
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.token) headers['x-consul-token'] = this.token;
     if (request.body !== undefined) headers['content-type'] = 'application/json';
@@ -79,12 +84,22 @@ export class ConsulHttp {
     let response: Response;
     let text: string;
     try {
-      response = await fetch(url, { method, headers, body: request.body === undefined ? undefined : JSON.stringify(request.body), signal });
+      response = await fetch(url, {
+        method,
+        headers,
+        body: request.body === undefined ? undefined : JSON.stringify(request.body),
+        signal,
+      });
       text = await response.text();
     } catch (err) {
       if (request.signal?.aborted) throw err; // the caller gave up: not Consul's fault
       if (timeout.aborted) {
-        throw new ConsulRequestError('unavailable', `Consul at ${this.baseUrl} did not answer ${what} within ${timeoutMs} ms`, null, '');
+        throw new ConsulRequestError(
+          'unavailable',
+          `Consul at ${this.baseUrl} did not answer ${what} within ${timeoutMs} ms`,
+          null,
+          '',
+        );
       }
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       const reason = cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err));
@@ -103,7 +118,12 @@ export class ConsulHttp {
       try {
         body = (text === '' ? null : JSON.parse(text)) as T;
       } catch {
-        throw new ConsulRequestError('unavailable', `Consul answered ${what} with something that is not JSON: ${text.slice(0, 200)}`, response.status, text);
+        throw new ConsulRequestError(
+          'unavailable',
+          `Consul answered ${what} with something that is not JSON: ${text.slice(0, 200)}`,
+          response.status,
+          text,
+        );
       }
       return { status: response.status, body, index, headers: response.headers };
     }
@@ -125,10 +145,14 @@ export class ConsulHttp {
       }
       return new ConsulRequestError('forbidden', `Consul denied ${what} (403${quoted}): ${hint}`, status, said);
     }
-    if (status === 400) return new ConsulRequestError('validation_failed', `Consul rejected ${what} (400${quoted})`, status, said);
-    if (status === 404) return new ConsulRequestError('not_found', `Consul has no such thing for ${what} (404${quoted})`, status, said);
-    if (status === 429) return new ConsulRequestError('rate_limited', `Consul is rate limiting ${what} (429${quoted})`, status, said);
-    if (status >= 500) return new ConsulRequestError('unavailable', `Consul failed ${what} (${status}${quoted})`, status, said);
+    if (status === 400)
+      return new ConsulRequestError('validation_failed', `Consul rejected ${what} (400${quoted})`, status, said);
+    if (status === 404)
+      return new ConsulRequestError('not_found', `Consul has no such thing for ${what} (404${quoted})`, status, said);
+    if (status === 429)
+      return new ConsulRequestError('rate_limited', `Consul is rate limiting ${what} (429${quoted})`, status, said);
+    if (status >= 500)
+      return new ConsulRequestError('unavailable', `Consul failed ${what} (${status}${quoted})`, status, said);
     return new ConsulRequestError('internal', `Consul answered ${what} with ${status}${quoted}`, status, said);
   }
 }

@@ -84,7 +84,8 @@ export function encodeMeta(record: WorkerRecord): Record<string, string> {
       return;
     }
     const bytes = Buffer.byteLength(value, 'utf8');
-    if (bytes > META_VALUE_MAX_BYTES) problems.push(`${what} is ${bytes} bytes (a Consul meta value holds at most ${META_VALUE_MAX_BYTES})`);
+    if (bytes > META_VALUE_MAX_BYTES)
+      problems.push(`${what} is ${bytes} bytes (a Consul meta value holds at most ${META_VALUE_MAX_BYTES})`);
     meta[key] = value;
   };
 
@@ -101,7 +102,8 @@ export function encodeMeta(record: WorkerRecord): Record<string, string> {
   put('started_at', record.started_at.toISOString(), 'started_at');
   put('registered_at', record.registered_at.toISOString(), 'registered_at');
   const badCapabilities = record.capabilities.filter((c) => c === '' || c.includes(','));
-  if (badCapabilities.length) problems.push(`capabilities ${JSON.stringify(badCapabilities)}: a capability must be non-empty and contain no ","`);
+  if (badCapabilities.length)
+    problems.push(`capabilities ${JSON.stringify(badCapabilities)}: a capability must be non-empty and contain no ","`);
   put('capabilities', record.capabilities.join(','), 'capabilities (joined with ",")');
   for (const [key, value] of Object.entries(record.labels)) {
     if (key === '') problems.push('a label has an empty key');
@@ -113,9 +115,12 @@ export function encodeMeta(record: WorkerRecord): Record<string, string> {
   }
   const entries = Object.keys(meta).length;
   if (entries > META_MAX_ENTRIES) {
-    problems.push(`${entries} meta entries (${Object.keys(record.labels).length} labels, ${Object.keys(record.metadata).length} metadata keys and 13 fixed fields); a Consul service holds at most ${META_MAX_ENTRIES}`);
+    problems.push(
+      `${entries} meta entries (${Object.keys(record.labels).length} labels, ${Object.keys(record.metadata).length} metadata keys and 13 fixed fields); a Consul service holds at most ${META_MAX_ENTRIES}`,
+    );
   }
-  if (problems.length) throw invalid(`worker ${record.id} cannot be registered in Consul: ${problems.join('; ')}`, { problems });
+  if (problems.length)
+    throw invalid(`worker ${record.id} cannot be registered in Consul: ${problems.join('; ')}`, { problems });
   return meta;
 }
 
@@ -126,7 +131,12 @@ function date(value: string | undefined): Date | null {
 }
 
 /** A record from a service instance; null when the instance is not ours (no marker) or is damaged. */
-export function decodeService(service: { ID: string; Address?: string; Port?: number; Meta?: Record<string, string> | null }): Omit<WorkerRecord, 'last_seen'> | null {
+export function decodeService(service: {
+  ID: string;
+  Address?: string;
+  Port?: number;
+  Meta?: Record<string, string> | null;
+}): Omit<WorkerRecord, 'last_seen'> | null {
   const meta = service.Meta ?? {};
   if (meta[META_MARKER_KEY] !== META_VERSION) return null;
   const status = meta.status;

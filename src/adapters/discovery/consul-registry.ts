@@ -27,13 +27,28 @@
  * own (local) agent. updateStatus / updateResources from another process re-register the instance
  * on THAT process's agent; Consul has no API to edit another agent's service Meta.
  */
-import { AetheriumError, notFound, type WorkerFilter, type WorkerRegistration, type WorkerResources, type WorkerStatus } from '../../domain/index.ts';
+import {
+  AetheriumError,
+  notFound,
+  type WorkerFilter,
+  type WorkerRegistration,
+  type WorkerResources,
+  type WorkerStatus,
+} from '../../domain/index.ts';
 import type { RegisteredWorker, ServiceRegistry, WorkerEvent } from '../../ports/service-registry.ts';
 import { ConsulHttp, ConsulRequestError } from './consul-http.ts';
 import { decodeService, encodeMeta, splitAddress, tagsFor } from './consul-meta.ts';
 import { sleep } from './event-channel.ts';
 import { PresenceTracker } from './presence-tracker.ts';
-import { byId, matchesFilter, recordFromRegistration, toRegisteredWorker, ttlFor, validateRegistration, type WorkerRecord } from './worker-record.ts';
+import {
+  byId,
+  matchesFilter,
+  recordFromRegistration,
+  toRegisteredWorker,
+  ttlFor,
+  validateRegistration,
+  type WorkerRecord,
+} from './worker-record.ts';
 
 export interface ConsulRegistryOptions {
   /** `host:port` of the agent (or a full URL). */
@@ -69,7 +84,14 @@ interface HealthCheck {
 
 interface HealthEntry {
   Node?: { Node?: string };
-  Service: { ID: string; Service: string; Address?: string; Port?: number; Tags?: string[] | null; Meta?: Record<string, string> | null };
+  Service: {
+    ID: string;
+    Service: string;
+    Address?: string;
+    Port?: number;
+    Tags?: string[] | null;
+    Meta?: Record<string, string> | null;
+  };
   Checks?: HealthCheck[] | null;
 }
 
@@ -93,10 +115,16 @@ export class ConsulRegistry implements ServiceRegistry {
   private readonly closing = new AbortController();
 
   constructor(options: ConsulRegistryOptions) {
-    this.http = new ConsulHttp({ address: options.address, scheme: options.scheme, token: options.token, timeoutMs: options.requestTimeoutMs });
+    this.http = new ConsulHttp({
+      address: options.address,
+      scheme: options.scheme,
+      token: options.token,
+      timeoutMs: options.requestTimeoutMs,
+    });
     this.serviceName = options.serviceName || DEFAULT_SERVICE_NAME;
     this.datacenter = options.datacenter;
-    this.defaultTtl = options.ttlSeconds ?? (options.checkIntervalMs ? Math.ceil((3 * options.checkIntervalMs) / 1000) : 30);
+    this.defaultTtl =
+      options.ttlSeconds ?? (options.checkIntervalMs ? Math.ceil((3 * options.checkIntervalMs) / 1000) : 30);
     this.deregisterAfter = goDuration(options.deregisterCriticalServiceAfterMs);
     this.waitSeconds = Math.min(600, Math.max(1, Math.round(options.watchWaitSeconds ?? 60)));
     this.burst = Math.max(1, options.watchRateLimit?.burst ?? 2);
@@ -157,7 +185,11 @@ export class ConsulRegistry implements ServiceRegistry {
       // state): register it again from what this instance last sent.
       const known = this.own.get(workerId);
       if (!known) throw notFound('worker', workerId);
-      const record = { ...known, status: known.status === 'offline' ? ('active' as const) : known.status, registered_at: this.now() };
+      const record = {
+        ...known,
+        status: known.status === 'offline' ? ('active' as const) : known.status,
+        registered_at: this.now(),
+      };
       await this.put(record);
       await this.pass(workerId);
       this.own.set(workerId, record);
@@ -268,18 +300,26 @@ export class ConsulRegistry implements ServiceRegistry {
     return this.decode((await this.health({})).entries);
   }
 
-  private async health(options: { index?: number; wait?: number; signal?: AbortSignal }): Promise<{ entries: HealthEntry[]; index: number | null }> {
+  private async health(options: {
+    index?: number;
+    wait?: number;
+    signal?: AbortSignal;
+  }): Promise<{ entries: HealthEntry[]; index: number | null }> {
     const blocking = options.index !== undefined && options.wait !== undefined;
-    const response = await this.http.request<HealthEntry[] | null>('GET', `/v1/health/service/${encodeURIComponent(this.serviceName)}`, {
-      query: {
-        dc: this.datacenter || undefined,
-        index: blocking ? String(options.index) : undefined,
-        wait: blocking ? `${options.wait}s` : undefined,
+    const response = await this.http.request<HealthEntry[] | null>(
+      'GET',
+      `/v1/health/service/${encodeURIComponent(this.serviceName)}`,
+      {
+        query: {
+          dc: this.datacenter || undefined,
+          index: blocking ? String(options.index) : undefined,
+          wait: blocking ? `${options.wait}s` : undefined,
+        },
+        signal: options.signal,
+        // Consul may hold a blocking query up to wait + wait/16.
+        timeoutMs: blocking ? Math.ceil(options.wait! * 1000 * (17 / 16)) + 10_000 : undefined,
       },
-      signal: options.signal,
-      // Consul may hold a blocking query up to wait + wait/16.
-      timeoutMs: blocking ? Math.ceil(options.wait! * 1000 * (17 / 16)) + 10_000 : undefined,
-    });
+    );
     if (response.headers.get('x-consul-results-filtered-by-acls') === 'true') {
       throw new AetheriumError(
         'forbidden',
@@ -350,4 +390,3 @@ class TokenBucket {
     }
   }
 }
-

@@ -38,13 +38,16 @@ export function decodeRecord(raw: Buffer | string): WorkerRecord | null {
   } catch {
     return null;
   }
-  if (!isRecord(parsed) || parsed.v !== 1 || typeof parsed.id !== 'string' || !isWorkerStatus(parsed.status)) return null;
+  if (!isRecord(parsed) || parsed.v !== 1 || typeof parsed.id !== 'string' || !isWorkerStatus(parsed.status))
+    return null;
   const started = date(parsed.started_at);
   const registered = date(parsed.registered_at);
   const lastSeen = date(parsed.last_seen);
   if (!started || !registered || !lastSeen) return null;
   const labels = isRecord(parsed.labels) ? (parsed.labels as Record<string, string>) : {};
-  const capabilities = Array.isArray(parsed.capabilities) ? parsed.capabilities.filter((c): c is string => typeof c === 'string') : [];
+  const capabilities = Array.isArray(parsed.capabilities)
+    ? parsed.capabilities.filter((c): c is string => typeof c === 'string')
+    : [];
   return {
     id: parsed.id,
     hostname: String(parsed.hostname ?? ''),

@@ -23,7 +23,16 @@
  * they share nothing but etcd.
  */
 import { Etcd3, EtcdLeaseInvalidError, type IKeyValue, type Watcher } from 'etcd3';
-import { AetheriumError, conflict, errorMessage, notFound, type WorkerFilter, type WorkerRegistration, type WorkerResources, type WorkerStatus } from '../../domain/index.ts';
+import {
+  AetheriumError,
+  conflict,
+  errorMessage,
+  notFound,
+  type WorkerFilter,
+  type WorkerRegistration,
+  type WorkerResources,
+  type WorkerStatus,
+} from '../../domain/index.ts';
 import type { RegisteredWorker, ServiceRegistry, WorkerEvent } from '../../ports/service-registry.ts';
 import { decodeRecord, encodeRecord } from './etcd-record.ts';
 import { EventChannel, sleep } from './event-channel.ts';
@@ -72,7 +81,11 @@ export class EtcdRegistry implements ServiceRegistry {
   private readonly closing = new AbortController();
 
   constructor(options: EtcdRegistryOptions) {
-    if (!options.endpoints.length) throw new AetheriumError('validation_failed', 'etcd registry: no endpoints configured (discovery.etcd.endpoints)');
+    if (!options.endpoints.length)
+      throw new AetheriumError(
+        'validation_failed',
+        'etcd registry: no endpoints configured (discovery.etcd.endpoints)',
+      );
     this.endpoints = options.endpoints;
     this.prefix = options.prefix.endsWith('/') ? options.prefix : `${options.prefix}/`;
     this.defaultTtl = options.ttlSeconds ?? 30;
@@ -123,7 +136,9 @@ export class EtcdRegistry implements ServiceRegistry {
 
   async updateResources(workerId: string, resources: WorkerResources): Promise<void> {
     const { cpu_cores, memory_mb, disk_gb, max_vms } = resources;
-    await this.guard('updateResources', () => this.mutate(workerId, (r) => ({ ...r, cpu_cores, memory_mb, disk_gb, max_vms })));
+    await this.guard('updateResources', () =>
+      this.mutate(workerId, (r) => ({ ...r, cpu_cores, memory_mb, disk_gb, max_vms })),
+    );
   }
 
   async heartbeat(workerId: string): Promise<void> {
@@ -131,7 +146,11 @@ export class EtcdRegistry implements ServiceRegistry {
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         const current = await this.read(workerId);
         const now = this.now();
-        const beat = (r: WorkerRecord): WorkerRecord => ({ ...r, status: r.status === 'offline' ? 'active' : r.status, last_seen: now });
+        const beat = (r: WorkerRecord): WorkerRecord => ({
+          ...r,
+          status: r.status === 'offline' ? 'active' : r.status,
+          last_seen: now,
+        });
         if (!current?.record) {
           if (await this.recreate(workerId, beat, current)) return;
           continue;
@@ -192,7 +211,11 @@ export class EtcdRegistry implements ServiceRegistry {
           if (seed) tracker.seed(workers);
           else for (const event of tracker.observeAll(workers)) channel.push(event);
           const mine = ++generation;
-          const creating = this.client.watch().prefix(this.prefix).startRevision((BigInt(revision) + 1n).toString()).create();
+          const creating = this.client
+            .watch()
+            .prefix(this.prefix)
+            .startRevision((BigInt(revision) + 1n).toString())
+            .create();
           // create() waits for etcd; an abort must not wait with it.
           const w = await untilAborted(creating, stop);
           if (!w) {
@@ -272,7 +295,10 @@ export class EtcdRegistry implements ServiceRegistry {
   }
 
   private async grant(record: WorkerRecord): Promise<string> {
-    const response = await this.client.leaseClient.leaseGrant({ TTL: ttlFor(record.ttl_seconds, this.defaultTtl), ID: 0 });
+    const response = await this.client.leaseClient.leaseGrant({
+      TTL: ttlFor(record.ttl_seconds, this.defaultTtl),
+      ID: 0,
+    });
     if (response.error) throw new Error(`lease grant refused: ${response.error}`);
     return response.ID;
   }
@@ -280,7 +306,8 @@ export class EtcdRegistry implements ServiceRegistry {
   /** Put the record on `lease` if the key is still at `modRevision` (or still absent). False: it changed. */
   private async putIf(record: WorkerRecord, lease: string, modRevision: string | 'absent'): Promise<boolean> {
     const key = this.key(record.id);
-    const compare = modRevision === 'absent' ? this.client.if(key, 'Create', '==', 0) : this.client.if(key, 'Mod', '==', modRevision);
+    const compare =
+      modRevision === 'absent' ? this.client.if(key, 'Create', '==', 0) : this.client.if(key, 'Mod', '==', modRevision);
     try {
       const response = await compare.then(this.client.put(key).value(encodeRecord(record)).lease(lease)).commit();
       return response.succeeded;
@@ -291,7 +318,11 @@ export class EtcdRegistry implements ServiceRegistry {
   }
 
   /** The key is gone (or its lease is): put the last known record again on a new lease. */
-  private async recreate(id: string, change: (r: WorkerRecord) => WorkerRecord, current: Current | null): Promise<boolean> {
+  private async recreate(
+    id: string,
+    change: (r: WorkerRecord) => WorkerRecord,
+    current: Current | null,
+  ): Promise<boolean> {
     const known = current?.record ?? this.own.get(id);
     if (!known) throw notFound('worker', id);
     const record = change(known);
@@ -358,7 +389,10 @@ export class EtcdRegistry implements ServiceRegistry {
       return await fn();
     } catch (err) {
       if (err instanceof AetheriumError) throw err;
-      throw new AetheriumError('unavailable', `etcd registry: ${operation} failed against ${this.endpoints.join(', ')}: ${errorMessage(err)}`);
+      throw new AetheriumError(
+        'unavailable',
+        `etcd registry: ${operation} failed against ${this.endpoints.join(', ')}: ${errorMessage(err)}`,
+      );
     }
   }
 }

@@ -23,7 +23,8 @@ export class PresenceTracker {
   /** The state the watch starts from: no events for it. */
   seed(workers: Iterable<RegisteredWorker>): void {
     this.known.clear();
-    for (const worker of workers) this.known.set(worker.id, { present: worker.healthy, fingerprint: fingerprint(worker), worker });
+    for (const worker of workers)
+      this.known.set(worker.id, { present: worker.healthy, fingerprint: fingerprint(worker), worker });
   }
 
   /** One worker changed (`null`: it is gone). */
@@ -39,7 +40,8 @@ export class PresenceTracker {
     const wasPresent = before?.present ?? false;
     if (!wasPresent && now.present) return { type: 'joined', worker_id: id, worker };
     if (wasPresent && !now.present) return { type: 'left', worker_id: id, worker };
-    if (wasPresent && now.present && before?.fingerprint !== now.fingerprint) return { type: 'updated', worker_id: id, worker };
+    if (wasPresent && now.present && before?.fingerprint !== now.fingerprint)
+      return { type: 'updated', worker_id: id, worker };
     return null;
   }
 

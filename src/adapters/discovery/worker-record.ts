@@ -3,7 +3,13 @@
  * etcd, one meta entry per field in Consul), plus the shared rules: how a registration becomes a
  * record, how a record is reported, and how filters match.
  */
-import { invalid, WORKER_STATUSES, type WorkerFilter, type WorkerRegistration, type WorkerStatus } from '../../domain/index.ts';
+import {
+  invalid,
+  WORKER_STATUSES,
+  type WorkerFilter,
+  type WorkerRegistration,
+  type WorkerStatus,
+} from '../../domain/index.ts';
 import type { RegisteredWorker } from '../../ports/service-registry.ts';
 
 export interface WorkerRecord {
@@ -54,7 +60,11 @@ export function ttlFor(ttlSeconds: number, fallbackSeconds: number): number {
  * A registration becomes a record. Like the built-in registry, a worker that registers again keeps
  * its drain state and eligibility, and an offline one comes back active.
  */
-export function recordFromRegistration(reg: WorkerRegistration, now: Date, previous: WorkerRecord | null): WorkerRecord {
+export function recordFromRegistration(
+  reg: WorkerRegistration,
+  now: Date,
+  previous: WorkerRecord | null,
+): WorkerRecord {
   return {
     id: reg.id,
     hostname: reg.hostname,
@@ -99,7 +109,10 @@ export function toRegisteredWorker(record: WorkerRecord, healthy: boolean): Regi
 }
 
 /** The same semantics as the store's filter: equality on status and zone, containment on labels and capabilities. */
-export function matchesFilter(worker: Pick<RegisteredWorker, 'status' | 'zone' | 'labels' | 'capabilities'>, filter: WorkerFilter): boolean {
+export function matchesFilter(
+  worker: Pick<RegisteredWorker, 'status' | 'zone' | 'labels' | 'capabilities'>,
+  filter: WorkerFilter,
+): boolean {
   if (filter.status !== undefined && worker.status !== filter.status) return false;
   if (filter.zone !== undefined && worker.zone !== filter.zone) return false;
   for (const [key, value] of Object.entries(filter.labels ?? {})) {

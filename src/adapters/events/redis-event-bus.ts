@@ -65,7 +65,6 @@ export interface RedisEventBusOptions {
   onError?: (err: unknown) => void;
 }
 
-
 /** `last-generated-id` of a stream as a number (0 when there is no stream). Lua helper. */
 const LAST_ID_LUA = `
 local function lastId(stream)
@@ -189,7 +188,12 @@ export class RedisEventBus implements EventBus {
 
   constructor(options: RedisEventBusOptions) {
     this.stream = options.key ?? 'aetherium:events';
-    this.keys = { stream: this.stream, seq: `${this.stream}:seq`, epoch: `${this.stream}:epoch`, lost: `${this.stream}:lost` };
+    this.keys = {
+      stream: this.stream,
+      seq: `${this.stream}:seq`,
+      epoch: `${this.stream}:epoch`,
+      lost: `${this.stream}:lost`,
+    };
     this.retention = Math.max(1, Math.floor(options.retention ?? 10_000));
     const onError = options.onError;
     this.onError = (err) => {
@@ -223,7 +227,9 @@ export class RedisEventBus implements EventBus {
     const timestamp = new Date().toISOString();
     const payload = JSON.stringify({ type: event.type, timestamp, data: event.data });
     const floor = Math.max(this.highestPublished, this.lastDelivered);
-    const raw = await (this.client as Redis & { aetheriumPublish: (...args: (string | number)[]) => Promise<number> }).aetheriumPublish(
+    const raw = await (
+      this.client as Redis & { aetheriumPublish: (...args: (string | number)[]) => Promise<number> }
+    ).aetheriumPublish(
       this.keys.stream,
       this.keys.seq,
       this.keys.epoch,
@@ -293,7 +299,8 @@ export class RedisEventBus implements EventBus {
       // The stream holds what publish() wrote: an event of the catalogue. A type this version does
       // not know (a newer replica's) is still passed on.
       const body = JSON.parse(fields[index + 1] ?? '') as NewEvent & { timestamp: string };
-      if (typeof body.type !== 'string' || !body.type.includes('.')) throw new Error(`bad event type ${String(body.type)}`);
+      if (typeof body.type !== 'string' || !body.type.includes('.'))
+        throw new Error(`bad event type ${String(body.type)}`);
       return { ...body, id: idOf(streamId) };
     } catch (err) {
       this.onError(new Error(`unreadable event ${streamId} in ${this.stream}: ${String(err)}`));
@@ -304,7 +311,9 @@ export class RedisEventBus implements EventBus {
   /** Reads where the stream stands (and repairs the counter after a data loss); sets the cursor. */
   private async sync(): Promise<void> {
     const floor = Math.max(this.highestPublished, this.lastDelivered);
-    const [epoch, last, lost] = (await (this.reader as Redis & { aetheriumSync: (...args: (string | number)[]) => Promise<[string, number, number]> }).aetheriumSync(
+    const [epoch, last, lost] = (await (
+      this.reader as Redis & { aetheriumSync: (...args: (string | number)[]) => Promise<[string, number, number]> }
+    ).aetheriumSync(
       this.keys.stream,
       this.keys.seq,
       this.keys.epoch,
@@ -352,7 +361,9 @@ export class RedisEventBus implements EventBus {
           this.started.resolve();
         }
         const generation = this.readerGeneration;
-        const reply = (await this.interruptible(this.reader.xread('COUNT', 1000, 'BLOCK', 2000, 'STREAMS', this.stream, this.cursor))) as XReadReply;
+        const reply = (await this.interruptible(
+          this.reader.xread('COUNT', 1000, 'BLOCK', 2000, 'STREAMS', this.stream, this.cursor),
+        )) as XReadReply;
         failures = 0;
         // Sent again by ioredis after a reconnection: the data may have changed under it; sync first.
         if (generation !== this.readerGeneration || this.closed) continue;
@@ -369,10 +380,10 @@ export class RedisEventBus implements EventBus {
         if (this.closed) break;
         this.onError(err);
         failures++;
-        await this.interruptible(new Promise((r) => setTimeout(r, Math.min(100 * failures, 2000)))).catch(() => undefined);
+        await this.interruptible(new Promise((r) => setTimeout(r, Math.min(100 * failures, 2000)))).catch(
+          () => undefined,
+        );
       }
     }
   }
 }
-
-

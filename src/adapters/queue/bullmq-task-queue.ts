@@ -80,7 +80,6 @@ interface JobData {
   attempt?: number;
 }
 
-
 /** BullMQ refuses `:` in queue names and custom job ids: escape it (and the escape character). */
 function escapeId(value: string): string {
   return value.replaceAll('%', '%25').replaceAll(':', '%3A');
@@ -166,7 +165,9 @@ export class BullmqTaskQueue implements TaskQueue {
     const queue = this.queue(workerId);
     await whenReady(this.producer);
     const exact = escapeId(taskId);
-    const ids = (await queue.getRanges(WAITING_STATES, 0, -1)).filter((id) => id === exact || id.startsWith(exact + SEPARATOR));
+    const ids = (await queue.getRanges(WAITING_STATES, 0, -1)).filter(
+      (id) => id === exact || id.startsWith(exact + SEPARATOR),
+    );
     let removed = false;
     for (const id of ids) {
       // 0 when the job is locked, i.e. a consumer took it in the meantime. (A job taken AND
@@ -182,14 +183,17 @@ export class BullmqTaskQueue implements TaskQueue {
     await whenReady(this.producer);
     const jobs = await queue.getJobs(['wait', 'prioritized'], 0, -1, true);
     const delayed = await queue.getJobs(['delayed'], 0, -1, true);
-    return [...jobs, ...delayed].filter((job): job is Job<JobData> => Boolean(job?.data?.id)).map((job) => taskOf(job.data));
+    return [...jobs, ...delayed]
+      .filter((job): job is Job<JobData> => Boolean(job?.data?.id))
+      .map((job) => taskOf(job.data));
   }
 
   async ping(): Promise<void> {
     if (this.closed) throw new Error('task queue is closed');
     // While reconnecting, fail at once; a connection still being opened for the first time may answer.
     const status = this.producer.status;
-    if (status === 'reconnecting' || status === 'close' || status === 'end') throw new Error(`redis connection is ${status}`);
+    if (status === 'reconnecting' || status === 'close' || status === 'end')
+      throw new Error(`redis connection is ${status}`);
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
@@ -290,5 +294,3 @@ export class BullmqTaskQueue implements TaskQueue {
 }
 
 /** How long a call waits for a connection that is down (first connection included) before failing. */
-
-

@@ -3,7 +3,15 @@
  * the task id, so enqueueing twice is harmless. Messages live only in this process: after a
  * restart the scheduler sends every `scheduled` task again from the store, which is the truth.
  */
-import { type ConsumeOptions, type EnqueueOptions, messageId, type QueueConsumer, type QueuedTask, type TaskProcessor, type TaskQueue } from '../../ports/task-queue.ts';
+import {
+  type ConsumeOptions,
+  type EnqueueOptions,
+  messageId,
+  type QueueConsumer,
+  type QueuedTask,
+  type TaskProcessor,
+  type TaskQueue,
+} from '../../ports/task-queue.ts';
 
 interface WorkerQueue {
   waiting: QueuedTask[];

@@ -104,7 +104,11 @@ export async function migrate(client: SqlClient, options: MigratorOptions = {}):
  * Reverts applied migrations, newest first, until only versions <= `targetVersion` remain (0 reverts
  * everything). Returns the versions this call reverted.
  */
-export async function migrateDown(client: SqlClient, targetVersion: number, options: MigratorOptions = {}): Promise<number[]> {
+export async function migrateDown(
+  client: SqlClient,
+  targetVersion: number,
+  options: MigratorOptions = {},
+): Promise<number[]> {
   const migrations = await loadMigrations(options.dir);
   await ensureTable(client);
   const reverted: number[] = [];

@@ -46,7 +46,11 @@ export interface ColumnSpec {
  * Builds `col = $n` assignments for the defined keys of `patch` (undefined keys are skipped), numbering
  * parameters after `params`, which it extends.
  */
-export function assignments(patch: Record<string, unknown>, spec: Record<string, ColumnSpec>, params: unknown[]): string[] {
+export function assignments(
+  patch: Record<string, unknown>,
+  spec: Record<string, ColumnSpec>,
+  params: unknown[],
+): string[] {
   const sets: string[] = [];
   for (const [key, value] of Object.entries(patch)) {
     const column = spec[key];

@@ -1,5 +1,13 @@
 /** The `tasks` table: row mapper and queries. */
-import { isUuid, type PlacementRecord, TASK_STATUSES, type Task, type TaskFilter, type TaskStatus, type TaskType } from '../../domain/index.ts';
+import {
+  isUuid,
+  type PlacementRecord,
+  TASK_STATUSES,
+  type Task,
+  type TaskFilter,
+  type TaskStatus,
+  type TaskType,
+} from '../../domain/index.ts';
 import type { TaskPatch } from '../../ports/store.ts';
 import type { SqlExecutor } from './sql-client.ts';
 import {
@@ -112,7 +120,12 @@ const TASK_PATCH_COLUMNS = {
 };
 
 /** Compare-and-set: applies `patch` only while the status is one of `from` (when given). */
-export async function updateTask(db: SqlExecutor, id: string, patch: TaskPatch, from?: readonly TaskStatus[]): Promise<Task | null> {
+export async function updateTask(
+  db: SqlExecutor,
+  id: string,
+  patch: TaskPatch,
+  from?: readonly TaskStatus[],
+): Promise<Task | null> {
   if (!isUuid(id)) return null;
   if (from !== undefined && from.length === 0) return null;
   const params: unknown[] = [id];
@@ -123,7 +136,9 @@ export async function updateTask(db: SqlExecutor, id: string, patch: TaskPatch, 
     params.push([...from]);
     conditions.push(`status = ANY($${params.length}::text[])`);
   }
-  return first(await db.query<Row>(`UPDATE tasks SET ${sets.join(', ')} ${where(conditions)} RETURNING ${TASK_COLUMNS}`, params));
+  return first(
+    await db.query<Row>(`UPDATE tasks SET ${sets.join(', ')} ${where(conditions)} RETURNING ${TASK_COLUMNS}`, params),
+  );
 }
 
 export async function listPendingTasks(db: SqlExecutor, limit: number): Promise<Task[]> {
@@ -148,7 +163,9 @@ export async function listStaleScheduledTasks(db: SqlExecutor, before: Date, lim
 
 export async function countTasksByStatus(db: SqlExecutor): Promise<Record<TaskStatus, number>> {
   const counts = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
-  const rows = await db.query<{ status: TaskStatus; n: number }>('SELECT status, count(*) AS n FROM tasks GROUP BY status');
+  const rows = await db.query<{ status: TaskStatus; n: number }>(
+    'SELECT status, count(*) AS n FROM tasks GROUP BY status',
+  );
   for (const row of rows) counts[row.status] = num(row.n);
   return counts;
 }

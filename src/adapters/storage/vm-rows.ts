@@ -2,7 +2,18 @@
 import { conflict, isUuid, type DriverName, type Vm, type VmFilter, type VmStatus } from '../../domain/index.ts';
 import type { VmPatch } from '../../ports/store.ts';
 import { isSqlError, UNIQUE_VIOLATION, type SqlExecutor } from './sql-client.ts';
-import { assignments, date, dateOrNull, json, jsonParam, limitClause, num, textOrNull, where, type Row } from './sql-values.ts';
+import {
+  assignments,
+  date,
+  dateOrNull,
+  json,
+  jsonParam,
+  limitClause,
+  num,
+  textOrNull,
+  where,
+  type Row,
+} from './sql-values.ts';
 
 /** The unique index on live VM names (migrations/000001). */
 export const VM_LIVE_NAME_INDEX = 'idx_vms_name_live';
@@ -58,7 +69,10 @@ export async function insertVm(db: SqlExecutor, vm: Vm): Promise<void> {
       ],
     );
   } catch (err) {
-    if (isSqlError(err, UNIQUE_VIOLATION) && (err.constraint === VM_LIVE_NAME_INDEX || err.message.includes(VM_LIVE_NAME_INDEX))) {
+    if (
+      isSqlError(err, UNIQUE_VIOLATION) &&
+      (err.constraint === VM_LIVE_NAME_INDEX || err.message.includes(VM_LIVE_NAME_INDEX))
+    ) {
       throw conflict(`a VM named ${JSON.stringify(vm.name)} already exists`, { name: vm.name });
     }
     throw err;
@@ -126,6 +140,9 @@ export async function updateVm(
     params.push([...from]);
     conditions.push(`status = ANY($${params.length}::text[])`);
   }
-  const rows = await db.query<Row>(`UPDATE vms SET ${sets.join(', ')} ${where(conditions)} RETURNING ${VM_COLUMNS}`, params);
+  const rows = await db.query<Row>(
+    `UPDATE vms SET ${sets.join(', ')} ${where(conditions)} RETURNING ${VM_COLUMNS}`,
+    params,
+  );
   return first(rows);
 }

@@ -1,5 +1,12 @@
 /** The `workers` and `worker_metrics` tables: row mappers and queries. */
-import type { Worker, WorkerFilter, WorkerMetricSample, WorkerRegistration, WorkerResources, WorkerStatus } from '../../domain/index.ts';
+import type {
+  Worker,
+  WorkerFilter,
+  WorkerMetricSample,
+  WorkerRegistration,
+  WorkerResources,
+  WorkerStatus,
+} from '../../domain/index.ts';
 import type { SqlExecutor } from './sql-client.ts';
 import { assignments, date, dateOrNull, json, jsonParam, limitClause, num, where, type Row } from './sql-values.ts';
 
@@ -62,7 +69,11 @@ const first = (rows: Row[]): Worker | null => (rows[0] ? toWorker(rows[0]) : nul
  * `eligible` and a drain survive; an offline worker comes back active. `created` comes from
  * `xmax = 0`, which holds only for a row this statement inserted.
  */
-export async function upsertWorker(db: SqlExecutor, reg: WorkerRegistration, now: Date): Promise<{ worker: Worker; created: boolean }> {
+export async function upsertWorker(
+  db: SqlExecutor,
+  reg: WorkerRegistration,
+  now: Date,
+): Promise<{ worker: Worker; created: boolean }> {
   const rows = await db.query<Row>(
     `INSERT INTO workers (id, hostname, address, status, eligible, last_seen, started_at, zone, labels, capabilities,
                           cpu_cores, memory_mb, disk_gb, max_vms, ttl_seconds, metadata, created_at, updated_at)
@@ -121,7 +132,8 @@ export async function listWorkers(db: SqlExecutor, filter: WorkerFilter = {}): P
   };
   if (filter.status !== undefined) add((p) => `status = ${p}`, filter.status);
   if (filter.zone !== undefined) add((p) => `zone = ${p}`, filter.zone);
-  if (filter.labels !== undefined && Object.keys(filter.labels).length > 0) add((p) => `labels @> ${p}::jsonb`, jsonParam(filter.labels));
+  if (filter.labels !== undefined && Object.keys(filter.labels).length > 0)
+    add((p) => `labels @> ${p}::jsonb`, jsonParam(filter.labels));
   if (filter.capabilities !== undefined && filter.capabilities.length > 0)
     add((p) => `capabilities @> ${p}::jsonb`, jsonParam(filter.capabilities));
   const rows = await db.query<Row>(`SELECT ${WORKER_COLUMNS} FROM workers ${where(conditions)} ORDER BY id`, params);
@@ -140,7 +152,12 @@ export async function touchWorker(db: SqlExecutor, id: string, now: Date): Promi
   );
 }
 
-export async function setWorkerStatus(db: SqlExecutor, id: string, status: WorkerStatus, eligible?: boolean): Promise<Worker | null> {
+export async function setWorkerStatus(
+  db: SqlExecutor,
+  id: string,
+  status: WorkerStatus,
+  eligible?: boolean,
+): Promise<Worker | null> {
   return first(
     await db.query<Row>(
       `UPDATE workers SET status = $2, eligible = COALESCE($3::boolean, eligible), updated_at = now()
@@ -157,11 +174,17 @@ const RESOURCE_COLUMNS = {
   max_vms: { column: 'max_vms' },
 };
 
-export async function updateWorkerResources(db: SqlExecutor, id: string, resources: Partial<WorkerResources>): Promise<Worker | null> {
+export async function updateWorkerResources(
+  db: SqlExecutor,
+  id: string,
+  resources: Partial<WorkerResources>,
+): Promise<Worker | null> {
   const params: unknown[] = [id];
   const sets = assignments(resources, RESOURCE_COLUMNS, params);
   sets.push('updated_at = now()');
-  return first(await db.query<Row>(`UPDATE workers SET ${sets.join(', ')} WHERE id = $1 RETURNING ${WORKER_COLUMNS}`, params));
+  return first(
+    await db.query<Row>(`UPDATE workers SET ${sets.join(', ')} WHERE id = $1 RETURNING ${WORKER_COLUMNS}`, params),
+  );
 }
 
 /** Every not-yet-offline worker whose last heartbeat is at least `ttl_seconds` before `now` goes offline. */
@@ -185,7 +208,17 @@ export async function recordWorkerMetrics(db: SqlExecutor, s: WorkerMetricSample
     `INSERT INTO worker_metrics (worker_id, timestamp, cpu_usage, memory_usage, disk_usage, vm_count, tasks_processed,
                                  network_in_mb, network_out_mb)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-    [s.worker_id, s.timestamp, s.cpu_usage, s.memory_usage, s.disk_usage, s.vm_count, s.tasks_processed, s.network_in_mb, s.network_out_mb],
+    [
+      s.worker_id,
+      s.timestamp,
+      s.cpu_usage,
+      s.memory_usage,
+      s.disk_usage,
+      s.vm_count,
+      s.tasks_processed,
+      s.network_in_mb,
+      s.network_out_mb,
+    ],
   );
 }
 
@@ -201,7 +234,12 @@ export async function listWorkerMetrics(db: SqlExecutor, workerId: string, limit
 }
 
 /** Starts (or restarts) a drain: no new placements from this statement on. */
-export async function startDrain(db: SqlExecutor, id: string, drain: { deadline: Date | null; message: string | null }, now: Date): Promise<Worker | null> {
+export async function startDrain(
+  db: SqlExecutor,
+  id: string,
+  drain: { deadline: Date | null; message: string | null },
+  now: Date,
+): Promise<Worker | null> {
   return first(
     await db.query<Row>(
       `UPDATE workers SET status = CASE WHEN status = 'offline' THEN 'offline' ELSE 'draining' END, eligible = false,
@@ -227,7 +265,12 @@ export async function activateWorker(db: SqlExecutor, id: string): Promise<Worke
 }
 
 export async function setWorkerEligibility(db: SqlExecutor, id: string, eligible: boolean): Promise<Worker | null> {
-  return first(await db.query<Row>(`UPDATE workers SET eligible = $2, updated_at = now() WHERE id = $1 RETURNING ${WORKER_COLUMNS}`, [id, eligible]));
+  return first(
+    await db.query<Row>(
+      `UPDATE workers SET eligible = $2, updated_at = now() WHERE id = $1 RETURNING ${WORKER_COLUMNS}`,
+      [id, eligible],
+    ),
+  );
 }
 
 /** True for exactly one caller: the one that enforces the deadline of this drain. */

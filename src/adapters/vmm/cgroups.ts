@@ -56,13 +56,20 @@ export function detectCgroupsV1(procSelf = '/proc/self'): CgroupHost {
     ownPaths = parseProcCgroup(readFileSync(`${procSelf}/cgroup`, 'utf8'));
     mounts = parseCgroupMounts(readFileSync(`${procSelf}/mountinfo`, 'utf8'));
   } catch (err) {
-    return { parents, warnings: [`cgroups: cannot read ${procSelf}/cgroup or mountinfo (${(err as Error).message}); no resource limits`] };
+    return {
+      parents,
+      warnings: [
+        `cgroups: cannot read ${procSelf}/cgroup or mountinfo (${(err as Error).message}); no resource limits`,
+      ],
+    };
   }
   for (const controller of CONTROLLERS) {
     const mount = mounts.get(controller);
     const own = ownPaths.get(controller);
     if (!mount || own === undefined) {
-      warnings.push(`cgroups: no cgroup v1 '${controller}' hierarchy on this host; ${describe(controller)} is not limited`);
+      warnings.push(
+        `cgroups: no cgroup v1 '${controller}' hierarchy on this host; ${describe(controller)} is not limited`,
+      );
       continue;
     }
     let rel = posix.relative(mount.root, own);
@@ -79,7 +86,9 @@ export function detectCgroupsV1(procSelf = '/proc/self'): CgroupHost {
       }
       parents[controller] = parent;
     } catch (err) {
-      warnings.push(`cgroups: cannot create groups under ${parent} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); ${describe(controller)} is not limited`);
+      warnings.push(
+        `cgroups: cannot create groups under ${parent} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); ${describe(controller)} is not limited`,
+      );
     }
   }
   return { parents, warnings };
@@ -180,7 +189,12 @@ export function procsFiles(groups: CgroupSet): string[] {
  * `sh -c '<join>; exec "$@"'`: joins every group of `procs`, then execs `file args`. Exit code 125
  * (and the shell's message on stderr) when a group cannot be joined. With no groups, runs `file` as is.
  */
-export function joinCgroupsArgv(sh: string, procs: readonly string[], file: string, args: readonly string[]): { file: string; args: string[] } {
+export function joinCgroupsArgv(
+  sh: string,
+  procs: readonly string[],
+  file: string,
+  args: readonly string[],
+): { file: string; args: string[] } {
   if (procs.length === 0) return { file, args: [...args] };
   // `unset PWD`: sh exports its own (host) working directory as PWD, which means nothing to the command.
   const script = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; unset PWD; exec "$@"';
@@ -247,4 +261,3 @@ async function subgroups(dir: string): Promise<string[]> {
     return [];
   }
 }
-

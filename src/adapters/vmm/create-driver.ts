@@ -27,6 +27,9 @@ export function createDriver(name: DriverName, options: CreateDriverOptions): Vm
     case 'qemu':
       return new QemuDriver({ stateDir: options.stateDir, imageDir: options.qemu?.imageDir });
     default:
-      throw new AetheriumError('validation_failed', `unknown driver ${JSON.stringify(name as string)}; known drivers: sandbox, process, qemu, firecracker`);
+      throw new AetheriumError(
+        'validation_failed',
+        `unknown driver ${JSON.stringify(name as string)}; known drivers: sandbox, process, qemu, firecracker`,
+      );
   }
 }

@@ -23,7 +23,12 @@ export async function detectDrivers(): Promise<DriverDetection> {
     available.push('firecracker');
     notes.firecracker = `${firecracker} with /dev/kvm`;
   } else {
-    notes.firecracker = [kvm ? null : '/dev/kvm is missing or not read/writable', firecracker ? null : 'no `firecracker` binary on PATH'].filter(Boolean).join('; ');
+    notes.firecracker = [
+      kvm ? null : '/dev/kvm is missing or not read/writable',
+      firecracker ? null : 'no `firecracker` binary on PATH',
+    ]
+      .filter(Boolean)
+      .join('; ');
   }
 
   const qemu = findOnPath('qemu-system-x86_64');
@@ -72,7 +77,10 @@ function run(file: string, args: string[], timeoutMs: number): Promise<{ ok: boo
     });
     child.on('error', (err) => resolve({ ok: false, detail: err.message }));
     child.on('close', (code, signal) =>
-      resolve({ ok: code === 0, detail: stderr.trim() || (signal ? `killed by ${signal}` : `exit code ${String(code)}`) }),
+      resolve({
+        ok: code === 0,
+        detail: stderr.trim() || (signal ? `killed by ${signal}` : `exit code ${String(code)}`),
+      }),
     );
   });
 }

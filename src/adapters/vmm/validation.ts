@@ -13,7 +13,9 @@ export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 
 export function validateVmId(id: unknown): string {
   if (typeof id !== 'string' || !VM_ID.test(id)) {
-    throw invalid(`VM id must be 1-128 characters of letters, digits, '.', '_' or '-' (starting with a letter or digit), got ${JSON.stringify(id)}`);
+    throw invalid(
+      `VM id must be 1-128 characters of letters, digits, '.', '_' or '-' (starting with a letter or digit), got ${JSON.stringify(id)}`,
+    );
   }
   return id;
 }
@@ -39,7 +41,8 @@ export function validateSpec(spec: VmSpec): VmSpec {
 
 export function validateExecRequest(request: ExecRequest): void {
   if (typeof request !== 'object' || request === null) throw invalid('exec request must be an object');
-  if (typeof request.command !== 'string' || request.command.trim() === '') throw invalid('command must be a non-empty string');
+  if (typeof request.command !== 'string' || request.command.trim() === '')
+    throw invalid('command must be a non-empty string');
   if (request.command.includes('\0')) throw invalid('command must not contain NUL bytes');
   if (request.args !== undefined) {
     if (!Array.isArray(request.args) || request.args.some((a) => typeof a !== 'string' || a.includes('\0'))) {
@@ -47,11 +50,19 @@ export function validateExecRequest(request: ExecRequest): void {
     }
   }
   if (request.env !== undefined) validateEnv(request.env, 'env');
-  if (request.cwd !== undefined && (typeof request.cwd !== 'string' || request.cwd === '' || request.cwd.includes('\0'))) {
+  if (
+    request.cwd !== undefined &&
+    (typeof request.cwd !== 'string' || request.cwd === '' || request.cwd.includes('\0'))
+  ) {
     throw invalid('cwd must be a non-empty string');
   }
   if (request.timeout_ms !== undefined) {
-    if (typeof request.timeout_ms !== 'number' || !Number.isFinite(request.timeout_ms) || request.timeout_ms <= 0 || request.timeout_ms > 2 ** 31 - 1) {
+    if (
+      typeof request.timeout_ms !== 'number' ||
+      !Number.isFinite(request.timeout_ms) ||
+      request.timeout_ms <= 0 ||
+      request.timeout_ms > 2 ** 31 - 1
+    ) {
       throw invalid(`timeout_ms must be a positive number of milliseconds, got ${String(request.timeout_ms)}`);
     }
   }
@@ -59,14 +70,20 @@ export function validateExecRequest(request: ExecRequest): void {
 }
 
 function validateEnv(env: Record<string, string>, label: string): void {
-  if (typeof env !== 'object' || env === null || Array.isArray(env)) throw invalid(`${label} must be an object of strings`);
+  if (typeof env !== 'object' || env === null || Array.isArray(env))
+    throw invalid(`${label} must be an object of strings`);
   for (const [key, value] of Object.entries(env)) {
     if (!ENV_NAME.test(key)) throw invalid(`${label}: invalid variable name ${JSON.stringify(key)}`);
-    if (typeof value !== 'string' || value.includes('\0')) throw invalid(`${label}.${key} must be a string without NUL bytes`);
+    if (typeof value !== 'string' || value.includes('\0'))
+      throw invalid(`${label}.${key} must be a string without NUL bytes`);
   }
 }
 
 /** A clean environment: the driver's base (PATH, HOME), then the VM's env, then the request's. */
-export function commandEnv(base: Record<string, string>, specEnv?: Record<string, string>, requestEnv?: Record<string, string>): Record<string, string> {
+export function commandEnv(
+  base: Record<string, string>,
+  specEnv?: Record<string, string>,
+  requestEnv?: Record<string, string>,
+): Record<string, string> {
   return { PATH: DEFAULT_PATH, ...base, ...(specEnv ?? {}), ...(requestEnv ?? {}) };
 }

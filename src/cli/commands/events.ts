@@ -24,7 +24,14 @@ export function registerEventCommands(program: Command, global: () => GlobalOpti
           if (global().json) return void process.stdout.write(`${JSON.stringify(message)}\n`);
           if (message.type === 'gap') return void process.stderr.write(`aetherium: ${message.message}\n`);
           const { id, type, timestamp, data } = message;
-          const about = [data?.worker_id && `worker=${data.worker_id}`, data?.name && `vm=${data.name}`, data?.task_id && `task=${String(data.task_id).slice(0, 8)}`, data?.to && `→ ${data.to}`, data?.status && `status=${data.status}`, data?.reason && `(${data.reason})`]
+          const about = [
+            data?.worker_id && `worker=${data.worker_id}`,
+            data?.name && `vm=${data.name}`,
+            data?.task_id && `task=${String(data.task_id).slice(0, 8)}`,
+            data?.to && `→ ${data.to}`,
+            data?.status && `status=${data.status}`,
+            data?.reason && `(${data.reason})`,
+          ]
             .filter(Boolean)
             .join(' ');
           process.stdout.write(`${String(id).padStart(6)}  ${timestamp}  ${String(type).padEnd(20)} ${about}\n`);

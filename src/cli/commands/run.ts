@@ -76,7 +76,13 @@ export function registerRunCommands(program: Command): void {
       const port = config.api_gateway.port;
       const base = `http://localhost:${port}`;
       log.info(
-        { api: `${base}/api/v1`, docs: `${base}/api/docs`, worker: system.agent.id, drivers: system.agent.registration().capabilities, startup_ms: Date.now() - started },
+        {
+          api: `${base}/api/v1`,
+          docs: `${base}/api/docs`,
+          worker: system.agent.id,
+          drivers: system.agent.registration().capabilities,
+          startup_ms: Date.now() - started,
+        },
         `Aetherium dev is up at ${base}`,
       );
     });
@@ -89,7 +95,15 @@ export function registerRunCommands(program: Command): void {
       const { startServer } = await import('../../runtime/cluster.ts');
       const server = await startServer(config, log).catch(sharedEnginesError);
       onShutdown(log, () => server.stop());
-      log.info({ address: server.address, store: config.store.kind, queue: config.queue.kind, discovery: config.discovery.provider }, 'Aetherium server is up');
+      log.info(
+        {
+          address: server.address,
+          store: config.store.kind,
+          queue: config.queue.kind,
+          discovery: config.discovery.provider,
+        },
+        'Aetherium server is up',
+      );
     });
 
   addRunFlags(program.command('worker'))
@@ -100,11 +114,15 @@ export function registerRunCommands(program: Command): void {
       const { startWorker } = await import('../../runtime/cluster.ts');
       const worker = await startWorker(config, log).catch(sharedEnginesError);
       onShutdown(log, () => worker.stop());
-      log.info({ worker: worker.agent.id, zone: config.worker.zone, drivers: worker.agent.registration().capabilities }, 'Aetherium worker is up');
+      log.info(
+        { worker: worker.agent.id, zone: config.worker.zone, drivers: worker.agent.registration().capabilities },
+        'Aetherium worker is up',
+      );
     });
 }
 
 function sharedEnginesError(err: unknown): never {
-  if ((err as Error).name === 'SharedEnginesRequired' || (err as Error).constructor?.name === 'SharedEnginesRequired') throw new CliError((err as Error).message, 'config', 2);
+  if ((err as Error).name === 'SharedEnginesRequired' || (err as Error).constructor?.name === 'SharedEnginesRequired')
+    throw new CliError((err as Error).message, 'config', 2);
   throw err;
 }

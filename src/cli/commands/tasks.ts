@@ -26,7 +26,15 @@ export function registerTaskCommands(program: Command, client: () => ApiClient, 
       if (global().json) return printJson(data);
       printTable(
         ['ID', 'TYPE', 'STATUS', 'VM', 'WORKER', 'RETRIES', 'ERROR'],
-        data.tasks.map((t) => [shortId(t.id), t.type as string, t.status as string, shortId(t.vm_id as string), t.worker_id as string, `${t.retry_count}/${t.max_retries}`, ((t.error as string) ?? '').slice(0, 50)]),
+        data.tasks.map((t) => [
+          shortId(t.id),
+          t.type as string,
+          t.status as string,
+          shortId(t.vm_id as string),
+          t.worker_id as string,
+          `${t.retry_count}/${t.max_retries}`,
+          ((t.error as string) ?? '').slice(0, 50),
+        ]),
       );
     });
   tasks
@@ -35,9 +43,16 @@ export function registerTaskCommands(program: Command, client: () => ApiClient, 
     .argument('<id>')
     .option('--no-wait', 'return once the cancel is requested')
     .action(async (id: string, o) => {
-      const { data } = await client().post<{ task_id: string; status: string; outcome: string; error?: string }>(`/tasks/${encodeURIComponent(id)}/cancel${o.wait ? '?wait=true' : ''}`);
+      const { data } = await client().post<{ task_id: string; status: string; outcome: string; error?: string }>(
+        `/tasks/${encodeURIComponent(id)}/cancel${o.wait ? '?wait=true' : ''}`,
+      );
       if (global().json) return printJson(data);
-      const text = data.outcome === 'already' ? 'was already cancelled' : data.status === 'cancelled' ? 'cancelled' : `is ${data.status}: cancel requested`;
+      const text =
+        data.outcome === 'already'
+          ? 'was already cancelled'
+          : data.status === 'cancelled'
+            ? 'cancelled'
+            : `is ${data.status}: cancel requested`;
       process.stdout.write(`task ${data.task_id} ${text}\n`);
     });
 

@@ -5,7 +5,13 @@ import { collectPairs, printFields, printJson, printTable, shortId } from '../fo
 import type { GlobalOptions } from '../global-options.ts';
 import { streamExec } from '../stream-exec.ts';
 
-type Vm = Record<string, unknown> & { id: string; name: string; status: string; worker_id: string | null; error: string | null };
+type Vm = Record<string, unknown> & {
+  id: string;
+  name: string;
+  status: string;
+  worker_id: string | null;
+  error: string | null;
+};
 type TaskAnswer = { task_id: string; status: string; error: string | null };
 
 const int = (value: string) => {
@@ -52,15 +58,25 @@ export function registerVmCommands(program: Command, client: () => ApiClient, gl
         ...(o.strategy ? { strategy: o.strategy } : {}),
       };
       const query = o.wait ? `?wait=true&timeout=${o.timeout}` : '';
-      const { data } = await client().post<{ vm: Vm; task_id: string; task?: TaskAnswer; pending_reason?: string | null }>(`/vms${query}`, body);
+      const { data } = await client().post<{
+        vm: Vm;
+        task_id: string;
+        task?: TaskAnswer;
+        pending_reason?: string | null;
+      }>(`/vms${query}`, body);
       if (global().json) return printJson(data);
       const v = data.vm;
-      if (v.status === 'failed') throw new CliError(`VM ${v.name} failed: ${v.error ?? data.task?.error ?? 'unknown error'}`);
+      if (v.status === 'failed')
+        throw new CliError(`VM ${v.name} failed: ${v.error ?? data.task?.error ?? 'unknown error'}`);
       if (o.wait && v.status !== 'running') {
-        process.stdout.write(`VM ${v.name} (${v.id}) is ${v.status}${data.pending_reason ? `: ${data.pending_reason}` : ''}; task ${data.task_id}\n`);
+        process.stdout.write(
+          `VM ${v.name} (${v.id}) is ${v.status}${data.pending_reason ? `: ${data.pending_reason}` : ''}; task ${data.task_id}\n`,
+        );
         return;
       }
-      process.stdout.write(`VM ${v.name} (${v.id}) ${o.wait ? `running on worker ${v.worker_id} with driver ${v.driver}` : `accepted; task ${data.task_id}`}\n`);
+      process.stdout.write(
+        `VM ${v.name} (${v.id}) ${o.wait ? `running on worker ${v.worker_id} with driver ${v.driver}` : `accepted; task ${data.task_id}`}\n`,
+      );
     });
 
   vm.command('list')
@@ -78,7 +94,16 @@ export function registerVmCommands(program: Command, client: () => ApiClient, gl
       if (global().json) return printJson(data);
       printTable(
         ['ID', 'NAME', 'STATUS', 'DRIVER', 'WORKER', 'VCPUS', 'MEMORY MB', 'CREATED'],
-        data.vms.map((v) => [shortId(v.id), v.name, v.deleted_at ? 'deleted' : v.status, v.driver as string, v.worker_id, v.vcpus as number, v.memory_mb as number, v.created_at as string]),
+        data.vms.map((v) => [
+          shortId(v.id),
+          v.name,
+          v.deleted_at ? 'deleted' : v.status,
+          v.driver as string,
+          v.worker_id,
+          v.vcpus as number,
+          v.memory_mb as number,
+          v.created_at as string,
+        ]),
       );
     });
 
@@ -88,7 +113,23 @@ export function registerVmCommands(program: Command, client: () => ApiClient, gl
     .action(async (id: string) => {
       const data = await client().get<Vm>(`/vms/${encodeURIComponent(id)}`);
       if (global().json) return printJson(data);
-      printFields(data, ['id', 'name', 'status', 'driver', 'worker_id', 'zone', 'vcpus', 'memory_mb', 'disk_gb', 'labels', 'image', 'error', 'pending_reason', 'created_at', 'updated_at']);
+      printFields(data, [
+        'id',
+        'name',
+        'status',
+        'driver',
+        'worker_id',
+        'zone',
+        'vcpus',
+        'memory_mb',
+        'disk_gb',
+        'labels',
+        'image',
+        'error',
+        'pending_reason',
+        'created_at',
+        'updated_at',
+      ]);
     });
 
   vm.command('exec')
@@ -98,18 +139,33 @@ export function registerVmCommands(program: Command, client: () => ApiClient, gl
     .option('-e, --env <k=v>', 'an environment variable (repeatable)', pairs, {})
     .option('--cwd <dir>', 'working directory inside the VM')
     .option('--timeout <seconds>', 'kill the command after this many seconds', Number)
-    .option('-i, --interactive', 'send this terminal\'s input to the command (piped input always is)')
+    .option('-i, --interactive', "send this terminal's input to the command (piped input always is)")
     .action(async (id: string, command: string[], o) => {
       const [cmd, ...args] = command;
-      const body = { command: cmd, args, env: o.env, ...(o.cwd ? { cwd: o.cwd } : {}), ...(o.timeout ? { timeout: o.timeout } : {}) };
+      const body = {
+        command: cmd,
+        args,
+        env: o.env,
+        ...(o.cwd ? { cwd: o.cwd } : {}),
+        ...(o.timeout ? { timeout: o.timeout } : {}),
+      };
       // --json wants the whole result at once: the plain request/response API.
       if (global().json) {
-        const { status, data } = await client().post<{ exit_code?: number }>(`/vms/${encodeURIComponent(id)}/exec`, body);
+        const { status, data } = await client().post<{ exit_code?: number }>(
+          `/vms/${encodeURIComponent(id)}/exec`,
+          body,
+        );
         printJson(data);
         process.exitCode = status === 202 ? 1 : (data.exit_code ?? 1);
         return;
       }
-      process.exitCode = await streamExec(global().api, id, body, Boolean(o.interactive) || !process.stdin.isTTY, o.timeout);
+      process.exitCode = await streamExec(
+        global().api,
+        id,
+        body,
+        Boolean(o.interactive) || !process.stdin.isTTY,
+        o.timeout,
+      );
     });
 
   for (const action of ['start', 'stop'] as const) {
@@ -118,7 +174,9 @@ export function registerVmCommands(program: Command, client: () => ApiClient, gl
       .argument('<vm>', 'VM id or name')
       .option('--no-wait', 'return at once with the task id')
       .action(async (id: string, o) => {
-        const { data } = await client().post<TaskAnswer>(`/vms/${encodeURIComponent(id)}/${action}${o.wait ? '?wait=true' : ''}`);
+        const { data } = await client().post<TaskAnswer>(
+          `/vms/${encodeURIComponent(id)}/${action}${o.wait ? '?wait=true' : ''}`,
+        );
         report(data, `${action === 'start' ? 'started' : 'stopped'} ${id}`, global().json);
       });
   }
@@ -137,11 +195,19 @@ export function registerVmCommands(program: Command, client: () => ApiClient, gl
     .description('commands run in a VM')
     .argument('<vm>', 'VM id or name')
     .action(async (id: string) => {
-      const data = await client().get<{ executions: Record<string, unknown>[] }>(`/vms/${encodeURIComponent(id)}/executions`);
+      const data = await client().get<{ executions: Record<string, unknown>[] }>(
+        `/vms/${encodeURIComponent(id)}/executions`,
+      );
       if (global().json) return printJson(data);
       printTable(
         ['ID', 'COMMAND', 'EXIT', 'DURATION MS', 'STARTED'],
-        data.executions.map((e) => [shortId(e.id as string), [e.command, ...(e.args as string[])].join(' ').slice(0, 60), e.exit_code as number, e.duration_ms as number, e.started_at as string]),
+        data.executions.map((e) => [
+          shortId(e.id as string),
+          [e.command, ...(e.args as string[])].join(' ').slice(0, 60),
+          e.exit_code as number,
+          e.duration_ms as number,
+          e.started_at as string,
+        ]),
       );
     });
 }
@@ -149,5 +215,7 @@ export function registerVmCommands(program: Command, client: () => ApiClient, gl
 function report(data: TaskAnswer, done: string, json: boolean): void {
   if (json) return printJson(data);
   if (data.status === 'failed') throw new CliError(`task ${data.task_id} failed: ${data.error}`);
-  process.stdout.write(data.status === 'completed' ? `${done} (task ${data.task_id})\n` : `task ${data.task_id} is ${data.status}\n`);
+  process.stdout.write(
+    data.status === 'completed' ? `${done} (task ${data.task_id})\n` : `task ${data.task_id} is ${data.status}\n`,
+  );
 }

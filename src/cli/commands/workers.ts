@@ -20,11 +20,23 @@ export function registerWorkerCommands(program: Command, client: () => ApiClient
       const params = new URLSearchParams();
       if (o.zone) params.set('zone', o.zone);
       if (o.status) params.set('status', o.status);
-      const data = await client().get<{ workers: WorkerStats[]; total: number }>(`/workers${params.size ? `?${params}` : ''}`);
+      const data = await client().get<{ workers: WorkerStats[]; total: number }>(
+        `/workers${params.size ? `?${params}` : ''}`,
+      );
       if (global().json) return printJson(data);
       printTable(
         ['ID', 'ZONE', 'STATUS', 'HEALTHY', 'VMS', 'CPU %', 'MEM %', 'DRIVERS', 'UPTIME'],
-        data.workers.map((w) => [w.id, w.zone as string, w.status as string, w.is_healthy as boolean, `${w.vm_count}/${w.max_vms}`, w.cpu_usage_percent as number, w.memory_usage_percent as number, (w.capabilities as string[]).join(','), w.uptime as string]),
+        data.workers.map((w) => [
+          w.id,
+          w.zone as string,
+          w.status as string,
+          w.is_healthy as boolean,
+          `${w.vm_count}/${w.max_vms}`,
+          w.cpu_usage_percent as number,
+          w.memory_usage_percent as number,
+          (w.capabilities as string[]).join(','),
+          w.uptime as string,
+        ]),
       );
     });
 
@@ -60,13 +72,16 @@ export function registerWorkerCommands(program: Command, client: () => ApiClient
       const { data } = await client().post<WorkerStats>(`/workers/${encodeURIComponent(id)}/drain`, body);
       if (global().json && !o.wait) return printJson(data);
       const drain = data.drain as { deadline: string | null } | null;
-      process.stdout.write(`worker ${id} is draining${drain?.deadline ? ` (deadline ${drain.deadline})` : ' (no deadline)'}: no new VMs will be placed on it\n`);
+      process.stdout.write(
+        `worker ${id} is draining${drain?.deadline ? ` (deadline ${drain.deadline})` : ' (no deadline)'}: no new VMs will be placed on it\n`,
+      );
       if (!o.wait) return;
       for (;;) {
         const w = await client().get<WorkerStats>(`/workers/${encodeURIComponent(id)}`);
         const state = w.drain as { drained_at: string | null } | null;
         if (!state) return void process.stdout.write(`worker ${id} was activated again; drain abandoned\n`);
-        if (state.drained_at) return void process.stdout.write(`worker ${id} is drained: no VM left (${state.drained_at})\n`);
+        if (state.drained_at)
+          return void process.stdout.write(`worker ${id} is drained: no VM left (${state.drained_at})\n`);
         process.stdout.write(`  ${new Date().toISOString()}  ${w.vm_count} VM(s) left\n`);
         await new Promise((r) => setTimeout(r, 2000));
       }
@@ -79,7 +94,9 @@ export function registerWorkerCommands(program: Command, client: () => ApiClient
     .argument('<on|off>')
     .action(async (id: string, value: string) => {
       if (value !== 'on' && value !== 'off') throw new CliError('eligibility is "on" or "off"');
-      const { data } = await client().post<WorkerStats>(`/workers/${encodeURIComponent(id)}/eligibility`, { eligible: value === 'on' });
+      const { data } = await client().post<WorkerStats>(`/workers/${encodeURIComponent(id)}/eligibility`, {
+        eligible: value === 'on',
+      });
       if (global().json) return printJson(data);
       process.stdout.write(`worker ${id} ${data.eligible ? 'takes' : 'takes no'} new VMs\n`);
     });
@@ -107,11 +124,22 @@ export function registerWorkerCommands(program: Command, client: () => ApiClient
     .command('distribution')
     .description('which VMs run where')
     .action(async () => {
-      const data = await client().get<{ distribution: (Record<string, unknown> & { vms: { name: string }[] })[] }>('/cluster/distribution');
+      const data = await client().get<{ distribution: (Record<string, unknown> & { vms: { name: string }[] })[] }>(
+        '/cluster/distribution',
+      );
       if (global().json) return printJson(data);
       printTable(
         ['WORKER', 'ZONE', 'STATUS', 'VMS', 'NAMES'],
-        data.distribution.map((d) => [d.worker_id as string, d.zone as string, d.status as string, `${d.vm_count}/${d.max_vms}`, d.vms.map((v) => v.name).join(', ').slice(0, 60)]),
+        data.distribution.map((d) => [
+          d.worker_id as string,
+          d.zone as string,
+          d.status as string,
+          `${d.vm_count}/${d.max_vms}`,
+          d.vms
+            .map((v) => v.name)
+            .join(', ')
+            .slice(0, 60),
+        ]),
       );
     });
 }

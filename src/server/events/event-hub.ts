@@ -95,7 +95,11 @@ export class EventSession {
   private write(text: string): void {
     if (this.socket.readyState !== this.socket.OPEN) return;
     if (this.socket.bufferedAmount > this.hub.options.maxBufferedBytes) {
-      this.hub.drop(this, CLOSE_CODES.slowConsumer, 'slow consumer: the client did not read its events fast enough; reconnect with since=<last id>');
+      this.hub.drop(
+        this,
+        CLOSE_CODES.slowConsumer,
+        'slow consumer: the client did not read its events fast enough; reconnect with since=<last id>',
+      );
       return;
     }
     this.socket.send(text);
@@ -176,7 +180,8 @@ export class EventHub {
   stop(): void {
     this.unsubscribe?.();
     if (this.pinger) clearInterval(this.pinger);
-    for (const session of this.sessions) session.socket.close(CLOSE_CODES.goingAway, 'server shutting down; reconnect with since=<last id>');
+    for (const session of this.sessions)
+      session.socket.close(CLOSE_CODES.goingAway, 'server shutting down; reconnect with since=<last id>');
     this.sessions.clear();
   }
 }

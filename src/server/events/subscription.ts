@@ -10,7 +10,12 @@ export const TOPICS = ['worker', 'vm', 'task'] as const;
 
 const list = z
   .string()
-  .transform((s) => s.split(',').map((t) => t.trim()).filter(Boolean))
+  .transform((s) =>
+    s
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean),
+  )
   .pipe(z.array(z.enum(TOPICS)));
 
 export const subscriptionQuery = z
@@ -38,9 +43,18 @@ export interface Subscription {
   vmId: string | null;
 }
 
-export function subscriptionOf(input: { topics?: readonly string[] | undefined; topic?: readonly string[] | undefined; worker_id?: string | null | undefined; vm_id?: string | null | undefined }): Subscription {
+export function subscriptionOf(input: {
+  topics?: readonly string[] | undefined;
+  topic?: readonly string[] | undefined;
+  worker_id?: string | null | undefined;
+  vm_id?: string | null | undefined;
+}): Subscription {
   const topics = [...(input.topics ?? []), ...(input.topic ?? [])];
-  return { topics: topics.length > 0 ? new Set(topics) : null, workerId: input.worker_id ?? null, vmId: input.vm_id ?? null };
+  return {
+    topics: topics.length > 0 ? new Set(topics) : null,
+    workerId: input.worker_id ?? null,
+    vmId: input.vm_id ?? null,
+  };
 }
 
 export function matches(subscription: Subscription, event: ClusterEvent): boolean {

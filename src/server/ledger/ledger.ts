@@ -68,24 +68,32 @@ export class Ledger {
   /** scheduled → running (or running → running when a restarted worker resumes it). */
   async start(task: Task, resume: boolean): Promise<Task | null> {
     const from: TaskStatus[] = resume ? ['running'] : ['scheduled'];
-    const started = await this.store.updateTask(task.id, { status: 'running', started_at: task.started_at ?? new Date() }, from);
+    const started = await this.store.updateTask(
+      task.id,
+      { status: 'running', started_at: task.started_at ?? new Date() },
+      from,
+    );
     if (started) await this.events.publish(evt.taskStarted(started));
     return started;
   }
 
   async complete(task: Task, result: NonNullable<Task['result']>): Promise<Task | null> {
-    const done = await this.store.updateTask(task.id, { status: 'completed', result, error: null, completed_at: new Date() }, [
-      'running',
-    ]);
+    const done = await this.store.updateTask(
+      task.id,
+      { status: 'completed', result, error: null, completed_at: new Date() },
+      ['running'],
+    );
     if (done) await this.events.publish(evt.taskCompleted(done));
     return done;
   }
 
   /** running → scheduled with one more retry counted; the caller sends it again after `delayMs`. */
   async retry(task: Task, error: string, delayMs: number): Promise<Task | null> {
-    const again = await this.store.updateTask(task.id, { status: 'scheduled', retry_count: task.retry_count + 1, error }, [
-      'running',
-    ]);
+    const again = await this.store.updateTask(
+      task.id,
+      { status: 'scheduled', retry_count: task.retry_count + 1, error },
+      ['running'],
+    );
     if (again) await this.events.publish(evt.taskRetrying(again, error, delayMs));
     return again;
   }
@@ -103,10 +111,11 @@ export class Ledger {
 
   /** A task that has not started (pending or scheduled) is cancelled; it never runs. */
   async cancelWaiting(task: Task, reason: string): Promise<Task | null> {
-    const cancelled = await this.store.updateTask(task.id, { status: 'cancelled', error: reason, completed_at: new Date() }, [
-      'pending',
-      'scheduled',
-    ]);
+    const cancelled = await this.store.updateTask(
+      task.id,
+      { status: 'cancelled', error: reason, completed_at: new Date() },
+      ['pending', 'scheduled'],
+    );
     if (cancelled) await this.events.publish(evt.taskCancelled(cancelled, reason));
     return cancelled;
   }
@@ -120,9 +129,11 @@ export class Ledger {
 
   /** The worker aborted a running task because it was cancelled. */
   async cancelled(task: Task, reason: string): Promise<Task | null> {
-    const done = await this.store.updateTask(task.id, { status: 'cancelled', error: reason, completed_at: new Date() }, [
-      'running',
-    ]);
+    const done = await this.store.updateTask(
+      task.id,
+      { status: 'cancelled', error: reason, completed_at: new Date() },
+      ['running'],
+    );
     if (done) await this.events.publish(evt.taskCancelled(done, reason));
     return done;
   }

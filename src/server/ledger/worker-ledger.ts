@@ -6,7 +6,8 @@ import { evt, type Worker } from '../../domain/index.ts';
 import type { EventBus } from '../../ports/event-bus.ts';
 import type { Store } from '../../ports/store.ts';
 
-type Announced = Pick<Worker, 'id' | 'zone' | 'capabilities'> & Partial<Pick<Worker, 'hostname' | 'status' | 'eligible'>>;
+type Announced = Pick<Worker, 'id' | 'zone' | 'capabilities'> &
+  Partial<Pick<Worker, 'hostname' | 'status' | 'eligible'>>;
 
 export class WorkerLedger {
   constructor(

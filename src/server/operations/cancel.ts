@@ -30,7 +30,9 @@ export async function cancelTask(
     if (!task) throw notFound('task', taskId);
     if (task.status === 'cancelled') return { task, outcome: 'already' };
     if (task.status === 'completed' || task.status === 'failed') {
-      throw conflict(`task ${taskId} already ${task.status}; only pending, scheduled or running tasks can be cancelled`);
+      throw conflict(
+        `task ${taskId} already ${task.status}; only pending, scheduled or running tasks can be cancelled`,
+      );
     }
     if (task.status === 'running') {
       const flagged = await ledger.requestCancel(task, reason);

@@ -1,5 +1,12 @@
 /** A task for an existing VM goes straight to the queue of the worker that holds the VM. */
-import { type NewTaskFields, newTask, type PayloadOf, type Task, type Vm, type VmTaskType } from '../../domain/index.ts';
+import {
+  type NewTaskFields,
+  newTask,
+  type PayloadOf,
+  type Task,
+  type Vm,
+  type VmTaskType,
+} from '../../domain/index.ts';
 import type { TaskQueue } from '../../ports/task-queue.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 
@@ -16,12 +23,22 @@ export function placedVm(vm: Vm): PlacedVm | null {
 }
 
 /** The task row for a VM's worker, already `scheduled` there. */
-export function taskForVm<T extends VmTaskType>(vm: PlacedVm, type: T, payload: PayloadOf<T>, fields: NewTaskFields = {}) {
+export function taskForVm<T extends VmTaskType>(
+  vm: PlacedVm,
+  type: T,
+  payload: PayloadOf<T>,
+  fields: NewTaskFields = {},
+) {
   return newTask(type, payload, { vm_id: vm.id, worker_id: vm.worker_id, status: 'scheduled', ...fields });
 }
 
 /** Writes the task and queues it; with `ifAbsent`, a task whose id exists is not sent again (false). */
-export async function dispatchToVmWorker(deps: DispatchDeps, vm: PlacedVm, task: Task, ifAbsent = false): Promise<boolean> {
+export async function dispatchToVmWorker(
+  deps: DispatchDeps,
+  vm: PlacedVm,
+  task: Task,
+  ifAbsent = false,
+): Promise<boolean> {
   if (!(await deps.ledger.dispatch(task, ifAbsent))) return false;
   // The row is the truth: if the queue is down, the scheduler loop's redelivery sends it later.
   await deps.queue.enqueue(vm.worker_id, { id: task.id, type: task.type }).catch(() => undefined);

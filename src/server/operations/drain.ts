@@ -39,8 +39,17 @@ export function drainDeadline(request: DrainRequest, now: Date): Date | null {
   return new Date(now.getTime() + (request.deadline_seconds ?? DEFAULT_DRAIN_DEADLINE_SECONDS) * 1000);
 }
 
-export async function beginDrain(deps: DrainDeps, workerId: string, request: DrainRequest, now = new Date()): Promise<Worker> {
-  const drain = { deadline: drainDeadline(request, now), force: request.force ?? false, message: request.message ?? null };
+export async function beginDrain(
+  deps: DrainDeps,
+  workerId: string,
+  request: DrainRequest,
+  now = new Date(),
+): Promise<Worker> {
+  const drain = {
+    deadline: drainDeadline(request, now),
+    force: request.force ?? false,
+    message: request.message ?? null,
+  };
   const worker = await deps.workers.drainStarted(workerId, drain, now);
   if (!worker) throw notFound('worker', workerId);
   await moveQueuedCreates(deps, workerId);
@@ -52,7 +61,12 @@ export async function beginDrain(deps: DrainDeps, workerId: string, request: Dra
 export async function moveQueuedCreates(deps: DrainDeps, workerId: string): Promise<number> {
   const { ledger, queue } = deps;
   let moved = 0;
-  for (const task of await ledger.store.listTasks({ worker_id: workerId, status: 'scheduled', type: 'vm:create', limit: 10_000 })) {
+  for (const task of await ledger.store.listTasks({
+    worker_id: workerId,
+    status: 'scheduled',
+    type: 'vm:create',
+    limit: 10_000,
+  })) {
     if (!(await ledger.unplace(task, `worker ${workerId} is draining`))) continue;
     moved++;
     await queue.remove(workerId, task.id).catch(() => false); // a stale message finds the task pending and is dropped
@@ -64,7 +78,11 @@ export async function moveQueuedCreates(deps: DrainDeps, workerId: string): Prom
  * One step of a drain: past the deadline, cancel what still runs there and make sure every VM left
  * has a delete under way; when no VM is left, mark it drained (once) and announce it.
  */
-export async function progressDrain(deps: DrainDeps, worker: Worker, now = new Date()): Promise<'draining' | 'drained'> {
+export async function progressDrain(
+  deps: DrainDeps,
+  worker: Worker,
+  now = new Date(),
+): Promise<'draining' | 'drained'> {
   const drain = worker.drain;
   if (!drain) return 'draining';
   if (drain.drained_at) return 'drained';

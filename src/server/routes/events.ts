@@ -20,31 +20,59 @@ const REPLAY_PAGE = 1000;
 
 export function eventRoutes(hub: EventHub, bus: EventBus): FastifyPluginAsyncZod {
   return async (app) => {
-    app.get('/events', { websocket: true, schema: { tags: ['events'], summary: 'Live cluster events over WebSocket (see README: topics, keys, since, gap, close codes)', querystring: subscriptionQuery } }, (socket, request) => {
-      const query = request.query as { topics?: string[]; topic?: string[]; worker_id?: string; vm_id?: string; since?: number };
-      const session = new EventSession(socket as WebSocket, subscriptionOf(query), query.since ?? null, hub);
-      hub.add(session);
-      socket.on('message', (raw: Buffer) => {
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(raw.toString());
-        } catch {
-          parsed = null;
-        }
-        const message = subscribeMessage.safeParse(parsed);
-        if (!message.success) {
-          hub.drop(session, CLOSE_CODES.badMessage, 'expected {"type":"subscribe","topics":[...],"worker_id":…,"vm_id":…}');
-          return;
-        }
-        session.subscription = subscriptionOf(message.data);
-        session.send(JSON.stringify({ type: 'subscribed', topics: message.data.topics ?? [], worker_id: message.data.worker_id ?? null, vm_id: message.data.vm_id ?? null }));
-      });
-      if (query.since === undefined) return;
-      void catchUp(session, bus, query.since).catch((err) => {
-        request.log.warn({ err }, 'event replay failed');
-        hub.drop(session, 1011, 'could not read past events; reconnect');
-      });
-    });
+    app.get(
+      '/events',
+      {
+        websocket: true,
+        schema: {
+          tags: ['events'],
+          summary: 'Live cluster events over WebSocket (see README: topics, keys, since, gap, close codes)',
+          querystring: subscriptionQuery,
+        },
+      },
+      (socket, request) => {
+        const query = request.query as {
+          topics?: string[];
+          topic?: string[];
+          worker_id?: string;
+          vm_id?: string;
+          since?: number;
+        };
+        const session = new EventSession(socket as WebSocket, subscriptionOf(query), query.since ?? null, hub);
+        hub.add(session);
+        socket.on('message', (raw: Buffer) => {
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(raw.toString());
+          } catch {
+            parsed = null;
+          }
+          const message = subscribeMessage.safeParse(parsed);
+          if (!message.success) {
+            hub.drop(
+              session,
+              CLOSE_CODES.badMessage,
+              'expected {"type":"subscribe","topics":[...],"worker_id":…,"vm_id":…}',
+            );
+            return;
+          }
+          session.subscription = subscriptionOf(message.data);
+          session.send(
+            JSON.stringify({
+              type: 'subscribed',
+              topics: message.data.topics ?? [],
+              worker_id: message.data.worker_id ?? null,
+              vm_id: message.data.vm_id ?? null,
+            }),
+          );
+        });
+        if (query.since === undefined) return;
+        void catchUp(session, bus, query.since).catch((err) => {
+          request.log.warn({ err }, 'event replay failed');
+          hub.drop(session, 1011, 'could not read past events; reconnect');
+        });
+      },
+    );
   };
 }
 
@@ -55,7 +83,14 @@ async function catchUp(session: EventSession, bus: EventBus, since: number): Pro
   for (;;) {
     const page = await bus.replay(after, REPLAY_PAGE);
     if ('gap' in page) {
-      session.send(JSON.stringify({ type: 'gap', since, oldest: page.oldest, message: `events after ${since} are no longer retained (oldest kept: ${page.oldest}); resync from the REST API, then follow live events` }));
+      session.send(
+        JSON.stringify({
+          type: 'gap',
+          since,
+          oldest: page.oldest,
+          message: `events after ${since} are no longer retained (oldest kept: ${page.oldest}); resync from the REST API, then follow live events`,
+        }),
+      );
       session.skipTo(page.oldest === null ? since : page.oldest - 1);
       break;
     }

@@ -11,16 +11,33 @@ export function taskRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
       return { tasks, total: tasks.length };
     });
 
-    app.get('/tasks/:id', { schema: { tags, summary: 'Get a task, with its result and placement explanation', params: idParam } }, async (request) =>
-      deps.tasks.get(request.params.id),
+    app.get(
+      '/tasks/:id',
+      { schema: { tags, summary: 'Get a task, with its result and placement explanation', params: idParam } },
+      async (request) => deps.tasks.get(request.params.id),
     );
 
-    app.post('/tasks/:id/cancel', { schema: { tags, summary: 'Cancel a task: a waiting one never runs, a running one is aborted on its worker', params: idParam, querystring: cancelQuery } }, async (request, reply) => {
-      const { task, outcome } = await deps.tasks.cancel(request.params.id);
-      if (outcome !== 'requested') return reply.status(200).send({ task_id: task.id, status: task.status, outcome });
-      const done = request.query.wait ? await deps.tasks.wait(task.id, (request.query.timeout ?? 30) * 1000, 200) : null;
-      const current = done ?? task;
-      return reply.status(current.status === 'cancelled' ? 200 : 202).send({ task_id: task.id, status: current.status, outcome, error: current.error });
-    });
+    app.post(
+      '/tasks/:id/cancel',
+      {
+        schema: {
+          tags,
+          summary: 'Cancel a task: a waiting one never runs, a running one is aborted on its worker',
+          params: idParam,
+          querystring: cancelQuery,
+        },
+      },
+      async (request, reply) => {
+        const { task, outcome } = await deps.tasks.cancel(request.params.id);
+        if (outcome !== 'requested') return reply.status(200).send({ task_id: task.id, status: task.status, outcome });
+        const done = request.query.wait
+          ? await deps.tasks.wait(task.id, (request.query.timeout ?? 30) * 1000, 200)
+          : null;
+        const current = done ?? task;
+        return reply
+          .status(current.status === 'cancelled' ? 200 : 202)
+          .send({ task_id: task.id, status: current.status, outcome, error: current.error });
+      },
+    );
   };
 }

@@ -9,7 +9,13 @@ import type { Store } from '../../ports/store.ts';
 
 const FINAL_EVENTS = new Set(['task.completed', 'task.failed', 'task.cancelled']);
 
-export async function waitForTask(store: Store, events: EventBus, taskId: string, timeoutMs: number, pollMs = 1000): Promise<Task | null> {
+export async function waitForTask(
+  store: Store,
+  events: EventBus,
+  taskId: string,
+  timeoutMs: number,
+  pollMs = 1000,
+): Promise<Task | null> {
   let wake: () => void = () => undefined;
   const unsubscribe = events.subscribe((event) => {
     if (FINAL_EVENTS.has(event.type) && 'task_id' in event.data && event.data.task_id === taskId) wake();

@@ -66,7 +66,11 @@ export class VmService {
       deleted_at: null,
     };
     // The VM row holds its requirements; the task only what placement needs beyond them.
-    const task = newTask('vm:create', { worker_labels: input.worker_labels ?? {}, strategy: input.strategy ?? null }, { vm_id: id });
+    const task = newTask(
+      'vm:create',
+      { worker_labels: input.worker_labels ?? {}, strategy: input.strategy ?? null },
+      { vm_id: id },
+    );
     await this.ledger.createVm(vm, task);
     this.onPendingWork();
     return { vm, task };
@@ -110,7 +114,11 @@ export class VmService {
       // transaction with the placement it might race. If the placement wins, delete it there.
       const now = new Date();
       const result = { vm_id: vm.id, deleted: true as const };
-      const done = newTask('vm:delete', {}, { vm_id: vm.id, status: 'completed', result, started_at: now, completed_at: now });
+      const done = newTask(
+        'vm:delete',
+        {},
+        { vm_id: vm.id, status: 'completed', result, started_at: now, completed_at: now },
+      );
       if (await this.ledger.deleteUnplaced(current, done)) return done;
     }
     throw conflict(`VM ${vm.name} kept changing state; try again`);
@@ -139,7 +147,11 @@ export class VmService {
     const vm = await this.get(idOrName);
     if (vm.status !== 'running') {
       const hint =
-        vm.status === 'created' || vm.status === 'starting' ? '; wait until it is running' : vm.status === 'stopped' ? '; start it first' : '';
+        vm.status === 'created' || vm.status === 'starting'
+          ? '; wait until it is running'
+          : vm.status === 'stopped'
+            ? '; start it first'
+            : '';
       throw conflict(`VM ${vm.name} is ${vm.status}${hint}`);
     }
     const target = this.placed(vm);

@@ -152,13 +152,19 @@ export class DirectWorkerLink implements WorkerLink {
         return this.failed(workerId, task, outcome.error, outcome.retryable);
       case 'cancelled': {
         const done = await this.deps.ledger.cancelled(task, outcome.reason);
-        if (done?.type === 'vm:create') await this.deps.ledger.forgetVm(done.vm_id, `creation cancelled: ${outcome.reason}`);
+        if (done?.type === 'vm:create')
+          await this.deps.ledger.forgetVm(done.vm_id, `creation cancelled: ${outcome.reason}`);
         return done ? 'final' : 'stale';
       }
       case 'refused':
         if (task.type !== 'vm:create') return this.failed(workerId, task, outcome.reason, false);
-        this.deps.log.warn({ task_id: task.id, worker_id: workerId, reason: outcome.reason }, 'a worker refused a create');
-        return (await this.deps.ledger.unplace(task, `worker ${workerId} refused: ${outcome.reason}`, true)) ? 'final' : 'stale';
+        this.deps.log.warn(
+          { task_id: task.id, worker_id: workerId, reason: outcome.reason },
+          'a worker refused a create',
+        );
+        return (await this.deps.ledger.unplace(task, `worker ${workerId} refused: ${outcome.reason}`, true))
+          ? 'final'
+          : 'stale';
       case 'interrupted':
         return (await this.deps.ledger.interrupted(task)) ? 'retrying' : 'stale';
     }
@@ -171,7 +177,10 @@ export class DirectWorkerLink implements WorkerLink {
       const delayMs = retryDelayMs(task.retry_count);
       const again = await ledger.retry(task, error, delayMs);
       if (!again) return 'stale';
-      log.warn({ task_id: task.id, type: task.type, attempt: again.retry_count, delay_ms: delayMs, err: error }, 'task failed; retrying');
+      log.warn(
+        { task_id: task.id, type: task.type, attempt: again.retry_count, delay_ms: delayMs, err: error },
+        'task failed; retrying',
+      );
       // A delayed message; should it be lost, the redelivery pass sends stale scheduled tasks again.
       await queue.enqueue(workerId, { id: task.id, type: task.type, attempt: again.retry_count }, { delayMs });
       return 'retrying';
@@ -207,7 +216,8 @@ export class DirectWorkerLink implements WorkerLink {
 
   async recordExecution(workerId: string, execution: Execution): Promise<void> {
     const vm = await this.store.getVm(execution.vm_id);
-    if (vm && vm.worker_id !== workerId) throw new AetheriumError('forbidden', `VM ${vm.name} is not held by worker ${workerId}`);
+    if (vm && vm.worker_id !== workerId)
+      throw new AetheriumError('forbidden', `VM ${vm.name} is not held by worker ${workerId}`);
     await this.store.insertExecution(execution);
   }
 

@@ -7,16 +7,33 @@
 import { AetheriumError, type CreateResult, type CreateTask, type Vm } from '../../domain/index.ts';
 import { driverFor, reportVm, requireVm, type WorkerContext } from '../context.ts';
 
-export async function createVm(ctx: WorkerContext, task: CreateTask, claimed: Vm | null, signal: AbortSignal): Promise<CreateResult> {
+export async function createVm(
+  ctx: WorkerContext,
+  task: CreateTask,
+  claimed: Vm | null,
+  signal: AbortSignal,
+): Promise<CreateResult> {
   const vm = requireVm(claimed, task.vm_id);
   const driver = driverFor(ctx, vm);
   const refusal = vm.status === 'created' ? ctx.admit(vm) : null;
   if (refusal) throw new AetheriumError('worker_refused', refusal);
-  const starting = await reportVm(ctx, vm, { kind: 'status', to: 'starting', from: ['created', 'starting'], error: null });
+  const starting = await reportVm(ctx, vm, {
+    kind: 'status',
+    to: 'starting',
+    from: ['created', 'starting'],
+    error: null,
+  });
   if (!starting) throw new AetheriumError('conflict', `VM ${vm.name} is ${vm.status}: it is no longer to be created`);
   const started = Date.now();
   try {
-    const spec = { id: vm.id, name: vm.name, vcpus: vm.vcpus, memory_mb: vm.memory_mb, disk_gb: vm.disk_gb, image: vm.image };
+    const spec = {
+      id: vm.id,
+      name: vm.name,
+      vcpus: vm.vcpus,
+      memory_mb: vm.memory_mb,
+      disk_gb: vm.disk_gb,
+      image: vm.image,
+    };
     const info = await driver.create(spec, signal);
     if (!(await reportVm(ctx, starting, { kind: 'booted' }))) {
       // Deleted while it booted, or its create given up on: leave no VM behind that nobody sees.
@@ -26,7 +43,9 @@ export async function createVm(ctx: WorkerContext, task: CreateTask, claimed: Vm
     ctx.vmsChanged();
     return { vm_id: vm.id, driver: vm.driver, boot_ms: info.boot_ms ?? Date.now() - started };
   } catch (err) {
-    await driver.delete(vm.id).catch((cleanupErr) => ctx.log.warn({ err: cleanupErr, vm_id: vm.id }, 'cleanup after a failed create failed'));
+    await driver
+      .delete(vm.id)
+      .catch((cleanupErr) => ctx.log.warn({ err: cleanupErr, vm_id: vm.id }, 'cleanup after a failed create failed'));
     throw err;
   }
 }

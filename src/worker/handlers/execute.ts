@@ -2,12 +2,25 @@
  * vm:execute: runs one command in the VM and records it in `executions`. A non-zero exit code is a
  * result, not a failure. There is no fixed cap on run time: only the timeout the caller gives.
  */
-import { conflict, type ExecResult, type ExecTaskResult, type ExecuteTask, newId, retryTransient, type Vm } from '../../domain/index.ts';
+import {
+  conflict,
+  type ExecResult,
+  type ExecTaskResult,
+  type ExecuteTask,
+  newId,
+  retryTransient,
+  type Vm,
+} from '../../domain/index.ts';
 import { execInput, execOutput } from '../../ports/exec-channels.ts';
 import { AsyncQueue } from '../async-queue.ts';
 import { driverFor, requireVm, type WorkerContext } from '../context.ts';
 
-export async function executeInVm(ctx: WorkerContext, task: ExecuteTask, claimed: Vm | null, signal: AbortSignal): Promise<ExecTaskResult> {
+export async function executeInVm(
+  ctx: WorkerContext,
+  task: ExecuteTask,
+  claimed: Vm | null,
+  signal: AbortSignal,
+): Promise<ExecTaskResult> {
   const vm = requireVm(claimed, task.vm_id);
   if (vm.status !== 'running') throw conflict(`VM ${vm.name} is ${vm.status}, not running`);
   const payload = task.payload;
@@ -47,7 +60,14 @@ export async function executeInVm(ctx: WorkerContext, task: ExecuteTask, claimed
   };
   // The command ran: its record must survive a database restart rather than turn into a failure.
   await retryTransient(() => ctx.link.recordExecution(ctx.workerId, execution));
-  return { execution_id: execution.id, exit_code: result.exit_code, stdout: result.stdout, stderr: result.stderr, timed_out: result.timed_out ?? false, duration_ms: execution.duration_ms };
+  return {
+    execution_id: execution.id,
+    exit_code: result.exit_code,
+    stdout: result.stdout,
+    stderr: result.stderr,
+    timed_out: result.timed_out ?? false,
+    duration_ms: execution.duration_ms,
+  };
 }
 
 /**

@@ -82,7 +82,8 @@ export class FirecrackerApiClient {
       }, timeoutMs);
       req.on('error', (err: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') fail(`cannot reach the Firecracker API socket ${this.socketPath} (${err.code})`);
+        if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED')
+          fail(`cannot reach the Firecracker API socket ${this.socketPath} (${err.code})`);
         else fail(`failed: ${err.code ?? err.message}${err.code ? ` (${err.message})` : ''}`);
       });
       req.end(payload);
@@ -94,8 +95,19 @@ export class FirecrackerApiClient {
     const res = await this.raw(method, path, body, timeoutMs);
     if (res.status >= 200 && res.status < 300) return res.body;
     const fault = faultMessage(res.body);
-    const detail = fault !== null ? fault : res.body.trim() === '' ? '(empty body)' : `(not a Firecracker error body) ${truncate(res.body.trim(), 300)}`;
-    throw new FirecrackerApiError(`firecracker API ${method} ${path} failed with HTTP ${res.status}: ${detail}`, method, path, res.status, fault);
+    const detail =
+      fault !== null
+        ? fault
+        : res.body.trim() === ''
+          ? '(empty body)'
+          : `(not a Firecracker error body) ${truncate(res.body.trim(), 300)}`;
+    throw new FirecrackerApiError(
+      `firecracker API ${method} ${path} failed with HTTP ${res.status}: ${detail}`,
+      method,
+      path,
+      res.status,
+      fault,
+    );
   }
 
   async put(path: string, body: unknown): Promise<void> {
@@ -112,11 +124,23 @@ export class FirecrackerApiClient {
     try {
       parsed = JSON.parse(text);
     } catch {
-      throw new FirecrackerApiError(`firecracker API GET / answered with a body that is not JSON: ${truncate(text, 200)}`, 'GET', '/', 200, null);
+      throw new FirecrackerApiError(
+        `firecracker API GET / answered with a body that is not JSON: ${truncate(text, 200)}`,
+        'GET',
+        '/',
+        200,
+        null,
+      );
     }
     const info = parsed as Partial<InstanceInfo> | null;
     if (!info || typeof info !== 'object' || typeof info.state !== 'string') {
-      throw new FirecrackerApiError(`firecracker API GET / answered without an instance state: ${truncate(text, 200)}`, 'GET', '/', 200, null);
+      throw new FirecrackerApiError(
+        `firecracker API GET / answered without an instance state: ${truncate(text, 200)}`,
+        'GET',
+        '/',
+        200,
+        null,
+      );
     }
     return info as InstanceInfo;
   }
@@ -126,7 +150,11 @@ export class FirecrackerApiClient {
 export function faultMessage(body: string): string | null {
   try {
     const parsed = JSON.parse(body) as unknown;
-    if (parsed && typeof parsed === 'object' && typeof (parsed as { fault_message?: unknown }).fault_message === 'string') {
+    if (
+      parsed &&
+      typeof parsed === 'object' &&
+      typeof (parsed as { fault_message?: unknown }).fault_message === 'string'
+    ) {
       return (parsed as { fault_message: string }).fault_message;
     }
   } catch {

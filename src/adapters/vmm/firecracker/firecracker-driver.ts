@@ -15,7 +15,14 @@ import { chown, copyFile, link, mkdir, readFile, rm, rmdir, stat } from 'node:fs
 import { join, posix } from 'node:path';
 import { AetheriumError, conflict, invalid, notFound } from '../../../domain/index.ts';
 import type { ExecResult } from '../../../domain/index.ts';
-import type { DriverInfo, ExecRequest, RecoverReport, VmDriver, VmRuntimeInfo, VmSpec } from '../../../ports/vm-driver.ts';
+import type {
+  DriverInfo,
+  ExecRequest,
+  RecoverReport,
+  VmDriver,
+  VmRuntimeInfo,
+  VmSpec,
+} from '../../../ports/vm-driver.ts';
 import { abortError } from '../process-tree.ts';
 import { sleep } from '../procfs.ts';
 import { commandEnv, validateExecRequest, validateVmId } from '../validation.ts';
@@ -47,7 +54,13 @@ import {
 } from './requests.ts';
 import { type Layout, vmLayout } from './layout.ts';
 import { copyRootfs } from './rootfs.ts';
-import { DEFAULT_AGENT_PORT, type GuestConnection, type GuestConnectionFactory, connectVsock, guestAgentConnection } from './vsock.ts';
+import {
+  DEFAULT_AGENT_PORT,
+  type GuestConnection,
+  type GuestConnectionFactory,
+  connectVsock,
+  guestAgentConnection,
+} from './vsock.ts';
 
 export const DEFAULT_KERNEL_IMAGE = '/var/lib/aetherium/firecracker/vmlinux';
 export const DEFAULT_ROOTFS_IMAGE = '/var/lib/aetherium/firecracker/rootfs.ext4';
@@ -100,7 +113,6 @@ interface VmRecord {
   created_at: string;
 }
 
-
 export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDriver {
   readonly info: DriverInfo;
   private readonly launcher: FirecrackerLauncher;
@@ -123,15 +135,20 @@ export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDri
     this.stopGraceMs = options.stopGraceMs ?? 10_000;
     this.apiTimeoutMs = options.apiTimeoutMs ?? DEFAULT_API_TIMEOUT_MS;
     this.guestConnection = options.guestConnection ?? guestAgentConnection;
-    if (!Number.isInteger(this.agentPort) || this.agentPort < 1 || this.agentPort > 0xffff_ffff) throw invalid(`agentPort must be a vsock port number, got ${String(this.agentPort)}`);
+    if (!Number.isInteger(this.agentPort) || this.agentPort < 1 || this.agentPort > 0xffff_ffff)
+      throw invalid(`agentPort must be a vsock port number, got ${String(this.agentPort)}`);
     this.info = {
       name: 'firecracker',
       isolation: 'hardware-vm',
       warnings: [
         ...(options.jailer
           ? []
-          : ['firecracker runs without the jailer: the VMM process is not chrooted and runs as the agent user (set the driver\'s jailer options in production).']),
-        ...(options.network ? [] : ['VMs have no network interface (no tap device configured); only the vsock guest agent reaches them.']),
+          : [
+              "firecracker runs without the jailer: the VMM process is not chrooted and runs as the agent user (set the driver's jailer options in production).",
+            ]),
+        ...(options.network
+          ? []
+          : ['VMs have no network interface (no tap device configured); only the vsock guest agent reaches them.']),
         'disk_gb is not enforced: each VM gets a copy of the base root filesystem image at its size.',
       ],
     };
@@ -189,7 +206,11 @@ export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDri
       const stream = await connectVsock(live.layout.vsock_host, this.agentPort, this.apiTimeoutMs);
       let conn: GuestConnection;
       try {
-        conn = await this.guestConnection(stream, { vmId: id, timeoutMs: GUEST_HELLO_TIMEOUT_MS, signal: request.signal });
+        conn = await this.guestConnection(stream, {
+          vmId: id,
+          timeoutMs: GUEST_HELLO_TIMEOUT_MS,
+          signal: request.signal,
+        });
       } catch (err) {
         stream.destroy();
         throw err;
@@ -241,8 +262,15 @@ export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDri
     const live = await this.liveVmm(id);
     if (live) return running(id, live.record);
     const layout = await this.readLayout(id);
-    if (!layout) throw new AetheriumError('driver_failed', `VM ${JSON.stringify(id)} has lost its layout record; delete and create it again`);
-    await this.launcher.preflight({ firecracker: layout.firecracker, ...(this.options.jailer ? { jailer: this.jailerBinary() } : {}) });
+    if (!layout)
+      throw new AetheriumError(
+        'driver_failed',
+        `VM ${JSON.stringify(id)} has lost its layout record; delete and create it again`,
+      );
+    await this.launcher.preflight({
+      firecracker: layout.firecracker,
+      ...(this.options.jailer ? { jailer: this.jailerBinary() } : {}),
+    });
     try {
       return await this.boot(id, vm.spec, layout, signal);
     } catch (err) {
@@ -252,7 +280,13 @@ export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDri
   }
 
   private layoutFor(id: string, firecracker: string): Layout {
-    return vmLayout({ vmDir: this.state.vmDir(id), vmId: id, firecracker, kernel: this.kernel, chrootBaseDir: this.options.jailer ? (this.options.jailer.chrootBaseDir ?? DEFAULT_CHROOT_BASE) : null });
+    return vmLayout({
+      vmDir: this.state.vmDir(id),
+      vmId: id,
+      firecracker,
+      kernel: this.kernel,
+      chrootBaseDir: this.options.jailer ? (this.options.jailer.chrootBaseDir ?? DEFAULT_CHROOT_BASE) : null,
+    });
   }
 
   /** The per-VM rootfs copy, and in a jail the kernel and the directories Firecracker needs, owned by the jail user. */
@@ -280,12 +314,29 @@ export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDri
     const launch = layout.jail
       ? {
           file: this.jailerBinary(),
-          args: buildJailerArgs({ vmId: id, firecrackerBinary: layout.firecracker, jailer: this.options.jailer as JailerOptions, firecrackerArgs }),
+          args: buildJailerArgs({
+            vmId: id,
+            firecrackerBinary: layout.firecracker,
+            jailer: this.options.jailer as JailerOptions,
+            firecrackerArgs,
+          }),
         }
       : { file: layout.firecracker, args: ['--id', jailId(id), ...firecrackerArgs] };
     const logFile = this.state.file(id, 'firecracker.log');
-    const vmm = await this.launcher.launch({ vmId: id, file: launch.file, args: launch.args, apiSocketPath: layout.api_socket, rootDir: layout.rootDir, logFile });
-    const record: VmmRecord = { pid: vmm.pid, start_time: vmm.startTime, api_socket: layout.api_socket, started_at: new Date(started).toISOString() };
+    const vmm = await this.launcher.launch({
+      vmId: id,
+      file: launch.file,
+      args: launch.args,
+      apiSocketPath: layout.api_socket,
+      rootDir: layout.rootDir,
+      logFile,
+    });
+    const record: VmmRecord = {
+      pid: vmm.pid,
+      start_time: vmm.startTime,
+      api_socket: layout.api_socket,
+      started_at: new Date(started).toISOString(),
+    };
     try {
       await writeJsonAtomic(this.state.file(id, 'firecracker.json'), record);
     } catch (err) {
@@ -294,16 +345,29 @@ export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDri
     }
 
     const api = new FirecrackerApiClient(layout.api_socket, this.apiTimeoutMs);
-    await this.waitFor('the Firecracker API socket', id, vmm, deadline, signal, () => this.apiAnswers(layout.api_socket));
+    await this.waitFor('the Firecracker API socket', id, vmm, deadline, signal, () =>
+      this.apiAnswers(layout.api_socket),
+    );
 
     await api.put('/machine-config', machineConfigBody({ vcpus: spec.vcpus, memoryMb: spec.memory_mb }));
-    await api.put('/boot-source', bootSourceBody({ kernelImagePath: layout.kernel_vmm, bootArgs: this.options.bootArgs, initrdPath: this.options.initrdPath }));
+    await api.put(
+      '/boot-source',
+      bootSourceBody({
+        kernelImagePath: layout.kernel_vmm,
+        bootArgs: this.options.bootArgs,
+        initrdPath: this.options.initrdPath,
+      }),
+    );
     await api.put(drivePath(ROOT_DRIVE_ID), rootDriveBody({ pathOnHost: layout.rootfs_vmm }));
     const net = this.options.network;
     if (net) {
       await api.put(
         networkInterfacePath(DEFAULT_IFACE_ID),
-        networkInterfaceBody({ hostDevName: net.tapName(id), guestMac: net.guestMac ? net.guestMac(id) : macForVm(id), ...(net.mtu !== undefined ? { mtu: net.mtu } : {}) }),
+        networkInterfaceBody({
+          hostDevName: net.tapName(id),
+          guestMac: net.guestMac ? net.guestMac(id) : macForVm(id),
+          ...(net.mtu !== undefined ? { mtu: net.mtu } : {}),
+        }),
       );
     }
     await api.put('/vsock', vsockBody({ udsPath: layout.vsock_vmm }));
@@ -312,7 +376,11 @@ export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDri
 
     await this.waitFor(`the guest agent (vsock port ${this.agentPort})`, id, vmm, deadline, signal, async () => {
       try {
-        const socket = await connectVsock(layout.vsock_host, this.agentPort, Math.max(100, Math.min(1_000, deadline - Date.now())));
+        const socket = await connectVsock(
+          layout.vsock_host,
+          this.agentPort,
+          Math.max(100, Math.min(1_000, deadline - Date.now())),
+        );
         socket.destroy();
         return true;
       } catch {
@@ -324,15 +392,28 @@ export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDri
     return running(id, record);
   }
 
-  private async waitFor(what: string, id: string, vmm: VmmProcess, deadline: number, signal: AbortSignal | undefined, ready: () => Promise<boolean>): Promise<void> {
+  private async waitFor(
+    what: string,
+    id: string,
+    vmm: VmmProcess,
+    deadline: number,
+    signal: AbortSignal | undefined,
+    ready: () => Promise<boolean>,
+  ): Promise<void> {
     for (;;) {
       if (signal?.aborted) throw abortError(signal);
       if (await ready()) return;
       if (!vmm.alive()) {
-        throw new AetheriumError('driver_failed', `firecracker exited while waiting for ${what} of VM ${JSON.stringify(id)}${await this.logTail(id)}`);
+        throw new AetheriumError(
+          'driver_failed',
+          `firecracker exited while waiting for ${what} of VM ${JSON.stringify(id)}${await this.logTail(id)}`,
+        );
       }
       if (Date.now() >= deadline) {
-        throw new AetheriumError('driver_failed', `VM ${JSON.stringify(id)}: ${what} was not ready within ${this.bootTimeoutMs} ms${await this.logTail(id)}`);
+        throw new AetheriumError(
+          'driver_failed',
+          `VM ${JSON.stringify(id)}: ${what} was not ready within ${this.bootTimeoutMs} ms${await this.logTail(id)}`,
+        );
       }
       await sleep(50);
     }
@@ -365,7 +446,11 @@ export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDri
       }
       if (vmm.alive()) {
         vmm.kill('SIGKILL');
-        if (!(await waitGone(vmm, 5_000))) throw new AetheriumError('driver_failed', `firecracker (pid ${vmm.pid}) of VM ${JSON.stringify(id)} did not exit after SIGKILL`);
+        if (!(await waitGone(vmm, 5_000)))
+          throw new AetheriumError(
+            'driver_failed',
+            `firecracker (pid ${vmm.pid}) of VM ${JSON.stringify(id)} did not exit after SIGKILL`,
+          );
       }
     }
     const layout = await this.readLayout(id);
@@ -376,10 +461,15 @@ export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDri
   /** Frees what a halted VM holds on the host: the jail (and the jailer's cgroups) and the VM directory. */
   protected override async destroy(id: string): Promise<void> {
     const layout = await this.readLayout(id);
-    const jail = layout?.jail ?? (this.options.jailer ? jailLayout(id, this.firecrackerBinary(), this.options.jailer.chrootBaseDir ?? DEFAULT_CHROOT_BASE) : null);
+    const jail =
+      layout?.jail ??
+      (this.options.jailer
+        ? jailLayout(id, this.firecrackerBinary(), this.options.jailer.chrootBaseDir ?? DEFAULT_CHROOT_BASE)
+        : null);
     if (jail) {
       await removeTree(jail.jailDir);
-      for (const dir of jailCgroupDirs(layout?.firecracker ?? this.firecrackerBinary(), jail.id)) await rmdir(dir).catch(() => {});
+      for (const dir of jailCgroupDirs(layout?.firecracker ?? this.firecrackerBinary(), jail.id))
+        await rmdir(dir).catch(() => {});
     }
     await removeTree(this.state.vmDir(id));
   }
@@ -401,8 +491,12 @@ export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDri
 
   private imageFor(spec: VmSpec): string {
     if (!spec.image) return this.rootfs;
-    if (!this.options.imagesDir) throw invalid(`VM image ${JSON.stringify(spec.image)} was requested but the firecracker driver has no images directory configured`);
-    if (!IMAGE_NAME.test(spec.image) || spec.image.includes('..')) throw invalid(`image must be a name of letters, digits, '.', '_' or '-', got ${JSON.stringify(spec.image)}`);
+    if (!this.options.imagesDir)
+      throw invalid(
+        `VM image ${JSON.stringify(spec.image)} was requested but the firecracker driver has no images directory configured`,
+      );
+    if (!IMAGE_NAME.test(spec.image) || spec.image.includes('..'))
+      throw invalid(`image must be a name of letters, digits, '.', '_' or '-', got ${JSON.stringify(spec.image)}`);
     return join(this.options.imagesDir, `${spec.image}.ext4`);
   }
 
@@ -445,7 +539,12 @@ export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDri
 }
 
 function running(id: string, record: VmmRecord): VmRuntimeInfo {
-  return { id, state: 'running', pid: record.pid, ...(record.boot_ms !== undefined ? { boot_ms: record.boot_ms } : {}) };
+  return {
+    id,
+    state: 'running',
+    pid: record.pid,
+    ...(record.boot_ms !== undefined ? { boot_ms: record.boot_ms } : {}),
+  };
 }
 
 async function waitGone(vmm: VmmProcess, timeoutMs: number): Promise<boolean> {
@@ -459,5 +558,9 @@ async function waitGone(vmm: VmmProcess, timeoutMs: number): Promise<boolean> {
 
 async function assertFile(path: string, label: string): Promise<void> {
   const info = await stat(path).catch(() => null);
-  if (!info?.isFile()) throw new AetheriumError('driver_unavailable', `the firecracker driver's ${label} ${path} does not exist or is not a file`);
+  if (!info?.isFile())
+    throw new AetheriumError(
+      'driver_unavailable',
+      `the firecracker driver's ${label} ${path} does not exist or is not a file`,
+    );
 }

@@ -53,7 +53,11 @@ export interface JailLayout {
   rootDir: string;
 }
 
-export function jailLayout(vmId: string, firecrackerBinary: string, chrootBaseDir: string = DEFAULT_CHROOT_BASE): JailLayout {
+export function jailLayout(
+  vmId: string,
+  firecrackerBinary: string,
+  chrootBaseDir: string = DEFAULT_CHROOT_BASE,
+): JailLayout {
   const id = jailId(vmId);
   const jailDir = join(chrootBaseDir, basename(firecrackerBinary), id);
   return { id, jailDir, rootDir: join(jailDir, 'root') };
@@ -64,13 +68,19 @@ export function hostPathInJail(layout: JailLayout, jailPath: string): string {
   return join(layout.rootDir, jailPath);
 }
 
-export function buildJailerArgs(options: { vmId: string; firecrackerBinary: string; jailer: JailerOptions; firecrackerArgs: string[] }): string[] {
+export function buildJailerArgs(options: {
+  vmId: string;
+  firecrackerBinary: string;
+  jailer: JailerOptions;
+  firecrackerArgs: string[];
+}): string[] {
   const { jailer } = options;
   for (const [name, value] of [
     ['uid', jailer.uid],
     ['gid', jailer.gid],
   ] as const) {
-    if (!Number.isInteger(value) || value < 0) throw new Error(`jailer ${name} must be a non-negative integer, got ${String(value)}`);
+    if (!Number.isInteger(value) || value < 0)
+      throw new Error(`jailer ${name} must be a non-negative integer, got ${String(value)}`);
   }
   const args = [
     '--id',
@@ -95,6 +105,7 @@ export function buildJailerArgs(options: { vmId: string; firecrackerBinary: stri
 export function jailCgroupDirs(firecrackerBinary: string, id: string): string[] {
   const exec = basename(firecrackerBinary);
   const dirs = [join('/sys/fs/cgroup', exec, id)];
-  for (const controller of ['cpu', 'cpuset', 'cpuacct', 'memory', 'pids']) dirs.push(join('/sys/fs/cgroup', controller, exec, id));
+  for (const controller of ['cpu', 'cpuset', 'cpuacct', 'memory', 'pids'])
+    dirs.push(join('/sys/fs/cgroup', controller, exec, id));
   return dirs;
 }

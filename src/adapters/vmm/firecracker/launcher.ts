@@ -57,11 +57,21 @@ export class ProcessLauncher implements FirecrackerLauncher {
     try {
       accessSync(this.kvmPath, constants.R_OK | constants.W_OK);
     } catch {
-      problems.push(`${this.kvmPath} is missing or not read/writable (KVM is needed: bare metal or nested virtualisation)`);
+      problems.push(
+        `${this.kvmPath} is missing or not read/writable (KVM is needed: bare metal or nested virtualisation)`,
+      );
     }
-    if (!findOnPath(needs.firecracker)) problems.push(`no firecracker binary at ${JSON.stringify(needs.firecracker)} (install it on PATH or set the driver's firecrackerBinary)`);
-    if (needs.jailer !== undefined && !findOnPath(needs.jailer)) problems.push(`no jailer binary at ${JSON.stringify(needs.jailer)}`);
-    if (problems.length > 0) throw new AetheriumError('driver_unavailable', `the firecracker driver cannot run on this host: ${problems.join('; ')}`);
+    if (!findOnPath(needs.firecracker))
+      problems.push(
+        `no firecracker binary at ${JSON.stringify(needs.firecracker)} (install it on PATH or set the driver's firecrackerBinary)`,
+      );
+    if (needs.jailer !== undefined && !findOnPath(needs.jailer))
+      problems.push(`no jailer binary at ${JSON.stringify(needs.jailer)}`);
+    if (problems.length > 0)
+      throw new AetheriumError(
+        'driver_unavailable',
+        `the firecracker driver cannot run on this host: ${problems.join('; ')}`,
+      );
   }
 
   async launch(request: LaunchRequest): Promise<VmmProcess> {
@@ -70,7 +80,9 @@ export class ProcessLauncher implements FirecrackerLauncher {
       const child = spawn(request.file, request.args, { detached: true, stdio: ['ignore', log, log], cwd: '/' });
       await new Promise<void>((resolve, reject) => {
         child.once('spawn', resolve);
-        child.once('error', (err) => reject(new AetheriumError('driver_failed', `cannot start ${request.file}: ${err.message}`)));
+        child.once('error', (err) =>
+          reject(new AetheriumError('driver_failed', `cannot start ${request.file}: ${err.message}`)),
+        );
       });
       child.unref();
       const pid = child.pid as number;
@@ -93,7 +105,8 @@ export class ProcessLauncher implements FirecrackerLauncher {
     // The jailer execs firecracker in place, so the process is firecracker either way.
     const name = basename(argv[0] ?? '');
     if (!/firecracker|jailer/.test(name)) return null;
-    if (!argv.some((a) => a.includes(vmId) || a.includes(record.api_socket) || a === '/run/firecracker.socket')) return null;
+    if (!argv.some((a) => a.includes(vmId) || a.includes(record.api_socket) || a === '/run/firecracker.socket'))
+      return null;
     return processHandle(record.pid, record.start_time);
   }
 }

@@ -4,7 +4,15 @@
  */
 import { join } from 'node:path';
 import { invalid } from '../../../domain/index.ts';
-import { hostPathInJail, JAIL_API_SOCKET, JAIL_KERNEL, JAIL_ROOTFS, JAIL_VSOCK, jailLayout, type JailLayout } from './jailer.ts';
+import {
+  hostPathInJail,
+  JAIL_API_SOCKET,
+  JAIL_KERNEL,
+  JAIL_ROOTFS,
+  JAIL_VSOCK,
+  jailLayout,
+  type JailLayout,
+} from './jailer.ts';
 
 /** A Unix socket path must fit in sockaddr_un (108 bytes with the terminating NUL). */
 const MAX_SOCKET_PATH = 107;
@@ -67,7 +75,9 @@ export function vmLayout(input: LayoutInput): Layout {
   }
   for (const socket of [layout.api_socket, layout.vsock_host]) {
     if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) {
-      throw invalid(`the Unix socket path ${socket} is longer than ${MAX_SOCKET_PATH} bytes; use a shorter state directory${input.chrootBaseDir !== null ? ' or chroot base directory' : ''}`);
+      throw invalid(
+        `the Unix socket path ${socket} is longer than ${MAX_SOCKET_PATH} bytes; use a shorter state directory${input.chrootBaseDir !== null ? ' or chroot base directory' : ''}`,
+      );
     }
   }
   return layout;

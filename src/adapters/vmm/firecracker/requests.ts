@@ -83,7 +83,11 @@ export const DEFAULT_IFACE_ID = 'eth0';
 const ID = /^[A-Za-z0-9_]{1,64}$/;
 const MAC = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 
-export function bootSourceBody(options: { kernelImagePath: string; bootArgs?: string; initrdPath?: string }): BootSource {
+export function bootSourceBody(options: {
+  kernelImagePath: string;
+  bootArgs?: string;
+  initrdPath?: string;
+}): BootSource {
   nonEmpty(options.kernelImagePath, 'kernel image path');
   return {
     kernel_image_path: options.kernelImagePath,
@@ -96,7 +100,12 @@ export function rootDriveBody(options: { pathOnHost: string; readOnly?: boolean;
   nonEmpty(options.pathOnHost, 'root drive path');
   const driveId = options.driveId ?? ROOT_DRIVE_ID;
   checkId(driveId, 'drive id');
-  return { drive_id: driveId, path_on_host: options.pathOnHost, is_root_device: true, is_read_only: options.readOnly ?? false };
+  return {
+    drive_id: driveId,
+    path_on_host: options.pathOnHost,
+    is_root_device: true,
+    is_read_only: options.readOnly ?? false,
+  };
 }
 
 /**
@@ -114,11 +123,17 @@ export function machineConfigBody(options: { vcpus: number; memoryMb: number }):
   return { vcpu_count: vcpuCount, mem_size_mib: options.memoryMb, smt: false };
 }
 
-export function networkInterfaceBody(options: { hostDevName: string; ifaceId?: string; guestMac?: string; mtu?: number }): NetworkInterface {
+export function networkInterfaceBody(options: {
+  hostDevName: string;
+  ifaceId?: string;
+  guestMac?: string;
+  mtu?: number;
+}): NetworkInterface {
   nonEmpty(options.hostDevName, 'tap device name');
   const ifaceId = options.ifaceId ?? DEFAULT_IFACE_ID;
   checkId(ifaceId, 'network interface id');
-  if (options.guestMac !== undefined && !MAC.test(options.guestMac)) throw invalid(`guest MAC must look like 06:00:ac:10:00:02, got ${JSON.stringify(options.guestMac)}`);
+  if (options.guestMac !== undefined && !MAC.test(options.guestMac))
+    throw invalid(`guest MAC must look like 06:00:ac:10:00:02, got ${JSON.stringify(options.guestMac)}`);
   if (options.mtu !== undefined && (!Number.isInteger(options.mtu) || options.mtu < 68 || options.mtu > 65535)) {
     throw invalid(`MTU must be an integer in [68, 65535], got ${String(options.mtu)}`);
   }
@@ -133,7 +148,8 @@ export function networkInterfaceBody(options: { hostDevName: string; ifaceId?: s
 export function vsockBody(options: { udsPath: string; guestCid?: number }): Vsock {
   nonEmpty(options.udsPath, 'vsock socket path');
   const cid = options.guestCid ?? GUEST_CID;
-  if (!Number.isInteger(cid) || cid < 3 || cid > 0xffff_fffe) throw invalid(`guest CID must be an integer >= 3, got ${String(cid)}`);
+  if (!Number.isInteger(cid) || cid < 3 || cid > 0xffff_fffe)
+    throw invalid(`guest CID must be an integer >= 3, got ${String(cid)}`);
   return { guest_cid: cid, uds_path: options.udsPath };
 }
 
@@ -169,7 +185,8 @@ export const REQUEST_DEFINITIONS = {
 } as const;
 
 function nonEmpty(value: string, label: string): void {
-  if (typeof value !== 'string' || value === '' || value.includes('\0')) throw invalid(`${label} must be a non-empty string`);
+  if (typeof value !== 'string' || value === '' || value.includes('\0'))
+    throw invalid(`${label} must be a non-empty string`);
 }
 
 function checkId(id: string, label: string): string {

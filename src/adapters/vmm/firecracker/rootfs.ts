@@ -7,15 +7,25 @@ import { spawn } from 'node:child_process';
 import { access, chown, constants, stat } from 'node:fs/promises';
 import { AetheriumError } from '../../../domain/index.ts';
 
-export async function copyRootfs(source: string, destination: string, owner?: { uid: number; gid: number }): Promise<void> {
+export async function copyRootfs(
+  source: string,
+  destination: string,
+  owner?: { uid: number; gid: number },
+): Promise<void> {
   const info = await stat(source).catch(() => null);
   if (!info?.isFile()) {
-    throw new AetheriumError('driver_unavailable', `the root filesystem image ${source} does not exist or is not a file`);
+    throw new AetheriumError(
+      'driver_unavailable',
+      `the root filesystem image ${source} does not exist or is not a file`,
+    );
   }
   await access(source, constants.R_OK);
   const result = await run('cp', ['--reflink=auto', '--sparse=always', '--', source, destination]);
   if (result.code !== 0) {
-    throw new AetheriumError('driver_failed', `copying the root filesystem ${source} to ${destination} failed: ${result.stderr.trim() || `exit code ${String(result.code)}`}`);
+    throw new AetheriumError(
+      'driver_failed',
+      `copying the root filesystem ${source} to ${destination} failed: ${result.stderr.trim() || `exit code ${String(result.code)}`}`,
+    );
   }
   if (owner) await chown(destination, owner.uid, owner.gid);
 }

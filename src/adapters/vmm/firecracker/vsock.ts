@@ -35,11 +35,18 @@ export interface GuestConnectionContext {
 }
 
 /** Wraps a connected byte stream (after the CONNECT handshake) into a guest agent client. */
-export type GuestConnectionFactory = (stream: Duplex, context: GuestConnectionContext) => GuestConnection | Promise<GuestConnection>;
+export type GuestConnectionFactory = (
+  stream: Duplex,
+  context: GuestConnectionContext,
+) => GuestConnection | Promise<GuestConnection>;
 
 /** The default: the HELLO exchange of the guest agent protocol over the stream, then one GuestClient per connection. */
 export const guestAgentConnection: GuestConnectionFactory = async (stream, { vmId, timeoutMs, signal }) => {
-  const client = await GuestClient.fromStream(stream, { timeoutMs, signal, label: `vsock stream of VM ${JSON.stringify(vmId)}` });
+  const client = await GuestClient.fromStream(stream, {
+    timeoutMs,
+    signal,
+    label: `vsock stream of VM ${JSON.stringify(vmId)}`,
+  });
   return {
     exec: (request) =>
       client.exec({
@@ -79,7 +86,10 @@ export function connectVsock(udsPath: string, port: number, timeoutMs: number): 
       }
       resolve(socket);
     };
-    const timer = setTimeout(() => finish(vsockError(`no answer to CONNECT ${port} within ${timeoutMs} ms on ${udsPath}`)), timeoutMs);
+    const timer = setTimeout(
+      () => finish(vsockError(`no answer to CONNECT ${port} within ${timeoutMs} ms on ${udsPath}`)),
+      timeoutMs,
+    );
     const onData = (chunk: Buffer): void => {
       buffered = Buffer.concat([buffered, chunk]);
       const nl = buffered.indexOf(0x0a);
@@ -99,8 +109,16 @@ export function connectVsock(udsPath: string, port: number, timeoutMs: number): 
     };
     socket.on('data', onData);
     socket.once('connect', () => socket.write(`CONNECT ${port}\n`));
-    socket.once('error', (err: NodeJS.ErrnoException) => finish(vsockError(`cannot connect to the vsock socket ${udsPath}: ${err.code ?? err.message}`)));
-    socket.once('close', () => finish(vsockError(`the vsock socket ${udsPath} closed the connection to port ${port} (no guest agent listening there yet?)`)));
+    socket.once('error', (err: NodeJS.ErrnoException) =>
+      finish(vsockError(`cannot connect to the vsock socket ${udsPath}: ${err.code ?? err.message}`)),
+    );
+    socket.once('close', () =>
+      finish(
+        vsockError(
+          `the vsock socket ${udsPath} closed the connection to port ${port} (no guest agent listening there yet?)`,
+        ),
+      ),
+    );
   });
 }
 

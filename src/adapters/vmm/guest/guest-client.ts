@@ -65,10 +65,16 @@ export class GuestClient {
   /** Error frames without an exec id (e.g. the answer to garbage), newest last; for diagnostics and tests. */
   readonly sessionErrors: Array<{ code: string; message: string }> = [];
 
-  private constructor(private readonly socket: Socket | Duplex, hello: HelloMessage, leftover: Frame[]) {
+  private constructor(
+    private readonly socket: Socket | Duplex,
+    hello: HelloMessage,
+    leftover: Frame[],
+  ) {
     this.hello = hello;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('close', () => this.teardown(new AetheriumError('driver_failed', 'the connection to the guest agent was lost')));
+    socket.on('close', () =>
+      this.teardown(new AetheriumError('driver_failed', 'the connection to the guest agent was lost')),
+    );
     socket.on('error', () => {});
     for (const frame of leftover) this.onFrame(frame);
   }
@@ -85,11 +91,18 @@ export class GuestClient {
    * The same hello exchange over a stream that is already connected (e.g. a vsock stream after
    * Firecracker's `CONNECT`/`OK`); the client owns the stream from then on and destroys it on failure.
    */
-  static fromStream(stream: Socket | Duplex, options: { timeoutMs: number; signal?: AbortSignal; label?: string }): Promise<GuestClient> {
+  static fromStream(
+    stream: Socket | Duplex,
+    options: { timeoutMs: number; signal?: AbortSignal; label?: string },
+  ): Promise<GuestClient> {
     return GuestClient.handshake(stream, options.label ?? 'stream', options);
   }
 
-  private static handshake(socket: Socket | Duplex, where: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<GuestClient> {
+  private static handshake(
+    socket: Socket | Duplex,
+    where: string,
+    options: { timeoutMs: number; signal?: AbortSignal },
+  ): Promise<GuestClient> {
     return new Promise<GuestClient>((resolve, reject) => {
       const decoder = new FrameDecoder();
       let done = false;
@@ -106,7 +119,8 @@ export class GuestClient {
         } else resolve(client as GuestClient);
       };
       const sendHello = (): void => {
-        if (!socket.destroyed && socket.writable) socket.write(encodeJson(FrameType.HELLO, { version: PROTOCOL_VERSION }));
+        if (!socket.destroyed && socket.writable)
+          socket.write(encodeJson(FrameType.HELLO, { version: PROTOCOL_VERSION }));
       };
       const onData = (chunk: Buffer): void => {
         let frames: Frame[];
@@ -126,20 +140,44 @@ export class GuestClient {
           return;
         }
         if (hello.version !== PROTOCOL_VERSION) {
-          finish(new AetheriumError('driver_failed', `guest agent speaks protocol ${String(hello.version)}, this host ${PROTOCOL_VERSION}: rebuild the image`));
+          finish(
+            new AetheriumError(
+              'driver_failed',
+              `guest agent speaks protocol ${String(hello.version)}, this host ${PROTOCOL_VERSION}: rebuild the image`,
+            ),
+          );
           return;
         }
         // Frames after the hello (other hello answers are dropped) go to the client.
-        finish(null, new GuestClient(socket, hello, frames.slice(index + 1).filter((f) => f.type !== FrameType.HELLO)));
+        finish(
+          null,
+          new GuestClient(
+            socket,
+            hello,
+            frames.slice(index + 1).filter((f) => f.type !== FrameType.HELLO),
+          ),
+        );
       };
       const onAbort = (): void => finish(abortError(options.signal as AbortSignal));
-      const timer = setTimeout(() => finish(new AetheriumError('driver_failed', `the guest agent did not answer on ${where} within ${options.timeoutMs} ms`)), options.timeoutMs);
+      const timer = setTimeout(
+        () =>
+          finish(
+            new AetheriumError(
+              'driver_failed',
+              `the guest agent did not answer on ${where} within ${options.timeoutMs} ms`,
+            ),
+          ),
+        options.timeoutMs,
+      );
       const resend = setInterval(sendHello, 1_000);
       socket.on('data', onData);
       socket.resume(); // a stream handed over paused (e.g. after the vsock handshake) must flow
       socket.once('error', (err) => finish(err));
-      socket.once('close', () => finish(new AetheriumError('driver_failed', `the guest agent ${where} closed during the handshake`)));
-      if (socket.destroyed) finish(new AetheriumError('driver_failed', `the guest agent ${where} closed during the handshake`));
+      socket.once('close', () =>
+        finish(new AetheriumError('driver_failed', `the guest agent ${where} closed during the handshake`)),
+      );
+      if (socket.destroyed)
+        finish(new AetheriumError('driver_failed', `the guest agent ${where} closed during the handshake`));
       else if ('connecting' in socket && socket.connecting) socket.once('connect', sendHello);
       else sendHello();
       if (options.signal?.aborted) onAbort();
@@ -163,7 +201,10 @@ export class GuestClient {
 
   exec(request: GuestExecRequest): Promise<ExecResult> {
     if (request.signal?.aborted) return Promise.reject(abortError(request.signal));
-    if (this.closed) return Promise.reject(this.closeReason ?? new AetheriumError('driver_failed', 'the connection to the guest agent is closed'));
+    if (this.closed)
+      return Promise.reject(
+        this.closeReason ?? new AetheriumError('driver_failed', 'the connection to the guest agent is closed'),
+      );
     const id = this.nextId++;
     const signal = request.signal;
     return new Promise<ExecResult>((resolve, reject) => {
@@ -205,10 +246,20 @@ export class GuestClient {
         timers.push(setTimeout(() => pending.finish({}), KILL_SETTLE_MS));
       };
       this.execs.set(id, pending);
-      this.write(encodeJson(FrameType.EXEC, { id, command: request.command, args: request.args, env: request.env, cwd: request.cwd, stdin: request.stdin !== undefined || request.stdinStream !== undefined }));
+      this.write(
+        encodeJson(FrameType.EXEC, {
+          id,
+          command: request.command,
+          args: request.args,
+          env: request.env,
+          cwd: request.cwd,
+          stdin: request.stdin !== undefined || request.stdinStream !== undefined,
+        }),
+      );
       const sendInput = (data: string | Buffer) => {
         const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-        for (let off = 0; off < bytes.length; off += MAX_DATA_CHUNK) this.write(encodeData(FrameType.STDIN, id, bytes.subarray(off, off + MAX_DATA_CHUNK)));
+        for (let off = 0; off < bytes.length; off += MAX_DATA_CHUNK)
+          this.write(encodeData(FrameType.STDIN, id, bytes.subarray(off, off + MAX_DATA_CHUNK)));
       };
       if (request.stdin !== undefined) {
         sendInput(request.stdin);
@@ -227,7 +278,12 @@ export class GuestClient {
         setTimeout(() => {
           if (!pending.started) {
             kill();
-            pending.finish({ error: new AetheriumError('driver_failed', `the guest agent did not start the command within ${START_TIMEOUT_MS} ms`) });
+            pending.finish({
+              error: new AetheriumError(
+                'driver_failed',
+                `the guest agent did not start the command within ${START_TIMEOUT_MS} ms`,
+              ),
+            });
           }
         }, START_TIMEOUT_MS),
       );
@@ -286,7 +342,9 @@ export class GuestClient {
     try {
       frames = this.decoder.push(chunk);
     } catch (err) {
-      this.teardown(new AetheriumError('driver_failed', `the guest agent broke the protocol: ${(err as Error).message}`));
+      this.teardown(
+        new AetheriumError('driver_failed', `the guest agent broke the protocol: ${(err as Error).message}`),
+      );
       return;
     }
     for (const frame of frames) this.onFrame(frame);
@@ -297,7 +355,8 @@ export class GuestClient {
       this.handleFrame(frame);
     } catch (err) {
       // A malformed frame: fail the exec it names, if any can be told; otherwise note it.
-      const id = frame.type === FrameType.STDOUT || frame.type === FrameType.STDERR ? undefined : salvageId(frame.payload);
+      const id =
+        frame.type === FrameType.STDOUT || frame.type === FrameType.STDERR ? undefined : salvageId(frame.payload);
       const pending = id === undefined ? undefined : this.execs.get(id);
       const message = `malformed frame (type 0x${frame.type.toString(16)}) from the guest agent: ${(err as Error).message}`;
       if (pending) pending.finish({ error: new AetheriumError('driver_failed', message) });
@@ -324,7 +383,9 @@ export class GuestClient {
         const msg = decodeJson(frame.payload);
         const id = requireId(msg);
         if (typeof msg.exit_code !== 'number') throw new ProtocolError('exit frame without an exit_code');
-        this.execs.get(id)?.finish({ exit: { id, exit_code: msg.exit_code, signal: typeof msg.signal === 'number' ? msg.signal : 0 } });
+        this.execs
+          .get(id)
+          ?.finish({ exit: { id, exit_code: msg.exit_code, signal: typeof msg.signal === 'number' ? msg.signal : 0 } });
         return;
       }
       case FrameType.ERROR: {
@@ -336,7 +397,12 @@ export class GuestClient {
           this.sessionErrors.push({ code, message });
           return;
         }
-        pending.finish({ error: code === 'bad_cwd' ? invalid(message) : new AetheriumError('driver_failed', `guest agent: ${code}: ${message}`) });
+        pending.finish({
+          error:
+            code === 'bad_cwd'
+              ? invalid(message)
+              : new AetheriumError('driver_failed', `guest agent: ${code}: ${message}`),
+        });
         return;
       }
       case FrameType.SHUTDOWN:
@@ -351,7 +417,8 @@ export class GuestClient {
 }
 
 function requireId(msg: Record<string, unknown>): number {
-  if (typeof msg.id !== 'number' || !Number.isInteger(msg.id) || msg.id < 0) throw new ProtocolError('frame without a valid "id"');
+  if (typeof msg.id !== 'number' || !Number.isInteger(msg.id) || msg.id < 0)
+    throw new ProtocolError('frame without a valid "id"');
   return msg.id;
 }
 

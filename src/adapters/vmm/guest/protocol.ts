@@ -67,7 +67,8 @@ export class ProtocolError extends Error {
 }
 
 export function encodeFrame(type: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  if (payload.length + 1 > MAX_FRAME) throw new ProtocolError(`frame of ${payload.length + 1} bytes is over the limit of ${MAX_FRAME}`);
+  if (payload.length + 1 > MAX_FRAME)
+    throw new ProtocolError(`frame of ${payload.length + 1} bytes is over the limit of ${MAX_FRAME}`);
   const header = Buffer.alloc(5);
   header.writeUInt32BE(payload.length + 1, 0);
   header.writeUInt8(type, 4);
@@ -99,7 +100,8 @@ export function decodeJson<T extends object = Record<string, unknown>>(payload: 
   } catch {
     throw new ProtocolError('malformed JSON payload');
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ProtocolError('JSON payload is not an object');
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new ProtocolError('JSON payload is not an object');
   return value as T;
 }
 
@@ -125,7 +127,8 @@ export class FrameDecoder {
       if (this.buffered < 4) break;
       const head = this.peek(4);
       const length = head.readUInt32BE(0);
-      if (length === 0 || length > MAX_FRAME) throw new ProtocolError(`invalid frame length ${length} (limit ${MAX_FRAME})`);
+      if (length === 0 || length > MAX_FRAME)
+        throw new ProtocolError(`invalid frame length ${length} (limit ${MAX_FRAME})`);
       if (this.buffered < 4 + length) break;
       const whole = this.take(4 + length);
       frames.push({ type: whole.readUInt8(4), payload: whole.subarray(5) });

@@ -14,7 +14,14 @@ import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { conflict, invalid, notFound } from '../../../domain/index.ts';
 import type { ExecResult } from '../../../domain/index.ts';
-import type { DriverInfo, ExecRequest, RecoverReport, VmDriver, VmRuntimeInfo, VmSpec } from '../../../ports/vm-driver.ts';
+import type {
+  DriverInfo,
+  ExecRequest,
+  RecoverReport,
+  VmDriver,
+  VmRuntimeInfo,
+  VmSpec,
+} from '../../../ports/vm-driver.ts';
 import { CommandRegistry, type RunningCommand, abortError, startCommand } from '../process-tree.ts';
 import { commandEnv, validateExecRequest, validateVmId } from '../validation.ts';
 import { StatefulDriver } from '../vm-lifecycle.ts';
@@ -100,7 +107,8 @@ export class ProcessDriver extends StatefulDriver<VmRecord> implements VmDriver 
       if (this.isStopped(id)) throw conflict(`VM ${JSON.stringify(id)} is stopped; start it before running commands`);
       const root = this.state.rootDir(id);
       const cwd = request.cwd === undefined ? root : isAbsolute(request.cwd) ? request.cwd : resolve(root, request.cwd);
-      if (!(await isDirectory(cwd))) throw invalid(`cwd ${JSON.stringify(request.cwd)} is not a directory (resolved to ${cwd})`);
+      if (!(await isDirectory(cwd)))
+        throw invalid(`cwd ${JSON.stringify(request.cwd)} is not a directory (resolved to ${cwd})`);
       const running = startCommand({
         file: request.command,
         args: request.args ?? [],
@@ -162,4 +170,3 @@ function userLabel(): string {
   const uid = process.getuid?.();
   return uid === undefined ? 'unknown' : uid === 0 ? 'root' : `uid ${uid}`;
 }
-

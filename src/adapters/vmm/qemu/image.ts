@@ -46,7 +46,12 @@ export function ensureGuestImage(options: { dir?: string; log?: (line: string) =
 /** The image in `dir` as it is, without building (null when incomplete). */
 export async function readGuestImage(dir: string): Promise<GuestImage | null> {
   const abs = resolve(dir);
-  const image = { dir: abs, kernel: join(abs, 'vmlinux'), initramfs: join(abs, 'initramfs.cpio.gz'), rootfs: join(abs, 'rootfs.ext4') };
+  const image = {
+    dir: abs,
+    kernel: join(abs, 'vmlinux'),
+    initramfs: join(abs, 'initramfs.cpio.gz'),
+    rootfs: join(abs, 'rootfs.ext4'),
+  };
   if (![image.kernel, image.initramfs, image.rootfs].every((f) => existsSync(f))) return null;
   try {
     const manifest = JSON.parse(await readFile(join(abs, 'manifest.json'), 'utf8')) as GuestImageManifest;
@@ -67,13 +72,25 @@ async function build(dir: string, log?: (line: string) => void): Promise<GuestIm
     };
     child.stdout.on('data', collect);
     child.stderr.on('data', collect);
-    child.on('error', (err) => reject(new AetheriumError('driver_unavailable', `cannot run ${BUILD_SCRIPT}: ${err.message}`)));
+    child.on('error', (err) =>
+      reject(new AetheriumError('driver_unavailable', `cannot run ${BUILD_SCRIPT}: ${err.message}`)),
+    );
     child.on('close', (code) => {
       if (code === 0) resolvePromise(text);
-      else reject(new AetheriumError('driver_unavailable', `guest image build failed (exit ${String(code)}): ${text.trim().split('\n').slice(-10).join('\n')}`));
+      else
+        reject(
+          new AetheriumError(
+            'driver_unavailable',
+            `guest image build failed (exit ${String(code)}): ${text.trim().split('\n').slice(-10).join('\n')}`,
+          ),
+        );
     });
   });
   const image = await readGuestImage(dir);
-  if (!image) throw new AetheriumError('driver_unavailable', `guest image build reported success but ${dir} is incomplete: ${output.slice(-2_000)}`);
+  if (!image)
+    throw new AetheriumError(
+      'driver_unavailable',
+      `guest image build reported success but ${dir} is incomplete: ${output.slice(-2_000)}`,
+    );
   return image;
 }

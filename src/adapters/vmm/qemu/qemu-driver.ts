@@ -18,7 +18,14 @@ import { constants as fsConstants, accessSync, readFileSync, statSync } from 'no
 import { posix } from 'node:path';
 import { AetheriumError, conflict, invalid, notFound } from '../../../domain/index.ts';
 import type { ExecResult } from '../../../domain/index.ts';
-import type { DriverInfo, ExecRequest, RecoverReport, VmDriver, VmRuntimeInfo, VmSpec } from '../../../ports/vm-driver.ts';
+import type {
+  DriverInfo,
+  ExecRequest,
+  RecoverReport,
+  VmDriver,
+  VmRuntimeInfo,
+  VmSpec,
+} from '../../../ports/vm-driver.ts';
 import { GuestClient } from '../guest/guest-client.ts';
 import { abortError } from '../process-tree.ts';
 import { isProcessAlive, readCmdline, waitForExit } from '../procfs.ts';
@@ -74,7 +81,10 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
     const qemu = findOnPath('qemu-system-x86_64');
     const qemuImg = findOnPath('qemu-img');
     if (!qemu || !qemuImg) {
-      throw new AetheriumError('driver_unavailable', 'the qemu driver needs `qemu-system-x86_64` and `qemu-img` on PATH (Debian: apt-get install qemu-system-x86 qemu-utils)');
+      throw new AetheriumError(
+        'driver_unavailable',
+        'the qemu driver needs `qemu-system-x86_64` and `qemu-img` on PATH (Debian: apt-get install qemu-system-x86 qemu-utils)',
+      );
     }
     this.qemu = qemu;
     this.qemuImg = qemuImg;
@@ -86,7 +96,9 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
       this.accelProbe = probeKvm(this.qemu).then((ok) => {
         if (!ok) {
           this.accel = 'tcg';
-          this.info.warnings.unshift('/dev/kvm is present but QEMU cannot use it here: falling back to TCG software emulation (slow).');
+          this.info.warnings.unshift(
+            '/dev/kvm is present but QEMU cannot use it here: falling back to TCG software emulation (slow).',
+          );
         }
       });
     }
@@ -95,7 +107,11 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
       name: 'qemu',
       isolation: 'hardware-vm',
       warnings: [
-        ...(this.accel === 'tcg' ? ['No KVM: VMs run under TCG software emulation, which is slow (seconds to boot, several times slower to run) but still a separate kernel.'] : []),
+        ...(this.accel === 'tcg'
+          ? [
+              'No KVM: VMs run under TCG software emulation, which is slow (seconds to boot, several times slower to run) but still a separate kernel.',
+            ]
+          : []),
         'disk_gb sets the size of the qcow2 overlay disk; the ext4 filesystem inside keeps the size of the base image (1 GiB by default) because the guest image has no resize2fs.',
         'VMs have no network device.',
       ],
@@ -117,7 +133,22 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
       await mkdir(this.state.vmDir(id), { mode: 0o700 });
       const baseBytes = statSync(image.rootfs).size;
       const size = Math.max(baseBytes, Math.ceil(spec.disk_gb * GiB));
-      await run(this.qemuImg, ['create', '-q', '-f', 'qcow2', '-b', image.rootfs, '-F', 'raw', this.state.file(id, 'disk.qcow2'), String(size)], 30_000);
+      await run(
+        this.qemuImg,
+        [
+          'create',
+          '-q',
+          '-f',
+          'qcow2',
+          '-b',
+          image.rootfs,
+          '-F',
+          'raw',
+          this.state.file(id, 'disk.qcow2'),
+          String(size),
+        ],
+        30_000,
+      );
       const info = await this.boot(id, record.spec, startedAt, signal);
       await writeJsonAtomic(this.state.file(id, 'vm.json'), record);
       return info;
@@ -144,21 +175,24 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
       this.assertOpen();
       const vm = await this.readVm(id);
       if (!vm) throw notFound('VM', id);
-      if (!(await this.liveRun(id))) throw conflict(`VM ${JSON.stringify(id)} is stopped; start it before running commands`);
+      if (!(await this.liveRun(id)))
+        throw conflict(`VM ${JSON.stringify(id)} is stopped; start it before running commands`);
       const client = await this.client(id, 10_000, request.signal);
       // Wrapped: returning the bare promise would make the mutex wait for the command to finish.
-      return { result: client.exec({
-        command: request.command,
-        args: request.args ?? [],
-        env: commandEnv({ HOME: '/root' }, vm.spec.env, request.env),
-        cwd: posix.resolve('/', request.cwd ?? '/'),
-        stdin: request.stdin,
-        stdinStream: request.stdinStream,
-        timeout_ms: request.timeout_ms,
-        signal: request.signal,
-        onStdout: request.onStdout,
-        onStderr: request.onStderr,
-      }) };
+      return {
+        result: client.exec({
+          command: request.command,
+          args: request.args ?? [],
+          env: commandEnv({ HOME: '/root' }, vm.spec.env, request.env),
+          cwd: posix.resolve('/', request.cwd ?? '/'),
+          stdin: request.stdin,
+          stdinStream: request.stdinStream,
+          timeout_ms: request.timeout_ms,
+          signal: request.signal,
+          onStdout: request.onStdout,
+          onStderr: request.onStderr,
+        }),
+      };
     });
     return pending.result;
   }
@@ -242,13 +276,15 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
     // -daemonize: the parent exits once the VM is set up; the VM outlives this process.
     await run(this.qemu, args, 30_000);
     const pid = Number((await readFile(f('qemu.pid'), 'utf8')).trim());
-    if (!Number.isInteger(pid) || pid <= 1) throw new AetheriumError('driver_failed', `qemu wrote no usable pid file for VM ${id}`);
+    if (!Number.isInteger(pid) || pid <= 1)
+      throw new AetheriumError('driver_failed', `qemu wrote no usable pid file for VM ${id}`);
     // Stop waiting for the agent as soon as QEMU dies, or the caller aborts.
     const watcher = new AbortController();
     const onAbort = (): void => watcher.abort(signal?.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
     const poll = setInterval(() => {
-      if (!isProcessAlive(pid)) watcher.abort(new AetheriumError('driver_failed', `qemu exited during boot; console: ${this.consoleTail(id)}`));
+      if (!isProcessAlive(pid))
+        watcher.abort(new AetheriumError('driver_failed', `qemu exited during boot; console: ${this.consoleTail(id)}`));
     }, 100);
     try {
       const client = await this.connectAgent(id, this.bootTimeoutMs, watcher.signal);
@@ -256,12 +292,20 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
     } catch (err) {
       if (signal?.aborted) throw abortError(signal);
       if (watcher.signal.aborted && watcher.signal.reason instanceof AetheriumError) throw watcher.signal.reason;
-      throw new AetheriumError('driver_failed', `VM ${id} did not become ready: ${(err as Error).message}; console: ${this.consoleTail(id)}`);
+      throw new AetheriumError(
+        'driver_failed',
+        `VM ${id} did not become ready: ${(err as Error).message}; console: ${this.consoleTail(id)}`,
+      );
     } finally {
       clearInterval(poll);
       signal?.removeEventListener('abort', onAbort);
     }
-    const record: RunRecord = { pid, boot_ms: Date.now() - startedAt, accel: this.accel, started_at: new Date().toISOString() };
+    const record: RunRecord = {
+      pid,
+      boot_ms: Date.now() - startedAt,
+      accel: this.accel,
+      started_at: new Date().toISOString(),
+    };
     await writeJsonAtomic(f('run.json'), record);
     return { id, state: 'running', pid, boot_ms: record.boot_ms };
   }
@@ -271,10 +315,16 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
    * driver instance does not answer the hello: try them all at once and keep the first answer.
    */
   private async connectAgent(id: string, timeoutMs: number, signal?: AbortSignal): Promise<GuestClient> {
-    const attempts = agentSocketNames().map((name) => GuestClient.connect(this.state.file(id, name), { timeoutMs, signal }));
+    const attempts = agentSocketNames().map((name) =>
+      GuestClient.connect(this.state.file(id, name), { timeoutMs, signal }),
+    );
     try {
       const winner = await Promise.any(attempts);
-      for (const attempt of attempts) void attempt.then((c) => c !== winner && c.close(), () => {});
+      for (const attempt of attempts)
+        void attempt.then(
+          (c) => c !== winner && c.close(),
+          () => {},
+        );
       return winner;
     } catch (err) {
       const first = (err as AggregateError).errors?.[0] as Error | undefined;
@@ -362,7 +412,9 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
   private checkSocketPaths(id: string): void {
     const longest = this.state.file(id, 'agent-0.sock');
     if (Buffer.byteLength(longest) > MAX_UNIX_SOCKET_PATH) {
-      throw invalid(`state dir + VM id too long for a unix socket path (${Buffer.byteLength(longest)} > ${MAX_UNIX_SOCKET_PATH} bytes): ${longest}`);
+      throw invalid(
+        `state dir + VM id too long for a unix socket path (${Buffer.byteLength(longest)} > ${MAX_UNIX_SOCKET_PATH} bytes): ${longest}`,
+      );
     }
   }
 
@@ -392,7 +444,26 @@ function kvmUsable(): boolean {
 /** True when QEMU starts a (paused) microvm with KVM: catches hosts where /dev/kvm exists but fails. */
 function probeKvm(qemu: string): Promise<boolean> {
   return new Promise((resolve) => {
-    const child = spawn(qemu, ['-M', 'microvm', '-accel', 'kvm', '-cpu', 'host', '-m', '64', '-nodefaults', '-display', 'none', '-S', '-monitor', 'none'], { stdio: 'ignore' });
+    const child = spawn(
+      qemu,
+      [
+        '-M',
+        'microvm',
+        '-accel',
+        'kvm',
+        '-cpu',
+        'host',
+        '-m',
+        '64',
+        '-nodefaults',
+        '-display',
+        'none',
+        '-S',
+        '-monitor',
+        'none',
+      ],
+      { stdio: 'ignore' },
+    );
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       resolve(true); // still running after a second: KVM works
@@ -419,7 +490,13 @@ function run(file: string, args: string[], timeoutMs: number): Promise<void> {
     child.on('error', (err) => reject(new AetheriumError('driver_failed', `${file}: ${err.message}`)));
     child.on('close', (code, sig) => {
       if (code === 0) resolve();
-      else reject(new AetheriumError('driver_failed', `${file.split('/').pop() ?? file} failed (${sig ?? `exit ${String(code)}`}): ${stderr.trim()}`));
+      else
+        reject(
+          new AetheriumError(
+            'driver_failed',
+            `${file.split('/').pop() ?? file} failed (${sig ?? `exit ${String(code)}`}): ${stderr.trim()}`,
+          ),
+        );
     });
   });
 }

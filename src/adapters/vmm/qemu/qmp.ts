@@ -15,7 +15,12 @@ export class QmpError extends Error {
  * Runs `command` and resolves with its `return` value. For `quit`, QEMU may close the socket before
  * answering: that counts as success.
  */
-export function qmpCommand(path: string, command: string, args?: Record<string, unknown>, timeoutMs = 5_000): Promise<unknown> {
+export function qmpCommand(
+  path: string,
+  command: string,
+  args?: Record<string, unknown>,
+  timeoutMs = 5_000,
+): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const socket = connect(path);
     let buffer = '';
@@ -29,7 +34,10 @@ export function qmpCommand(path: string, command: string, args?: Record<string, 
       if (err) reject(err);
       else resolve(value);
     };
-    const timer = setTimeout(() => finish(new QmpError(`QMP ${command} on ${path} timed out after ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => finish(new QmpError(`QMP ${command} on ${path} timed out after ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     socket.setEncoding('utf8');
     socket.on('error', (err) => finish(new QmpError(`QMP ${path}: ${err.message}`)));
     socket.on('close', () => {

@@ -67,10 +67,22 @@ export async function bootSandbox(options: BootOptions): Promise<InitRecord> {
       };
       const onAbort = (): void => fail(abortError(signal as AbortSignal));
       const onExit = (code: number | null, sig: NodeJS.Signals | null): void =>
-        fail(new AetheriumError('driver_failed', `bwrap exited during boot (${sig ?? `exit code ${String(code)}`}): ${logTail(options.logFile)}`));
-      const onError = (err: Error): void => fail(new AetheriumError('driver_failed', `cannot start bwrap: ${err.message}`));
+        fail(
+          new AetheriumError(
+            'driver_failed',
+            `bwrap exited during boot (${sig ?? `exit code ${String(code)}`}): ${logTail(options.logFile)}`,
+          ),
+        );
+      const onError = (err: Error): void =>
+        fail(new AetheriumError('driver_failed', `cannot start bwrap: ${err.message}`));
       const timer = setTimeout(
-        () => fail(new AetheriumError('driver_failed', `sandbox did not become ready within ${options.timeoutMs} ms: ${logTail(options.logFile)}`)),
+        () =>
+          fail(
+            new AetheriumError(
+              'driver_failed',
+              `sandbox did not become ready within ${options.timeoutMs} ms: ${logTail(options.logFile)}`,
+            ),
+          ),
         options.timeoutMs,
       );
       const onInfo = (chunk: Buffer): void => {
@@ -115,7 +127,11 @@ export async function bootSandbox(options: BootOptions): Promise<InitRecord> {
   child.unref();
   const pid = childPid as number;
   const stat = readProcStat(pid);
-  if (!stat) throw new AetheriumError('driver_failed', `sandbox pid 1 (host pid ${pid}) vanished right after boot: ${logTail(options.logFile)}`);
+  if (!stat)
+    throw new AetheriumError(
+      'driver_failed',
+      `sandbox pid 1 (host pid ${pid}) vanished right after boot: ${logTail(options.logFile)}`,
+    );
   return {
     pid,
     start_time: stat.startTime,

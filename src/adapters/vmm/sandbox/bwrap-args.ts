@@ -27,7 +27,13 @@ export interface HostLayout {
 const TOP_LEVEL = ['bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32'];
 
 /** /etc entries bound read-only when the host has them: program alternatives and the dynamic linker's cache. */
-export const ETC_BINDS = ['/etc/alternatives', '/etc/ld.so.cache', '/etc/ld.so.conf', '/etc/ld.so.conf.d', '/etc/localtime'];
+export const ETC_BINDS = [
+  '/etc/alternatives',
+  '/etc/ld.so.cache',
+  '/etc/ld.so.conf',
+  '/etc/ld.so.conf.d',
+  '/etc/localtime',
+];
 
 export function probeHostLayout(): HostLayout {
   const entries: HostEntry[] = [];
@@ -65,8 +71,12 @@ export interface BwrapArgsInput {
 export function buildBwrapArgs({ rootDir, hostname, layout, perms }: BwrapArgsInput): string[] {
   const args = [
     '--unshare-all', // pid, mount, net (loopback only), ipc, uts, cgroup; no user namespace when run as root
-    '--bind', rootDir, '/',
-    '--ro-bind', '/usr', '/usr',
+    '--bind',
+    rootDir,
+    '/',
+    '--ro-bind',
+    '/usr',
+    '/usr',
   ];
   for (const entry of layout.entries) {
     // Symlinks (/bin -> usr/bin on merged-/usr hosts) are made in the root directory itself by
@@ -75,18 +85,29 @@ export function buildBwrapArgs({ rootDir, hostname, layout, perms }: BwrapArgsIn
   }
   for (const path of ETC_BINDS) args.push('--ro-bind-try', path, path);
   args.push(
-    '--proc', '/proc',
-    '--dev', '/dev',
-    ...(perms ? ['--perms', '1777'] : []), '--tmpfs', '/tmp',
-    '--tmpfs', '/run',
-    '--hostname', hostname,
-    '--cap-drop', 'ALL',
+    '--proc',
+    '/proc',
+    '--dev',
+    '/dev',
+    ...(perms ? ['--perms', '1777'] : []),
+    '--tmpfs',
+    '/tmp',
+    '--tmpfs',
+    '/run',
+    '--hostname',
+    hostname,
+    '--cap-drop',
+    'ALL',
     '--new-session',
-    '--chdir', '/',
-    '--info-fd', String(INFO_FD),
+    '--chdir',
+    '/',
+    '--info-fd',
+    String(INFO_FD),
     // Deliberately no --die-with-parent: the sandbox outlives the agent, recover() reattaches.
     '--',
-    '/bin/sh', '-c', INIT_SCRIPT,
+    '/bin/sh',
+    '-c',
+    INIT_SCRIPT,
   );
   return args;
 }

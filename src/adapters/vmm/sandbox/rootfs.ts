@@ -32,10 +32,16 @@ export async function prepareRootfs(rootDir: string, hostname: string): Promise<
     await chmod(path, mode);
   }
   const etc = join(rootDir, 'etc');
-  await writeFile(join(etc, 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n');
+  await writeFile(
+    join(etc, 'passwd'),
+    'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n',
+  );
   await writeFile(join(etc, 'group'), 'root:x:0:\nnogroup:x:65534:\n');
   await writeFile(join(etc, 'hostname'), `${hostname}\n`);
-  await writeFile(join(etc, 'hosts'), `127.0.0.1\tlocalhost\n127.0.1.1\t${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`);
+  await writeFile(
+    join(etc, 'hosts'),
+    `127.0.0.1\tlocalhost\n127.0.1.1\t${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`,
+  );
   await writeFile(join(etc, 'nsswitch.conf'), 'passwd: files\ngroup: files\nshadow: files\nhosts: files\n');
   if (existsSync('/usr/lib/os-release') && !existsSync(join(etc, 'os-release'))) {
     await symlink('../usr/lib/os-release', join(etc, 'os-release'));

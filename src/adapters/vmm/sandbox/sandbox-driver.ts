@@ -17,7 +17,14 @@ import { posix, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { AetheriumError, conflict, invalid, notFound } from '../../../domain/index.ts';
 import type { ExecResult } from '../../../domain/index.ts';
-import type { DriverInfo, ExecRequest, RecoverReport, VmDriver, VmRuntimeInfo, VmSpec } from '../../../ports/vm-driver.ts';
+import type {
+  DriverInfo,
+  ExecRequest,
+  RecoverReport,
+  VmDriver,
+  VmRuntimeInfo,
+  VmSpec,
+} from '../../../ports/vm-driver.ts';
 import {
   type CgroupHost,
   type CgroupSet,
@@ -230,13 +237,22 @@ export class SandboxDriver extends StatefulDriver<VmRecord> implements VmDriver 
 
   private async boot(id: string, spec: VmSpec, signal?: AbortSignal): Promise<VmRuntimeInfo> {
     const groups = await this.readCgroups(id);
-    const problems = await applyCgroupLimits(groups, { memory_mb: spec.memory_mb, vcpus: spec.vcpus, pids_max: this.pidsMax });
+    const problems = await applyCgroupLimits(groups, {
+      memory_mb: spec.memory_mb,
+      vcpus: spec.vcpus,
+      pids_max: this.pidsMax,
+    });
     for (const p of problems) if (!this.info.warnings.includes(p)) this.info.warnings.push(p);
     await linkHostEntries(this.state.rootDir(id), this.layout);
     const init = await bootSandbox({
       bwrap: this.tools.bwrap,
       sh: this.tools.sh,
-      bwrapArgs: buildBwrapArgs({ rootDir: this.state.rootDir(id), hostname: toHostname(spec.name), layout: this.layout, perms: this.tools.perms }),
+      bwrapArgs: buildBwrapArgs({
+        rootDir: this.state.rootDir(id),
+        hostname: toHostname(spec.name),
+        layout: this.layout,
+        perms: this.tools.perms,
+      }),
       cgroupProcs: procsFiles(groups),
       logFile: this.state.file(id, 'init.log'),
       timeoutMs: this.bootTimeoutMs,
@@ -305,12 +321,18 @@ function running(id: string, init: InitRecord): VmRuntimeInfo {
 function findTools(): Tools {
   const bwrap = findOnPath('bwrap');
   if (!bwrap) {
-    throw new AetheriumError('driver_unavailable', 'the sandbox driver needs bubblewrap: `bwrap` is not on PATH (Debian/Ubuntu: apt-get install bubblewrap)');
+    throw new AetheriumError(
+      'driver_unavailable',
+      'the sandbox driver needs bubblewrap: `bwrap` is not on PATH (Debian/Ubuntu: apt-get install bubblewrap)',
+    );
   }
   const nsenter = findOnPath('nsenter');
   const setpriv = findOnPath('setpriv');
   if (!nsenter || !setpriv) {
-    throw new AetheriumError('driver_unavailable', 'the sandbox driver needs `nsenter` and `setpriv` from util-linux on PATH');
+    throw new AetheriumError(
+      'driver_unavailable',
+      'the sandbox driver needs `nsenter` and `setpriv` from util-linux on PATH',
+    );
   }
   const sh = findOnPath('sh') ?? '/bin/sh';
   const help = spawnSync(nsenter, ['--help'], { encoding: 'utf8' });
