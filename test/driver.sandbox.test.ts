@@ -143,8 +143,10 @@ describe('sandbox driver (bubblewrap)', () => {
       expect(readFileSync(join(groups.memory as string, 'memory.limit_in_bytes'), 'utf8').trim()).toBe(
         String(32 * 1024 * 1024),
       );
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell expansion, not a template
       const small = await sh(bravo.id, 'x=$(head -c 4000000 /dev/zero | tr "\\000" a); echo survived ${#x}');
       expect(small.stdout).toBe('survived 4000000\n');
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell expansion, not a template
       const big = await sh(bravo.id, 'x=$(head -c 200000000 /dev/zero | tr "\\000" a); echo survived ${#x}');
       expect(big.stdout).not.toMatch(/survived/);
       expect(big.exit_code).toBe(137);
