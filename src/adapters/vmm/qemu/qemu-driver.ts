@@ -68,6 +68,8 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
   /** Resolved accelerator: in 'auto' mode KVM is probed (a real QEMU start) before the first boot. */
   accel: 'kvm' | 'tcg';
   private accelProbe: Promise<void> | null = null;
+  /** In 'auto' mode with /dev/kvm present: boot the guest kernel once under KVM before trusting it. */
+  private readonly probeAccel: boolean;
   private readonly qemu: string;
   private readonly qemuImg: string;
   private readonly imageDir: string;
@@ -91,17 +93,7 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
     this.imageDir = options.imageDir ?? DEFAULT_IMAGE_DIR;
     const wanted = options.accel ?? 'auto';
     this.accel = wanted === 'auto' ? (kvmUsable() ? 'kvm' : 'tcg') : wanted;
-    if (wanted === 'auto' && this.accel === 'kvm') {
-      // /dev/kvm can be present yet unusable (e.g. nested virtualisation refusing MSRs): try it once.
-      this.accelProbe = probeKvm(this.qemu).then((ok) => {
-        if (!ok) {
-          this.accel = 'tcg';
-          this.info.warnings.unshift(
-            '/dev/kvm is present but QEMU cannot use it here: falling back to TCG software emulation (slow).',
-          );
-        }
-      });
-    }
+    this.probeAccel = wanted === 'auto' && this.accel === 'kvm';
     this.bootTimeoutMs = options.bootTimeoutMs ?? 90_000;
     this.info = {
       name: 'qemu',
@@ -257,7 +249,17 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
 
   private async boot(id: string, spec: VmSpec, startedAt: number, signal?: AbortSignal): Promise<VmRuntimeInfo> {
     const image = await this.guestImage();
-    await this.accelProbe;
+    if (this.probeAccel) {
+      // /dev/kvm can be present yet unusable (e.g. nested virtualisation refusing MSRs): try it once.
+      this.accelProbe ??= probeKvm(this.qemu, image.kernel).then((ok) => {
+        if (ok) return;
+        this.accel = 'tcg';
+        this.info.warnings.unshift(
+          '/dev/kvm is present but a guest kernel does not run under KVM here: falling back to TCG software emulation (slow).',
+        );
+      });
+      await this.accelProbe;
+    }
     const f = (name: string): string => this.state.file(id, name);
     for (const name of ['qemu.pid', 'qmp.sock', ...agentSocketNames()]) await rm(f(name), { force: true });
     const args = buildQemuArgs({
@@ -441,41 +443,31 @@ function kvmUsable(): boolean {
   }
 }
 
-/** True when QEMU starts a (paused) microvm with KVM: catches hosts where /dev/kvm exists but fails. */
-function probeKvm(qemu: string): Promise<boolean> {
+/**
+ * True when a guest kernel really runs under KVM here. /dev/kvm can be present and QEMU start with it
+ * (a paused machine, even a BIOS, runs), yet a Linux guest never gets past its first instruction:
+ * nested virtualisation that refuses MSRs, as on hosts that are themselves microVMs. So the probe
+ * boots the guest image's kernel with early console output and waits for its first line.
+ */
+function probeKvm(qemu: string, kernel: string, timeoutMs = 10_000): Promise<boolean> {
   return new Promise((resolve) => {
-    const child = spawn(
-      qemu,
-      [
-        '-M',
-        'microvm',
-        '-accel',
-        'kvm',
-        '-cpu',
-        'host',
-        '-m',
-        '64',
-        '-nodefaults',
-        '-display',
-        'none',
-        '-S',
-        '-monitor',
-        'none',
-      ],
-      { stdio: 'ignore' },
-    );
-    const timer = setTimeout(() => {
+    const args = ['-M', 'microvm', '-accel', 'kvm', '-cpu', 'host', '-m', '64', '-nodefaults', '-no-user-config'];
+    args.push('-nographic', '-no-reboot', '-kernel', kernel, '-serial', 'stdio');
+    args.push('-append', 'console=ttyS0 earlyprintk=serial,ttyS0 panic=-1');
+    const child = spawn(qemu, args, { stdio: ['ignore', 'pipe', 'ignore'] });
+    let seen = '';
+    const done = (ok: boolean): void => {
+      clearTimeout(timer);
       child.kill('SIGKILL');
-      resolve(true); // still running after a second: KVM works
-    }, 1_000);
-    child.on('error', () => {
-      clearTimeout(timer);
-      resolve(false);
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    child.stdout.on('data', (chunk: Buffer) => {
+      seen = (seen + chunk.toString('latin1')).slice(-4096);
+      if (seen.includes('Linux version')) done(true);
     });
-    child.on('exit', () => {
-      clearTimeout(timer);
-      resolve(false);
-    });
+    child.on('error', () => done(false));
+    child.on('exit', () => done(false));
   });
 }
 
