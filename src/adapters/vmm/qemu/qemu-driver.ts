@@ -14,7 +14,7 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdir, readFile, rm } from 'node:fs/promises';
-import { constants as fsConstants, accessSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
 import { AetheriumError, conflict, invalid, notFound } from '../../../domain/index.ts';
 import type { ExecResult } from '../../../domain/index.ts';
@@ -34,6 +34,7 @@ import { StatefulDriver } from '../vm-lifecycle.ts';
 import { readJsonFile, removeTree, writeJsonAtomic } from '../vm-dir.ts';
 import { findOnPath } from '../which.ts';
 import { type GuestImage, DEFAULT_IMAGE_DIR, ensureGuestImage } from './image.ts';
+import { kvmUsable, probeKvm } from './kvm.ts';
 import { AGENT_PORTS, buildQemuArgs, hostTscKhz } from './qemu-args.ts';
 import { qmpCommand, qmpQueryStatus } from './qmp.ts';
 
@@ -432,43 +433,6 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
 
 function agentSocketNames(): string[] {
   return Array.from({ length: AGENT_PORTS }, (_, i) => `agent-${i}.sock`);
-}
-
-function kvmUsable(): boolean {
-  try {
-    accessSync('/dev/kvm', fsConstants.R_OK | fsConstants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * True when a guest kernel really runs under KVM here. /dev/kvm can be present and QEMU start with it
- * (a paused machine, even a BIOS, runs), yet a Linux guest never gets past its first instruction:
- * nested virtualisation that refuses MSRs, as on hosts that are themselves microVMs. So the probe
- * boots the guest image's kernel with early console output and waits for its first line.
- */
-function probeKvm(qemu: string, kernel: string, timeoutMs = 10_000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const args = ['-M', 'microvm', '-accel', 'kvm', '-cpu', 'host', '-m', '64', '-nodefaults', '-no-user-config'];
-    args.push('-nographic', '-no-reboot', '-kernel', kernel, '-serial', 'stdio');
-    args.push('-append', 'console=ttyS0 earlyprintk=serial,ttyS0 panic=-1');
-    const child = spawn(qemu, args, { stdio: ['ignore', 'pipe', 'ignore'] });
-    let seen = '';
-    const done = (ok: boolean): void => {
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), timeoutMs);
-    child.stdout.on('data', (chunk: Buffer) => {
-      seen = (seen + chunk.toString('latin1')).slice(-4096);
-      if (seen.includes('Linux version')) done(true);
-    });
-    child.on('error', () => done(false));
-    child.on('exit', () => done(false));
-  });
 }
 
 /** Runs a helper to completion; non-zero exit is a driver_failed error carrying its stderr. */
