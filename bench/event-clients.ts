@@ -3,14 +3,14 @@ import { parentPort, workerData } from 'node:worker_threads';
 import WebSocket from 'ws';
 import { sentAtInText } from '../test/harness/sample-events.ts';
 
-const { url, clients } = workerData as { url: string; clients: number };
+const { url, clients, token } = workerData as { url: string; clients: number; token: string };
 const histogram = new Float64Array(10_001); // 0..10,000 ms; the last bucket is "more"
 let received = 0;
 let closedEarly = 0;
 const sockets: WebSocket[] = [];
 
 for (let i = 0; i < clients; i++) {
-  const ws = new WebSocket(url);
+  const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
   ws.on('message', (raw) => {
     const now = Date.now();
     // One frame, one or more events (one per line).

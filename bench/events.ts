@@ -51,6 +51,9 @@ const server = spawn(process.execPath, [CLI, 'server'], {
 process.once('exit', () => server.kill('SIGKILL'));
 try {
   await waitForHttp(`http://127.0.0.1:${port}/health`, () => true, 60_000);
+  // A fresh cluster: its first admin key, as an operator would get it.
+  const bootstrap = await fetch(`http://127.0.0.1:${port}/api/v1/tokens/bootstrap`, { method: 'POST' });
+  const { token } = (await bootstrap.json()) as { token: string };
   const url = `ws://127.0.0.1:${port}/api/v1/events?topics=task`;
   const threads = Array.from(
     { length: THREADS },
@@ -58,6 +61,7 @@ try {
       new Worker(new URL('./event-clients.mjs', import.meta.url), {
         workerData: {
           url,
+          token,
           clients:
             Math.ceil(CLIENTS / THREADS) - (i === THREADS - 1 ? Math.ceil(CLIENTS / THREADS) * THREADS - CLIENTS : 0),
         },

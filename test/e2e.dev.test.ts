@@ -2,7 +2,7 @@
  * The embedded system end to end, as a user runs it: `aetherium dev` as a real process, the CLI as
  * real processes, the sandbox driver on bubblewrap, PGlite on disk, and a restart in the middle.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,11 +20,15 @@ async function startDevProcess(): Promise<number> {
     AETHERIUM_LOG__LEVEL: 'warn',
   });
   const current = dev;
+  // The admin key is written before the API answers: read it once /health is up.
+  await waitForHttp(`${api}/health`, () => true, 60_000, () => current.output());
+  const key = readFileSync(join(dataDir, 'admin.key'), 'utf8').trim();
   return waitForHttp<Stats>(
     `${api}/api/v1/cluster/stats`,
     (s) => s.active_workers === 1 && s.healthy_workers === 1,
     60_000,
     () => current.output(),
+    { authorization: `Bearer ${key}` },
   );
 }
 
@@ -36,7 +40,8 @@ async function stopDevProcess(): Promise<number | null> {
   return code;
 }
 
-const cli = (...args: string[]) => runCli(['--api', api, ...args]);
+// The CLI finds the key `aetherium dev` wrote, as a user's would on the same machine.
+const cli = (...args: string[]) => runCli(['--api', api, ...args], { AETHERIUM_KEY_FILE: join(dataDir, 'admin.key') });
 
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'aetherium-e2e-'));

@@ -4,7 +4,7 @@
  * two of them run.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,15 +20,20 @@ async function startDev(): Promise<void> {
     AETHERIUM_LOG__LEVEL: 'warn',
   });
   const current = dev;
+  // The admin key is written before the API answers: read it once /health is up.
+  await waitForHttp(`${api}/health`, () => true, 60_000, () => current.output());
+  const key = readFileSync(join(dataDir, 'admin.key'), 'utf8').trim();
   await waitForHttp<{ healthy_workers: number }>(
     `${api}/api/v1/cluster/stats`,
     (s) => s.healthy_workers === 1,
     60_000,
     () => current.output(),
+    { authorization: `Bearer ${key}` },
   );
 }
 
-const cli = (...args: string[]) => runCli(['--api', api, ...args], {}, 180_000);
+// The CLI finds the key `aetherium dev` wrote, as a user's would on the same machine.
+const cli = (...args: string[]) => runCli(['--api', api, ...args], { AETHERIUM_KEY_FILE: join(dataDir, 'admin.key') }, 180_000);
 
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'aetherium-qemu-e2e-'));

@@ -34,7 +34,7 @@ const wsUrl = (replica: number, query = '') =>
  */
 function connect(url: string, onMessage?: (message: StreamMessage) => void): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${c.adminKey}` } });
     // A frame carries one or more messages, one per line.
     if (onMessage) {
       ws.on('message', (raw) => {
@@ -49,7 +49,7 @@ function connect(url: string, onMessage?: (message: StreamMessage) => void): Pro
 /** A client and its TCP socket (the upgrade response's), to stop reading from it. */
 function connectWithSocket(url: string): Promise<{ ws: WebSocket; socket: Socket }> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${c.adminKey}` } });
     let socket: Socket | null = null;
     ws.once('upgrade', (response) => (socket = response.socket));
     ws.once('open', () => (socket ? resolve({ ws, socket }) : reject(new Error('opened without an upgrade'))));

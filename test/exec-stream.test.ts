@@ -32,7 +32,7 @@ interface Session {
 
 function open(path: string): Promise<Session> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${base}/api/v1${path}`);
+    const ws = new WebSocket(`${base}/api/v1${path}`, { headers: { authorization: `Bearer ${t.adminKey}` } });
     const messages: Record<string, any>[] = [];
     ws.on('message', (raw) => messages.push(JSON.parse(String(raw))));
     const closed = new Promise<number>((r) => ws.on('close', (code) => r(code)));

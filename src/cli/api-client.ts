@@ -1,4 +1,6 @@
 /** The CLI's HTTP client for /api/v1. Errors come back as CliError with the API's code and message. */
+import { authHeaders } from './credentials.ts';
+
 export class CliError extends Error {
   constructor(
     message: string,
@@ -18,7 +20,7 @@ export class ApiClient {
     try {
       response = await fetch(url, {
         method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        headers: { ...authHeaders(), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (err) {

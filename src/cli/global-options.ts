@@ -1,5 +1,6 @@
 export interface GlobalOptions {
   api: string;
   json: boolean;
+  token?: string;
   config?: string;
 }

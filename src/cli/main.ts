@@ -8,19 +8,23 @@ import { ApiClient, CliError } from './api-client.ts';
 import { registerEventCommands } from './commands/events.ts';
 import { registerRunCommands } from './commands/run.ts';
 import { registerTaskCommands } from './commands/tasks.ts';
+import { registerTokenCommands } from './commands/tokens.ts';
 import { registerVmCommands } from './commands/vm.ts';
 import { registerWorkerCommands } from './commands/workers.ts';
 import type { GlobalOptions } from './global-options.ts';
+import { setToken } from './credentials.ts';
 
 const program = new Command('aetherium')
   .version(VERSION)
   .description('Isolated micro-VMs across a fleet of hosts')
   .option('--api <url>', 'control plane address', process.env.AETHERIUM_API ?? 'http://localhost:8080')
   .option('--json', 'print JSON instead of tables', false)
+  .option('--token <key>', 'API key or JWT (default: AETHERIUM_TOKEN, else .aetherium/admin.key from `aetherium dev`)')
   .showHelpAfterError()
   .exitOverride();
 
 const global = () => program.opts<GlobalOptions>();
+program.hook('preAction', () => setToken(global().token));
 const client = () => new ApiClient(global().api);
 
 registerRunCommands(program);
@@ -28,6 +32,7 @@ registerVmCommands(program, client, global);
 registerWorkerCommands(program, client, global);
 registerTaskCommands(program, client, global);
 registerEventCommands(program, global);
+registerTokenCommands(program, client, global);
 
 try {
   await program.parseAsync(process.argv);

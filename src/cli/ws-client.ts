@@ -1,6 +1,7 @@
 /** WebSocket helpers for the CLI: the event tail and interactive exec. */
 import WebSocket from 'ws';
 import { CliError } from './api-client.ts';
+import { authHeaders } from './credentials.ts';
 
 export function wsUrl(api: string, path: string): string {
   return `${api.replace(/\/$/, '').replace(/^http/, 'ws')}/api/v1${path}`;
@@ -9,7 +10,7 @@ export function wsUrl(api: string, path: string): string {
 /** Opens a socket; the handler is attached before the handshake so no early message is lost. */
 export function openSocket(url: string, onMessage: (message: Record<string, any>) => void): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(url, { headers: authHeaders() });
     // The event stream puts one or more messages in a frame, one per line.
     ws.on('message', (raw) => {
       for (const line of String(raw).split('\n')) {

@@ -1,6 +1,6 @@
-/** Durations in config are written the way operators write them: `500ms`, `10s`, `1m`, `1h`. */
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-const PATTERN = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
+/** Durations are written the way operators write them: `500ms`, `10s`, `1m`, `1h`, `30d`. */
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const PATTERN = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
 
 export function parseDuration(text: string): number | null {
   const match = PATTERN.exec(text.trim());

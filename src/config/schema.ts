@@ -123,10 +123,30 @@ export const configSchema = z
     worker: workerSchema,
     api_gateway: z
       .object({
-        host: z.string().default('0.0.0.0'),
+        /** Loopback unless told otherwise: a control plane runs commands in VMs for whoever reaches it. */
+        host: z.string().default('127.0.0.1'),
         port: z.number().int().min(0).max(65535).default(8080),
-        enable_cors: z.boolean().default(true),
         enable_websocket: z.boolean().default(true),
+        /** Web pages allowed to call the API and open its WebSockets (CORS and Origin checks). */
+        cors_origins: z.array(z.string().url()).default([]),
+        auth: z
+          .object({
+            /** Off only for a loopback listener; `aetherium server` refuses anything else without it. */
+            enabled: z.boolean().default(true),
+            jwt: z
+              .object({
+                jwks_url: z.string().url().nullable().default(null),
+                /** A shared HS256 secret for small setups, instead of a JWKS. */
+                secret: z.string().min(32).nullable().default(null),
+                issuer: z.string().nullable().default(null),
+                audience: z.string().nullable().default(null),
+                /** The claim that carries the role (a dotted path; an array claim takes its highest role). */
+                role_claim: z.string().min(1).default('role'),
+                clock_skew: duration('30s'),
+              })
+              .prefault({}),
+          })
+          .prefault({}),
         rate_limit: z
           .object({
             enabled: z.boolean().default(true),

@@ -7,3 +7,4 @@ export * from './events.ts';
 export * as evt from './event-constructors.ts';
 export * from './errors.ts';
 export * from './ids.ts';
+export * from './auth.ts';

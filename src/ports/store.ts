@@ -8,6 +8,9 @@
  * once, whatever retries happen.
  */
 import type {
+  ApiKeyRecord,
+  AuditEntry,
+  AuditFilter,
   Execution,
   PlacementRecord,
   Task,
@@ -125,4 +128,31 @@ export interface Store {
   // ── executions ───────────────────────────────────────────────────────────────────────────────
   insertExecution(execution: Execution): Promise<void>;
   listExecutions(vmId: string, limit?: number): Promise<Execution[]>;
+
+  // ── API keys and audit ───────────────────────────────────────────────────────────────────────
+  /** Writes a key (its hash, never the secret). Fails with conflict on a duplicate live (unrevoked) name. */
+  insertApiKey(key: ApiKeyRecord): Promise<void>;
+  /** A key by id, revoked and expired ones included: expiry and revocation are the caller's to check. */
+  getApiKey(id: string): Promise<ApiKeyRecord | null>;
+  /** Newest first; revoked keys only with `include_revoked`. Expired keys are listed like any other. */
+  listApiKeys(options?: { include_revoked?: boolean }): Promise<ApiKeyRecord[]>;
+  /**
+   * Compare-and-set: revokes the live key whose id (preferred) or name is `idOrName` and returns it;
+   * null when no live key matched, so a key is revoked once, however many callers race.
+   */
+  revokeApiKey(idOrName: string, now: Date): Promise<ApiKeyRecord | null>;
+  /**
+   * Records that a key was used: sets last_used_at to `now`, but writes only when it is unset or at
+   * least 60 s old (it runs on every request; the throttle is in the statement's WHERE).
+   */
+  touchApiKey(id: string, now: Date): Promise<void>;
+  /** How many keys are not revoked (expired ones included), for the bootstrap-once rule. */
+  countApiKeys(): Promise<number>;
+  /** Appends to the audit log; `at` defaults to the database's clock. */
+  insertAudit(entry: Omit<AuditEntry, 'id' | 'at'> & { at?: Date }): Promise<void>;
+  /**
+   * Newest first (by id). `limit` defaults to 100 and is clamped to 1..1000; pass the last id of a
+   * page as `before_id` for the next one.
+   */
+  listAudit(filter?: AuditFilter): Promise<AuditEntry[]>;
 }

@@ -12,6 +12,7 @@ import type { Logger } from './logger.ts';
 import { VERSION } from './version.ts';
 import { workerAgentOptions } from './worker-options.ts';
 import { linkOverEngines } from './worker-link.ts';
+import { requireSafeBind } from './safe-bind.ts';
 
 export class SharedEnginesRequired extends Error {}
 
@@ -37,6 +38,7 @@ export async function startServer(
   log: Logger,
 ): Promise<RunningProcess & { controlPlane: ControlPlane }> {
   requireSharedEngines(config, 'server');
+  requireSafeBind(config, 'server');
   const engines = await openEngines(config, log);
   const controlPlane = new ControlPlane(config, { ...engines, log, mode: 'server', version: VERSION });
   try {

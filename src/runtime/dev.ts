@@ -11,6 +11,8 @@ import { openEngines, type Engines } from './engines.ts';
 import type { Logger } from './logger.ts';
 import { VERSION } from './version.ts';
 import { workerAgentOptions } from './worker-options.ts';
+import { ensureDevAdminKey } from './dev-admin-key.ts';
+import { requireSafeBind } from './safe-bind.ts';
 
 export interface DevSystem {
   engines: Engines;
@@ -19,10 +21,14 @@ export interface DevSystem {
   /** The address the API listens on, e.g. http://127.0.0.1:8080. */
   address: string | null;
   warnings: string[];
+  /** The admin API key of this data directory (written to `adminKeyFile` unless the database is in memory). */
+  adminKey: string;
+  adminKeyFile: string | null;
   stop(): Promise<void>;
 }
 
 export async function startDev(config: Config, log: Logger, options: { listen?: boolean } = {}): Promise<DevSystem> {
+  requireSafeBind(config, 'dev');
   const engines = await openEngines(config, log);
   const stack: (() => Promise<void>)[] = [() => engines.close()];
   const stopAll = async () => {
@@ -46,9 +52,10 @@ export async function startDev(config: Config, log: Logger, options: { listen?: 
     const agent = new WorkerAgent(workerAgentOptions(config), { link, channels: engines.channels, drivers, log });
     await agent.start();
     stack.unshift(() => agent.stop());
+    const admin = await ensureDevAdminKey(config, controlPlane);
     const address = await controlPlane.startAndListen(options.listen ?? true);
     stack.unshift(() => controlPlane.stop());
-    return { engines, controlPlane, agent, address, warnings, stop: stopAll };
+    return { engines, controlPlane, agent, address, warnings, adminKey: admin.token, adminKeyFile: admin.file, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

@@ -5,12 +5,14 @@ import type { EventHub } from './events/event-hub.ts';
 import type { HealthReport } from './health.ts';
 import type { SchedulerLoop } from './scheduler-loop.ts';
 import type { TaskService } from './services/task-service.ts';
+import type { TokenService } from './services/token-service.ts';
 import type { VmService } from './services/vm-service.ts';
 import type { WorkerService } from './services/worker-service.ts';
 
 export interface ApiDeps {
   vms: VmService;
   tasks: TaskService;
+  tokens: TokenService;
   workers: WorkerService;
   scheduler: SchedulerLoop;
   /** Replay for the event stream's resume. */

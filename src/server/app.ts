@@ -23,9 +23,13 @@ import { scheduleRoutes } from './routes/schedule.ts';
 import { taskRoutes } from './routes/tasks.ts';
 import { vmRoutes } from './routes/vms.ts';
 import { workerRoutes } from './routes/workers.ts';
+import { tokenRoutes } from './routes/tokens.ts';
+import { type AuthOptions, chooseProtocol, installAuth } from './auth/auth-hooks.ts';
 
 export interface AppOptions {
   logger?: Logger;
+  /** Who may call what; without it (tests of the routes alone) every caller is the local admin. */
+  auth?: AuthOptions;
   rateLimit?: { enabled: boolean; max: number; windowMs: number };
   version?: string;
 }
@@ -41,6 +45,8 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandling(app);
 
+  installAuth(app, options.auth ?? { authenticator: null, allowedOrigins: [] });
+
   if (options.rateLimit?.enabled) {
     await app.register(rateLimit, {
       max: options.rateLimit.max,
@@ -55,7 +61,9 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
     });
   }
 
-  if (deps.hub) await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
+  if (deps.hub) {
+    await app.register(websocket, { options: { maxPayload: 1024 * 1024, handleProtocols: chooseProtocol } });
+  }
 
   await app.register(swagger, {
     openapi: {
@@ -71,6 +79,7 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
         { name: 'cluster' },
         { name: 'scheduler' },
         { name: 'events' },
+        { name: 'tokens' },
         { name: 'health' },
       ],
     },
@@ -88,6 +97,7 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
       await v1.register(taskRoutes(deps));
       await v1.register(workerRoutes(deps));
       await v1.register(scheduleRoutes(deps));
+      await v1.register(tokenRoutes(deps));
       if (deps.hub) {
         await v1.register(eventRoutes(deps.hub, deps.events));
         await v1.register(execStreamRoutes(deps, deps.channels));

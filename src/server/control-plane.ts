@@ -29,6 +29,9 @@ import { Reaper } from './reaper.ts';
 import { RegistryWatcher } from './registry-watcher.ts';
 import { SchedulerLoop } from './scheduler-loop.ts';
 import { TaskService } from './services/task-service.ts';
+import { TokenService } from './services/token-service.ts';
+import { Authenticator } from './auth/authenticator.ts';
+import { JwtVerifier } from './auth/jwt.ts';
 import { VmService } from './services/vm-service.ts';
 import { WorkerService } from './services/worker-service.ts';
 import { DirectWorkerLink } from './worker-link/direct-worker-link.ts';
@@ -68,7 +71,10 @@ export class ControlPlane extends Service {
   readonly watcher: RegistryWatcher;
   readonly vms: VmService;
   readonly tasks: TaskService;
+  readonly tokens: TokenService;
   readonly workers: WorkerService;
+  /** Null when authentication is off (allowed on a loopback listener only). */
+  readonly authenticator: Authenticator | null;
   private app: FastifyInstance | null = null;
   private parts: ServiceGroup | null = null;
   private listen = true;
@@ -109,6 +115,10 @@ export class ControlPlane extends Service {
     this.drains = new DrainLoop(drainDeps, 1000, drainDeps.log);
     this.vms = new VmService(this.ledger, deps.queue, wake);
     this.tasks = new TaskService(this.ledger, deps.queue, deps.events);
+    this.tokens = new TokenService(deps.store);
+    const auth = config.api_gateway.auth;
+    const jwt = auth.jwt.jwks_url || auth.jwt.secret ? new JwtVerifier({ ...auth.jwt, clock_skew_seconds: auth.jwt.clock_skew / 1000 }) : null;
+    this.authenticator = auth.enabled ? new Authenticator(deps.store, jwt, log.child({ component: 'auth' })) : null;
     this.workers = new WorkerService(drainDeps, wake);
     const events = config.events;
     this.hub = config.api_gateway.enable_websocket
@@ -159,6 +169,7 @@ export class ControlPlane extends Service {
       {
         vms: this.vms,
         tasks: this.tasks,
+        tokens: this.tokens,
         workers: this.workers,
         scheduler: this.scheduler,
         events: this.deps.events,
@@ -169,6 +180,7 @@ export class ControlPlane extends Service {
       },
       {
         logger: this.deps.log.child({ component: 'http' }),
+        auth: { authenticator: this.authenticator, allowedOrigins: gateway.cors_origins },
         rateLimit: { ...gateway.rate_limit, windowMs: gateway.rate_limit.window },
         version: this.deps.version,
       },

@@ -11,6 +11,8 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AetheriumError,
+  type ApiKeyRecord,
+  type AuditEntry,
   newId,
   TASK_STATUSES,
   type Execution,
@@ -71,6 +73,41 @@ function vmRecord(overrides: Partial<Vm> = {}): Vm {
 /** A task row: a pending create unless the overrides say otherwise (they keep type and payload paired). */
 function taskRecord(overrides: Partial<Task> = {}): Task {
   return { ...newTask('vm:create', { worker_labels: {}, strategy: null }), ...overrides } as Task;
+}
+
+/** A live API key that never expired and was never used, created now unless the overrides say otherwise. */
+function apiKeyRecord(overrides: Partial<ApiKeyRecord> = {}): ApiKeyRecord {
+  return {
+    id: `key_${uid()}`,
+    name: `key-${uid()}`,
+    role: 'operator',
+    hash: `sha256:${randomUUID()}`,
+    created_at: new Date(),
+    created_by: null,
+    last_used_at: null,
+    expires_at: null,
+    revoked_at: null,
+    ...overrides,
+  };
+}
+
+type AuditInput = Omit<AuditEntry, 'id' | 'at'> & { at?: Date };
+
+/** An audit entry as the server writes one: an allowed read by an API key unless the overrides say otherwise. */
+function auditRecord(overrides: Partial<AuditInput> = {}): AuditInput {
+  return {
+    actor: `key_${uid()}`,
+    actor_kind: 'key',
+    role: 'viewer',
+    action: 'vm.list',
+    route: 'GET /api/v1/vms',
+    target: null,
+    source: '127.0.0.1',
+    outcome: 'allowed',
+    status: 200,
+    details: {},
+    ...overrides,
+  };
 }
 
 /** A placement record as the scheduler writes one. */
@@ -832,6 +869,254 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
       });
     });
 
+    // ── API keys and audit ─────────────────────────────────────────────────────────────────────
+    describe('API keys and audit', () => {
+      it('insertApiKey and getApiKey round-trip every field; an unknown id is null', async () => {
+        const key = apiKeyRecord({
+          role: 'admin',
+          created_by: 'bootstrap',
+          created_at: new Date(Date.now() - 5_000),
+          last_used_at: new Date(Date.now() - 1_000),
+          expires_at: new Date(Date.now() + 86_400_000),
+        });
+        await store.insertApiKey(key);
+        expect(await store.getApiKey(key.id)).toEqual(key);
+        expect(await store.getApiKey(`key_${uid()}`)).toBeNull();
+      });
+
+      it('the role must be one of the three', async () => {
+        const bad: ApiKeyRecord = {
+          ...apiKeyRecord(),
+          // @ts-expect-error: a role outside ROLES, as a caller that skipped validation might send
+          role: 'root',
+        };
+        await expect(store.insertApiKey(bad)).rejects.toThrow();
+      });
+
+      it('a duplicate live name conflicts; once revoked, the name can be reused', async () => {
+        const first = apiKeyRecord();
+        await store.insertApiKey(first);
+        const clash = store.insertApiKey(apiKeyRecord({ name: first.name }));
+        await expect(clash).rejects.toBeInstanceOf(AetheriumError);
+        await expect(store.insertApiKey(apiKeyRecord({ name: first.name }))).rejects.toMatchObject({
+          code: 'conflict',
+        });
+
+        expect((await store.revokeApiKey(first.id, new Date()))?.id).toBe(first.id);
+        const second = apiKeyRecord({ name: first.name });
+        await store.insertApiKey(second);
+        expect((await store.getApiKey(second.id))?.revoked_at).toBeNull();
+        // By name, a revoke finds the live key, not the revoked one.
+        expect((await store.revokeApiKey(first.name, new Date()))?.id).toBe(second.id);
+      });
+
+      it('listApiKeys: newest first, revoked ones only with include_revoked', async () => {
+        const base = Date.now() + 3_600_000; // later than every other key in this store
+        const older = apiKeyRecord({ created_at: new Date(base) });
+        const newer = apiKeyRecord({ created_at: new Date(base + 1_000) });
+        const revoked = apiKeyRecord({ created_at: new Date(base + 2_000) });
+        for (const k of [newer, revoked, older]) await store.insertApiKey(k);
+        const at = new Date();
+        await store.revokeApiKey(revoked.id, at);
+
+        const live = await store.listApiKeys();
+        expect(live.slice(0, 2).map((k) => k.id)).toEqual([newer.id, older.id]);
+        expect(live.every((k) => k.revoked_at === null)).toBe(true);
+        expect(live.map((k) => k.id)).not.toContain(revoked.id);
+
+        const all = await store.listApiKeys({ include_revoked: true });
+        expect(all.slice(0, 3).map((k) => k.id)).toEqual([revoked.id, newer.id, older.id]);
+        expect(all[0]).toEqual({ ...revoked, revoked_at: at });
+        expect(await store.listApiKeys({ include_revoked: false })).toEqual(live);
+      });
+
+      it('revokeApiKey is a compare-and-set: once, by id or by name, and null when nothing is live', async () => {
+        const byId = apiKeyRecord();
+        const byName = apiKeyRecord();
+        await store.insertApiKey(byId);
+        await store.insertApiKey(byName);
+        const now = new Date();
+
+        expect(await store.revokeApiKey(byId.id, now)).toEqual({ ...byId, revoked_at: now });
+        expect(await store.revokeApiKey(byId.id, new Date())).toBeNull();
+        expect((await store.getApiKey(byId.id))?.revoked_at).toEqual(now); // the first revoke's time stays
+
+        expect((await store.revokeApiKey(byName.name, now))?.id).toBe(byName.id);
+        expect(await store.revokeApiKey(byName.name, now)).toBeNull();
+        expect(await store.revokeApiKey(`key_${uid()}`, now)).toBeNull();
+
+        // Raced: exactly one caller gets the key.
+        const raced = apiKeyRecord();
+        await store.insertApiKey(raced);
+        const results = await Promise.all(
+          Array.from({ length: 5 }, (_, i) => store.revokeApiKey(i % 2 ? raced.id : raced.name, new Date())),
+        );
+        expect(results.filter((r) => r !== null)).toHaveLength(1);
+      });
+
+      it('revokeApiKey: an id match wins over another key whose name is that id', async () => {
+        const target = apiKeyRecord();
+        const namesake = apiKeyRecord({ name: target.id });
+        await store.insertApiKey(target);
+        await store.insertApiKey(namesake);
+        expect((await store.revokeApiKey(target.id, new Date()))?.id).toBe(target.id);
+        expect((await store.getApiKey(namesake.id))?.revoked_at).toBeNull();
+        // Now the only live match is the namesake.
+        expect((await store.revokeApiKey(target.id, new Date()))?.id).toBe(namesake.id);
+      });
+
+      it('touchApiKey writes last_used_at at most once a minute, and never on a revoked key', async () => {
+        const key = apiKeyRecord();
+        await store.insertApiKey(key);
+        const t0 = new Date(Date.now() - 600_000);
+        const lastUsed = async () => (await store.getApiKey(key.id))?.last_used_at;
+
+        await store.touchApiKey(key.id, t0);
+        expect(await lastUsed()).toEqual(t0); // unset: written
+        await store.touchApiKey(key.id, new Date(t0.getTime() + 30_000));
+        expect(await lastUsed()).toEqual(t0); // 30 s later: skipped
+        await store.touchApiKey(key.id, new Date(t0.getTime() + 59_999));
+        expect(await lastUsed()).toEqual(t0); // just under a minute: skipped
+        const t1 = new Date(t0.getTime() + 60_000);
+        await store.touchApiKey(key.id, t1);
+        expect(await lastUsed()).toEqual(t1); // a minute later: written
+        await store.touchApiKey(key.id, new Date(t0.getTime() + 10_000));
+        expect(await lastUsed()).toEqual(t1); // a clock behind the last write never moves it back
+
+        await store.revokeApiKey(key.id, new Date());
+        await store.touchApiKey(key.id, new Date(t1.getTime() + 3_600_000));
+        expect(await lastUsed()).toEqual(t1);
+        await expect(store.touchApiKey(`key_${uid()}`, new Date())).resolves.toBeUndefined();
+      });
+
+      it('expired keys are still returned and counted: expiry is checked by the caller', async () => {
+        const expired = apiKeyRecord({ expires_at: new Date(Date.now() - 60_000) });
+        await store.insertApiKey(expired);
+        expect(await store.getApiKey(expired.id)).toEqual(expired);
+        expect((await store.listApiKeys()).map((k) => k.id)).toContain(expired.id);
+        const before = await store.countApiKeys();
+        await store.revokeApiKey(expired.id, new Date());
+        expect(await store.countApiKeys()).toBe(before - 1);
+      });
+
+      it('countApiKeys counts live keys only', async () => {
+        const before = await store.countApiKeys();
+        expect(before).toBe((await store.listApiKeys()).length);
+        const a = apiKeyRecord();
+        const b = apiKeyRecord();
+        await store.insertApiKey(a);
+        await store.insertApiKey(b);
+        await store.insertApiKey(apiKeyRecord({ revoked_at: new Date() })); // written already revoked
+        expect(await store.countApiKeys()).toBe(before + 2);
+        await store.revokeApiKey(a.id, new Date());
+        expect(await store.countApiKeys()).toBe(before + 1);
+      });
+
+      it('insertAudit and listAudit round-trip every field, details included; at defaults to now', async () => {
+        const actor = `key_${uid()}`;
+        const at = new Date(Date.now() - 2_000);
+        const full = auditRecord({
+          actor,
+          at,
+          actor_kind: 'jwt',
+          role: 'admin',
+          action: 'vm.delete',
+          route: 'DELETE /api/v1/vms/:id',
+          target: newId(),
+          source: '10.0.0.7',
+          outcome: 'succeeded',
+          status: 202,
+          details: { reason: 'cleanup', count: 3, ratio: 0.5, force: true, note: null, empty: '' },
+        });
+        const bare = auditRecord({ actor, actor_kind: 'anonymous', role: null, target: null, source: null });
+        const { at: _omitted, ...withoutAt } = bare;
+        const start = Date.now();
+        await store.insertAudit(full);
+        await store.insertAudit(withoutAt);
+
+        const [second, first] = await store.listAudit({ actor });
+        expect(first).toEqual({ ...full, id: expect.any(Number) });
+        expect(second).toEqual({ ...withoutAt, id: expect.any(Number), at: expect.any(Date) });
+        expect(second!.id).toBeGreaterThan(first!.id);
+        expect(Math.abs(second!.at.getTime() - start)).toBeLessThan(60_000); // the database's clock
+      });
+
+      it('listAudit filters by actor, action, outcome and since (inclusive), and combines them', async () => {
+        const alice = `key_${uid()}`;
+        const bob = `key_${uid()}`;
+        const action = `vm.stop.${uid()}`;
+        const base = Date.now() - 10_000;
+        const rows: AuditInput[] = [
+          auditRecord({ actor: alice, action, outcome: 'allowed', at: new Date(base) }),
+          auditRecord({ actor: alice, action, outcome: 'denied', status: 403, at: new Date(base + 1_000) }),
+          auditRecord({ actor: bob, action, outcome: 'failed', status: 500, at: new Date(base + 2_000) }),
+          auditRecord({ actor: alice, action: 'vm.list', outcome: 'allowed', at: new Date(base + 3_000) }),
+        ];
+        for (const row of rows) await store.insertAudit(row);
+        const list = async (filter: Parameters<Store['listAudit']>[0]) =>
+          (await store.listAudit(filter)).map((e) => [e.actor, e.action, e.outcome]);
+
+        expect(await list({ actor: alice })).toEqual([
+          [alice, 'vm.list', 'allowed'],
+          [alice, action, 'denied'],
+          [alice, action, 'allowed'],
+        ]);
+        expect(await list({ action })).toEqual([
+          [bob, action, 'failed'],
+          [alice, action, 'denied'],
+          [alice, action, 'allowed'],
+        ]);
+        expect(await list({ action, outcome: 'denied' })).toEqual([[alice, action, 'denied']]);
+        expect(await list({ actor: bob, outcome: 'allowed' })).toEqual([]);
+        expect(await list({ action, since: new Date(base + 1_000) })).toEqual([
+          [bob, action, 'failed'],
+          [alice, action, 'denied'],
+        ]);
+        expect(await list({ actor: alice, action, since: new Date(base + 500), outcome: 'denied' })).toEqual([
+          [alice, action, 'denied'],
+        ]);
+        expect(await list({ actor: `key_${uid()}` })).toEqual([]);
+      });
+
+      it('listAudit pages newest first with before_id, without gaps or repeats', async () => {
+        const actor = `key_${uid()}`;
+        for (let i = 0; i < 5; i++) await store.insertAudit(auditRecord({ actor, details: { i } }));
+        const all = await store.listAudit({ actor });
+        expect(all.map((e) => e.details.i)).toEqual([4, 3, 2, 1, 0]);
+
+        const pages: number[][] = [];
+        let before: number | undefined;
+        for (;;) {
+          const page = await store.listAudit({
+            actor,
+            limit: 2,
+            ...(before === undefined ? {} : { before_id: before }),
+          });
+          if (page.length === 0) break;
+          pages.push(page.map((e) => Number(e.details.i)));
+          before = page[page.length - 1]!.id;
+        }
+        expect(pages).toEqual([[4, 3], [2, 1], [0]]);
+        expect(await store.listAudit({ actor, before_id: all[4]!.id })).toEqual([]);
+      });
+
+      it('listAudit: the limit defaults to 100 and is clamped to 1..1000', async () => {
+        const actor = `bulk_${uid()}`;
+        const entries = Array.from({ length: 1_005 }, (_, i) => auditRecord({ actor, details: { i } }));
+        for (let i = 0; i < entries.length; i += 50) {
+          await Promise.all(entries.slice(i, i + 50).map((e) => store.insertAudit(e)));
+        }
+        expect(await store.listAudit({ actor })).toHaveLength(100);
+        expect(await store.listAudit({ actor, limit: 250 })).toHaveLength(250);
+        expect(await store.listAudit({ actor, limit: 5_000 })).toHaveLength(1_000);
+        expect(await store.listAudit({ actor, limit: 0 })).toHaveLength(1);
+        expect(await store.listAudit({ actor, limit: -7 })).toHaveLength(1);
+        expect(await store.listAudit({ actor, limit: 2.9 })).toHaveLength(2);
+        const newest = await store.listAudit({ actor, limit: 1 });
+        expect(newest[0]!.id).toBe(Math.max(...(await store.listAudit({ actor, limit: 1_000 })).map((e) => e.id)));
+      }, 60_000);
+    });
+
     // ── migrations (on a store of their own: they drop tables) ─────────────────────────────────
     describe('migrations', () => {
       let fresh: MigratableStore;
@@ -857,10 +1142,14 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         const above1 = versions.filter((v) => v > 1);
         expect(await down(1)).toEqual([...above1].reverse());
         await expect(fresh.listWorkers()).rejects.toThrow(); // workers table is gone
+        await expect(fresh.listApiKeys()).rejects.toThrow(); // and so are api_keys and audit_log
+        await expect(fresh.listAudit()).rejects.toThrow();
         expect((await fresh.getVm(vm.id))?.id).toBe(vm.id); // version 1's tables are not
         expect(await down(1)).toEqual([]);
         expect(await fresh.migrate()).toEqual(above1);
         expect(await fresh.listWorkers()).toEqual([]);
+        expect(await fresh.listApiKeys()).toEqual([]);
+        expect(await fresh.listAudit()).toEqual([]);
 
         expect(await down(0)).toEqual([...versions].reverse());
         await expect(fresh.getVm(vm.id)).rejects.toThrow(); // vms table is gone
@@ -878,6 +1167,11 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         await expect(fresh.insertVmWithTask(vmRecord({ name: v.name }), taskRecord())).rejects.toMatchObject({
           code: 'conflict',
         });
+        const key = apiKeyRecord();
+        await fresh.insertApiKey(key);
+        await expect(fresh.insertApiKey(apiKeyRecord({ name: key.name }))).rejects.toMatchObject({ code: 'conflict' });
+        await fresh.insertAudit(auditRecord({ details: { ok: true } }));
+        expect((await fresh.listAudit()).map((e) => e.details)).toEqual([{ ok: true }]);
       });
     });
   });

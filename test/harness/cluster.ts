@@ -63,6 +63,8 @@ export interface Cluster {
   etcd: Awaited<ReturnType<typeof startEtcd>>;
   databaseUrl: string;
   servers: (ManagedProcess & { url: string })[];
+  /** The cluster's first admin key, bootstrapped through the API as an operator would. */
+  adminKey: string;
   workers: Map<string, ManagedProcess & { stateDir: string; spec: WorkerSpec }>;
   /** Waits until the given workers are active and healthy as seen by server 0. */
   waitForWorkers(ids: string[], timeoutMs?: number): Promise<void>;
@@ -114,6 +116,9 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     servers.push(server);
   }
 
+  await waitForHttp(`${servers[0]!.url}/health`, () => true, 60_000, () => servers[0]!.output());
+  const bootstrap = await fetch(`${servers[0]!.url}/api/v1/tokens/bootstrap`, { method: 'POST' });
+  const adminKey = ((await bootstrap.json()) as { token: string }).token;
   const workers: Cluster['workers'] = new Map();
   options.workers.forEach((spec, index) => {
     const host = network.hosts[index]!;
@@ -150,6 +155,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     etcd,
     databaseUrl,
     servers,
+    adminKey,
     workers,
     async waitForWorkers(ids, timeoutMs = 60_000) {
       await waitForHttp<{ workers: { id: string; status: string; is_healthy: boolean }[] }>(
@@ -157,6 +163,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
         (body) => ids.every((id) => body.workers.some((w) => w.id === id && w.status === 'active' && w.is_healthy)),
         timeoutMs,
         () => [...servers, ...workers.values()].map((p) => `--- ${p.name}\n${p.output().slice(-3000)}`).join('\n'),
+        { authorization: `Bearer ${adminKey}` },
       );
     },
     async stop() {

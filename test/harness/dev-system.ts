@@ -10,10 +10,14 @@ import { loadConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
 import { startDev, type DevSystem } from '../../src/runtime/dev.ts';
 import { silentLogger } from '../../src/runtime/logger.ts';
+import { carryKey, type Inject } from './auth.ts';
 
 export interface TestSystem {
   system: DevSystem;
+  /** Its inject() carries the admin key; `rawInject` sends only what the test gives. */
   app: FastifyInstance;
+  rawInject: Inject;
+  adminKey: string;
   config: Config;
   stateDir: string;
   stop(): Promise<void>;
@@ -48,9 +52,12 @@ export async function startTestSystem(overrides: Record<string, unknown> = {}): 
   const system = await startDev(config, silentLogger, { listen: false });
   const app = system.controlPlane.http;
   await app.ready();
+  const rawInject = carryKey(app, system.adminKey);
   return {
     system,
     app,
+    rawInject,
+    adminKey: system.adminKey,
     config,
     stateDir,
     stop: async () => {

@@ -17,6 +17,7 @@ import { linkOverEngines } from '../../src/runtime/worker-link.ts';
 import { silentLogger } from '../../src/runtime/logger.ts';
 import { ControlPlane } from '../../src/server/control-plane.ts';
 import { WorkerAgent, type WorkerAgentOptions } from '../../src/worker/agent.ts';
+import { carryKey } from './auth.ts';
 import { createDatabase, startPostgres, type PostgresServer } from './postgres.ts';
 import { startRedis } from './redis.ts';
 
@@ -38,6 +39,8 @@ export interface InProcessCluster {
   /** The replicas' base URLs when started with `listen` (real sockets, for WebSocket clients). */
   urls: string[];
   agents: Map<string, WorkerAgent>;
+  /** The admin key every replica's inject() carries; WebSocket clients send it themselves. */
+  adminKey: string;
   /** The state folder of an agent's driver. */
   driverDir(agentId: string): string;
   /** One SQL count, for assertions. */
@@ -77,11 +80,15 @@ export async function startInProcessCluster(options: {
   const agents = new Map<string, WorkerAgent>();
   const driverDir = (id: string) => join(stateDir, id);
 
+  let adminKey: string | undefined;
   for (let i = 0; i < options.replicas; i++) {
     const e = await openEngines(config);
     engines.push(e);
     const replica = new ControlPlane(config, { ...e, log: silentLogger, mode: 'server', version: 'test' });
     const address = await replica.startAndListen(options.listen ?? false);
+    // One admin key for the whole cluster: it lives in the shared store, so every replica knows it.
+    adminKey ??= (await replica.tokens.create({ name: 'test-admin', role: 'admin' }, null)).token;
+    carryKey(replica.http, adminKey);
     replicas.push(replica);
     if (address) urls.push(address);
   }
@@ -119,6 +126,7 @@ export async function startInProcessCluster(options: {
     replicas,
     urls,
     agents,
+    adminKey: adminKey ?? '',
     driverDir,
     count: async (sql, params = []) => Number((await db.query(sql, params)).rows[0]?.n ?? 0),
     async stop() {

@@ -79,12 +79,13 @@ export async function waitForHttp<T>(
   accept: (body: T) => boolean,
   timeoutMs: number,
   describe: () => string = () => '',
+  headers: Record<string, string> = {},
 ): Promise<number> {
   const started = Date.now();
   let last = '';
   while (Date.now() - started < timeoutMs) {
     try {
-      const response = await fetch(url);
+      const response = await fetch(url, { headers });
       const body = (await response.json()) as T;
       last = JSON.stringify(body);
       if (response.ok && accept(body)) return Date.now() - started;

@@ -1,9 +1,12 @@
 /**
  * The Store over SQL: one implementation, the same statements on Postgres and on PGlite. The queries
- * live beside it, one module per table (worker-rows, vm-rows, task-rows, execution-rows) and one for
- * capacity accounting (capacity).
+ * live beside it, one module per table (worker-rows, vm-rows, task-rows, execution-rows, token-rows,
+ * audit-rows) and one for capacity accounting (capacity).
  */
 import type {
+  ApiKeyRecord,
+  AuditEntry,
+  AuditFilter,
   Execution,
   Task,
   TaskFilter,
@@ -20,11 +23,13 @@ import type {
   WorkerStatus,
 } from '../../domain/index.ts';
 import type { PlacementOutcome, Store, TaskPatch, UnplacedDelete, VmPatch } from '../../ports/store.ts';
+import * as audit from './audit-rows.ts';
 import * as capacity from './capacity.ts';
 import * as executions from './execution-rows.ts';
 import { migrate, migrateDown, type MigratorOptions } from './migrator.ts';
 import type { SqlClient } from './sql-client.ts';
 import * as tasks from './task-rows.ts';
+import * as tokens from './token-rows.ts';
 import * as vms from './vm-rows.ts';
 import * as workers from './worker-rows.ts';
 
@@ -185,5 +190,31 @@ export class SqlStore implements Store {
   }
   listExecutions(vmId: string, limit?: number): Promise<Execution[]> {
     return executions.listExecutions(this.client, vmId, limit);
+  }
+
+  // ── API keys and audit ───────────────────────────────────────────────────────────────────────
+  insertApiKey(key: ApiKeyRecord): Promise<void> {
+    return tokens.insertApiKey(this.client, key);
+  }
+  getApiKey(id: string): Promise<ApiKeyRecord | null> {
+    return tokens.getApiKey(this.client, id);
+  }
+  listApiKeys(options?: { include_revoked?: boolean }): Promise<ApiKeyRecord[]> {
+    return tokens.listApiKeys(this.client, options);
+  }
+  revokeApiKey(idOrName: string, now: Date): Promise<ApiKeyRecord | null> {
+    return tokens.revokeApiKey(this.client, idOrName, now);
+  }
+  touchApiKey(id: string, now: Date): Promise<void> {
+    return tokens.touchApiKey(this.client, id, now);
+  }
+  countApiKeys(): Promise<number> {
+    return tokens.countApiKeys(this.client);
+  }
+  insertAudit(entry: Omit<AuditEntry, 'id' | 'at'> & { at?: Date }): Promise<void> {
+    return audit.insertAudit(this.client, entry);
+  }
+  listAudit(filter?: AuditFilter): Promise<AuditEntry[]> {
+    return audit.listAudit(this.client, filter);
   }
 }

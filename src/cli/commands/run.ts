@@ -71,7 +71,7 @@ export function registerRunCommands(program: Command): void {
       const started = Date.now();
       // Loaded on demand: client commands should not pay for the server's modules.
       const { startDev } = await import('../../runtime/dev.ts');
-      const system = await startDev(config, log);
+      const system = await startDev(config, log).catch(sharedEnginesError);
       onShutdown(log, () => system.stop());
       const port = config.api_gateway.port;
       const base = `http://localhost:${port}`;
@@ -82,9 +82,17 @@ export function registerRunCommands(program: Command): void {
           worker: system.agent.id,
           drivers: system.agent.registration().capabilities,
           startup_ms: Date.now() - started,
+          admin_key_file: system.adminKeyFile,
         },
         `Aetherium dev is up at ${base}`,
       );
+      if (system.adminKeyFile) {
+        // Where the key is, never the key: the CLI on this machine reads it; curl needs it spelled out.
+        log.info(
+          `the admin API key is in ${system.adminKeyFile} (mode 0600); \`npx aetherium\` uses it on this machine; ` +
+            `curl: -H "Authorization: Bearer $(cat ${system.adminKeyFile})"`,
+        );
+      }
     });
 
   addRunFlags(program.command('server'))
@@ -121,8 +129,11 @@ export function registerRunCommands(program: Command): void {
     });
 }
 
+/** Mistakes in the configuration (engines that cannot be shared, an unsafe listener) exit 2 with the reason. */
+const CONFIG_ERRORS = new Set(['SharedEnginesRequired', 'UnsafeBind']);
+
 function sharedEnginesError(err: unknown): never {
-  if ((err as Error).name === 'SharedEnginesRequired' || (err as Error).constructor?.name === 'SharedEnginesRequired')
-    throw new CliError((err as Error).message, 'config', 2);
+  const name = (err as Error).constructor?.name ?? (err as Error).name;
+  if (CONFIG_ERRORS.has(name)) throw new CliError((err as Error).message, 'config', 2);
   throw err;
 }

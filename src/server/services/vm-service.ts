@@ -20,6 +20,7 @@ import {
 import type { TaskQueue } from '../../ports/task-queue.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import { type DispatchDeps, dispatchToVmWorker, type PlacedVm, placedVm, taskForVm } from '../operations/dispatch.ts';
+import { fromExecutionRow } from '../stored-output.ts';
 
 export interface CreateVmInput {
   name?: string;
@@ -93,7 +94,7 @@ export class VmService {
 
   async executions(idOrName: string): Promise<Execution[]> {
     const vm = await this.get(idOrName);
-    return this.ledger.store.listExecutions(vm.id);
+    return (await this.ledger.store.listExecutions(vm.id)).map(fromExecutionRow);
   }
 
   /** The create task's explanation while a VM waits for a worker: "why is my VM pending?". */
