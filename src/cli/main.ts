@@ -8,7 +8,7 @@ import { ApiClient, CliError } from './api-client.ts';
 import { registerEventCommands } from './commands/events.ts';
 import { registerRunCommands } from './commands/run.ts';
 import { registerTaskCommands } from './commands/tasks.ts';
-import { registerTokenCommands } from './commands/tokens.ts';
+import { registerAuditCommand, registerTokenCommands } from './commands/tokens.ts';
 import { registerVmCommands } from './commands/vm.ts';
 import { registerWorkerCommands } from './commands/workers.ts';
 import type { GlobalOptions } from './global-options.ts';
@@ -33,6 +33,7 @@ registerWorkerCommands(program, client, global);
 registerTaskCommands(program, client, global);
 registerEventCommands(program, global);
 registerTokenCommands(program, client, global);
+registerAuditCommand(program, client, global);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,4 +1,5 @@
 /** What the HTTP routes are given: services decorated once, shared by every route plugin. */
+import type { AuditEntry, AuditFilter } from '../domain/index.ts';
 import type { ExecChannels } from '../ports/exec-channels.ts';
 import type { EventBus } from '../ports/event-bus.ts';
 import type { EventHub } from './events/event-hub.ts';
@@ -13,6 +14,8 @@ export interface ApiDeps {
   vms: VmService;
   tasks: TaskService;
   tokens: TokenService;
+  /** The audit log, newest first. */
+  audit: (filter: AuditFilter) => Promise<AuditEntry[]>;
   workers: WorkerService;
   scheduler: SchedulerLoop;
   /** Replay for the event stream's resume. */

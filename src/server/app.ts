@@ -15,7 +15,7 @@ import {
 } from 'fastify-type-provider-zod';
 import type { Logger } from '../ports/logger.ts';
 import type { ApiDeps } from './api-deps.ts';
-import { installErrorHandling } from './http-errors.ts';
+import { edgeOptions, installErrorHandling } from './http-errors.ts';
 import { eventRoutes } from './routes/events.ts';
 import { execStreamRoutes } from './routes/exec-stream.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -25,11 +25,16 @@ import { vmRoutes } from './routes/vms.ts';
 import { workerRoutes } from './routes/workers.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 import { type AuthOptions, chooseProtocol, installAuth } from './auth/auth-hooks.ts';
+import { installAudit } from './auth/audit-hooks.ts';
+import { auditRoutes } from './routes/audit.ts';
+import type { Store } from '../ports/store.ts';
 
 export interface AppOptions {
   logger?: Logger;
   /** Who may call what; without it (tests of the routes alone) every caller is the local admin. */
   auth?: AuthOptions;
+  /** Where control actions and refused callers are recorded. */
+  audit?: { store: Store };
   rateLimit?: { enabled: boolean; max: number; windowMs: number };
   version?: string;
 }
@@ -40,12 +45,15 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
     // One line per request is noise at our volumes; errors are still logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 4 * 1024 * 1024,
+    // A bad %-escape in a path, an id over the length limit: answered in our error format.
+    ...edgeOptions,
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandling(app);
 
   installAuth(app, options.auth ?? { authenticator: null, allowedOrigins: [] });
+  if (options.audit) installAudit(app, options.audit.store, options.logger);
 
   if (options.rateLimit?.enabled) {
     await app.register(rateLimit, {
@@ -80,6 +88,7 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
         { name: 'scheduler' },
         { name: 'events' },
         { name: 'tokens' },
+        { name: 'audit' },
         { name: 'health' },
       ],
     },
@@ -98,6 +107,7 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
       await v1.register(workerRoutes(deps));
       await v1.register(scheduleRoutes(deps));
       await v1.register(tokenRoutes(deps));
+      await v1.register(auditRoutes(deps));
       if (deps.hub) {
         await v1.register(eventRoutes(deps.hub, deps.events));
         await v1.register(execStreamRoutes(deps, deps.channels));

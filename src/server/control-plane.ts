@@ -170,6 +170,7 @@ export class ControlPlane extends Service {
         vms: this.vms,
         tasks: this.tasks,
         tokens: this.tokens,
+        audit: (filter) => this.deps.store.listAudit(filter),
         workers: this.workers,
         scheduler: this.scheduler,
         events: this.deps.events,
@@ -181,6 +182,7 @@ export class ControlPlane extends Service {
       {
         logger: this.deps.log.child({ component: 'http' }),
         auth: { authenticator: this.authenticator, allowedOrigins: gateway.cors_origins },
+        audit: { store: this.deps.store },
         rateLimit: { ...gateway.rate_limit, windowMs: gateway.rate_limit.window },
         version: this.deps.version,
       },

@@ -67,3 +67,38 @@ export function registerTokenCommands(program: Command, client: () => ApiClient,
       printNewKey(data, global().json);
     });
 }
+
+interface AuditRow {
+  id: number;
+  at: string;
+  actor: string;
+  role: string | null;
+  action: string;
+  route: string;
+  target: string | null;
+  source: string | null;
+  outcome: string;
+  status: number;
+  details: Record<string, unknown>;
+}
+
+export function registerAuditCommand(program: Command, client: () => ApiClient, global: () => GlobalOptions): void {
+  program
+    .command('audit')
+    .description('the audit log (admin): who did what, from where, with what outcome, newest first')
+    .option('--actor <name>', 'only this caller')
+    .option('--action <action>', 'e.g. vm.exec, worker.drain, token.create')
+    .option('--outcome <outcome>', 'succeeded | failed | denied')
+    .option('--since <time>', 'ISO time, e.g. 2026-12-01T10:00:00Z')
+    .option('--limit <n>', 'at most this many entries (1-1000)', '100')
+    .action(async (o) => {
+      const params = new URLSearchParams({ limit: o.limit });
+      for (const key of ['actor', 'action', 'outcome', 'since'] as const) if (o[key]) params.set(key, o[key]);
+      const data = await client().get<{ entries: AuditRow[] }>(`/audit?${params}`);
+      if (global().json) return printJson(data);
+      printTable(
+        ['TIME', 'ACTOR', 'ROLE', 'ACTION', 'TARGET', 'SOURCE', 'OUTCOME', 'DETAILS'],
+        data.entries.map((e) => [e.at, e.actor, e.role, e.action, e.target, e.source, `${e.outcome} (${e.status})`, JSON.stringify(e.details)]),
+      );
+    });
+}

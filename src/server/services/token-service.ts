@@ -52,7 +52,7 @@ export class TokenService {
   async bootstrap() {
     const existing = await this.store.listApiKeys({ include_revoked: true });
     if (existing.length > 0) {
-      throw new AetheriumError('forbidden', 'this cluster is bootstrapped already: ask an admin for a key');
+      throw conflict('this cluster is bootstrapped already: ask an admin for a key (`aetherium tokens create`)');
     }
     try {
       return await this.create({ name: BOOTSTRAP_KEY_NAME, role: 'admin' }, null);
