@@ -127,6 +127,8 @@ export const configSchema = z
         host: z.string().default('127.0.0.1'),
         port: z.number().int().min(0).max(65535).default(8080),
         enable_websocket: z.boolean().default(true),
+        /** Behind a load balancer: trust X-Forwarded-For from it (true, or the proxies' addresses). */
+        trust_proxy: z.union([z.boolean(), z.array(z.string().min(1))]).default(false),
         /** Web pages allowed to call the API and open its WebSockets (CORS and Origin checks). */
         cors_origins: z.array(z.string().url()).default([]),
         auth: z

@@ -22,6 +22,8 @@ export interface Engines {
   events: EventBus;
   registry: ServiceRegistry;
   channels: ExecChannels;
+  /** Where the API's rate limits are counted across replicas (cluster mode); absent: in process. */
+  rateLimitRedis?: unknown;
   close(): Promise<void>;
 }
 
@@ -44,12 +46,15 @@ export async function openEngines(config: Config, log?: Logger): Promise<Engines
     closers.unshift(() => registry.close());
     const channels = await openChannels(config, onError('channels'));
     closers.unshift(() => channels.close());
+    const rateLimit = await openRateLimit(config, onError('rate-limit'));
+    if (rateLimit) closers.unshift(() => rateLimit.close());
     return {
       store,
       queue,
       events,
       registry,
       channels,
+      ...(rateLimit ? { rateLimitRedis: rateLimit.client } : {}),
       close: async () => {
         // Closing is best effort: one engine that fails to close must not keep the others open.
         for (const close of closers) await close().catch(() => undefined);
@@ -74,6 +79,12 @@ async function openEventBus(config: Config): Promise<EventBus> {
   if (config.events.kind === 'memory') return new MemoryEventBus(config.events.retention);
   const { RedisEventBus } = await import('../adapters/events/redis-event-bus.ts');
   return new RedisEventBus({ url: config.events.redis.url, retention: config.events.retention });
+}
+
+async function openRateLimit(config: Config, onError: (err: unknown) => void) {
+  if (config.events.kind === 'memory') return null;
+  const { openRateLimitRedis } = await import('../adapters/redis/rate-limit-client.ts');
+  return openRateLimitRedis(config.events.redis.url, onError);
 }
 
 async function openChannels(config: Config, onError: (err: unknown) => void): Promise<ExecChannels> {

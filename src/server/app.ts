@@ -2,7 +2,7 @@
  * The HTTP application: a factory that wires small route plugins under /api/v1, OpenAPI at
  * /api/docs, rate limits, and the one error format. Tests drive it through `inject()`.
  */
-import rateLimit from '@fastify/rate-limit';
+import rateLimit, { type RateLimitPluginOptions } from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
@@ -35,7 +35,13 @@ export interface AppOptions {
   auth?: AuthOptions;
   /** Where control actions and refused callers are recorded. */
   audit?: { store: Store };
-  rateLimit?: { enabled: boolean; max: number; windowMs: number };
+  /**
+   * Per identity (the API key or JWT subject; the address for anonymous callers), counted in Redis
+   * when a client is given, so every replica counts together.
+   */
+  rateLimit?: { enabled: boolean; max: number; windowMs: number; redis?: RateLimitPluginOptions['redis'] };
+  /** Behind a load balancer: take the client address from X-Forwarded-For (Fastify's trustProxy). */
+  trustProxy?: boolean | string[];
   version?: string;
 }
 
@@ -44,6 +50,7 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
     loggerInstance: options.logger as FastifyBaseLogger | undefined,
     // One line per request is noise at our volumes; errors are still logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
+    ...(options.trustProxy ? { trustProxy: options.trustProxy } : {}),
     bodyLimit: 4 * 1024 * 1024,
     // A bad %-escape in a path, an id over the length limit: answered in our error format.
     ...edgeOptions,
@@ -59,6 +66,11 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
     await app.register(rateLimit, {
       max: options.rateLimit.max,
       timeWindow: options.rateLimit.windowMs,
+      // The auth hook ran first: callers are counted by who they are, not by where they come from.
+      keyGenerator: (request) => (request.identity ? `${request.identity.kind}:${request.identity.id}` : `ip:${request.ip}`),
+      ...(options.rateLimit.redis ? { redis: options.rateLimit.redis, nameSpace: 'aetherium-rate-limit:' } : {}),
+      // Redis away: serve rather than refuse everyone; the engines' own health says Redis is down.
+      skipOnError: true,
       errorResponseBuilder: (_request, context) => ({
         statusCode: 429,
         error: {

@@ -8,6 +8,7 @@
  * Its parts start in order (events, registry watch, scheduler, reaper, drains, HTTP last) and stop
  * in reverse, so the API stops taking requests before the loops behind it stop.
  */
+import type { RateLimitPluginOptions } from '@fastify/rate-limit';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.ts';
 import type { EventType } from '../domain/index.ts';
@@ -59,6 +60,8 @@ export interface ControlPlaneDeps {
   /** Extra warnings for /health, e.g. an unisolated driver in use. */
   warnings?: () => string[];
   probes?: HealthProbe[];
+  /** An ioredis client for the rate limits shared by every replica (cluster mode). */
+  rateLimitRedis?: unknown;
 }
 
 export class ControlPlane extends Service {
@@ -183,7 +186,12 @@ export class ControlPlane extends Service {
         logger: this.deps.log.child({ component: 'http' }),
         auth: { authenticator: this.authenticator, allowedOrigins: gateway.cors_origins },
         audit: { store: this.deps.store },
-        rateLimit: { ...gateway.rate_limit, windowMs: gateway.rate_limit.window },
+        rateLimit: {
+          ...gateway.rate_limit,
+          windowMs: gateway.rate_limit.window,
+          ...(this.deps.rateLimitRedis ? { redis: this.deps.rateLimitRedis as RateLimitPluginOptions['redis'] } : {}),
+        },
+        trustProxy: gateway.trust_proxy,
         version: this.deps.version,
       },
     );
