@@ -129,6 +129,8 @@ export const configSchema = z
         enable_websocket: z.boolean().default(true),
         /** Behind a load balancer: trust X-Forwarded-For from it (true, or the proxies' addresses). */
         trust_proxy: z.union([z.boolean(), z.array(z.string().min(1))]).default(false),
+        /** `aetherium dev` answers only loopback Host names, and these (DNS rebinding protection). */
+        allowed_hosts: z.array(z.string().min(1)).default([]),
         /** Web pages allowed to call the API and open its WebSockets (CORS and Origin checks). */
         cors_origins: z.array(z.string().url()).default([]),
         auth: z

@@ -26,6 +26,7 @@ import { workerRoutes } from './routes/workers.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 import { type AuthOptions, chooseProtocol, installAuth } from './auth/auth-hooks.ts';
 import { installAudit } from './auth/audit-hooks.ts';
+import { type BrowserSafetyOptions, installBrowserSafety } from './auth/browser-safety.ts';
 import { auditRoutes } from './routes/audit.ts';
 import type { Store } from '../ports/store.ts';
 
@@ -33,6 +34,8 @@ export interface AppOptions {
   logger?: Logger;
   /** Who may call what; without it (tests of the routes alone) every caller is the local admin. */
   auth?: AuthOptions;
+  /** CORS allow-list, security headers, and (dev) the Host check against DNS rebinding. */
+  browser?: BrowserSafetyOptions;
   /** Where control actions and refused callers are recorded. */
   audit?: { store: Store };
   /**
@@ -59,6 +62,7 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandling(app);
 
+  await installBrowserSafety(app, options.browser ?? { corsOrigins: [], allowedHosts: null });
   installAuth(app, options.auth ?? { authenticator: null, allowedOrigins: [] });
   if (options.audit) installAudit(app, options.audit.store, options.logger);
 
@@ -106,7 +110,7 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
     },
     transform: jsonSchemaTransform,
   });
-  await app.register(swaggerUi, { routePrefix: '/api/docs' });
+  await app.register(swaggerUi, { routePrefix: '/api/docs', staticCSP: true });
 
   // Until the web UI ships, the root shows the interactive API documentation.
   app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/api/docs'));

@@ -186,6 +186,10 @@ export class ControlPlane extends Service {
         logger: this.deps.log.child({ component: 'http' }),
         auth: { authenticator: this.authenticator, allowedOrigins: gateway.cors_origins },
         audit: { store: this.deps.store },
+        browser: {
+          corsOrigins: gateway.cors_origins,
+          allowedHosts: this.deps.mode === 'dev' ? gateway.allowed_hosts : null,
+        },
         rateLimit: {
           ...gateway.rate_limit,
           windowMs: gateway.rate_limit.window,
