@@ -4,12 +4,14 @@
  * an expired JWT and a JWT for another audience. A route without an entry in the table stops the
  * server from starting; a table entry without a route is stale and fails here too.
  */
+import { readFileSync } from 'node:fs';
 import Fastify from 'fastify';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installAuth } from '../src/server/auth/auth-hooks.ts';
 import { type Access, accessOf, ROUTE_ACCESS } from '../src/server/auth/route-access.ts';
 import { roleAtLeast } from '../src/server/auth/roles.ts';
+import { routeAccessMarkdown } from '../src/server/auth/route-table.ts';
 import { bearer } from './harness/auth.ts';
 import { startTestSystem, type TestSystem } from './harness/dev-system.ts';
 
@@ -127,6 +129,11 @@ describe('route × role', () => {
     const viewer = await t.rawInject({ method: 'POST', url: '/api/v1/vms', headers: callers[1]!.headers, payload: {} });
     expect(viewer.statusCode).toBe(403);
     expect(JSON.parse(viewer.body).error.message).toMatch(/needs the operator role; viewer has viewer/);
+  });
+
+  it('the README shows exactly the table the server enforces', () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    expect(readme).toContain(routeAccessMarkdown());
   });
 
   it('a route added without an entry in the table stops the server from starting', async () => {

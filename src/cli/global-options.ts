@@ -2,5 +2,6 @@ export interface GlobalOptions {
   api: string;
   json: boolean;
   token?: string;
+  caFile?: string;
   config?: string;
 }

@@ -13,18 +13,23 @@ import { registerVmCommands } from './commands/vm.ts';
 import { registerWorkerCommands } from './commands/workers.ts';
 import type { GlobalOptions } from './global-options.ts';
 import { setToken } from './credentials.ts';
+import { setCaFile } from './http.ts';
 
 const program = new Command('aetherium')
   .version(VERSION)
   .description('Isolated micro-VMs across a fleet of hosts')
   .option('--api <url>', 'control plane address', process.env.AETHERIUM_API ?? 'http://localhost:8080')
   .option('--json', 'print JSON instead of tables', false)
+  .option('--ca-file <file>', 'PEM CA to trust for an https:// control plane (default: AETHERIUM_CA_FILE)')
   .option('--token <key>', 'API key or JWT (default: AETHERIUM_TOKEN, else .aetherium/admin.key from `aetherium dev`)')
   .showHelpAfterError()
   .exitOverride();
 
 const global = () => program.opts<GlobalOptions>();
-program.hook('preAction', () => setToken(global().token));
+program.hook('preAction', () => {
+  setToken(global().token);
+  setCaFile(global().caFile);
+});
 const client = () => new ApiClient(global().api);
 
 registerRunCommands(program);

@@ -2,6 +2,7 @@
 import WebSocket from 'ws';
 import { CliError } from './api-client.ts';
 import { authHeaders } from './credentials.ts';
+import { trustedCa } from './http.ts';
 
 export function wsUrl(api: string, path: string): string {
   return `${api.replace(/\/$/, '').replace(/^http/, 'ws')}/api/v1${path}`;
@@ -10,7 +11,8 @@ export function wsUrl(api: string, path: string): string {
 /** Opens a socket; the handler is attached before the handshake so no early message is lost. */
 export function openSocket(url: string, onMessage: (message: Record<string, any>) => void): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers: authHeaders() });
+    const ca = url.startsWith('wss:') ? trustedCa() : undefined;
+    const ws = new WebSocket(url, { headers: authHeaders(), ...(ca ? { ca } : {}) });
     // The event stream puts one or more messages in a frame, one per line.
     ws.on('message', (raw) => {
       for (const line of String(raw).split('\n')) {

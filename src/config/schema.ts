@@ -127,6 +127,13 @@ export const configSchema = z
         host: z.string().default('127.0.0.1'),
         port: z.number().int().min(0).max(65535).default(8080),
         enable_websocket: z.boolean().default(true),
+        /** TLS on the API: a PEM certificate (chain) and its key. Both or neither. */
+        tls: z
+          .object({ cert_file: z.string().min(1).nullable().default(null), key_file: z.string().min(1).nullable().default(null) })
+          .prefault({})
+          .refine((tls) => (tls.cert_file === null) === (tls.key_file === null), {
+            message: 'set both cert_file and key_file, or neither',
+          }),
         /** Behind a load balancer: trust X-Forwarded-For from it (true, or the proxies' addresses). */
         trust_proxy: z.union([z.boolean(), z.array(z.string().min(1))]).default(false),
         /** `aetherium dev` answers only loopback Host names, and these (DNS rebinding protection). */

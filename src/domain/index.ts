@@ -6,5 +6,6 @@ export * from './execution.ts';
 export * from './events.ts';
 export * as evt from './event-constructors.ts';
 export * from './errors.ts';
+export * from './secrets.ts';
 export * from './ids.ts';
 export * from './auth.ts';

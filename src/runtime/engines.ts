@@ -2,6 +2,7 @@
  * Opens the engines the config names, behind their ports. The embedded kinds need nothing outside
  * this process; the cluster kinds connect to the real engines.
  */
+import { redactSecrets } from '../domain/index.ts';
 import { BuiltinRegistry } from '../adapters/discovery/builtin-registry.ts';
 import { MemoryEventBus } from '../adapters/events/memory-event-bus.ts';
 import { ResilientEventBus } from '../adapters/events/resilient-event-bus.ts';
@@ -29,7 +30,7 @@ export interface Engines {
 
 export async function openEngines(config: Config, log?: Logger): Promise<Engines> {
   const onError = (engine: string) => (err: unknown) =>
-    log?.warn({ engine, err: err instanceof Error ? err.message : String(err) }, 'engine error');
+    log?.warn({ engine, err: redactSecrets(err instanceof Error ? err.message : String(err)) }, 'engine error');
   const dataDir = config.store.pglite.data_dir;
   // `memory://` keeps the embedded database in memory: nothing survives the process (tests, demos).
   const store =
@@ -40,7 +41,9 @@ export async function openEngines(config: Config, log?: Logger): Promise<Engines
   try {
     const queue = await openQueue(config, onError('queue'));
     closers.unshift(() => queue.close());
-    const events = new ResilientEventBus(await openEventBus(config), { onError: (message) => log?.warn(message) });
+    const events = new ResilientEventBus(await openEventBus(config), {
+      onError: (message) => log?.warn(redactSecrets(message)),
+    });
     closers.unshift(() => events.close());
     const registry = await openRegistry(config, store);
     closers.unshift(() => registry.close());

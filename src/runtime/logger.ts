@@ -1,22 +1,36 @@
 /** One pino logger per process; components take children named after themselves. */
-import { pino } from 'pino';
+import { type LoggerOptions, pino } from 'pino';
 import type { Logger } from '../ports/logger.ts';
 
 export type { Logger };
 
+/**
+ * Fields that may hold a secret are censored wherever they appear in a log line: credentials in
+ * headers, tokens, passwords, and the URLs of the engines (which may carry a password).
+ */
+export const REDACTED_PATHS = [
+  'authorization',
+  '*.authorization',
+  'headers.authorization',
+  'req.headers.authorization',
+  'req.headers["sec-websocket-protocol"]',
+  'token',
+  '*.token',
+  'password',
+  '*.password',
+  'secret',
+  '*.secret',
+  'url',
+  '*.url',
+];
+
+export function loggerOptions(options: { level: string; name?: string }): LoggerOptions {
+  return { name: options.name ?? 'aetherium', level: options.level, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } };
+}
+
 export function createLogger(options: { level: string; pretty: boolean; name?: string }): Logger {
-  return pino({
-    name: options.name ?? 'aetherium',
-    level: options.level,
-    ...(options.pretty
-      ? {
-          transport: {
-            target: 'pino-pretty',
-            options: { colorize: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' },
-          },
-        }
-      : {}),
-  });
+  const pretty = { target: 'pino-pretty', options: { colorize: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } };
+  return pino({ ...loggerOptions(options), ...(options.pretty ? { transport: pretty } : {}) });
 }
 
 export const silentLogger: Logger = pino({ level: 'silent' });

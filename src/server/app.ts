@@ -43,6 +43,8 @@ export interface AppOptions {
    * when a client is given, so every replica counts together.
    */
   rateLimit?: { enabled: boolean; max: number; windowMs: number; redis?: RateLimitPluginOptions['redis'] };
+  /** Serve HTTPS with this certificate and key (PEM). */
+  https?: { cert: Buffer; key: Buffer };
   /** Behind a load balancer: take the client address from X-Forwarded-For (Fastify's trustProxy). */
   trustProxy?: boolean | string[];
   version?: string;
@@ -54,6 +56,7 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
     // One line per request is noise at our volumes; errors are still logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
     ...(options.trustProxy ? { trustProxy: options.trustProxy } : {}),
+    ...(options.https ? { https: options.https } : {}),
     bodyLimit: 4 * 1024 * 1024,
     // A bad %-escape in a path, an id over the length limit: answered in our error format.
     ...edgeOptions,

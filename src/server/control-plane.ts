@@ -9,6 +9,7 @@
  * in reverse, so the API stops taking requests before the loops behind it stop.
  */
 import type { RateLimitPluginOptions } from '@fastify/rate-limit';
+import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.ts';
 import type { EventType } from '../domain/index.ts';
@@ -196,6 +197,9 @@ export class ControlPlane extends Service {
           ...(this.deps.rateLimitRedis ? { redis: this.deps.rateLimitRedis as RateLimitPluginOptions['redis'] } : {}),
         },
         trustProxy: gateway.trust_proxy,
+        ...(gateway.tls.cert_file && gateway.tls.key_file
+          ? { https: { cert: readFileSync(gateway.tls.cert_file), key: readFileSync(gateway.tls.key_file) } }
+          : {}),
         version: this.deps.version,
       },
     );

@@ -1,5 +1,5 @@
 /** `GET /health`: each engine's state, and any driver warning an operator must see. */
-import { errorMessage } from '../domain/index.ts';
+import { errorMessage, redactSecrets } from '../domain/index.ts';
 
 export interface EngineState {
   kind: string;
@@ -36,7 +36,7 @@ export async function checkHealth(
           latency_ms: Math.round((performance.now() - started) * 100) / 100,
         };
       } catch (err) {
-        engines[probe.name] = { kind: probe.kind, ok: false, error: errorMessage(err) };
+        engines[probe.name] = { kind: probe.kind, ok: false, error: redactSecrets(errorMessage(err)) };
       }
     }),
   );
