@@ -2,7 +2,7 @@
  * The embedded system end to end, as a user runs it: `aetherium dev` as a real process, the CLI as
  * real processes, the sandbox driver on bubblewrap, PGlite on disk, and a restart in the middle.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -64,6 +64,17 @@ describe('aetherium dev', () => {
     expect(worker.capabilities).toContain('sandbox');
     expect(worker.is_healthy).toBe(true);
   }, 90_000);
+
+  it('is closed to callers without a key, and the key file is for this user only', async () => {
+    const anonymous = await fetch(`${api}/api/v1/vms`);
+    expect(anonymous.status).toBe(401);
+    expect(((await anonymous.json()) as { error: { code: string } }).error.code).toBe('unauthorized');
+    expect((await fetch(`${api}/health`)).status).toBe(200);
+    expect(statSync(join(dataDir, 'admin.key')).mode & 0o777).toBe(0o600);
+    const without = await runCli(['--api', api, 'vm', 'list'], { AETHERIUM_KEY_FILE: join(dataDir, 'missing.key') });
+    expect(without.code).toBe(1);
+    expect(without.stderr).toMatch(/Authorization: Bearer|aetherium tokens create/);
+  });
 
   it('creates a VM, runs a command in it and deletes it through the CLI', async () => {
     const created = await cli('vm', 'create', '--name', 'demo');
