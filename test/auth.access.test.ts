@@ -35,7 +35,8 @@ async function jwt(claims: Record<string, unknown>, audience: string, expiresAt:
 beforeAll(async () => {
   t = await startTestSystem({ api_gateway: { auth: { jwt: { secret: SECRET, audience: AUDIENCE } } } });
   const tokens = t.system.controlPlane.tokens;
-  const key = async (name: string, role: 'viewer' | 'operator' | 'admin') => (await tokens.create({ name, role }, null)).token;
+  const key = async (name: string, role: 'viewer' | 'operator' | 'admin') =>
+    (await tokens.create({ name, role }, null)).token;
   const revoked = await key('revoked', 'admin');
   await tokens.revoke('revoked');
   const now = Math.floor(Date.now() / 1000);
@@ -46,7 +47,11 @@ beforeAll(async () => {
     { name: 'admin key', headers: bearer(t.adminKey), role: 'admin' },
     { name: 'operator JWT', headers: bearer(await jwt({ role: 'operator' }, AUDIENCE, now + 300)), role: 'operator' },
     { name: 'expired JWT', headers: bearer(await jwt({ role: 'admin' }, AUDIENCE, now - 300)), role: null },
-    { name: 'wrong-audience JWT', headers: bearer(await jwt({ role: 'admin' }, 'someone-else', now + 300)), role: null },
+    {
+      name: 'wrong-audience JWT',
+      headers: bearer(await jwt({ role: 'admin' }, 'someone-else', now + 300)),
+      role: null,
+    },
     { name: 'revoked key', headers: bearer(revoked), role: null },
   );
 }, 120_000);
@@ -108,7 +113,8 @@ describe('route × role', () => {
                 ? 'through'
                 : 403;
         const got = res.statusCode === 401 || res.statusCode === 403 ? res.statusCode : 'through';
-        if (got !== expected) mismatches.push(`${caller.name} ${op.method} ${op.path}: ${res.statusCode}, wanted ${expected}`);
+        if (got !== expected)
+          mismatches.push(`${caller.name} ${op.method} ${op.path}: ${res.statusCode}, wanted ${expected}`);
         if (res.statusCode === 401 || res.statusCode === 403) {
           const body = JSON.parse(res.body) as { error: { code: string; message: string } };
           expect(body.error.code).toBe(res.statusCode === 401 ? 'unauthorized' : 'forbidden');

@@ -41,10 +41,23 @@ describe('browser safety', () => {
   });
 
   it('in dev mode answers only loopback Host names and the allowed ones (DNS rebinding)', async () => {
-    const rebound = await t.app.inject({ method: 'GET', url: '/api/v1/vms', headers: { host: 'attacker.example:8080' } });
+    const rebound = await t.app.inject({
+      method: 'GET',
+      url: '/api/v1/vms',
+      headers: { host: 'attacker.example:8080' },
+    });
     expect(rebound.statusCode).toBe(403);
-    expect(JSON.parse(rebound.body).error).toMatchObject({ code: 'forbidden', message: expect.stringMatching(/allowed_hosts/) });
-    for (const host of ['localhost:8080', '127.0.0.1:8080', '[::1]:8080', 'aetherium.internal', 'aetherium.internal:8080']) {
+    expect(JSON.parse(rebound.body).error).toMatchObject({
+      code: 'forbidden',
+      message: expect.stringMatching(/allowed_hosts/),
+    });
+    for (const host of [
+      'localhost:8080',
+      '127.0.0.1:8080',
+      '[::1]:8080',
+      'aetherium.internal',
+      'aetherium.internal:8080',
+    ]) {
       expect((await t.app.inject({ method: 'GET', url: '/api/v1/vms', headers: { host } })).statusCode).toBe(200);
     }
     expect(hostAllowed('127.0.0.1.attacker.example', [])).toBe(false);

@@ -21,7 +21,12 @@ async function startDevProcess(): Promise<number> {
   });
   const current = dev;
   // The admin key is written before the API answers: read it once /health is up.
-  await waitForHttp(`${api}/health`, () => true, 60_000, () => current.output());
+  await waitForHttp(
+    `${api}/health`,
+    () => true,
+    60_000,
+    () => current.output(),
+  );
   const key = readFileSync(join(dataDir, 'admin.key'), 'utf8').trim();
   return waitForHttp<Stats>(
     `${api}/api/v1/cluster/stats`,

@@ -21,7 +21,12 @@ async function startDev(): Promise<void> {
   });
   const current = dev;
   // The admin key is written before the API answers: read it once /health is up.
-  await waitForHttp(`${api}/health`, () => true, 60_000, () => current.output());
+  await waitForHttp(
+    `${api}/health`,
+    () => true,
+    60_000,
+    () => current.output(),
+  );
   const key = readFileSync(join(dataDir, 'admin.key'), 'utf8').trim();
   await waitForHttp<{ healthy_workers: number }>(
     `${api}/api/v1/cluster/stats`,
@@ -33,7 +38,8 @@ async function startDev(): Promise<void> {
 }
 
 // The CLI finds the key `aetherium dev` wrote, as a user's would on the same machine.
-const cli = (...args: string[]) => runCli(['--api', api, ...args], { AETHERIUM_KEY_FILE: join(dataDir, 'admin.key') }, 180_000);
+const cli = (...args: string[]) =>
+  runCli(['--api', api, ...args], { AETHERIUM_KEY_FILE: join(dataDir, 'admin.key') }, 180_000);
 
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'aetherium-qemu-e2e-'));

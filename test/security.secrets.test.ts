@@ -61,7 +61,11 @@ describe('secrets stay secret', () => {
   it('an API key never comes back after it is created: not in lists, errors or the audit', async () => {
     const t = await startTestSystem();
     try {
-      const created = await t.app.inject({ method: 'POST', url: '/api/v1/tokens', payload: { name: 'once', role: 'viewer' } });
+      const created = await t.app.inject({
+        method: 'POST',
+        url: '/api/v1/tokens',
+        payload: { name: 'once', role: 'viewer' },
+      });
       const { token } = JSON.parse(created.body) as { token: string };
       const secret = token.split('_').at(-1)!;
       const later = await Promise.all([

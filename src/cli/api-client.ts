@@ -11,7 +11,11 @@ export class ApiClient {
   async request<T>(method: string, path: string, body?: unknown): Promise<{ status: number; data: T }> {
     const url = `${this.baseUrl.replace(/\/$/, '')}/api/v1${path}`;
     const headers = { ...authHeaders(), ...(body === undefined ? {} : { 'content-type': 'application/json' }) };
-    const response = await send(url, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+    const response = await send(url, {
+      method,
+      headers,
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
     const { text } = response;
     let data: unknown = null;
     try {

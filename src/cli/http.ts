@@ -37,9 +37,15 @@ const UNTRUSTED = new Set([
 function explain(url: URL, err: NodeJS.ErrnoException): CliError {
   const code = err.code ?? err.message;
   if (UNTRUSTED.has(code)) {
-    return new CliError(`the certificate of ${url.origin} is not trusted (${code}): pass --ca-file or set AETHERIUM_CA_FILE`, 'tls');
+    return new CliError(
+      `the certificate of ${url.origin} is not trusted (${code}): pass --ca-file or set AETHERIUM_CA_FILE`,
+      'tls',
+    );
   }
-  if (url.protocol === 'http:' && (code === 'ECONNRESET' || code.startsWith('HPE_') || /socket hang up/.test(err.message))) {
+  if (
+    url.protocol === 'http:' &&
+    (code === 'ECONNRESET' || code.startsWith('HPE_') || /socket hang up/.test(err.message))
+  ) {
     return new CliError(
       `${url.origin} gave no HTTP answer (${code}); if it serves HTTPS (api_gateway.tls), use --api https://${url.host}`,
       'unreachable',

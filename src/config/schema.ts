@@ -129,7 +129,10 @@ export const configSchema = z
         enable_websocket: z.boolean().default(true),
         /** TLS on the API: a PEM certificate (chain) and its key. Both or neither. */
         tls: z
-          .object({ cert_file: z.string().min(1).nullable().default(null), key_file: z.string().min(1).nullable().default(null) })
+          .object({
+            cert_file: z.string().min(1).nullable().default(null),
+            key_file: z.string().min(1).nullable().default(null),
+          })
           .prefault({})
           .refine((tls) => (tls.cert_file === null) === (tls.key_file === null), {
             message: 'set both cert_file and key_file, or neither',

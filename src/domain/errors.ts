@@ -75,6 +75,28 @@ export const conflict = (message: string, details?: unknown) => new AetheriumErr
 export const invalid = (message: string, details?: unknown) =>
   new AetheriumError('validation_failed', message, details);
 
+export function isErrorCode(value: string): value is ErrorCode {
+  return Object.hasOwn(ERROR_CATALOGUE, value);
+}
+
+/**
+ * A failed task's `error` text starts with the catalogue code of the error that failed it, when it
+ * was one of ours: `conflict: VM demo is stopping, not running`. The tasks table keeps one text
+ * column for the error, and the code is what lets the API answer for the task with the right status
+ * (409 for that conflict, 400 for a cwd that does not exist) instead of a blanket 502. A failure
+ * without a code (a library's own error, a bug) is the bare message.
+ */
+export function taskErrorText(code: ErrorCode | null | undefined, message: string): string {
+  return code ? `${code}: ${message}` : message;
+}
+
+/** The code and message of a task's `error` text written by `taskErrorText`; `code` is null when it has none. */
+export function parseTaskError(text: string): { code: ErrorCode | null; message: string } {
+  const match = /^([a-z_]+): /.exec(text);
+  if (match?.[1] && isErrorCode(match[1])) return { code: match[1], message: text.slice(match[0].length) };
+  return { code: null, message: text };
+}
+
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

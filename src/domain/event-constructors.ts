@@ -35,8 +35,11 @@ function vm(v: VmLike) {
 /** Events carry a result, not a command's whole output: clients fetch that from the task. */
 function eventResult(result: NonNullable<Task['result']>): EventData<'task.completed'>['result'] {
   if ('execution_id' in result) {
-    const { stdout, stderr, ...rest } = result;
-    return { ...rest, stdout_bytes: Buffer.byteLength(stdout), stderr_bytes: Buffer.byteLength(stderr) };
+    const { stdout, stderr, stdout_base64, stderr_base64, ...rest } = result;
+    // The size of what the command wrote: its exact bytes when the text is only a preview of them.
+    const bytes = (text: string, base64: string | undefined) =>
+      base64 === undefined ? Buffer.byteLength(text) : Buffer.byteLength(base64, 'base64');
+    return { ...rest, stdout_bytes: bytes(stdout, stdout_base64), stderr_bytes: bytes(stderr, stderr_base64) };
   }
   return result;
 }

@@ -60,11 +60,18 @@ export interface ExecPayload {
   stream?: boolean;
 }
 
+/**
+ * A command's result, binary-safe as `ExecResult` (src/domain/execution.ts) says: `stdout` and
+ * `stderr` are the text, exact when there is no `stdout_base64` / `stderr_base64`; when the bytes
+ * are not valid UTF-8 or contain NUL, the text is a lossy preview and `*_base64` the exact bytes.
+ */
 export interface ExecTaskResult {
   execution_id: string;
   exit_code: number;
   stdout: string;
   stderr: string;
+  stdout_base64?: string;
+  stderr_base64?: string;
   timed_out: boolean;
   duration_ms: number;
 }

@@ -11,6 +11,7 @@
 import type {
   DrainRequest,
   DrainState,
+  ErrorCode,
   Execution,
   Task,
   Vm,
@@ -25,8 +26,12 @@ import type { ConsumeOptions, QueueConsumer, TaskProcessor } from './task-queue.
 /** What came of a task the worker claimed. */
 export type TaskOutcome =
   | { kind: 'completed'; result: NonNullable<Task['result']> }
-  /** `retryable` comes from the error catalogue; the control plane decides with the retry budget. */
-  | { kind: 'failed'; error: string; retryable: boolean }
+  /**
+   * `retryable` comes from the error catalogue; the control plane decides with the retry budget.
+   * `code` is the catalogue code when the error was one of ours: the task's error keeps it, so that
+   * the API can answer with it (a conflict is a 409, not a driver failure).
+   */
+  | { kind: 'failed'; error: string; retryable: boolean; code?: ErrorCode }
   | { kind: 'cancelled'; reason: string }
   /** The host cannot take the VM (a create only): it is placed elsewhere, never here again. */
   | { kind: 'refused'; reason: string }

@@ -20,7 +20,10 @@ export function devKeyFile(config: Config): string | null {
   return join(dirname(dataDir), KEY_FILE);
 }
 
-export async function ensureDevAdminKey(config: Config, controlPlane: ControlPlane): Promise<{ token: string; file: string | null; created: boolean }> {
+export async function ensureDevAdminKey(
+  config: Config,
+  controlPlane: ControlPlane,
+): Promise<{ token: string; file: string | null; created: boolean }> {
   const file = devKeyFile(config);
   const authenticator = controlPlane.authenticator;
   const existing = file && existsSync(file) ? readFileSync(file, 'utf8').trim() : null;

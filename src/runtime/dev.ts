@@ -55,7 +55,16 @@ export async function startDev(config: Config, log: Logger, options: { listen?: 
     const admin = await ensureDevAdminKey(config, controlPlane);
     const address = await controlPlane.startAndListen(options.listen ?? true);
     stack.unshift(() => controlPlane.stop());
-    return { engines, controlPlane, agent, address, warnings, adminKey: admin.token, adminKeyFile: admin.file, stop: stopAll };
+    return {
+      engines,
+      controlPlane,
+      agent,
+      address,
+      warnings,
+      adminKey: admin.token,
+      adminKeyFile: admin.file,
+      stop: stopAll,
+    };
   } catch (err) {
     await stopAll();
     throw err;

@@ -25,11 +25,18 @@ export const REDACTED_PATHS = [
 ];
 
 export function loggerOptions(options: { level: string; name?: string }): LoggerOptions {
-  return { name: options.name ?? 'aetherium', level: options.level, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } };
+  return {
+    name: options.name ?? 'aetherium',
+    level: options.level,
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+  };
 }
 
 export function createLogger(options: { level: string; pretty: boolean; name?: string }): Logger {
-  const pretty = { target: 'pino-pretty', options: { colorize: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } };
+  const pretty = {
+    target: 'pino-pretty',
+    options: { colorize: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' },
+  };
   return pino({ ...loggerOptions(options), ...(options.pretty ? { transport: pretty } : {}) });
 }
 

@@ -74,7 +74,8 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
       max: options.rateLimit.max,
       timeWindow: options.rateLimit.windowMs,
       // The auth hook ran first: callers are counted by who they are, not by where they come from.
-      keyGenerator: (request) => (request.identity ? `${request.identity.kind}:${request.identity.id}` : `ip:${request.ip}`),
+      keyGenerator: (request) =>
+        request.identity ? `${request.identity.kind}:${request.identity.id}` : `ip:${request.ip}`,
       ...(options.rateLimit.redis ? { redis: options.rateLimit.redis, nameSpace: 'aetherium-rate-limit:' } : {}),
       // Redis away: serve rather than refuse everyone; the engines' own health says Redis is down.
       skipOnError: true,

@@ -121,7 +121,10 @@ export class ControlPlane extends Service {
     this.tasks = new TaskService(this.ledger, deps.queue, deps.events);
     this.tokens = new TokenService(deps.store);
     const auth = config.api_gateway.auth;
-    const jwt = auth.jwt.jwks_url || auth.jwt.secret ? new JwtVerifier({ ...auth.jwt, clock_skew_seconds: auth.jwt.clock_skew / 1000 }) : null;
+    const jwt =
+      auth.jwt.jwks_url || auth.jwt.secret
+        ? new JwtVerifier({ ...auth.jwt, clock_skew_seconds: auth.jwt.clock_skew / 1000 })
+        : null;
     this.authenticator = auth.enabled ? new Authenticator(deps.store, jwt, log.child({ component: 'auth' })) : null;
     this.workers = new WorkerService(drainDeps, wake);
     const events = config.events;

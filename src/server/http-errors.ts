@@ -1,10 +1,14 @@
 /**
  * Every error leaves the API as `{ error: { code, message } }`. A user's mistake is a 4xx with a
- * message that says what to change; only our own faults are 500.
+ * message that says what to change; only our own faults are 500. That includes what Fastify's
+ * router refuses before any route runs (`edgeOptions`: a path that is not valid percent-encoded
+ * UTF-8, a path parameter over MAX_ID_LENGTH) and strings no engine can store (input-guard.ts).
  */
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { AetheriumError, type ErrorCode, isTransientEngineError } from '../domain/index.ts';
+import { AetheriumError, type ErrorCode, isErrorCode, isTransientEngineError } from '../domain/index.ts';
+import { installInputGuard } from './input-guard.ts';
+import { MAX_ID_LENGTH } from './schemas.ts';
 
 const CODE_BY_STATUS: Record<number, ErrorCode> = {
   400: 'bad_request',
@@ -15,7 +19,59 @@ const CODE_BY_STATUS: Record<number, ErrorCode> = {
   429: 'rate_limited',
 };
 
+/**
+ * What the router refuses before a route is found, in our shape: Fastify's own bodies
+ * (`FST_ERR_BAD_URL`, `FST_ERR_MAX_PARAM_LENGTH` with status 414) are not the API's format.
+ */
+export function frameworkErrors(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  // A WebSocket upgrade's socket is no longer the HTTP server's: nothing would close it after the
+  // answer, and the server could never shut down.
+  if (request.headers.upgrade) reply.raw.once('finish', () => request.raw.socket.destroy());
+  if (err.code === 'FST_ERR_BAD_URL') {
+    void reply.status(400).send({
+      error: {
+        code: 'bad_request',
+        message: 'the URL path is not valid: each %-escape must be two hex digits, and together they must be UTF-8',
+      },
+    });
+    return;
+  }
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    void reply.status(400).send({
+      error: {
+        code: 'validation_failed',
+        message: `invalid params: a path parameter is longer than ${MAX_ID_LENGTH} characters (ids and names are at most ${MAX_ID_LENGTH})`,
+      },
+    });
+    return;
+  }
+  request.log.error({ err }, 'router error');
+  void reply
+    .status(500)
+    .send({ error: { code: 'internal', message: 'internal error; the server log has the details' } });
+}
+
+/** Fastify options for the edge: give them to `Fastify()`, with `installErrorHandling` after it. */
+export const edgeOptions = {
+  frameworkErrors,
+  routerOptions: { maxParamLength: MAX_ID_LENGTH },
+};
+
+/**
+ * A body in our shape thrown as it is, as @fastify/rate-limit throws what its
+ * `errorResponseBuilder` returns: `{ statusCode, error: { code, message } }`. It is not an Error, so
+ * it has no `message` of its own.
+ */
+function shapedBody(err: unknown): { code: ErrorCode; message: string } | null {
+  if (typeof err !== 'object' || err === null || !('error' in err)) return null;
+  const inner: unknown = err.error;
+  if (typeof inner !== 'object' || inner === null || !('code' in inner) || !('message' in inner)) return null;
+  const { code, message } = inner;
+  return typeof code === 'string' && isErrorCode(code) && typeof message === 'string' ? { code, message } : null;
+}
+
 export function installErrorHandling(app: FastifyInstance): void {
+  installInputGuard(app);
   app.setErrorHandler((err: FastifyError, request, reply) => {
     if (isTransientEngineError(err)) {
       request.log.warn({ err: err.message }, 'engine unavailable');
@@ -49,6 +105,8 @@ export function installErrorHandling(app: FastifyInstance): void {
       });
     }
     const status = err.statusCode ?? 500;
+    const shaped = shapedBody(err);
+    if (shaped && status >= 400 && status < 500) return reply.status(status).send({ error: shaped });
     if (status >= 400 && status < 500) {
       const code = CODE_BY_STATUS[status] ?? 'bad_request';
       return reply.status(status).send({ error: { code, message: err.message } });

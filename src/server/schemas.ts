@@ -19,7 +19,14 @@ const labelKey = z
   .regex(/^[A-Za-z0-9][A-Za-z0-9._/-]*$/, 'label keys are letters, digits, ".", "_", "/" and "-"');
 const labelValue = z.string().max(255);
 
-export const idParam = z.object({ id: z.string().min(1).max(128) });
+/**
+ * The longest id or name a path or a filter takes. The router refuses longer path parameters by
+ * itself (`maxParamLength`, set to the same value in http-errors.ts), so OpenAPI and the router agree.
+ */
+export const MAX_ID_LENGTH = 100;
+const idString = z.string().min(1).max(MAX_ID_LENGTH);
+
+export const idParam = z.object({ id: idString });
 
 export const createVmBody = z
   .object({
@@ -57,8 +64,8 @@ export const waitQuery = z.object({
 export const listVmsQuery = z
   .object({
     status: z.enum(VM_STATUSES).optional(),
-    worker_id: z.string().min(1).optional(),
-    name: z.string().min(1).optional(),
+    worker_id: idString.optional(),
+    name: idString.optional(),
     include_deleted: z
       .enum(['true', 'false'])
       .optional()
@@ -67,25 +74,106 @@ export const listVmsQuery = z
   })
   .strict();
 
-export const execBody = z
+/**
+ * What a command may be given. Linux refuses one argument or environment string (`NAME=value`) of
+ * more than 128 KiB with its terminating NUL (MAX_ARG_STRLEN), and all of them together beyond
+ * ARG_MAX (2 MiB with the usual 8 MiB stack), and such a command never starts; so the limits are
+ * part of the request, counted in UTF-8 bytes as the kernel counts them, and a request over them is
+ * a 400, not a driver failure. The driver adds a few variables of its own (PATH, HOME) within the margin.
+ */
+export const EXEC_LIMITS = {
+  /** One argument, or one `NAME=value`, in bytes (the kernel's 131,072 less the NUL). */
+  stringBytes: 131_071,
+  argsTotalBytes: 1024 * 1024,
+  envTotalBytes: 256 * 1024,
+  envEntries: 4096,
+  /** Seconds: 1 ms, the smallest timeout a timer can honour (0.0001 used to round to none). */
+  minTimeout: 0.001,
+  maxTimeout: 86_400,
+} as const;
+
+const utf8Bytes = (s: string) => Buffer.byteLength(s, 'utf8');
+
+const execFields = z
   .object({
     command: z.string().min(1, 'command must not be empty').max(4096),
-    args: z.array(z.string().max(131_072)).max(4096).default([]),
+    args: z.array(z.string().max(EXEC_LIMITS.stringBytes)).max(4096).default([]),
     env: z
-      .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment names are letters, digits and "_"'), z.string())
+      .record(
+        z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment names are letters, digits and "_"'),
+        z.string().max(EXEC_LIMITS.stringBytes),
+      )
       .default({}),
     cwd: z.string().min(1).max(4096).optional(),
-    /** Seconds. No timeout means the command may run as long as it needs. */
-    timeout: z.number().positive().max(86_400).optional(),
+    /** Seconds, at least 0.001. No timeout means the command may run as long as it needs. */
+    timeout: z
+      .number()
+      .min(EXEC_LIMITS.minTimeout, `timeout is in seconds and must be at least ${EXEC_LIMITS.minTimeout} (1 ms)`)
+      .max(EXEC_LIMITS.maxTimeout)
+      .optional(),
   })
   .strict();
+
+type ExecFields = z.infer<typeof execFields>;
+
+/** The byte limits of EXEC_LIMITS, each issue naming the argument or variable over it. */
+function checkExecSizes(body: ExecFields, ctx: z.RefinementCtx): void {
+  const { stringBytes, argsTotalBytes, envTotalBytes, envEntries } = EXEC_LIMITS;
+  let argsTotal = 0;
+  body.args.forEach((arg, i) => {
+    const bytes = utf8Bytes(arg);
+    argsTotal += bytes + 1;
+    if (bytes > stringBytes)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['args', i],
+        message: `an argument is at most ${stringBytes} bytes (UTF-8); this one is ${bytes}`,
+      });
+  });
+  if (argsTotal > argsTotalBytes)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['args'],
+      message: `the arguments together are at most ${argsTotalBytes} bytes (UTF-8); these are ${argsTotal}`,
+    });
+  const entries = Object.entries(body.env);
+  if (entries.length > envEntries)
+    ctx.addIssue({ code: 'custom', path: ['env'], message: `at most ${envEntries} environment variables` });
+  let envTotal = 0;
+  for (const [name, value] of entries) {
+    const bytes = utf8Bytes(name) + 1 + utf8Bytes(value);
+    envTotal += bytes + 1;
+    if (bytes > stringBytes)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['env', name],
+        message: `a variable (NAME=value) is at most ${stringBytes} bytes (UTF-8); this one is ${bytes}`,
+      });
+  }
+  if (envTotal > envTotalBytes)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['env'],
+      message: `the environment together is at most ${envTotalBytes} bytes (UTF-8, NAME=value each); this one is ${envTotal}`,
+    });
+}
+
+export const execBody = execFields.superRefine(checkExecSizes);
+
+/** The first message of the interactive exec WebSocket: the same fields and limits, and its type. */
+export const execStartMessage = execFields.extend({ type: z.literal('start') }).superRefine(checkExecSizes);
+
+/** A task payload from a request: `timeout` in seconds becomes whole milliseconds, never 0. */
+export function execPayloadOf({ timeout, ...rest }: ExecFields): Omit<ExecFields, 'timeout'> & { timeout_ms?: number } {
+  return { ...rest, ...(timeout === undefined ? {} : { timeout_ms: Math.max(1, Math.round(timeout * 1000)) }) };
+}
 
 export const listTasksQuery = z
   .object({
     status: z.enum(TASK_STATUSES).optional(),
     type: z.enum(TASK_TYPES).optional(),
-    worker_id: z.string().min(1).optional(),
-    vm_id: z.string().min(1).optional(),
+    worker_id: idString.optional(),
+    vm_id: idString.optional(),
     limit: z.coerce.number().int().min(1).max(1000).default(100),
   })
   .strict();

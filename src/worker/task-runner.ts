@@ -137,7 +137,8 @@ export class TaskRunner {
       return { kind: 'refused', reason: message };
     }
     this.ctx.log.warn({ task_id: task.id, type: task.type, err: message }, 'task attempt failed');
-    return { kind: 'failed', error: message, retryable: isRetryable(err) };
+    const code = err instanceof AetheriumError ? { code: err.code } : {};
+    return { kind: 'failed', error: message, retryable: isRetryable(err), ...code };
   }
 
   /** A cancelled create leaves no VM on this host. */

@@ -10,7 +10,8 @@ export type Inject = (options: InjectOptions) => Promise<LightMyRequestResponse>
 export function carryKey(app: FastifyInstance, token: string): Inject {
   const original = app.inject.bind(app);
   const raw: Inject = (options) => original(options);
-  const withKey: Inject = (options) => raw({ ...options, headers: { authorization: `Bearer ${token}`, ...options.headers } });
+  const withKey: Inject = (options) =>
+    raw({ ...options, headers: { authorization: `Bearer ${token}`, ...options.headers } });
   Object.defineProperty(app, 'inject', { value: withKey, configurable: true, writable: true });
   return raw;
 }

@@ -116,7 +116,12 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     servers.push(server);
   }
 
-  await waitForHttp(`${servers[0]!.url}/health`, () => true, 60_000, () => servers[0]!.output());
+  await waitForHttp(
+    `${servers[0]!.url}/health`,
+    () => true,
+    60_000,
+    () => servers[0]!.output(),
+  );
   const bootstrap = await fetch(`${servers[0]!.url}/api/v1/tokens/bootstrap`, { method: 'POST' });
   const adminKey = ((await bootstrap.json()) as { token: string }).token;
   const workers: Cluster['workers'] = new Map();

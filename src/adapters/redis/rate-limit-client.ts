@@ -6,7 +6,10 @@
 import { Redis } from 'ioredis';
 import { closeClient, reconnectDelayMs } from './redis-connection.ts';
 
-export function openRateLimitRedis(url: string, onError: (err: unknown) => void): { client: Redis; close(): Promise<void> } {
+export function openRateLimitRedis(
+  url: string,
+  onError: (err: unknown) => void,
+): { client: Redis; close(): Promise<void> } {
   const client = new Redis(url, {
     maxRetriesPerRequest: 1,
     enableOfflineQueue: false,

@@ -18,7 +18,7 @@
  */
 import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
-import type { ExecResult } from '../../domain/index.ts';
+import { type ExecResult, outputFields } from '../../domain/index.ts';
 import { MAX_OUTPUT_BYTES, OutputBuffer } from './output-buffer.ts';
 import { isProcessAlive, sleep } from './procfs.ts';
 
@@ -150,15 +150,15 @@ export function startCommand(options: CommandOptions): RunningCommand {
           return;
         }
         const out = stdout.finish();
-        let err = stderr.finish();
+        const err = stderr.finish();
         let exitCode: number;
         if (timedOut) exitCode = TIMEOUT_EXIT_CODE;
         else if (spawnError && exit === undefined) {
           exitCode = spawnError.code === 'ENOENT' ? 127 : 126;
-          err += `aetherium: cannot run ${JSON.stringify(options.file)}: ${spawnError.code ?? spawnError.message}\n`;
+          err.text += `aetherium: cannot run ${JSON.stringify(options.file)}: ${spawnError.code ?? spawnError.message}\n`;
         } else if (exit?.code !== null && exit?.code !== undefined) exitCode = exit.code;
         else exitCode = 128 + signalNumber(exit?.signal ?? 'SIGKILL');
-        resolve({ exit_code: exitCode, stdout: out, stderr: err, ...(timedOut ? { timed_out: true } : {}) });
+        resolve({ exit_code: exitCode, ...outputFields(out, err), ...(timedOut ? { timed_out: true } : {}) });
       })();
     };
 

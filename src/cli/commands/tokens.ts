@@ -98,7 +98,16 @@ export function registerAuditCommand(program: Command, client: () => ApiClient, 
       if (global().json) return printJson(data);
       printTable(
         ['TIME', 'ACTOR', 'ROLE', 'ACTION', 'TARGET', 'SOURCE', 'OUTCOME', 'DETAILS'],
-        data.entries.map((e) => [e.at, e.actor, e.role, e.action, e.target, e.source, `${e.outcome} (${e.status})`, JSON.stringify(e.details)]),
+        data.entries.map((e) => [
+          e.at,
+          e.actor,
+          e.role,
+          e.action,
+          e.target,
+          e.source,
+          `${e.outcome} (${e.status})`,
+          JSON.stringify(e.details),
+        ]),
       );
     });
 }

@@ -52,7 +52,9 @@ export async function verifySecret(secret: string, stored: string): Promise<bool
   const expected = Buffer.from(hash, 'base64url');
   const params = { N: Number(n), r: Number(r), p: Number(p) };
   const key = await new Promise<Buffer>((resolve, reject) =>
-    scrypt(secret, Buffer.from(salt, 'base64url'), expected.length, params, (err, k) => (err ? reject(err) : resolve(k))),
+    scrypt(secret, Buffer.from(salt, 'base64url'), expected.length, params, (err, k) =>
+      err ? reject(err) : resolve(k),
+    ),
   );
   return key.length === expected.length && timingSafeEqual(key, expected);
 }

@@ -36,7 +36,11 @@ type Details = AuditEntry['details'];
 function detailsOf(action: string | undefined, request: FastifyRequest): Details {
   const body = (request.body ?? {}) as Record<string, unknown>;
   const pick = (...keys: string[]): Details =>
-    Object.fromEntries(keys.filter((k) => typeof body[k] === 'string' || typeof body[k] === 'boolean').map((k) => [k, body[k] as string]));
+    Object.fromEntries(
+      keys
+        .filter((k) => typeof body[k] === 'string' || typeof body[k] === 'boolean')
+        .map((k) => [k, body[k] as string]),
+    );
   switch (action) {
     case 'vm.exec':
       return { command: String(body.command ?? ''), args: JSON.stringify(body.args ?? []).slice(0, 2000) };
@@ -65,7 +69,11 @@ export function installAudit(app: FastifyInstance, store: Store, log?: Logger): 
     const params = (request.params ?? {}) as Record<string, unknown>;
     const entry = {
       actor: identity?.name ?? 'anonymous',
-      actor_kind: identity ? (identity.kind === 'local' ? ('anonymous' as const) : identity.kind) : ('anonymous' as const),
+      actor_kind: identity
+        ? identity.kind === 'local'
+          ? ('anonymous' as const)
+          : identity.kind
+        : ('anonymous' as const),
       role: identity?.role ?? null,
       action: action ?? 'read',
       route: `${request.method} ${url}`,
@@ -76,6 +84,8 @@ export function installAudit(app: FastifyInstance, store: Store, log?: Logger): 
       details: denied ? {} : detailsOf(action, request),
     };
     // The answer has gone out already; a lost audit row is logged loudly rather than failing it.
-    await store.insertAudit(entry).catch((err: unknown) => log?.error({ err, route: entry.route }, 'audit write failed'));
+    await store
+      .insertAudit(entry)
+      .catch((err: unknown) => log?.error({ err, route: entry.route }, 'audit write failed'));
   });
 }

@@ -36,7 +36,9 @@ export function installAuth(app: FastifyInstance, options: AuthOptions): void {
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) {
       if (accessOf(method, route.url) === undefined) {
-        throw new Error(`route ${method} ${route.url} has no entry in the route × role table (src/server/auth/route-access.ts)`);
+        throw new Error(
+          `route ${method} ${route.url} has no entry in the route × role table (src/server/auth/route-access.ts)`,
+        );
       }
     }
   });
@@ -91,7 +93,10 @@ function checkOrigin(request: FastifyRequest, allowed: readonly string[]): void 
     throw new AetheriumError('forbidden', 'the Origin header is not a URL');
   }
   if (host === request.headers.host || allowed.includes(origin)) return;
-  throw new AetheriumError('forbidden', `WebSocket connections from ${origin} are not allowed (api_gateway.cors_origins)`);
+  throw new AetheriumError(
+    'forbidden',
+    `WebSocket connections from ${origin} are not allowed (api_gateway.cors_origins)`,
+  );
 }
 
 /** The subprotocol the server answers with: never the bearer entry, which would echo the token. */

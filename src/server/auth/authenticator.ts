@@ -33,13 +33,16 @@ export class Authenticator {
     const key = parsed ? await this.store.getApiKey(parsed.id) : null;
     if (!parsed || !key) throw unauthorized('unknown API key');
     if (key.revoked_at) throw unauthorized(`the API key ${key.name} was revoked`);
-    if (key.expires_at && key.expires_at.getTime() <= Date.now()) throw unauthorized(`the API key ${key.name} has expired`);
+    if (key.expires_at && key.expires_at.getTime() <= Date.now())
+      throw unauthorized(`the API key ${key.name} has expired`);
     if (!this.verified.has(token)) {
       if (!(await verifySecret(parsed.secret, key.hash))) throw unauthorized('unknown API key');
       this.verified.add(token);
     }
     // Last use is bookkeeping: a failed write must not refuse a valid caller.
-    this.store.touchApiKey(key.id, new Date()).catch((err: unknown) => this.log.warn({ err }, 'recording key use failed'));
+    this.store
+      .touchApiKey(key.id, new Date())
+      .catch((err: unknown) => this.log.warn({ err }, 'recording key use failed'));
     return { kind: 'key', id: key.id, name: key.name, role: key.role };
   }
 }

@@ -11,7 +11,9 @@ export const TABLE_END = '<!-- route-access:end -->';
 
 export function routeAccessMarkdown(): string {
   const rows = Object.entries(ROUTE_ACCESS).map(([route, access]) => {
-    const cells = ROLES.map((role) => (access === 'public' || ROLES.indexOf(role) >= ROLES.indexOf(access) ? '✓' : '—'));
+    const cells = ROLES.map((role) =>
+      access === 'public' || ROLES.indexOf(role) >= ROLES.indexOf(access) ? '✓' : '—',
+    );
     return `| \`${route}\` | ${access === 'public' ? 'anyone' : access} | ${cells.join(' | ')} |`;
   });
   return [

@@ -18,7 +18,13 @@ export function auditRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
   return async (app) => {
     app.get(
       '/audit',
-      { schema: { tags: ['audit'], summary: 'The audit log: who did what, from where, with what outcome', querystring: auditQuery } },
+      {
+        schema: {
+          tags: ['audit'],
+          summary: 'The audit log: who did what, from where, with what outcome',
+          querystring: auditQuery,
+        },
+      },
       async (request) => {
         const entries = await deps.audit(request.query);
         return { entries, total: entries.length };

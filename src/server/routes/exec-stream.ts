@@ -5,28 +5,52 @@
  *            { "type": "stdin", "data": "…" }  { "type": "stdin_end" }  { "type": "cancel" }
  *   server → { "type": "started", "task_id" }  { "type": "stdout" | "stderr", "data": "…" }
  *            { "type": "exit", "exit_code", "timed_out" }  then close 1000
- *            { "type": "error", "code", "message" }      then close 4400 / 4404 / 4409 / 1011
+ *            { "type": "error", "code", "message" }      then close 4000 + the code's status
  *
  * The command runs as a `vm:execute` task on the VM's worker; its bytes travel over ExecChannels.
- * Closing the socket before the exit cancels the command.
+ * Closing the socket before the exit cancels the command. The start message has the limits of
+ * `POST /vms/{id}/exec` and the same answers: a user's mistake is 4400 (bad input: a NUL or an
+ * unpaired surrogate in a string, a timeout under 1 ms, an environment over its size, a cwd that
+ * is not in the VM), 4404 (no such VM) or 4409 (VM not running, or found stopping by its worker;
+ * command cancelled); 1011 is only for a fault on our side, and its message never carries the text
+ * of an engine's error. Live `data` is text (a lossy decoding of bytes that are not UTF-8); the
+ * task's result has the exact bytes (`stdout_base64`, see ExecResult). Anything wrong with the URL
+ * itself is refused at the handshake, with an HTTP 400 in the API's error format.
  */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
-import { AetheriumError, errorMessage, isFinal, newId } from '../../domain/index.ts';
+import { AetheriumError, isFinal, isTransientEngineError, newId } from '../../domain/index.ts';
 import { type ChannelMessage, execInput, execOutput } from '../../ports/exec-channels.ts';
 import type { ExecChannels } from '../../ports/exec-channels.ts';
 import type { ApiDeps } from '../api-deps.ts';
-import { execBody, idParam } from '../schemas.ts';
+import { findUnstorable, unstorableError } from '../input-guard.ts';
+import { execPayloadOf, execStartMessage, idParam } from '../schemas.ts';
+import { closeCodeOf, commandFailure } from '../task-failure.ts';
 
-const startMessage = execBody.extend({ type: z.literal('start') });
 const clientMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('stdin'), data: z.string() }).strict(),
   z.object({ type: z.literal('stdin_end') }).strict(),
   z.object({ type: z.literal('cancel') }).strict(),
 ]);
 
-const CLOSE = { badMessage: 4400, notFound: 4404, conflict: 4409, failed: 1011 } as const;
+const CLOSE = { badMessage: 4400 } as const;
+
+/** A close reason is at most 123 bytes of UTF-8: cut at a character, never inside one. */
+function closeReason(message: string): string {
+  let reason = message.slice(0, 120);
+  while (Buffer.byteLength(reason, 'utf8') > 123) reason = reason.slice(0, -1);
+  return reason;
+}
+
+/** What an error the route did not expect becomes: a code of ours and a message without engine text. */
+function asApiError(err: unknown, log: { error: (obj: object, msg: string) => void }): AetheriumError {
+  if (err instanceof AetheriumError) return err;
+  if (isTransientEngineError(err))
+    return new AetheriumError('unavailable', 'a backing engine (database or queue) is unavailable right now; retry');
+  log.error({ err }, 'interactive exec failed');
+  return new AetheriumError('internal', 'internal error; the server log has the details');
+}
 
 export function execStreamRoutes(deps: ApiDeps, channels: ExecChannels): FastifyPluginAsyncZod {
   return async (app) => {
@@ -46,7 +70,7 @@ export function execStreamRoutes(deps: ApiDeps, channels: ExecChannels): Fastify
         const send = (message: object) => ws.readyState === ws.OPEN && ws.send(JSON.stringify(message));
         const fail = (code: number, error: { code: string; message: string }) => {
           send({ type: 'error', ...error });
-          ws.close(code, error.message.slice(0, 120));
+          ws.close(code, closeReason(error.message));
         };
         let taskId: string | null = null;
         let started = false;
@@ -77,29 +101,28 @@ export function execStreamRoutes(deps: ApiDeps, channels: ExecChannels): Fastify
             return fail(CLOSE.badMessage, { code: 'bad_request', message: 'messages are JSON objects with a "type"' });
           }
           if (!taskId) {
-            const start = startMessage.safeParse(parsed);
+            // What no engine can store never reaches one (as input-guard.ts does for HTTP routes).
+            const unstorable = findUnstorable(parsed);
+            if (unstorable) {
+              const { code, message } = unstorableError('message', unstorable);
+              return fail(CLOSE.badMessage, { code, message });
+            }
+            const start = execStartMessage.safeParse(parsed);
             if (!start.success)
               return fail(CLOSE.badMessage, {
                 code: 'validation_failed',
                 message: `the first message must be {"type":"start","command":…}: ${start.error.issues.map((i) => `${i.path.join('.') || 'message'}: ${i.message}`).join('; ')}`,
               });
-            const { type: _type, timeout, ...exec } = start.data;
+            const { type: _type, ...exec } = start.data;
             taskId = newId();
             try {
               // Listen before the task exists, so not a byte of output is missed.
               unsubscribe = await channels.subscribe(execOutput(taskId), forward);
-              await deps.vms.exec(
-                vmId,
-                { ...exec, ...(timeout ? { timeout_ms: Math.round(timeout * 1000) } : {}), stream: true },
-                taskId,
-              );
+              await deps.vms.exec(vmId, { ...execPayloadOf(exec), stream: true }, taskId);
             } catch (err) {
               await unsubscribe?.();
-              const e = err instanceof AetheriumError ? err : new AetheriumError('internal', errorMessage(err));
-              return fail(
-                e.code === 'not_found' ? CLOSE.notFound : e.code === 'conflict' ? CLOSE.conflict : CLOSE.failed,
-                { code: e.code, message: e.message },
-              );
+              const e = asApiError(err, request.log);
+              return fail(closeCodeOf(e.code), { code: e.code, message: e.message });
             }
             send({ type: 'started', task_id: taskId });
             // A task that ends without an exit on the channel (VM gone, cancelled) still answers.
@@ -112,10 +135,10 @@ export function execStreamRoutes(deps: ApiDeps, channels: ExecChannels): Fastify
                 send({ type: 'exit', exit_code: result?.exit_code, timed_out: result?.timed_out ?? false });
                 return ws.close(1000, 'exited');
               }
-              fail(CLOSE.failed, {
-                code: task.status === 'cancelled' ? 'cancelled' : 'driver_failed',
-                message: task.error ?? task.status,
-              });
+              // The worker's reason, with its code: a cwd that is not there is 4400, a VM it found
+              // stopping 4409; only a failure of the driver is 1011.
+              const e = commandFailure(task);
+              fail(closeCodeOf(e.code), { code: e.code, message: e.message });
             });
             return;
           }

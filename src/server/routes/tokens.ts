@@ -18,7 +18,12 @@ const createTokenBody = z
   .strict();
 
 const listTokensQuery = z
-  .object({ include_revoked: z.enum(['true', 'false']).optional().transform((v) => v === 'true') })
+  .object({
+    include_revoked: z
+      .enum(['true', 'false'])
+      .optional()
+      .transform((v) => v === 'true'),
+  })
   .strict();
 
 export function tokenRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
@@ -26,25 +31,40 @@ export function tokenRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
     const tags = ['tokens'];
     app.post(
       '/tokens',
-      { schema: { tags, summary: 'Create an API key (admin); the key is shown in this answer only', body: createTokenBody } },
+      {
+        schema: {
+          tags,
+          summary: 'Create an API key (admin); the key is shown in this answer only',
+          body: createTokenBody,
+        },
+      },
       async (request, reply) => {
         const { name, role, expires } = request.body;
         const expiresInMs = expires === undefined ? undefined : parseDuration(expires);
         if (expiresInMs === null || (expiresInMs !== undefined && expiresInMs <= 0)) {
           throw invalid(`expires: ${JSON.stringify(expires)} is not a duration such as 30d, 12h or 90m`);
         }
-        const created = await deps.tokens.create({ name, role, ...(expiresInMs ? { expires_in_ms: expiresInMs } : {}) }, request.identity);
+        const created = await deps.tokens.create(
+          { name, role, ...(expiresInMs ? { expires_in_ms: expiresInMs } : {}) },
+          request.identity,
+        );
         return reply.status(201).send(created);
       },
     );
 
-    app.get('/tokens', { schema: { tags, summary: 'List API keys (never their secrets)', querystring: listTokensQuery } }, async (request) => {
-      const tokens = await deps.tokens.list(request.query.include_revoked);
-      return { tokens, total: tokens.length };
-    });
+    app.get(
+      '/tokens',
+      { schema: { tags, summary: 'List API keys (never their secrets)', querystring: listTokensQuery } },
+      async (request) => {
+        const tokens = await deps.tokens.list(request.query.include_revoked);
+        return { tokens, total: tokens.length };
+      },
+    );
 
-    app.delete('/tokens/:id', { schema: { tags, summary: 'Revoke an API key, by id or name', params: idParam } }, async (request) =>
-      deps.tokens.revoke(request.params.id),
+    app.delete(
+      '/tokens/:id',
+      { schema: { tags, summary: 'Revoke an API key, by id or name', params: idParam } },
+      async (request) => deps.tokens.revoke(request.params.id),
     );
 
     app.post(

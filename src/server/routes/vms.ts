@@ -1,8 +1,9 @@
 /** /api/v1/vms: create, list, get, delete, start, stop, exec, executions. */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { AetheriumError, type Task } from '../../domain/index.ts';
+import type { Task } from '../../domain/index.ts';
 import type { ApiDeps } from '../api-deps.ts';
-import { createVmBody, execBody, idParam, listVmsQuery, waitQuery } from '../schemas.ts';
+import { createVmBody, execBody, execPayloadOf, idParam, listVmsQuery, waitQuery } from '../schemas.ts';
+import { commandFailure } from '../task-failure.ts';
 
 const DEFAULT_WAIT_SECONDS = 120;
 
@@ -76,11 +77,8 @@ export function vmRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
       '/vms/:id/exec',
       { schema: { tags, summary: 'Run a command in a VM and return its output', params: idParam, body: execBody } },
       async (request, reply) => {
-        const { timeout, ...rest } = request.body;
-        const task = await deps.vms.exec(request.params.id, {
-          ...rest,
-          ...(timeout ? { timeout_ms: Math.round(timeout * 1000) } : {}),
-        });
+        const { timeout } = request.body;
+        const task = await deps.vms.exec(request.params.id, execPayloadOf(request.body));
         // Wait a little past the command's own timeout so that its result, not ours, decides.
         const waitMs = timeout ? Math.min(deps.execWaitMs, timeout * 1000 + 5000) : deps.execWaitMs;
         const done = await deps.tasks.wait(task.id, waitMs);
@@ -91,10 +89,9 @@ export function vmRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
             message: `still running; follow it with GET /api/v1/tasks/${task.id}`,
           });
         }
-        if (done.status !== 'completed')
-          throw new AetheriumError('driver_failed', `the command could not run: ${done.error ?? done.status}`, {
-            task_id: task.id,
-          });
+        // The worker's reason decides the answer: a VM found stopping is a 409, a cwd that is not
+        // there a 400; only a failure of the driver itself is a 502.
+        if (done.status !== 'completed') throw commandFailure(done);
         return { task_id: task.id, ...done.result };
       },
     );

@@ -58,7 +58,8 @@ export class TokenService {
       return await this.create({ name: BOOTSTRAP_KEY_NAME, role: 'admin' }, null);
     } catch (err) {
       // Two bootstraps at once: the unique live name lets exactly one of them through.
-      if (err instanceof AetheriumError && err.code === 'conflict') throw conflict('the cluster was bootstrapped just now');
+      if (err instanceof AetheriumError && err.code === 'conflict')
+        throw conflict('the cluster was bootstrapped just now');
       throw err;
     }
   }

@@ -8,12 +8,14 @@
 import {
   AetheriumError,
   type DrainRequest,
+  type ErrorCode,
   type Execution,
   type Task,
   type Vm,
   type WorkerMetricSample,
   type WorkerRegistration,
   type WorkerResources,
+  taskErrorText,
 } from '../../domain/index.ts';
 import type { EventBus } from '../../ports/event-bus.ts';
 import type { Logger } from '../../ports/logger.ts';
@@ -32,6 +34,7 @@ import type {
 } from '../../ports/worker-link.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { WorkerLedger } from '../ledger/worker-ledger.ts';
+import { toExecutionRow } from '../stored-output.ts';
 import { beginDrain } from '../operations/drain.ts';
 
 export interface DirectWorkerLinkDeps {
@@ -149,7 +152,7 @@ export class DirectWorkerLink implements WorkerLink {
       case 'completed':
         return (await this.deps.ledger.complete(task, outcome.result)) ? 'final' : 'stale';
       case 'failed':
-        return this.failed(workerId, task, outcome.error, outcome.retryable);
+        return this.failed(workerId, task, outcome.error, outcome.retryable, outcome.code);
       case 'cancelled': {
         const done = await this.deps.ledger.cancelled(task, outcome.reason);
         if (done?.type === 'vm:create')
@@ -171,8 +174,16 @@ export class DirectWorkerLink implements WorkerLink {
   }
 
   /** Retry while the error allows it and the budget lasts; otherwise the task, and a create's VM, fail. */
-  private async failed(workerId: string, task: Task, error: string, retryable: boolean): Promise<OutcomeAck> {
+  private async failed(
+    workerId: string,
+    task: Task,
+    message: string,
+    retryable: boolean,
+    code?: ErrorCode,
+  ): Promise<OutcomeAck> {
     const { ledger, queue, log } = this.deps;
+    // The task's error keeps the code (`conflict: …`), so the API answers for it with its status.
+    const error = taskErrorText(code, message);
     if (retryable && task.retry_count < task.max_retries) {
       const delayMs = retryDelayMs(task.retry_count);
       const again = await ledger.retry(task, error, delayMs);
@@ -187,7 +198,7 @@ export class DirectWorkerLink implements WorkerLink {
     }
     if (task.type === 'vm:create' && task.vm_id) {
       const vm = await this.store.getVm(task.vm_id);
-      if (vm) await ledger.vmFailed(vm, error);
+      if (vm) await ledger.vmFailed(vm, message);
     }
     return (await ledger.fail(task, error)) ? 'final' : 'stale';
   }
@@ -218,7 +229,7 @@ export class DirectWorkerLink implements WorkerLink {
     const vm = await this.store.getVm(execution.vm_id);
     if (vm && vm.worker_id !== workerId)
       throw new AetheriumError('forbidden', `VM ${vm.name} is not held by worker ${workerId}`);
-    await this.store.insertExecution(execution);
+    await this.store.insertExecution(toExecutionRow(execution));
   }
 
   async requestDrain(workerId: string, request: DrainRequest): Promise<DrainProgress> {

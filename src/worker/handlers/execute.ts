@@ -7,8 +7,11 @@ import {
   type ExecResult,
   type ExecTaskResult,
   type ExecuteTask,
+  type Execution,
   newId,
+  outputFields,
   retryTransient,
+  storableOutput,
   type Vm,
 } from '../../domain/index.ts';
 import { execInput, execOutput } from '../../ports/exec-channels.ts';
@@ -46,14 +49,22 @@ export async function executeInVm(
     await ctx.channels.publish(execOutput(task.id), exit).catch(() => undefined);
   }
   const completedAt = new Date();
-  const execution = {
+  // Binary-safe whatever the driver handed over: text the database cannot keep (NUL, broken
+  // UTF-16) would fail the record, and with it the task, of a command that ran.
+  const output = outputFields(
+    storableOutput(result.stdout, result.stdout_base64),
+    storableOutput(result.stderr, result.stderr_base64),
+  );
+  const execution: Execution = {
     id: newId(),
     vm_id: vm.id,
     task_id: task.id,
     command: payload.command,
     args: payload.args ?? [],
     env: payload.env ?? {},
-    ...result,
+    exit_code: result.exit_code,
+    ...output,
+    timed_out: result.timed_out ?? false,
     started_at: startedAt,
     completed_at: completedAt,
     duration_ms: completedAt.getTime() - startedAt.getTime(),
@@ -63,8 +74,7 @@ export async function executeInVm(
   return {
     execution_id: execution.id,
     exit_code: result.exit_code,
-    stdout: result.stdout,
-    stderr: result.stderr,
+    ...output,
     timed_out: result.timed_out ?? false,
     duration_ms: execution.duration_ms,
   };

@@ -7,7 +7,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { AetheriumError, invalid } from '../../../domain/index.ts';
+import { AetheriumError, invalid, outputFields } from '../../../domain/index.ts';
 import type { ExecResult } from '../../../domain/index.ts';
 import { OutputBuffer } from '../output-buffer.ts';
 import { TIMEOUT_EXIT_CODE, abortError } from '../process-tree.ts';
@@ -233,7 +233,7 @@ export class GuestClient {
             return;
           }
           const code = timedOut ? TIMEOUT_EXIT_CODE : (exit?.exit_code ?? 137);
-          resolve({ exit_code: code, stdout, stderr, ...(timedOut ? { timed_out: true } : {}) });
+          resolve({ exit_code: code, ...outputFields(stdout, stderr), ...(timedOut ? { timed_out: true } : {}) });
         },
       };
       const kill = (): void => {
