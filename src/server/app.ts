@@ -65,6 +65,11 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandling(app);
 
+  // The WebSocket plugin first: its hooks must see every upgrade, so that one refused by the hooks
+  // below (authentication, origin, rate limit) still has its connection closed.
+  if (deps.hub) {
+    await app.register(websocket, { options: { maxPayload: 1024 * 1024, handleProtocols: chooseProtocol } });
+  }
   await installBrowserSafety(app, options.browser ?? { corsOrigins: [], allowedHosts: null });
   installAuth(app, options.auth ?? { authenticator: null, allowedOrigins: [] });
   if (options.audit) installAudit(app, options.audit.store, options.logger);
@@ -89,9 +94,6 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
     });
   }
 
-  if (deps.hub) {
-    await app.register(websocket, { options: { maxPayload: 1024 * 1024, handleProtocols: chooseProtocol } });
-  }
 
   await app.register(swagger, {
     openapi: {

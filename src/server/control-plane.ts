@@ -192,7 +192,9 @@ export class ControlPlane extends Service {
         audit: { store: this.deps.store },
         browser: {
           corsOrigins: gateway.cors_origins,
-          allowedHosts: this.deps.mode === 'dev' ? gateway.allowed_hosts : null,
+          // Dev mode, and any listener without authentication, answers only its own Host names: a
+          // page on another domain that resolves to 127.0.0.1 must not act as the local admin.
+          allowedHosts: this.deps.mode === 'dev' || !gateway.auth.enabled ? gateway.allowed_hosts : null,
         },
         rateLimit: {
           ...gateway.rate_limit,

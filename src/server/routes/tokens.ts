@@ -6,6 +6,8 @@ import { invalid, ROLES } from '../../domain/index.ts';
 import type { ApiDeps } from '../api-deps.ts';
 import { idParam } from '../schemas.ts';
 
+const MAX_EXPIRY_MS = 10 * 365 * 86_400_000;
+
 const createTokenBody = z
   .object({
     name: z
@@ -41,8 +43,11 @@ export function tokenRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
       async (request, reply) => {
         const { name, role, expires } = request.body;
         const expiresInMs = expires === undefined ? undefined : parseDuration(expires);
-        if (expiresInMs === null || (expiresInMs !== undefined && expiresInMs <= 0)) {
-          throw invalid(`expires: ${JSON.stringify(expires)} is not a duration such as 30d, 12h or 90m`);
+        if (expiresInMs === null || (expiresInMs !== undefined && expiresInMs < 1000)) {
+          throw invalid(`expires: ${JSON.stringify(expires)} is not a duration of at least 1s, such as 30d, 12h or 90m`);
+        }
+        if (expiresInMs !== undefined && expiresInMs > MAX_EXPIRY_MS) {
+          throw invalid(`expires: ${JSON.stringify(expires)} is more than 10 years; leave it out for a key that never expires`);
         }
         const created = await deps.tokens.create(
           { name, role, ...(expiresInMs ? { expires_in_ms: expiresInMs } : {}) },
