@@ -94,7 +94,6 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
     });
   }
 
-
   await app.register(swagger, {
     openapi: {
       info: {

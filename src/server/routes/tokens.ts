@@ -44,10 +44,14 @@ export function tokenRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
         const { name, role, expires } = request.body;
         const expiresInMs = expires === undefined ? undefined : parseDuration(expires);
         if (expiresInMs === null || (expiresInMs !== undefined && expiresInMs < 1000)) {
-          throw invalid(`expires: ${JSON.stringify(expires)} is not a duration of at least 1s, such as 30d, 12h or 90m`);
+          throw invalid(
+            `expires: ${JSON.stringify(expires)} is not a duration of at least 1s, such as 30d, 12h or 90m`,
+          );
         }
         if (expiresInMs !== undefined && expiresInMs > MAX_EXPIRY_MS) {
-          throw invalid(`expires: ${JSON.stringify(expires)} is more than 10 years; leave it out for a key that never expires`);
+          throw invalid(
+            `expires: ${JSON.stringify(expires)} is more than 10 years; leave it out for a key that never expires`,
+          );
         }
         const created = await deps.tokens.create(
           { name, role, ...(expiresInMs ? { expires_in_ms: expiresInMs } : {}) },
