@@ -326,8 +326,10 @@ const unknownKey = fc.oneof(
   fc.string({ maxLength: 8 }),
 );
 
+/** Valid as an environment name and as a label key. */
+const plainKey = fc.stringMatching(/^[A-Za-z][A-Za-z0-9_]{0,12}$/);
 const recordKey = fc.oneof(
-  { weight: 4, arbitrary: fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,12}$/) },
+  { weight: 4, arbitrary: plainKey },
   { weight: 1, arbitrary: hostileText },
   { weight: 1, arbitrary: fc.string({ maxLength: 70 }) },
 );
@@ -336,6 +338,12 @@ const recordKey = fc.oneof(
 // Values from a schema: mostly what it asks for, sometimes not
 
 type Overrides = ReadonlyMap<string, fc.Arbitrary<unknown>>;
+
+/** How values are made: `hostile` mixes hostile values in at every level, else all is as the schema says. */
+interface Gen {
+  overrides: Overrides;
+  hostile: boolean;
+}
 
 function stringArb(s: JsonSchema): fc.Arbitrary<string> {
   if (s.pattern) return fc.stringMatching(new RegExp(s.pattern));
@@ -363,14 +371,15 @@ function hostileArb(s: JsonSchema): fc.Arbitrary<unknown> {
   }
 }
 
-function valueArb(s: JsonSchema, at: string, overrides: Overrides): fc.Arbitrary<unknown> {
-  return fc.oneof({ weight: 5, arbitrary: validArb(s, at, overrides) }, { weight: 1, arbitrary: hostileArb(s) });
+function valueArb(s: JsonSchema, at: string, g: Gen): fc.Arbitrary<unknown> {
+  if (!g.hostile) return validArb(s, at, g);
+  return fc.oneof({ weight: 5, arbitrary: validArb(s, at, g) }, { weight: 1, arbitrary: hostileArb(s) });
 }
 
-function validArb(s: JsonSchema, at: string, overrides: Overrides): fc.Arbitrary<unknown> {
-  const override = overrides.get(at);
+function validArb(s: JsonSchema, at: string, g: Gen): fc.Arbitrary<unknown> {
+  const override = g.overrides.get(at);
   if (override) return override;
-  if (s.anyOf) return fc.oneof(...s.anyOf.map((alt, i) => validArb(alt, `${at}|${i}`, overrides)));
+  if (s.anyOf) return fc.oneof(...s.anyOf.map((alt, i) => validArb(alt, `${at}|${i}`, g)));
   let arb: fc.Arbitrary<unknown>;
   if (s.enum) arb = fc.constantFrom(...s.enum);
   else {
@@ -392,14 +401,14 @@ function validArb(s: JsonSchema, at: string, overrides: Overrides): fc.Arbitrary
         break;
       case 'array': {
         const minLength = s.minItems ?? 0;
-        arb = fc.array(valueArb(s.items ?? {}, `${at}[]`, overrides), {
+        arb = fc.array(valueArb(s.items ?? {}, `${at}[]`, g), {
           minLength,
           maxLength: Math.max(minLength, Math.min(s.maxItems ?? 4, 4)),
         });
         break;
       }
       case 'object':
-        arb = objectArb(s, at, overrides);
+        arb = objectArb(s, at, g);
         break;
       default:
         arb = fc.oneof(edgeDate, fc.string(), fc.integer());
@@ -408,19 +417,20 @@ function validArb(s: JsonSchema, at: string, overrides: Overrides): fc.Arbitrary
   return s.nullable ? fc.option(arb, { nil: null, freq: 5 }) : arb;
 }
 
-function objectArb(s: JsonSchema, at: string, overrides: Overrides): fc.Arbitrary<unknown> {
+function objectArb(s: JsonSchema, at: string, g: Gen): fc.Arbitrary<unknown> {
   const shape: Record<string, fc.Arbitrary<unknown>> = {};
-  for (const [name, prop] of Object.entries(s.properties ?? {}))
-    shape[name] = valueArb(prop, `${at}.${name}`, overrides);
+  for (const [name, prop] of Object.entries(s.properties ?? {})) shape[name] = valueArb(prop, `${at}.${name}`, g);
   const known = fc.record(shape, { requiredKeys: s.required ?? [] });
   const free =
     typeof s.additionalProperties === 'object'
-      ? fc.dictionary(recordKey, valueArb(s.additionalProperties, `${at}.*`, overrides), { maxKeys: 4 })
+      ? fc.dictionary(g.hostile ? recordKey : plainKey, valueArb(s.additionalProperties, `${at}.*`, g), { maxKeys: 4 })
       : fc.constant({});
-  const unknown = fc.option(fc.dictionary(unknownKey, fc.oneof(hostileText, wrongType), { minKeys: 1, maxKeys: 2 }), {
-    nil: {},
-    freq: 6,
-  });
+  const unknown = !g.hostile
+    ? fc.constant({})
+    : fc.option(fc.dictionary(unknownKey, fc.oneof(hostileText, wrongType), { minKeys: 1, maxKeys: 2 }), {
+        nil: {},
+        freq: 6,
+      });
   return fc.tuple(known, free, unknown).map(([a, b, c]) => ({ ...b, ...a, ...c }));
 }
 
@@ -515,11 +525,16 @@ function queryValueArb(s: JsonSchema): fc.Arbitrary<string> {
 }
 
 /** A querystring: declared keys (valid or hostile), unknown and repeated keys, raw fragments. */
-function queryArb(op: Op): fc.Arbitrary<string> {
+function queryArb(op: Op, hostile: boolean): fc.Arbitrary<string> {
   const declared = op.query.map((p) =>
     fc
       .option(
-        fc.oneof({ weight: 3, arbitrary: queryValueArb(p.schema ?? {}) }, { weight: 1, arbitrary: hostileQueryValue }),
+        hostile
+          ? fc.oneof(
+              { weight: 3, arbitrary: queryValueArb(p.schema ?? {}) },
+              { weight: 1, arbitrary: hostileQueryValue },
+            )
+          : queryValueArb(p.schema ?? {}),
         { nil: null, freq: 2 },
       )
       .map((value): [string, string] | null => (value === null ? null : [p.name, value])),
@@ -530,10 +545,12 @@ function queryArb(op: Op): fc.Arbitrary<string> {
     hostileText.map(encodeText),
     ...(names.length > 0 ? [fc.constantFrom(...names)] : []),
   );
-  const extras = fc.array(fc.tuple(extraKeys, hostileQueryValue), { maxLength: 2 });
-  const raw = fc.option(fc.constantFrom(...RAW_QUERY_FRAGMENTS), { nil: null, freq: 8 });
+  const extras = fc.array(fc.tuple(extraKeys, hostileQueryValue), { maxLength: hostile ? 2 : 0 });
+  const raw = hostile ? fc.option(fc.constantFrom(...RAW_QUERY_FRAGMENTS), { nil: null, freq: 8 }) : fc.constant(null);
   // `wait=true` with a long timeout would hold the fuzz for minutes: a wait is never longer than 1 s.
-  const waitTimeout = fc.constantFrom('0', '0.2', '1', '-1', '3601', 'abc', '1e400');
+  const waitTimeout = hostile
+    ? fc.constantFrom('0', '0.2', '1', '-1', '3601', 'abc', '1e400')
+    : fc.constantFrom('0', '0.2', '1');
   return fc.tuple(fc.tuple(...declared), extras, raw, waitTimeout).map(([pairs, extra, fragment, timeout]) => {
     let all = [...pairs.filter((p): p is [string, string] => p !== null), ...extra];
     const waits = all.some(([k, v]) => safeDecode(k) === 'wait' && ['true', '1'].includes(safeDecode(v)));
@@ -552,12 +569,14 @@ type Auth = { kind: 'admin' } | { kind: 'none' } | { kind: 'bad'; header: string
 
 interface HttpRequest {
   op: Op;
+  /** Whether hostile values were mixed in; else every value is as the schema says. */
+  hostile: boolean;
   auth: Auth;
   url: string;
   body: Body;
 }
 
-function bodyArb(op: Op, overrides: Overrides): fc.Arbitrary<Body> {
+function bodyArb(op: Op, overrides: Overrides, hostile: boolean): fc.Arbitrary<Body> {
   const json = (arb: fc.Arbitrary<unknown>): fc.Arbitrary<Body> =>
     arb.map((v) => ({ kind: 'text', text: JSON.stringify(v) ?? 'null', contentType: 'application/json' }));
   const first = Object.keys(op.body?.properties ?? {})[0] ?? 'a';
@@ -575,9 +594,10 @@ function bodyArb(op: Op, overrides: Overrides): fc.Arbitrary<Body> {
   const empty = fc.constant<Body>({ kind: 'text', text: '', contentType: 'application/json' });
   const none = fc.constant<Body>({ kind: 'none' });
   const anyJson = json(fc.jsonValue({ maxDepth: 2 }));
+  if (!hostile) return op.body ? json(valueArb(op.body, 'body', { overrides, hostile })) : none;
   if (op.body) {
     return fc.oneof(
-      { weight: 10, arbitrary: json(valueArb(op.body, 'body', overrides)) },
+      { weight: 10, arbitrary: json(valueArb(op.body, 'body', { overrides, hostile })) },
       { weight: 1, arbitrary: anyJson },
       { weight: 2, arbitrary: rawJson },
       { weight: 1, arbitrary: none },
@@ -725,6 +745,10 @@ function describeFrames(path: string, frames: Frame[]): string {
   return `${clip(path, 200)} frames=[${shown.join(', ')}]`;
 }
 
+/** The server's maxPayload: a bigger frame is refused by the protocol (1009), not by the API. */
+const MAX_FRAME_BYTES = 1024 * 1024;
+const fits = (frame: Frame) => Buffer.byteLength(frame.data) <= MAX_FRAME_BYTES;
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // ---------------------------------------------------------------------------------------------
@@ -741,11 +765,14 @@ const failures: string[] = [];
 const statusCounts = new Map<string, number>();
 const closeCounts = new Map<string, number>();
 let requestsSent = 0;
+/** Outcomes of the property being run, for its line in the summary. */
+let outcomes = new Map<string, number>();
 let wsConnections = 0;
 let wsFramesSent = 0;
 
 function count(map: Map<string, number>, key: string): void {
   map.set(key, (map.get(key) ?? 0) + 1);
+  if (map !== outcomes) count(outcomes, key);
 }
 
 /** Runs one property with the fixed seed; a failure is recorded (shrunk for a bounded time), not thrown. */
@@ -765,7 +792,9 @@ async function fuzz<T>(label: string, arb: fc.Arbitrary<T>, numRuns: number, pro
     }),
     { seed: SEED, numRuns },
   );
-  timings.push(`${label}: ${details.numRuns} runs, ${Date.now() - began} ms`);
+  const seen = [...outcomes.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, n]) => `${k}×${n}`);
+  timings.push(`${label}: ${details.numRuns} runs, ${Date.now() - began} ms (${seen.join(', ')})`);
+  outcomes = new Map();
   if (details.failed) {
     const error =
       details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
@@ -838,14 +867,28 @@ function requestArb(op: Op, overrides: Overrides): fc.Arbitrary<HttpRequest> {
     op.kind === 'static'
       ? fc.oneof(segmentArb(real), fc.constantFrom(...STATIC_TRAVERSALS))
       : segmentArb(real).map((s) => (guarded.includes(safeDecode(s).trim().toLowerCase()) ? `not-${s}` : s));
-  const segments = fc.tuple(...op.pathParams.map(() => segment));
-  return fc
-    .record({ auth: authArb(t.adminKey), segments, query: queryArb(op), body: bodyArb(op, overrides) })
-    .map(({ auth, segments: values, query, body }) => {
-      let i = 0;
-      const path = op.path.replace(/\{\w+\}/g, () => values[i++] ?? '');
-      return { op, auth, url: `${path}${query}`, body };
-    });
+  // Requests without hostile values mostly go to the real VM, worker or task, so that they reach its handler.
+  const plainSegment =
+    op.kind !== 'api'
+      ? segment
+      : real.length > 0
+        ? fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...real) }, { weight: 1, arbitrary: fc.uuid() })
+        : fc.oneof(fc.uuid(), fc.stringMatching(/^fz-[a-z0-9-]{1,20}$/));
+  // A third of the requests are all as the schema says, so that they get past validation to the handler.
+  const build = (hostile: boolean) =>
+    fc
+      .record({
+        auth: authArb(t.adminKey),
+        segments: fc.tuple(...op.pathParams.map(() => (hostile ? segment : plainSegment))),
+        query: queryArb(op, hostile),
+        body: bodyArb(op, overrides, hostile),
+      })
+      .map(({ auth, segments: values, query, body }): HttpRequest => {
+        let i = 0;
+        const path = op.path.replace(/\{\w+\}/g, () => values[i++] ?? '');
+        return { op, hostile, auth, url: `${path}${query}`, body };
+      });
+  return fc.oneof({ weight: 1, arbitrary: build(false) }, { weight: 2, arbitrary: build(true) });
 }
 
 /** Commands that do nothing whatever their arguments: none runs another program or reads a file it is given. */
@@ -866,7 +909,7 @@ function overridesFor(op: Op): Overrides {
   if (op.key === 'POST /api/v1/vms/{id}/exec') {
     map.set('body.command', fc.constantFrom(...SAFE_COMMANDS));
     map.set('body.timeout', fc.double({ min: 0.001, max: 2, noNaN: true }));
-    map.set('body.cwd', fc.constantFrom('/', '/tmp', '.', '..', '../..', '/nonexistent', 'rel/dir'));
+    map.set('body.cwd', fc.constantFrom('/', '/tmp', '.'));
     map.set('body.env.*', fc.oneof(fc.string({ maxLength: 20 }), fc.constantFrom('', '/nonexistent', 'x')));
   }
   if (op.key === 'POST /api/v1/vms')
@@ -1104,25 +1147,29 @@ const eventsQuery = fc
   )
   .map((pairs) => (pairs.length > 0 ? `?${pairs.map(([k, v]) => `${k}=${v}`).join('&')}` : ''));
 
-const startFields = (command: fc.Arbitrary<unknown>, value: (a: fc.Arbitrary<unknown>) => fc.Arbitrary<unknown>) =>
-  fc.record(
-    {
-      type: fc.constant('start'),
-      command,
-      args: value(fc.array(wsText, { maxLength: 4 })),
-      env: value(fc.dictionary(recordKey, wsText, { maxKeys: 3 })),
-      cwd: value(fc.constantFrom('/', '/tmp', '.', '..', '/nonexistent', 'rel')),
-      timeout: value(fc.double({ min: 0.001, max: 1.5, noNaN: true })),
-    },
-    { requiredKeys: ['type', 'command'] },
-  );
+interface StartFields {
+  args: fc.Arbitrary<unknown>;
+  env: fc.Arbitrary<unknown>;
+  cwd: fc.Arbitrary<unknown>;
+  timeout: fc.Arbitrary<unknown>;
+}
+
+const startFields = (command: fc.Arbitrary<unknown>, fields: StartFields) =>
+  fc.record({ type: fc.constant('start'), command, ...fields }, { requiredKeys: ['type', 'command'] });
+
+const plainText = fc.string({ maxLength: 20 });
+const validFields: StartFields = {
+  args: fc.array(plainText, { maxLength: 4 }),
+  env: fc.dictionary(plainKey, plainText, { maxKeys: 3 }),
+  cwd: fc.constantFrom('/', '/tmp', '.'),
+  timeout: fc.double({ min: 0.001, max: 1.5, noNaN: true }),
+};
+const orHostile = (valid: fc.Arbitrary<unknown>, nearly: fc.Arbitrary<unknown>) =>
+  fc.oneof({ weight: 2, arbitrary: valid }, { weight: 2, arbitrary: nearly }, { weight: 1, arbitrary: wsHostile });
 
 /** A start the server accepts: a command that ends by itself (or is given a timeout), safe with any arguments. */
 const startValid = fc
-  .tuple(
-    startFields(fc.constantFrom(...SAFE_COMMANDS, 'cat'), (a) => a),
-    fc.boolean(),
-  )
+  .tuple(startFields(fc.constantFrom(...SAFE_COMMANDS, 'cat'), validFields), fc.boolean())
   .map(([start, forceTimeout]) =>
     text(
       start.command === 'cat'
@@ -1133,9 +1180,12 @@ const startValid = fc
     ),
   );
 
-const startHostile = startFields(fc.oneof(fc.constantFrom(...SAFE_COMMANDS), wsHostile), (a) =>
-  fc.oneof({ weight: 2, arbitrary: a }, { weight: 1, arbitrary: wsHostile }),
-).map((start) => {
+const startHostile = startFields(fc.oneof(fc.constantFrom(...SAFE_COMMANDS), wsHostile), {
+  args: orHostile(validFields.args, fc.array(fc.oneof(wsText, longText), { maxLength: 4 })),
+  env: orHostile(validFields.env, fc.dictionary(recordKey, fc.oneof(wsText, longText), { maxKeys: 3 })),
+  cwd: orHostile(validFields.cwd, fc.constantFrom('..', '../..', '/nonexistent', 'rel', '/etc/passwd', '')),
+  timeout: orHostile(validFields.timeout, hostileNumber({ minimum: 0.001, maximum: 86_400 })),
+}).map((start) => {
   // Hostile fields, but never a command left running without a timeout.
   const given = start.timeout;
   const timeout = typeof given === 'number' && given > 2 && given <= 86_400 ? 1 : (given ?? 1);
@@ -1251,7 +1301,7 @@ describe('the API under a seeded fuzz', () => {
       { weight: 1, arbitrary: hugeFrame((filler) => ({ type: 'subscribe', worker_id: filler })) },
     );
     const query = fc.constantFrom('', '?topics=vm,task', `?worker_id=${WORKER_ID}`, '?since=0', `?vm_id=${VM_NAME}`);
-    const session = fc.record({ query, frames: fc.array(frame, { minLength: 1, maxLength: 4 }) });
+    const session = fc.record({ query, frames: fc.array(frame.filter(fits), { minLength: 1, maxLength: 4 }) });
     await fuzz('WS /api/v1/events', session, RUNS.eventsWs, async ({ query, frames }) => {
       const path = `/api/v1/events${query}`;
       const out = await openWs(path, frames, 600);
@@ -1289,7 +1339,9 @@ describe('the API under a seeded fuzz', () => {
     const vm = fc.oneof({ weight: 6, arbitrary: fc.constantFrom(VM_NAME, vmId) }, { weight: 1, arbitrary: fc.uuid() });
     const session = fc.record({
       vm,
-      frames: fc.tuple(first, fc.array(execLater, { maxLength: 3 })).map(([a, rest]) => [a, ...rest]),
+      frames: fc
+        .tuple(first.filter(fits), fc.array(execLater.filter(fits), { maxLength: 3 }))
+        .map(([a, rest]) => [a, ...rest]),
     });
     await fuzz('WS /api/v1/vms/{id}/exec/stream', session, RUNS.execWs, async ({ vm, frames }) => {
       const path = `/api/v1/vms/${vm}/exec/stream`;

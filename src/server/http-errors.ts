@@ -52,8 +52,35 @@ export function frameworkErrors(err: FastifyError, request: FastifyRequest, repl
 }
 
 /** Fastify options for the edge: give them to `Fastify()`, with `installErrorHandling` after it. */
+/** HTTP status and code for what Node's parser refuses before Fastify sees a request. */
+const CLIENT_ERRORS: Record<string, [number, ErrorCode, string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'bad_request', 'the request line and headers are too large (16 KiB at most)'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'bad_request', 'the request took too long to arrive'],
+};
+
+/**
+ * A request Node's HTTP parser refuses (headers or URL over 16 KiB, garbage instead of HTTP) is
+ * answered on the raw socket, in our shape too: Fastify's default body is not the API's format.
+ */
+export function clientErrorHandler(err: NodeJS.ErrnoException, socket: import('node:net').Socket): void {
+  if (!socket.writable) return void socket.destroy();
+  const [status, code, message] = CLIENT_ERRORS[err.code ?? ''] ?? [
+    400,
+    'bad_request',
+    'the request is not valid HTTP',
+  ];
+  const body = JSON.stringify({ error: { code, message } });
+  const reason =
+    status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request';
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+      `connection: close\r\n\r\n${body}`,
+  );
+}
+
 export const edgeOptions = {
   frameworkErrors,
+  clientErrorHandler,
   routerOptions: { maxParamLength: MAX_ID_LENGTH },
 };
 

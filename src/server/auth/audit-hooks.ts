@@ -32,6 +32,18 @@ export function auditAction(method: string, url: string): string | undefined {
 
 type Details = AuditEntry['details'];
 
+/** What a refused request carried may not be storable (a NUL, a lone surrogate): keep it readable. */
+function storable(text: string): string {
+  // A lone surrogate becomes U+FFFD (String.prototype.toWellFormed, without needing ES2024 types).
+  return text
+    .replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd')
+    .replaceAll('\u0000', '\\0');
+}
+
+function storableDetails(details: Details): Details {
+  return Object.fromEntries(Object.entries(details).map(([k, v]) => [k, typeof v === 'string' ? storable(v) : v]));
+}
+
 /** What is worth keeping about a request: the command of an exec, the name and role of a key. */
 function detailsOf(action: string | undefined, request: FastifyRequest): Details {
   const body = (request.body ?? {}) as Record<string, unknown>;
@@ -77,11 +89,11 @@ export function installAudit(app: FastifyInstance, store: Store, log?: Logger): 
       role: identity?.role ?? null,
       action: action ?? 'read',
       route: `${request.method} ${url}`,
-      target: typeof params.id === 'string' ? params.id : null,
+      target: typeof params.id === 'string' ? storable(params.id) : null,
       source: request.ip,
       outcome: denied ? ('denied' as const) : status < 400 ? ('succeeded' as const) : ('failed' as const),
       status,
-      details: denied ? {} : detailsOf(action, request),
+      details: denied ? {} : storableDetails(detailsOf(action, request)),
     };
     // The answer has gone out already; a lost audit row is logged loudly rather than failing it.
     await store

@@ -8,7 +8,10 @@ const auditQuery = z
     actor: z.string().min(1).max(200).optional(),
     action: z.string().min(1).max(100).optional(),
     outcome: z.enum(['allowed', 'denied', 'failed', 'succeeded']).optional(),
-    since: z.coerce.date().optional(),
+    since: z.coerce
+      .date()
+      .refine((d) => d.getUTCFullYear() >= 1970 && d.getUTCFullYear() <= 9999, 'a time between 1970 and 9999')
+      .optional(),
     before_id: z.coerce.number().int().min(1).optional(),
     limit: z.coerce.number().int().min(1).max(1000).default(100),
   })
