@@ -177,7 +177,10 @@ describe('cancel', () => {
       async () => (await api('GET', `/tasks/${taskId}`)).body.status === 'cancelled',
       2000 - (Date.now() - started) + 1000,
     );
-    expect((await exec).status).toBe(502);
+    // The waiting exec learns why it ended: cancelled (409), not a driver failure.
+    const answer = await exec;
+    expect(answer.status).toBe(409);
+    expect(answer.body.error.code).toBe('cancelled');
 
     // Cancelling again is a no-op; the VM is still usable.
     expect(await api('POST', `/tasks/${taskId}/cancel`)).toMatchObject({
