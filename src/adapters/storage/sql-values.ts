@@ -1,4 +1,5 @@
 /** Conversions between JS values and SQL parameters/rows, shared by the row modules. */
+import type { SqlExecutor } from './sql-client.ts';
 
 export type Row = Record<string, unknown>;
 
@@ -72,4 +73,32 @@ export function limitClause(limit: number | undefined, params: unknown[]): strin
   const n = Math.max(0, Math.min(10_000, Math.floor(limit)));
   params.push(n);
   return `LIMIT $${params.length}`;
+}
+
+/**
+ * The compare-and-set every row kind uses: `UPDATE table SET <patch>, updated_at = now() WHERE id =
+ * $1 [AND status = ANY(from)] RETURNING columns`. An empty `from` matches nothing, by definition.
+ */
+export async function updateWhereStatus(
+  db: SqlExecutor,
+  table: 'tasks' | 'vms',
+  columns: string,
+  id: string,
+  patch: Record<string, unknown>,
+  spec: Record<string, ColumnSpec>,
+  from?: readonly string[],
+): Promise<Row | null> {
+  if (from !== undefined && from.length === 0) return null;
+  const params: unknown[] = [id];
+  const sets = [...assignments(patch, spec, params), 'updated_at = now()'];
+  const conditions = ['id = $1'];
+  if (from !== undefined) {
+    params.push([...from]);
+    conditions.push(`status = ANY($${params.length}::text[])`);
+  }
+  const rows = await db.query<Row>(
+    `UPDATE ${table} SET ${sets.join(', ')} ${where(conditions)} RETURNING ${columns}`,
+    params,
+  );
+  return rows[0] ?? null;
 }

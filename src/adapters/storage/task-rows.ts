@@ -11,7 +11,6 @@ import {
 import type { TaskPatch } from '../../ports/store.ts';
 import type { SqlExecutor } from './sql-client.ts';
 import {
-  assignments,
   date,
   dateOrNull,
   json,
@@ -20,6 +19,7 @@ import {
   limitClause,
   num,
   textOrNull,
+  updateWhereStatus,
   where,
   type Row,
 } from './sql-values.ts';
@@ -127,18 +127,8 @@ export async function updateTask(
   from?: readonly TaskStatus[],
 ): Promise<Task | null> {
   if (!isUuid(id)) return null;
-  if (from !== undefined && from.length === 0) return null;
-  const params: unknown[] = [id];
-  const sets = assignments(patch, TASK_PATCH_COLUMNS, params);
-  sets.push('updated_at = now()');
-  const conditions = ['id = $1'];
-  if (from !== undefined) {
-    params.push([...from]);
-    conditions.push(`status = ANY($${params.length}::text[])`);
-  }
-  return first(
-    await db.query<Row>(`UPDATE tasks SET ${sets.join(', ')} ${where(conditions)} RETURNING ${TASK_COLUMNS}`, params),
-  );
+  const row = await updateWhereStatus(db, 'tasks', TASK_COLUMNS, id, patch, TASK_PATCH_COLUMNS, from);
+  return row ? toTask(row) : null;
 }
 
 export async function listPendingTasks(db: SqlExecutor, limit: number): Promise<Task[]> {

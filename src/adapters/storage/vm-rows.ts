@@ -3,7 +3,6 @@ import { conflict, isUuid, type DriverName, type Vm, type VmFilter, type VmStatu
 import type { VmPatch } from '../../ports/store.ts';
 import { isSqlError, UNIQUE_VIOLATION, type SqlExecutor } from './sql-client.ts';
 import {
-  assignments,
   date,
   dateOrNull,
   json,
@@ -11,6 +10,7 @@ import {
   limitClause,
   num,
   textOrNull,
+  updateWhereStatus,
   where,
   type Row,
 } from './sql-values.ts';
@@ -131,18 +131,6 @@ export async function updateVm(
   from?: readonly VmStatus[],
 ): Promise<Vm | null> {
   if (!isUuid(id)) return null;
-  if (from !== undefined && from.length === 0) return null;
-  const params: unknown[] = [id];
-  const sets = assignments(patch, VM_PATCH_COLUMNS, params);
-  sets.push('updated_at = now()');
-  const conditions = ['id = $1'];
-  if (from !== undefined) {
-    params.push([...from]);
-    conditions.push(`status = ANY($${params.length}::text[])`);
-  }
-  const rows = await db.query<Row>(
-    `UPDATE vms SET ${sets.join(', ')} ${where(conditions)} RETURNING ${VM_COLUMNS}`,
-    params,
-  );
-  return first(rows);
+  const row = await updateWhereStatus(db, 'vms', VM_COLUMNS, id, patch, VM_PATCH_COLUMNS, from);
+  return row ? toVm(row) : null;
 }
