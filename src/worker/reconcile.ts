@@ -6,6 +6,7 @@
  * - on the host but not assigned to this worker (deleted, or moved elsewhere): an orphan, deleted.
  */
 import { errorMessage } from '../domain/index.ts';
+import type { VmDriver } from '../ports/vm-driver.ts';
 import type { WorkerContext } from './context.ts';
 import { reportVm } from './context.ts';
 
@@ -17,11 +18,11 @@ export interface ReconcileReport {
 
 export async function reconcile(ctx: WorkerContext): Promise<ReconcileReport> {
   const report: ReconcileReport = { recovered: [], lost: [], orphans: [] };
-  const onHost = new Map<string, string>();
+  const onHost = new Map<string, VmDriver>();
   for (const [name, driver] of ctx.drivers) {
     try {
       const recovered = await driver.recover();
-      for (const id of recovered.recovered) onHost.set(id, name);
+      for (const id of recovered.recovered) onHost.set(id, driver);
       report.lost.push(...recovered.lost);
     } catch (err) {
       ctx.log.warn({ driver: name, err: errorMessage(err) }, 'driver could not recover its VMs');
@@ -41,10 +42,9 @@ export async function reconcile(ctx: WorkerContext): Promise<ReconcileReport> {
       if (!report.lost.includes(vm.id)) report.lost.push(vm.id);
     }
   }
-  for (const [id, name] of onHost) {
+  for (const [id, driver] of onHost) {
     if (knownIds.has(id)) continue;
-    const driver = [...ctx.drivers].find(([driverName]) => driverName === name)?.[1];
-    await driver?.delete(id);
+    await driver.delete(id);
     report.orphans.push(id);
   }
   return report;

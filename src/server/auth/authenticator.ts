@@ -12,6 +12,9 @@ import { JwtVerifier } from './jwt.ts';
 
 const unauthorized = (message: string) => new AetheriumError('unauthorized', message);
 
+/** The store writes last use at most once a minute anyway; this skips asking it when not due. */
+const TOUCH_EVERY_MS = 60_000;
+
 export class Authenticator {
   private readonly verified = new VerifiedKeys();
 
@@ -39,10 +42,12 @@ export class Authenticator {
       if (!(await verifySecret(parsed.secret, key.hash))) throw unauthorized('unknown API key');
       this.verified.add(token);
     }
-    // Last use is bookkeeping: a failed write must not refuse a valid caller.
-    this.store
-      .touchApiKey(key.id, new Date())
-      .catch((err: unknown) => this.log.warn({ err }, 'recording key use failed'));
+    // Last use is bookkeeping, kept to the minute: the record just read says whether it is due, so a
+    // busy key costs no write per request. A failed write must not refuse a valid caller.
+    const now = new Date();
+    if (!key.last_used_at || now.getTime() - key.last_used_at.getTime() >= TOUCH_EVERY_MS) {
+      this.store.touchApiKey(key.id, now).catch((err: unknown) => this.log.warn({ err }, 'recording key use failed'));
+    }
     return { kind: 'key', id: key.id, name: key.name, role: key.role };
   }
 }
