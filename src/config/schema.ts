@@ -3,6 +3,7 @@
  * Durations are strings (`10s`) turned into milliseconds here, so the rest of the code sees numbers.
  */
 import { z } from 'zod';
+import { WORKER_ID_PATTERN } from '../domain/node-identity.ts';
 import { parseDuration } from './duration.ts';
 
 const duration = (fallback: string) =>
@@ -64,7 +65,7 @@ const workerSchema = z
   .object({
     id: z
       .string()
-      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'letters, digits, ".", "_" and "-", at most 63')
+      .regex(WORKER_ID_PATTERN, 'letters, digits, ".", "_" and "-", at most 63')
       .optional(),
     hostname: z.string().optional(),
     address: z.string().optional(),
@@ -96,6 +97,47 @@ const workerSchema = z
     /** On SIGTERM a worker drains: its VMs get this long to finish before they are deleted. */
     drain_deadline: duration('5m'),
     metrics_interval: duration('30s'),
+    /**
+     * The control plane's agent ports (`host:port`), tried in turn: the only addresses a worker
+     * needs. A worker in a cluster holds no database, queue or registry credentials.
+     */
+    servers: z.array(z.string().min(1)).default([]),
+    /** The worker's identity on the agent channel: the cluster CA, its certificate and key. */
+    tls: z
+      .object({
+        ca_file: z.string().min(1).nullable().default(null),
+        cert_file: z.string().min(1).nullable().default(null),
+        key_file: z.string().min(1).nullable().default(null),
+      })
+      .prefault({}),
+    /** A join token (`aetherium tokens create --join`): the worker gets its certificate with it. */
+    join_token: z.string().min(1).nullable().default(null),
+    /** Where a joined worker keeps the key it made and the certificate it was given (default: state dir). */
+    identity_dir: z.string().min(1).nullable().default(null),
+  })
+  .prefault({});
+
+const agentSchema = z
+  .object({
+    /**
+     * The agent port: workers connect here over mutual TLS (like Nomad's RPC port). Loopback unless
+     * told otherwise; a cluster sets it to an address the workers can reach.
+     */
+    host: z.string().default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(4647),
+    tls: z
+      .object({
+        /** The cluster CA that signs worker certificates: only its certificates are accepted. */
+        ca_file: z.string().min(1).nullable().default(null),
+        /** This replica's server certificate (`aetherium tls cert create --server`). */
+        cert_file: z.string().min(1).nullable().default(null),
+        key_file: z.string().min(1).nullable().default(null),
+        /** The CA's key: needed only to sign certificates for joining and renewing workers. */
+        ca_key_file: z.string().min(1).nullable().default(null),
+      })
+      .prefault({}),
+    /** Lifetime of the certificates issued to joining workers; they renew at two thirds of it. */
+    cert_ttl: duration('24h'),
   })
   .prefault({});
 
@@ -121,6 +163,7 @@ export const configSchema = z
       .prefault({}),
     discovery: discoverySchema,
     worker: workerSchema,
+    agent: agentSchema,
     api_gateway: z
       .object({
         /** Loopback unless told otherwise: a control plane runs commands in VMs for whoever reaches it. */

@@ -9,3 +9,4 @@ export * from './errors.ts';
 export * from './secrets.ts';
 export * from './ids.ts';
 export * from './auth.ts';
+export * from './node-identity.ts';
