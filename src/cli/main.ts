@@ -8,6 +8,7 @@ import { ApiClient, CliError } from './api-client.ts';
 import { registerEventCommands } from './commands/events.ts';
 import { registerRunCommands } from './commands/run.ts';
 import { registerTaskCommands } from './commands/tasks.ts';
+import { registerTlsCommands } from './commands/tls.ts';
 import { registerAuditCommand, registerTokenCommands } from './commands/tokens.ts';
 import { registerVmCommands } from './commands/vm.ts';
 import { registerWorkerCommands } from './commands/workers.ts';
@@ -39,6 +40,7 @@ registerTaskCommands(program, client, global);
 registerEventCommands(program, global);
 registerTokenCommands(program, client, global);
 registerAuditCommand(program, client, global);
+registerTlsCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -78,7 +78,8 @@ const workerSchema = z
         enabled: z.array(z.enum(DRIVERS)).default([]),
         /** The unisolated `process` driver; `aetherium dev` falls back to it when bubblewrap is missing. */
         allow_process: z.boolean().default(false),
-        state_dir: z.string().default('.aetherium/vms'),
+        /** null: .aetherium/workers/<worker id>, so that workers on one host never share VM state. */
+        state_dir: z.string().min(1).nullable().default(null),
       })
       .prefault({}),
     resources: z

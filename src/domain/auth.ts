@@ -25,7 +25,7 @@ export interface ApiKeyRecord {
   revoked_at: Date | null;
 }
 
-export const AUDIT_ACTOR_KINDS = ['key', 'jwt', 'anonymous', 'bootstrap'] as const;
+export const AUDIT_ACTOR_KINDS = ['key', 'jwt', 'anonymous', 'bootstrap', 'certificate'] as const;
 export const AUDIT_OUTCOMES = ['allowed', 'denied', 'failed', 'succeeded'] as const;
 
 /** One line of the audit log. */

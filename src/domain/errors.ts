@@ -129,6 +129,8 @@ const TRANSIENT_MESSAGES =
 export function isTransientEngineError(err: unknown): boolean {
   const e = err as { code?: unknown; message?: unknown } | null;
   if (!e || typeof e !== 'object') return false;
+  // The agent channel's "not connected right now": the call waits for the next connection.
+  if (err instanceof AetheriumError) return err.code === 'unavailable';
   if (typeof e.code === 'string' && TRANSIENT_CODES.has(e.code)) return true;
   return typeof e.message === 'string' && TRANSIENT_MESSAGES.test(e.message);
 }

@@ -10,3 +10,4 @@ export * from './secrets.ts';
 export * from './ids.ts';
 export * from './auth.ts';
 export * from './node-identity.ts';
+export * from './join.ts';

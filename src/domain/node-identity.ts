@@ -39,3 +39,14 @@ export function identityFromAltNames(altNames: string | undefined | null): NodeI
   }
   return found.length === 1 ? (found[0] as NodeIdentity) : null;
 }
+
+/**
+ * Certificates we issue start this long before they are signed, for hosts whose clocks run a
+ * little behind. So the moment of issue is `notBefore + CERT_BACKDATE_MS`, which is what a
+ * revocation cut-off ("refuse everything issued before T") is compared with.
+ */
+export const CERT_BACKDATE_MS = 60_000;
+
+export function issuedAt(notBefore: Date): Date {
+  return new Date(notBefore.getTime() + CERT_BACKDATE_MS);
+}

@@ -19,7 +19,7 @@ export interface NodeCertificateAuthority {
   readonly fingerprint: string;
   /**
    * Signs the CSR's public key into a client certificate for `workerId`, valid for `ttlMs`.
-   * Throws `invalid_input` when the CSR does not parse or its self-signature does not verify.
+   * Throws `bad_request` when the CSR does not parse or its self-signature does not verify.
    */
   signWorker(csrPem: string, workerId: string, ttlMs: number): Promise<IssuedCertificate>;
 }

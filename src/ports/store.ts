@@ -12,6 +12,7 @@ import type {
   AuditEntry,
   AuditFilter,
   Execution,
+  JoinTokenRecord,
   PlacementRecord,
   Task,
   TaskFilter,
@@ -155,4 +156,26 @@ export interface Store {
    * page as `before_id` for the next one.
    */
   listAudit(filter?: AuditFilter): Promise<AuditEntry[]>;
+
+  // ── joining and certificate revocation (the agent channel) ───────────────────────────────────
+  /** Writes a join token (its hash, never the secret). */
+  createJoinToken(token: JoinTokenRecord): Promise<void>;
+  /** Newest first, every state included (used up, expired, revoked). */
+  listJoinTokens(): Promise<JoinTokenRecord[]>;
+  getJoinToken(id: string): Promise<JoinTokenRecord | null>;
+  /** Compare-and-set: the token, revoked at `at`; null when it is unknown or revoked already. */
+  revokeJoinToken(id: string, at: Date): Promise<JoinTokenRecord | null>;
+  /**
+   * One use of the token by `workerId`, in one conditional UPDATE: it succeeds only while the token
+   * has uses left, has not expired at `now` and is not revoked, so of N concurrent joins exactly as
+   * many succeed as it had uses left. Null when the token is unknown or cannot be used.
+   */
+  useJoinToken(id: string, workerId: string, now: Date): Promise<JoinTokenRecord | null>;
+  /**
+   * From now on the worker's certificates issued at or before `before` are refused. An upsert that
+   * keeps the later cut-off of the stored one and this one; returns the cut-off in force.
+   */
+  revokeWorkerCertificates(workerId: string, before: Date, by?: string | null): Promise<Date>;
+  /** The cut-off: a certificate of this worker issued at or before it is refused. Null: none revoked. */
+  workerCertificatesRevokedBefore(workerId: string): Promise<Date | null>;
 }

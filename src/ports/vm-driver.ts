@@ -55,6 +55,13 @@ export interface RecoverReport {
   recovered: string[];
   /** VMs the driver had records of but could not reattach to; their leftovers were cleaned. */
   lost: string[];
+  /**
+   * The worker recorded as the creator of each recovered VM, from a driver told its worker id.
+   * A recovered VM missing here has no owner on record (it was made before owners were recorded).
+   */
+  owners?: Record<string, string>;
+  /** VMs another worker created in the same state dir: neither recovered nor cleaned, left as they are. */
+  foreign?: { id: string; owner: string }[];
 }
 
 export interface VmDriver {
@@ -68,7 +75,7 @@ export interface VmDriver {
   status(id: string): Promise<VmRuntimeInfo>;
   list(): Promise<VmRuntimeInfo[]>;
   exec(id: string, request: ExecRequest): Promise<ExecResult>;
-  /** After an agent restart: reattach to VMs still running, report the ones that are lost. */
+  /** After an agent restart: reattach to VMs still running, report the ones that are lost. Never touches another worker's VMs. */
   recover(): Promise<RecoverReport>;
   close(): Promise<void>;
 }

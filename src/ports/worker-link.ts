@@ -78,8 +78,12 @@ export interface Assignments {
 
 export interface WorkerLink {
   readonly kind: string;
-  /** Registers or re-registers; `created` is false for a worker that was known before. */
-  register(registration: WorkerRegistration): Promise<{ created: boolean }>;
+  /**
+   * Registers or re-registers; `created` is false for a worker that was known before. `resume`:
+   * the same agent process connecting again (a new channel, another replica), not a restart, so
+   * there is nothing to announce.
+   */
+  register(registration: WorkerRegistration, options?: { resume?: boolean }): Promise<{ created: boolean }>;
   /** Null when the control plane no longer knows the worker: register again. */
   heartbeat(workerId: string): Promise<HeartbeatAck | null>;
   /** Leaving for good: offline, out of the registry, `worker.left`. */

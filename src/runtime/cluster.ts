@@ -1,17 +1,18 @@
 /**
- * `aetherium server` and `aetherium worker`: the two processes of a cluster. Both connect to the
- * same engines (Postgres, Redis, and Consul / etcd / the built-in registry); separate processes can
- * only cooperate through engines they share, so the embedded kinds are refused with a clear reason.
+ * `aetherium server` and `aetherium worker`: the two processes of a cluster. Every server replica
+ * connects to the same engines (Postgres, Redis, and Consul / etcd / the built-in registry);
+ * separate processes can only cooperate through engines they share, so the embedded kinds are
+ * refused with a clear reason. Workers connect to the replicas' agent ports, never to an engine.
  */
 import type { Config } from '../config/schema.ts';
-import { ControlPlane } from '../server/control-plane.ts';
-import { WorkerAgent } from '../worker/agent.ts';
-import { buildDrivers } from './drivers.ts';
+import { readFileSync } from 'node:fs';
+import { LocalNodeCertificateAuthority } from '../adapters/pki/node-ca.ts';
+import { ConfigError } from '../config/load.ts';
+import { errorMessage } from '../domain/index.ts';
+import { ControlPlane, type ControlPlaneDeps } from '../server/control-plane.ts';
 import { openEngines } from './engines.ts';
 import type { Logger } from './logger.ts';
 import { VERSION } from './version.ts';
-import { workerAgentOptions } from './worker-options.ts';
-import { linkOverEngines } from './worker-link.ts';
 import { requireSafeBind } from './safe-bind.ts';
 
 export class SharedEnginesRequired extends Error {}
@@ -39,8 +40,9 @@ export async function startServer(
 ): Promise<RunningProcess & { controlPlane: ControlPlane }> {
   requireSharedEngines(config, 'server');
   requireSafeBind(config, 'server');
+  const agent = await agentPort(config, log);
   const engines = await openEngines(config, log);
-  const controlPlane = new ControlPlane(config, { ...engines, log, mode: 'server', version: VERSION });
+  const controlPlane = new ControlPlane(config, { ...engines, log, mode: 'server', version: VERSION, agent });
   try {
     const address = await controlPlane.startAndListen(true);
     return {
@@ -59,29 +61,45 @@ export async function startServer(
   }
 }
 
-export async function startWorker(config: Config, log: Logger): Promise<RunningProcess & { agent: WorkerAgent }> {
-  requireSharedEngines(config, 'worker');
-  const engines = await openEngines(config, log);
-  try {
-    const { drivers, warnings } = await buildDrivers(config, 'worker', log);
-    for (const warning of warnings) log.warn(warning);
-    const link = linkOverEngines(engines, log);
-    const agent = new WorkerAgent(workerAgentOptions(config), { link, channels: engines.channels, drivers, log });
-    await agent.start();
-    return {
-      address: null,
-      agent,
-      stop: async () => {
-        // Leaving for good: drain first, so queued VMs go elsewhere and running ones end cleanly.
-        await agent.drainAndStop({ deadline_seconds: Math.ceil(config.worker.drain_deadline / 1000) }, (progress) =>
-          log.info({ vms_left: progress.vm_count, deadline: progress.drain?.deadline ?? null }, 'draining before exit'),
-        );
-        for (const driver of drivers.values()) await driver.close();
-        await engines.close();
-      },
-    };
-  } catch (err) {
-    await engines.close();
-    throw err;
+/** `aetherium worker`: see worker-process.ts; it needs no engine, only the agent ports. */
+export { startWorker } from './worker-process.ts';
+
+/**
+ * The agent port's TLS from `agent.tls`: the replica's certificate, the CA whose worker
+ * certificates it accepts, and (optionally) the CA key that lets it admit joining workers.
+ * Without them there is no agent port, and workers have nowhere to connect: said loudly.
+ */
+async function agentPort(config: Config, log: Logger): Promise<ControlPlaneDeps['agent']> {
+  const { tls } = config.agent;
+  if (!tls.cert_file && !tls.key_file && !tls.ca_file) {
+    log.warn(
+      'no agent port: agent.tls (ca_file, cert_file, key_file) is not set, so no worker can connect; see `aetherium tls --help`',
+    );
+    return null;
   }
+  if (!tls.cert_file || !tls.key_file || !tls.ca_file)
+    throw new ConfigError('agent.tls needs ca_file, cert_file and key_file together: the agent port is mutual TLS only');
+  const read = (file: string, what: string) => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new ConfigError(`agent.tls: cannot read ${what} ${file}: ${errorMessage(err)}`);
+    }
+  };
+  const ca = tls.ca_key_file ? await LocalNodeCertificateAuthority.fromFiles(tls.ca_file, tls.ca_key_file) : null;
+  if (!ca) log.info('agent.tls.ca_key_file is not set: workers cannot join with a token or renew here');
+  return {
+    options: {
+      host: config.agent.host,
+      port: config.agent.port,
+      tls: {
+        cert: read(tls.cert_file, 'the server certificate'),
+        key: read(tls.key_file, 'the server key'),
+        ca: read(tls.ca_file, 'the CA certificate'),
+      },
+      pingIntervalMs: Math.max(1000, Math.min(10_000, Math.floor(config.worker.ttl / 4))),
+    },
+    ca,
+    certTtlMs: config.agent.cert_ttl,
+  };
 }

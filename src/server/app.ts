@@ -23,6 +23,7 @@ import { scheduleRoutes } from './routes/schedule.ts';
 import { taskRoutes } from './routes/tasks.ts';
 import { vmRoutes } from './routes/vms.ts';
 import { workerRoutes } from './routes/workers.ts';
+import { workerLogRoutes } from './routes/worker-logs.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 import { type AuthOptions, chooseProtocol, installAuth } from './auth/auth-hooks.ts';
 import { installAudit } from './auth/audit-hooks.ts';
@@ -126,6 +127,7 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
       await v1.register(vmRoutes(deps));
       await v1.register(taskRoutes(deps));
       await v1.register(workerRoutes(deps));
+      await v1.register(workerLogRoutes(deps.workerLogs));
       await v1.register(scheduleRoutes(deps));
       await v1.register(tokenRoutes(deps));
       await v1.register(auditRoutes(deps));

@@ -32,11 +32,14 @@ import { RegistryWatcher } from './registry-watcher.ts';
 import { SchedulerLoop } from './scheduler-loop.ts';
 import { TaskService } from './services/task-service.ts';
 import { TokenService } from './services/token-service.ts';
+import { JoinTokenService } from './services/join-token-service.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import { JwtVerifier } from './auth/jwt.ts';
 import { VmService } from './services/vm-service.ts';
 import { WorkerService } from './services/worker-service.ts';
 import { DirectWorkerLink } from './worker-link/direct-worker-link.ts';
+import { AgentServer, type AgentServerOptions } from './agent/agent-server.ts';
+import type { NodeCertificateAuthority } from '../ports/node-ca.ts';
 
 /** Events after which a pending task may fit: capacity freed, a worker arrived, a task handed back. */
 const WAKING_EVENTS: ReadonlySet<EventType> = new Set<EventType>([
@@ -63,6 +66,13 @@ export interface ControlPlaneDeps {
   probes?: HealthProbe[];
   /** An ioredis client for the rate limits shared by every replica (cluster mode). */
   rateLimitRedis?: unknown;
+  /** The agent CA's fingerprint (`sha256:<hex>`), pinned by join tokens; none: no join tokens. */
+  agentCa?: { fingerprint: string } | null;
+  /**
+   * The agent port (cluster mode): where workers connect over mutual TLS. `ca` signs joining and
+   * renewing workers' certificates; null when this replica holds no CA key.
+   */
+  agent?: { options: AgentServerOptions; ca: NodeCertificateAuthority | null; certTtlMs: number } | null;
 }
 
 export class ControlPlane extends Service {
@@ -76,7 +86,12 @@ export class ControlPlane extends Service {
   readonly vms: VmService;
   readonly tasks: TaskService;
   readonly tokens: TokenService;
+  readonly joinTokens: JoinTokenService;
+  /** From `deps.agentCa`; may be set later, by whoever loads the CA: join-token creates read it each time. */
+  agentCa: { fingerprint: string } | null;
   readonly workers: WorkerService;
+  /** The agent port; null in `aetherium dev`, whose worker is in-process. */
+  readonly agentServer: AgentServer | null;
   /** Null when authentication is off (allowed on a loopback listener only). */
   readonly authenticator: Authenticator | null;
   private app: FastifyInstance | null = null;
@@ -120,6 +135,8 @@ export class ControlPlane extends Service {
     this.vms = new VmService(this.ledger, deps.queue, wake);
     this.tasks = new TaskService(this.ledger, deps.queue, deps.events);
     this.tokens = new TokenService(deps.store);
+    this.joinTokens = new JoinTokenService(deps.store);
+    this.agentCa = deps.agentCa ?? null;
     const auth = config.api_gateway.auth;
     const jwt =
       auth.jwt.jwks_url || auth.jwt.secret
@@ -131,6 +148,20 @@ export class ControlPlane extends Service {
     this.hub = config.api_gateway.enable_websocket
       ? new EventHub(deps.events, { maxBufferedBytes: events.max_buffered_bytes, pingIntervalMs: events.ping_interval })
       : null;
+    const agent = deps.agent ?? null;
+    this.agentServer = agent
+      ? new AgentServer(agent.options, {
+          link: this.workerLink(),
+          store: deps.store,
+          queue: deps.queue,
+          channels: deps.channels,
+          ca: agent.ca,
+          certTtlMs: agent.certTtlMs,
+          joins: this.joinTokens,
+          log,
+        })
+      : null;
+    if (agent?.ca && !this.agentCa) this.agentCa = { fingerprint: agent.ca.fingerprint };
     this.watcher = new RegistryWatcher(
       deps.registry,
       this.workerLedger,
@@ -177,6 +208,9 @@ export class ControlPlane extends Service {
         vms: this.vms,
         tasks: this.tasks,
         tokens: this.tokens,
+        joinTokens: this.joinTokens,
+        agentCa: () => this.agentCa,
+        workerLogs: () => this.agentServer?.logs ?? null,
         audit: (filter) => this.deps.store.listAudit(filter),
         workers: this.workers,
         scheduler: this.scheduler,
@@ -256,6 +290,7 @@ export class ControlPlane extends Service {
       this.scheduler,
       this.reaper,
       this.drains,
+      ...(this.agentServer ? [this.agentServer] : []),
       http,
     ];
     this.parts = new ServiceGroup('control plane', members, (member, err) =>

@@ -3,7 +3,11 @@
  * believes, and corrects the record: the host is the truth about which VMs exist.
  * - running in the record and on the host: recovered, nothing to do;
  * - in the record but gone from the host: reported lost (failed, capacity returned);
- * - on the host but not assigned to this worker (deleted, or moved elsewhere): an orphan, deleted.
+ * - on the host, not assigned to this worker (deleted, or moved elsewhere), and created by this
+ *   worker: an orphan, deleted;
+ * - on the host but not provably this worker's (another worker's, in a state dir they share, or
+ *   made before drivers recorded their owner): left alone, with a warning. Deleting a VM that is
+ *   not ours would kill a VM the control plane rightly calls running on its own worker.
  */
 import { errorMessage } from '../domain/index.ts';
 import type { VmDriver } from '../ports/vm-driver.ts';
@@ -14,15 +18,26 @@ export interface ReconcileReport {
   recovered: string[];
   lost: string[];
   orphans: string[];
+  /** VMs on the host that are neither assigned to nor created by this worker: not touched. */
+  foreign: string[];
+}
+
+interface OnHost {
+  driver: VmDriver;
+  /** The worker that created the VM, as its driver recorded it; null when none is recorded. */
+  owner: string | null;
 }
 
 export async function reconcile(ctx: WorkerContext): Promise<ReconcileReport> {
-  const report: ReconcileReport = { recovered: [], lost: [], orphans: [] };
-  const onHost = new Map<string, VmDriver>();
+  const report: ReconcileReport = { recovered: [], lost: [], orphans: [], foreign: [] };
+  const onHost = new Map<string, OnHost>();
+  /** VMs the drivers left alone because another worker created them: id → that worker. */
+  const others = new Map<string, string>();
   for (const [name, driver] of ctx.drivers) {
     try {
       const recovered = await driver.recover();
-      for (const id of recovered.recovered) onHost.set(id, driver);
+      for (const id of recovered.recovered) onHost.set(id, { driver, owner: recovered.owners?.[id] ?? null });
+      for (const vm of recovered.foreign ?? []) others.set(vm.id, vm.owner);
       report.lost.push(...recovered.lost);
     } catch (err) {
       ctx.log.warn({ driver: name, err: errorMessage(err) }, 'driver could not recover its VMs');
@@ -37,15 +52,39 @@ export async function reconcile(ctx: WorkerContext): Promise<ReconcileReport> {
     if (onHost.has(vm.id)) {
       report.recovered.push(vm.id);
       if (vm.status === 'stopping') await reportVm(ctx, vm, { kind: 'status', to: 'running' });
+    } else if (others.has(vm.id)) {
+      // Ours in the record, another worker's on the host: neither side can be trusted to say it is gone.
+      ctx.log.warn(
+        { vm_id: vm.id, created_by: others.get(vm.id) },
+        'a VM assigned to this worker was created by another worker in the same state dir: left as it is',
+      );
     } else if (vm.status === 'running' || vm.status === 'stopping') {
       await reportVm(ctx, vm, { kind: 'lost', error: 'lost: the VM was not running when its worker restarted' });
       if (!report.lost.includes(vm.id)) report.lost.push(vm.id);
     }
   }
-  for (const [id, driver] of onHost) {
+  for (const [id, { driver, owner }] of onHost) {
     if (knownIds.has(id)) continue;
-    await driver.delete(id);
-    report.orphans.push(id);
+    if (owner === ctx.workerId) {
+      await driver.delete(id);
+      report.orphans.push(id);
+    } else {
+      report.foreign.push(id);
+      ctx.log.warn(
+        { vm_id: id, driver: driver.info.name, created_by: owner },
+        owner === null
+          ? 'a VM on this host is not assigned to this worker and has no owner on record: left alone (delete it by hand if it is garbage)'
+          : 'a VM on this host is not assigned to this worker and another worker created it: left alone',
+      );
+    }
+  }
+  for (const [id, owner] of others) {
+    if (knownIds.has(id)) continue;
+    report.foreign.push(id);
+    ctx.log.warn(
+      { vm_id: id, created_by: owner },
+      "another worker's VM is in this worker's state dir: left alone (give each worker its own worker.drivers.state_dir)",
+    );
   }
   return report;
 }

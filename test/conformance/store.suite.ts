@@ -16,6 +16,7 @@ import {
   newId,
   TASK_STATUSES,
   type Execution,
+  type JoinTokenRecord,
   type Task,
   newTask,
   type PlacementRecord,
@@ -87,6 +88,25 @@ function apiKeyRecord(overrides: Partial<ApiKeyRecord> = {}): ApiKeyRecord {
     last_used_at: null,
     expires_at: null,
     revoked_at: null,
+    ...overrides,
+  };
+}
+
+/** A fresh, unused one-use join token valid for an hour, unless the overrides say otherwise. */
+function joinTokenRecord(overrides: Partial<JoinTokenRecord> = {}): JoinTokenRecord {
+  const now = Date.now();
+  return {
+    id: randomUUID().replaceAll('-', '').slice(0, 16),
+    secret_hash: `scrypt$${randomUUID()}`,
+    description: '',
+    max_uses: 1,
+    uses: 0,
+    expires_at: new Date(now + 3_600_000),
+    created_by: null,
+    created_at: new Date(now),
+    revoked_at: null,
+    last_used_at: null,
+    last_worker_id: null,
     ...overrides,
   };
 }
@@ -1117,6 +1137,118 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
       }, 60_000);
     });
 
+    // ── joining and certificate revocation ─────────────────────────────────────────────────────
+    describe('join tokens and worker certificate revocation', () => {
+      it('createJoinToken and getJoinToken round-trip every field; an unknown id is null', async () => {
+        const token = joinTokenRecord({
+          description: 'rack 7',
+          max_uses: 5,
+          uses: 2,
+          created_by: 'key:admin',
+          created_at: new Date(Date.now() - 5_000),
+          revoked_at: new Date(Date.now() - 1_000),
+          last_used_at: new Date(Date.now() - 2_000),
+          last_worker_id: 'w-rack7-01',
+        });
+        await store.createJoinToken(token);
+        expect(await store.getJoinToken(token.id)).toEqual(token);
+        expect(await store.getJoinToken(joinTokenRecord().id)).toBeNull();
+      });
+
+      it('max_uses is at least 1 and uses never passes it', async () => {
+        await expect(store.createJoinToken(joinTokenRecord({ max_uses: 0 }))).rejects.toThrow();
+        await expect(store.createJoinToken(joinTokenRecord({ max_uses: 1, uses: 2 }))).rejects.toThrow();
+      });
+
+      it('listJoinTokens: newest first, used up, expired and revoked ones included', async () => {
+        const base = Date.now() + 3_600_000; // later than every other token in this store
+        const older = joinTokenRecord({ created_at: new Date(base) });
+        const usedUp = joinTokenRecord({ created_at: new Date(base + 1_000), uses: 1 });
+        const newest = joinTokenRecord({ created_at: new Date(base + 2_000), expires_at: new Date(base - 7_200_000) });
+        for (const t of [usedUp, newest, older]) await store.createJoinToken(t);
+        await store.revokeJoinToken(older.id, new Date());
+        const listed = await store.listJoinTokens();
+        expect(listed.slice(0, 3).map((t) => t.id)).toEqual([newest.id, usedUp.id, older.id]);
+        expect(listed[2]?.revoked_at).toBeInstanceOf(Date);
+      });
+
+      it('revokeJoinToken is a compare-and-set: once, the first time stays, null when unknown', async () => {
+        const token = joinTokenRecord();
+        await store.createJoinToken(token);
+        const at = new Date(Date.now() - 1_000);
+        expect(await store.revokeJoinToken(token.id, at)).toEqual({ ...token, revoked_at: at });
+        expect(await store.revokeJoinToken(token.id, new Date())).toBeNull();
+        expect((await store.getJoinToken(token.id))?.revoked_at).toEqual(at);
+        expect(await store.revokeJoinToken(joinTokenRecord().id, new Date())).toBeNull();
+      });
+
+      it('useJoinToken counts a use and records who; refuses used up, expired (at the instant) and revoked', async () => {
+        const token = joinTokenRecord({ max_uses: 2 });
+        await store.createJoinToken(token);
+        const t1 = new Date();
+        expect(await store.useJoinToken(token.id, 'w-a', t1)).toEqual({
+          ...token,
+          uses: 1,
+          last_used_at: t1,
+          last_worker_id: 'w-a',
+        });
+        const t2 = new Date(t1.getTime() + 1_000);
+        expect(await store.useJoinToken(token.id, 'w-b', t2)).toMatchObject({ uses: 2, last_worker_id: 'w-b' });
+        expect(await store.useJoinToken(token.id, 'w-c', t2)).toBeNull(); // used up
+        expect(await store.getJoinToken(token.id)).toMatchObject({ uses: 2, last_worker_id: 'w-b', last_used_at: t2 });
+
+        const expiring = joinTokenRecord();
+        await store.createJoinToken(expiring);
+        expect(await store.useJoinToken(expiring.id, 'w-a', expiring.expires_at)).toBeNull(); // expired at that instant
+        expect(await store.useJoinToken(expiring.id, 'w-a', new Date(expiring.expires_at.getTime() - 1))).toMatchObject(
+          { uses: 1 },
+        );
+
+        const revoked = joinTokenRecord();
+        await store.createJoinToken(revoked);
+        await store.revokeJoinToken(revoked.id, new Date());
+        expect(await store.useJoinToken(revoked.id, 'w-a', new Date())).toBeNull();
+        expect((await store.getJoinToken(revoked.id))?.uses).toBe(0);
+
+        expect(await store.useJoinToken(joinTokenRecord().id, 'w-a', new Date())).toBeNull(); // unknown
+      });
+
+      it('useJoinToken raced: of 20 concurrent joins with a two-use token, exactly 2 succeed', async () => {
+        const token = joinTokenRecord({ max_uses: 2 });
+        await store.createJoinToken(token);
+        const results = await Promise.all(
+          Array.from({ length: 20 }, (_, i) => store.useJoinToken(token.id, `w-race-${i}`, new Date())),
+        );
+        const admitted = results.filter((r) => r !== null);
+        expect(admitted).toHaveLength(2);
+        expect(admitted.map((r) => r!.uses).sort()).toEqual([1, 2]);
+        expect((await store.getJoinToken(token.id))?.uses).toBe(2);
+      });
+
+      it('revokeWorkerCertificates: an upsert that keeps the later cut-off, for any worker id', async () => {
+        const workerId = `w-${uid()}`; // never registered: a revocation does not need the workers row
+        expect(await store.workerCertificatesRevokedBefore(workerId)).toBeNull();
+        const t1 = new Date(Date.now() - 60_000);
+        expect(await store.revokeWorkerCertificates(workerId, t1, 'key:admin')).toEqual(t1);
+        expect(await store.workerCertificatesRevokedBefore(workerId)).toEqual(t1);
+
+        const t2 = new Date(t1.getTime() + 30_000);
+        expect(await store.revokeWorkerCertificates(workerId, t2)).toEqual(t2);
+        expect(await store.workerCertificatesRevokedBefore(workerId)).toEqual(t2);
+        // An older cut-off (a replica with a slow clock, a retry) never undoes a later one.
+        expect(await store.revokeWorkerCertificates(workerId, t1)).toEqual(t2);
+        expect(await store.workerCertificatesRevokedBefore(workerId)).toEqual(t2);
+
+        // Raced: the latest cut-off wins, whatever the order.
+        const times = Array.from({ length: 10 }, (_, i) => new Date(t2.getTime() + (i + 1) * 1_000));
+        await Promise.all([...times].reverse().map((at) => store.revokeWorkerCertificates(workerId, at)));
+        expect(await store.workerCertificatesRevokedBefore(workerId)).toEqual(times.at(-1));
+
+        // Another worker is not affected.
+        expect(await store.workerCertificatesRevokedBefore(`w-${uid()}`)).toBeNull();
+      });
+    });
+
     // ── migrations (on a store of their own: they drop tables) ─────────────────────────────────
     describe('migrations', () => {
       let fresh: MigratableStore;
@@ -1144,12 +1276,16 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         await expect(fresh.listWorkers()).rejects.toThrow(); // workers table is gone
         await expect(fresh.listApiKeys()).rejects.toThrow(); // and so are api_keys and audit_log
         await expect(fresh.listAudit()).rejects.toThrow();
+        await expect(fresh.listJoinTokens()).rejects.toThrow(); // and join_tokens and the revocations
+        await expect(fresh.workerCertificatesRevokedBefore('w-x')).rejects.toThrow();
         expect((await fresh.getVm(vm.id))?.id).toBe(vm.id); // version 1's tables are not
         expect(await down(1)).toEqual([]);
         expect(await fresh.migrate()).toEqual(above1);
         expect(await fresh.listWorkers()).toEqual([]);
         expect(await fresh.listApiKeys()).toEqual([]);
         expect(await fresh.listAudit()).toEqual([]);
+        expect(await fresh.listJoinTokens()).toEqual([]);
+        expect(await fresh.workerCertificatesRevokedBefore('w-x')).toBeNull();
 
         expect(await down(0)).toEqual([...versions].reverse());
         await expect(fresh.getVm(vm.id)).rejects.toThrow(); // vms table is gone
@@ -1172,6 +1308,10 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         await expect(fresh.insertApiKey(apiKeyRecord({ name: key.name }))).rejects.toMatchObject({ code: 'conflict' });
         await fresh.insertAudit(auditRecord({ details: { ok: true } }));
         expect((await fresh.listAudit()).map((e) => e.details)).toEqual([{ ok: true }]);
+        const join = joinTokenRecord();
+        await fresh.createJoinToken(join);
+        expect((await fresh.useJoinToken(join.id, 'w-x', new Date()))?.uses).toBe(1);
+        expect(await fresh.useJoinToken(join.id, 'w-y', new Date())).toBeNull();
       });
     });
   });

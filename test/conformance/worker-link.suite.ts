@@ -380,12 +380,12 @@ export function workerLinkConformance(label: string, open: () => Promise<WorkerL
       );
 
       it(
-        "gives nothing for another worker's task, an unknown one, or one that is over",
+        "refuses another worker's task (forbidden), gives nothing for an unknown one or one that is over",
         async () => {
           const [a, b] = [await worker(), await worker()];
           const theirs = await dispatched(await runningVm(b));
-          expect(await link.claimTask(a, theirs.id, false)).toBeNull();
-          expect(await link.claimTask(a, theirs.id, true)).toBeNull();
+          await expectForbidden(link.claimTask(a, theirs.id, false));
+          await expectForbidden(link.claimTask(a, theirs.id, true));
           expect((await row(theirs.id)).status).toBe('scheduled');
           expect(await link.claimTask(a, newId(), false)).toBeNull();
 
@@ -497,6 +497,35 @@ export function workerLinkConformance(label: string, open: () => Promise<WorkerL
           expect(after.result).toEqual(result);
           expect(after.error).toBeNull();
           expect(after.completed_at).toBeInstanceOf(Date);
+        },
+        TEST_TIMEOUT,
+      );
+
+      it(
+        'a task delivered to the worker that moved away before the claim gives nothing, not forbidden',
+        async () => {
+          const id = await worker();
+          const { create: start } = await placedVm(id);
+          const claims: unknown[] = [];
+          const consumer: QueueConsumer = link.consume(
+            id,
+            async (t) => {
+              if (t.id !== start.id) return;
+              try {
+                // The scheduler takes it back (the worker was slow, or went offline) before the claim.
+                await new Ledger(store, env.events).unplace(await row(start.id), 'moved for the test');
+                claims.push(await link.claimTask(id, start.id, false));
+              } catch (err) {
+                claims.push(err);
+              }
+            },
+            { concurrency: 1 },
+          );
+          cleanups.push(() => consumer.close());
+          await link.register(registration(id)); // sends its scheduled tasks again
+          await eventually(() => expect(claims).toHaveLength(1), 5000);
+          expect(claims[0]).toBeNull();
+          expect((await row(start.id)).status).toBe('pending');
         },
         TEST_TIMEOUT,
       );
@@ -635,16 +664,14 @@ export function workerLinkConformance(label: string, open: () => Promise<WorkerL
       );
 
       it(
-        'an outcome from another worker, for an unknown task or an ended one is stale, and changes nothing',
+        'an outcome from another worker is forbidden; for an unknown task or an ended one it is stale; neither changes anything',
         async () => {
           const [a, b] = [await worker(), await worker()];
           const command = await dispatched(await runningVm(a));
           await claimed(a, command.id);
-          expect(await link.reportOutcome(b, command.id, { kind: 'completed', result: execResult() })).toBe('stale');
-          expect(await link.reportOutcome(b, command.id, { kind: 'failed', error: 'x', retryable: false })).toBe(
-            'stale',
-          );
-          expect(await link.reportOutcome(b, command.id, { kind: 'interrupted' })).toBe('stale');
+          await expectForbidden(link.reportOutcome(b, command.id, { kind: 'completed', result: execResult() }));
+          await expectForbidden(link.reportOutcome(b, command.id, { kind: 'failed', error: 'x', retryable: false }));
+          await expectForbidden(link.reportOutcome(b, command.id, { kind: 'interrupted' }));
           const still = await row(command.id);
           expect(still.status).toBe('running');
           expect(still.result).toBeNull();

@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
 import { startDev, type DevSystem } from '../../src/runtime/dev.ts';
-import { silentLogger } from '../../src/runtime/logger.ts';
+import { type Logger, silentLogger } from '../../src/runtime/logger.ts';
 import { carryKey, type Inject } from './auth.ts';
 
 export interface TestSystem {
@@ -23,7 +23,17 @@ export interface TestSystem {
   stop(): Promise<void>;
 }
 
-export async function startTestSystem(overrides: Record<string, unknown> = {}): Promise<TestSystem> {
+export interface TestSystemOptions {
+  /** The agent CA's fingerprint (`sha256:<hex>`) the control plane pins in join tokens; default none. */
+  agentCaFingerprint?: string;
+  /** Where the system logs (default: nowhere), for tests that read what it wrote. */
+  log?: Logger;
+}
+
+export async function startTestSystem(
+  overrides: Record<string, unknown> = {},
+  options: TestSystemOptions = {},
+): Promise<TestSystem> {
   const stateDir = mkdtempSync(join(tmpdir(), 'aetherium-test-'));
   const worker = (overrides.worker as Record<string, unknown> | undefined) ?? {};
   const config = loadConfig({
@@ -49,7 +59,8 @@ export async function startTestSystem(overrides: Record<string, unknown> = {}): 
       },
     },
   });
-  const system = await startDev(config, silentLogger, { listen: false });
+  const system = await startDev(config, options.log ?? silentLogger, { listen: false });
+  if (options.agentCaFingerprint) system.controlPlane.agentCa = { fingerprint: options.agentCaFingerprint };
   const app = system.controlPlane.http;
   await app.ready();
   const rawInject = carryKey(app, system.adminKey);

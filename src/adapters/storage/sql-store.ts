@@ -1,13 +1,14 @@
 /**
  * The Store over SQL: one implementation, the same statements on Postgres and on PGlite. The queries
  * live beside it, one module per table (worker-rows, vm-rows, task-rows, execution-rows, token-rows,
- * audit-rows) and one for capacity accounting (capacity).
+ * audit-rows, join-token-rows) and one for capacity accounting (capacity).
  */
 import type {
   ApiKeyRecord,
   AuditEntry,
   AuditFilter,
   Execution,
+  JoinTokenRecord,
   Task,
   TaskFilter,
   TaskStatus,
@@ -26,6 +27,7 @@ import type { PlacementOutcome, Store, TaskPatch, UnplacedDelete, VmPatch } from
 import * as audit from './audit-rows.ts';
 import * as capacity from './capacity.ts';
 import * as executions from './execution-rows.ts';
+import * as joins from './join-token-rows.ts';
 import { migrate, migrateDown, type MigratorOptions } from './migrator.ts';
 import type { SqlClient } from './sql-client.ts';
 import * as tasks from './task-rows.ts';
@@ -216,5 +218,28 @@ export class SqlStore implements Store {
   }
   listAudit(filter?: AuditFilter): Promise<AuditEntry[]> {
     return audit.listAudit(this.client, filter);
+  }
+
+  // ── joining and certificate revocation ───────────────────────────────────────────────────────
+  createJoinToken(token: JoinTokenRecord): Promise<void> {
+    return joins.createJoinToken(this.client, token);
+  }
+  listJoinTokens(): Promise<JoinTokenRecord[]> {
+    return joins.listJoinTokens(this.client);
+  }
+  getJoinToken(id: string): Promise<JoinTokenRecord | null> {
+    return joins.getJoinToken(this.client, id);
+  }
+  revokeJoinToken(id: string, at: Date): Promise<JoinTokenRecord | null> {
+    return joins.revokeJoinToken(this.client, id, at);
+  }
+  useJoinToken(id: string, workerId: string, now: Date): Promise<JoinTokenRecord | null> {
+    return joins.useJoinToken(this.client, id, workerId, now);
+  }
+  revokeWorkerCertificates(workerId: string, before: Date, by: string | null = null): Promise<Date> {
+    return joins.revokeWorkerCertificates(this.client, workerId, before, by);
+  }
+  workerCertificatesRevokedBefore(workerId: string): Promise<Date | null> {
+    return joins.workerCertificatesRevokedBefore(this.client, workerId);
   }
 }

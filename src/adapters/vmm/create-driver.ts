@@ -10,8 +10,10 @@ import { SandboxDriver } from './sandbox/sandbox-driver.ts';
 export interface CreateDriverOptions {
   /** Directory the driver keeps its VMs in (one sub-directory per VM). */
   stateDir: string;
+  /** The worker id the driver records in the VMs it creates; it leaves other workers' VMs alone. */
+  owner?: string;
   /** Settings of the firecracker driver (kernel, rootfs, jailer, network, guest agent...); its stateDir is the one above. */
-  firecracker?: Omit<FirecrackerDriverOptions, 'stateDir'>;
+  firecracker?: Omit<FirecrackerDriverOptions, 'stateDir' | 'owner'>;
   /** Settings of the qemu driver: where its guest image is (built by image/build.sh when missing; default .aetherium/images/default). */
   qemu?: { imageDir?: string };
 }
@@ -19,13 +21,17 @@ export interface CreateDriverOptions {
 export function createDriver(name: DriverName, options: CreateDriverOptions): VmDriver {
   switch (name) {
     case 'sandbox':
-      return new SandboxDriver({ stateDir: options.stateDir });
+      return new SandboxDriver({ stateDir: options.stateDir, owner: options.owner });
     case 'process':
-      return new ProcessDriver({ stateDir: options.stateDir });
+      return new ProcessDriver({ stateDir: options.stateDir, owner: options.owner });
     case 'firecracker':
-      return new FirecrackerDriver({ ...(options.firecracker ?? {}), stateDir: options.stateDir });
+      return new FirecrackerDriver({
+        ...(options.firecracker ?? {}),
+        stateDir: options.stateDir,
+        owner: options.owner,
+      });
     case 'qemu':
-      return new QemuDriver({ stateDir: options.stateDir, imageDir: options.qemu?.imageDir });
+      return new QemuDriver({ stateDir: options.stateDir, owner: options.owner, imageDir: options.qemu?.imageDir });
     default:
       throw new AetheriumError(
         'validation_failed',

@@ -1,5 +1,5 @@
 /** `aetherium dev | server | worker`: the long-running processes. */
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { ConfigError, loadConfig } from '../../config/load.ts';
 import type { Config } from '../../config/schema.ts';
 import { createLogger, type Logger } from '../../runtime/logger.ts';
@@ -28,6 +28,34 @@ function configFor(flags: RunFlags): Config {
   }
 }
 
+/**
+ * `aetherium dev` is one worker per data dir, so its VMs stay where they always were, beside its
+ * database (`<data dir>/vms`), rather than under `.aetherium/workers/<id>` like a cluster worker's.
+ */
+function devConfig(config: Config): Config {
+  if (config.worker.drivers.state_dir !== null) return config;
+  const drivers = { ...config.worker.drivers, state_dir: '.aetherium/vms' };
+  return { ...config, worker: { ...config.worker, drivers } };
+}
+
+/**
+ * A worker opens no port: it connects out to the engines (and the servers). Accepting the API
+ * flags and ignoring them would let `aetherium worker -p 9000` look as if it did something.
+ */
+function refuseListenFlags(flags: RunFlags): void {
+  const given = flags.port !== undefined ? '--port' : flags.host !== undefined ? '--host' : null;
+  if (!given) return;
+  const hint =
+    given === '--host'
+      ? 'the address it advertises to the control plane is worker.address in the config'
+      : 'the API port is set on `aetherium server` or `aetherium dev`';
+  throw new CliError(
+    `aetherium worker does not take ${given}: it opens no port (it connects out to the control plane); ${hint}`,
+    'usage',
+    2,
+  );
+}
+
 function loggerFor(config: Config): Logger {
   return createLogger({ level: config.log.level, pretty: config.log.pretty || process.stdout.isTTY === true });
 }
@@ -54,9 +82,12 @@ function onShutdown(log: Logger, stop: () => Promise<void>): void {
   process.on('SIGTERM', handler);
 }
 
+function addConfigFlag(command: Command): Command {
+  return command.option('-c, --config <file>', 'YAML config file (default: ./aetherium.yaml when present)');
+}
+
 function addRunFlags(command: Command): Command {
-  return command
-    .option('-c, --config <file>', 'YAML config file (default: ./aetherium.yaml when present)')
+  return addConfigFlag(command)
     .option('-p, --port <port>', 'API port (api_gateway.port)')
     .option('--host <host>', 'API listen address (api_gateway.host)');
 }
@@ -66,7 +97,7 @@ export function registerRunCommands(program: Command): void {
     .description('control plane + one local worker in one process, on embedded engines')
     .option('--data-dir <dir>', 'where the embedded database and VM files live (default .aetherium)')
     .action(async (flags: RunFlags) => {
-      const config = configFor(flags);
+      const config = devConfig(configFor(flags));
       const log = loggerFor(config);
       const started = Date.now();
       // Loaded on demand: client commands should not pay for the server's modules.
@@ -114,9 +145,13 @@ export function registerRunCommands(program: Command): void {
       );
     });
 
-  addRunFlags(program.command('worker'))
+  addConfigFlag(program.command('worker'))
     .description('worker agent for this host; needs the engines the servers use')
+    // Known but hidden, so that they are refused with the reason instead of an unknown-option error.
+    .addOption(new Option('-p, --port <port>').hideHelp())
+    .addOption(new Option('--host <host>').hideHelp())
     .action(async (flags: RunFlags) => {
+      refuseListenFlags(flags);
       const config = configFor(flags);
       const log = loggerFor(config);
       const { startWorker } = await import('../../runtime/cluster.ts');
@@ -129,8 +164,11 @@ export function registerRunCommands(program: Command): void {
     });
 }
 
-/** Mistakes in the configuration (engines that cannot be shared, an unsafe listener) exit 2 with the reason. */
-const CONFIG_ERRORS = new Set(['SharedEnginesRequired', 'UnsafeBind']);
+/**
+ * Mistakes in the configuration (engines that cannot be shared, an unsafe listener, a state dir
+ * another worker holds) exit 2 with the reason.
+ */
+const CONFIG_ERRORS = new Set(['SharedEnginesRequired', 'UnsafeBind', 'WorkerLockHeld', 'ConfigError']);
 
 function sharedEnginesError(err: unknown): never {
   const name = (err as Error).constructor?.name ?? (err as Error).name;

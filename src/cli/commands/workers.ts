@@ -111,6 +111,18 @@ export function registerWorkerCommands(program: Command, client: () => ApiClient
       process.stdout.write(`worker ${id} is ${data.status}\n`);
     });
 
+  workers
+    .command('revoke')
+    .description('refuse every certificate the worker holds now on the agent channel; it must join again')
+    .argument('<id>')
+    .action(async (id: string) => {
+      const { data } = await client().post<{ worker_id: string; revoked_before: string; message: string }>(
+        `/workers/${encodeURIComponent(id)}/revoke`,
+      );
+      if (global().json) return printJson(data);
+      process.stdout.write(`${data.message}\n`);
+    });
+
   const cluster = program.command('cluster').description('cluster-wide views');
   cluster
     .command('stats')

@@ -24,6 +24,9 @@ const ACTIONS: Readonly<Record<string, string>> = {
   'POST /api/v1/tokens': 'token.create',
   'DELETE /api/v1/tokens/:id': 'token.revoke',
   'POST /api/v1/tokens/bootstrap': 'token.bootstrap',
+  'POST /api/v1/tokens/join': 'join_token.create',
+  'DELETE /api/v1/tokens/join/:id': 'join_token.revoke',
+  'POST /api/v1/workers/:id/revoke': 'worker.revoke',
 };
 
 export function auditAction(method: string, url: string): string | undefined {
@@ -60,6 +63,13 @@ function detailsOf(action: string | undefined, request: FastifyRequest): Details
       return pick('name', 'driver', 'image', 'zone');
     case 'token.create':
       return pick('name', 'role', 'expires');
+    case 'join_token.create': {
+      // The description, uses and lifetime; never the token, which is in the answer only.
+      const numbers = Object.fromEntries(
+        ['max_uses', 'ttl'].filter((k) => typeof body[k] === 'number').map((k) => [k, body[k] as number]),
+      );
+      return { ...pick('description', 'ttl'), ...numbers };
+    }
     case 'worker.eligibility':
       return pick('eligible');
     case 'worker.drain':

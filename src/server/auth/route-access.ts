@@ -4,7 +4,8 @@
  * from it, so the three cannot drift apart.
  *
  * viewer reads; operator also creates, executes in, stops, starts and deletes VMs and cancels
- * tasks; admin also drains, activates, changes eligibility, manages API keys and reads the audit.
+ * tasks; admin also drains, activates, changes eligibility, manages API keys and join tokens,
+ * revokes workers' certificates and reads the audit.
  */
 import type { Role } from './roles.ts';
 
@@ -30,9 +31,12 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'GET /api/v1/workers/:id': 'viewer',
   'GET /api/v1/workers/:id/vms': 'viewer',
   'GET /api/v1/workers/:id/metrics': 'viewer',
+  // Log lines can hold what an operator should see and a viewer need not (commands, paths).
+  'GET /api/v1/workers/:id/logs': 'operator',
   'POST /api/v1/workers/:id/drain': 'admin',
   'POST /api/v1/workers/:id/activate': 'admin',
   'POST /api/v1/workers/:id/eligibility': 'admin',
+  'POST /api/v1/workers/:id/revoke': 'admin',
   'GET /api/v1/cluster/stats': 'viewer',
   'GET /api/v1/cluster/distribution': 'viewer',
   'POST /api/v1/schedule/plan': 'viewer',
@@ -41,6 +45,9 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'GET /api/v1/tokens': 'admin',
   'DELETE /api/v1/tokens/:id': 'admin',
   'POST /api/v1/tokens/bootstrap': 'public',
+  'POST /api/v1/tokens/join': 'admin',
+  'GET /api/v1/tokens/join': 'admin',
+  'DELETE /api/v1/tokens/join/:id': 'admin',
   'GET /api/v1/audit': 'admin',
 };
 

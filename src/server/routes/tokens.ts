@@ -1,10 +1,15 @@
-/** /api/v1/tokens: API keys (admin), and the one-time bootstrap of a new cluster's first admin key. */
+/**
+ * /api/v1/tokens: API keys (admin), the one-time bootstrap of a new cluster's first admin key, and
+ * join tokens (admin), with which new workers get their agent-channel certificates.
+ */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { parseDuration } from '../../config/duration.ts';
-import { invalid, ROLES } from '../../domain/index.ts';
+import { invalid, parseJoinToken, ROLES } from '../../domain/index.ts';
+import type { Identity } from '../auth/identity.ts';
 import type { ApiDeps } from '../api-deps.ts';
 import { idParam } from '../schemas.ts';
+import { JOIN_MAX_TTL_MS, JOIN_MAX_USES, JOIN_MIN_TTL_MS } from '../services/join-token-service.ts';
 
 const MAX_EXPIRY_MS = 10 * 365 * 86_400_000;
 
@@ -27,6 +32,31 @@ const listTokensQuery = z
       .transform((v) => v === 'true'),
   })
   .strict();
+
+const createJoinTokenBody = z
+  .object({
+    description: z.string().max(200).optional(),
+    max_uses: z.number().int().min(1).max(JOIN_MAX_USES).optional(),
+    /** `1h`, `30m`, … or a number of seconds; default 1 h, at most 30 days. */
+    ttl: z.union([z.string().max(32), z.number().int().min(1)]).optional(),
+  })
+  .strict()
+  .optional();
+
+/** A join token's lifetime: `1h`, `30m`, or seconds (as a number or digits). Undefined: the default. */
+function joinTtlMs(ttl: string | number | undefined): number | undefined {
+  if (ttl === undefined) return undefined;
+  const ms =
+    typeof ttl === 'number' ? ttl * 1000 : /^\d+$/.test(ttl.trim()) ? Number(ttl.trim()) * 1000 : parseDuration(ttl);
+  if (ms === null || ms < JOIN_MIN_TTL_MS || ms > JOIN_MAX_TTL_MS) {
+    throw invalid(
+      `ttl: ${JSON.stringify(ttl)} is not a duration from 1s to 30d, such as 30m, 1h or a number of seconds`,
+    );
+  }
+  return ms;
+}
+
+const createdBy = (identity: Identity | null) => (identity ? `${identity.kind}:${identity.name}` : null);
 
 export function tokenRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
   return async (app) => {
@@ -74,6 +104,54 @@ export function tokenRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
       '/tokens/:id',
       { schema: { tags, summary: 'Revoke an API key, by id or name', params: idParam } },
       async (request) => deps.tokens.revoke(request.params.id),
+    );
+
+    app.post(
+      '/tokens/join',
+      {
+        schema: {
+          tags,
+          summary:
+            'Create a join token (admin) with which new workers get their certificates; the token is shown in this answer only',
+          body: createJoinTokenBody,
+        },
+      },
+      async (request, reply) => {
+        const body = request.body ?? {};
+        const ttlMs = joinTtlMs(body.ttl);
+        const { token, record } = await deps.joinTokens.create(
+          {
+            ...(body.description === undefined ? {} : { description: body.description }),
+            ...(body.max_uses === undefined ? {} : { maxUses: body.max_uses }),
+            ...(ttlMs === undefined ? {} : { ttlMs }),
+            createdBy: createdBy(request.identity),
+          },
+          deps.agentCa()?.fingerprint ?? null,
+        );
+        return reply.status(201).send({
+          token,
+          id: record.id,
+          description: record.description,
+          max_uses: record.max_uses,
+          expires_at: record.expires_at,
+          ca_fingerprint: parseJoinToken(token).caFingerprint,
+        });
+      },
+    );
+
+    app.get(
+      '/tokens/join',
+      { schema: { tags, summary: 'List join tokens with their uses and state (never their secrets)' } },
+      async () => {
+        const tokens = await deps.joinTokens.list();
+        return { tokens, total: tokens.length };
+      },
+    );
+
+    app.delete(
+      '/tokens/join/:id',
+      { schema: { tags, summary: 'Revoke a join token: no worker can join with it any more', params: idParam } },
+      async (request) => deps.joinTokens.revoke(request.params.id),
     );
 
     app.post(

@@ -1,6 +1,7 @@
 /** /api/v1/workers and /api/v1/cluster: the seed's worker and cluster endpoints. */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { invalid } from '../../domain/index.ts';
+import { agentControlChannel } from '../agent/log-relay.ts';
 import type { ApiDeps } from '../api-deps.ts';
 import { drainBody, eligibilityBody, idParam, listWorkersQuery, metricsQuery } from '../schemas.ts';
 
@@ -74,6 +75,32 @@ export function workerRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
         },
       },
       async (request) => deps.workers.setEligibility(request.params.id, request.body.eligible),
+    );
+
+    app.post(
+      '/workers/:id/revoke',
+      {
+        schema: {
+          tags,
+          summary:
+            "Revoke a worker's certificates: every certificate it holds now is refused on the agent channel; it must join again",
+          params: idParam,
+        },
+      },
+      async (request) => {
+        const { id } = request.params;
+        const by = request.identity ? `${request.identity.kind}:${request.identity.name}` : null;
+        const before = await deps.joinTokens.revokeWorker(id, by);
+        // Whichever replica holds the worker's channel ends it now, not at the next check.
+        await deps.channels.publish(agentControlChannel(id), { type: 'revoked' }).catch(() => undefined);
+        return {
+          worker_id: id,
+          revoked_before: before,
+          message:
+            `certificates of worker ${id} issued at or before ${before.toISOString()} are refused from now on ` +
+            '(its open agent session is closed); to let it back in, join it again with a new join token',
+        };
+      },
     );
 
     app.get('/cluster/stats', { schema: { tags: ['cluster'], summary: 'Cluster statistics' } }, async () =>

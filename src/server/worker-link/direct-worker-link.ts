@@ -56,6 +56,14 @@ export class DirectWorkerLink implements WorkerLink {
   private readonly events: EventBus;
   /** The status last written to an external registry per worker, so drains show there too. */
   private readonly registryStatus = new Map<string, string>();
+  /**
+   * Tasks being processed per worker (`worker\0task` → deliveries in hand): a worker may claim
+   * and report a task delivered to it even after it moved to another worker (it then learns it is
+   * stale), but never one it was not given.
+   */
+  private readonly inHand = new Map<string, number>();
+  /** Tasks a worker claimed and has not finished reporting: it may report them after they moved. */
+  private readonly claimed = new Set<string>();
 
   constructor(private readonly deps: DirectWorkerLinkDeps) {
     this.store = deps.ledger.store;
@@ -66,12 +74,12 @@ export class DirectWorkerLink implements WorkerLink {
     return this.deps.registry.kind === 'builtin' ? null : this.deps.registry;
   }
 
-  async register(registration: WorkerRegistration): Promise<{ created: boolean }> {
+  async register(registration: WorkerRegistration, options: { resume?: boolean } = {}): Promise<{ created: boolean }> {
     const { worker, created } = await this.store.upsertWorker(registration, new Date());
     await this.external?.register(registration);
     this.registryStatus.delete(worker.id);
     // Joins and leaves are announced from the registry's watch, exactly once; a restart is news too.
-    if (!created) await this.deps.workers.restarted(worker);
+    if (!created && !options.resume) await this.deps.workers.restarted(worker);
     // The worker's queue may have lost its messages with it (an embedded queue): send them again.
     for (const task of await this.store.listTasks({ worker_id: worker.id, status: 'scheduled' })) {
       await this.deps.queue.enqueue(worker.id, { id: task.id, type: task.type, attempt: task.retry_count });
@@ -111,7 +119,28 @@ export class DirectWorkerLink implements WorkerLink {
   }
 
   consume(workerId: string, processor: TaskProcessor, options: ConsumeOptions): QueueConsumer {
-    return this.deps.queue.consume(workerId, processor, options);
+    return this.deps.queue.consume(
+      workerId,
+      async (task, signal) => {
+        const key = `${workerId}\0${task.id}`;
+        this.inHand.set(key, (this.inHand.get(key) ?? 0) + 1);
+        try {
+          await processor(task, signal);
+        } finally {
+          const left = (this.inHand.get(key) ?? 1) - 1;
+          if (left > 0) this.inHand.set(key, left);
+          else this.inHand.delete(key);
+        }
+      },
+      options,
+    );
+  }
+
+  /** Node restriction: a task queued for another worker, and not in this one's hands, is refused. */
+  private checkTask(workerId: string, task: Task | null): void {
+    const key = `${workerId}\0${task?.id}`;
+    if (!task || task.worker_id === workerId || this.inHand.has(key) || this.claimed.has(key)) return;
+    throw new AetheriumError('forbidden', `task ${task.id} is not queued for worker ${workerId}`);
   }
 
   async assignments(workerId: string): Promise<Assignments> {
@@ -126,6 +155,7 @@ export class DirectWorkerLink implements WorkerLink {
   async claimTask(workerId: string, taskId: string, resume: boolean): Promise<Claim | null> {
     const { ledger } = this.deps;
     const task = await this.store.getTask(taskId);
+    this.checkTask(workerId, task);
     if (!task || task.worker_id !== workerId || task.status === 'completed' || task.status === 'failed') return null;
     if (task.status === 'cancelled' || task.status === 'pending') return null;
     const vm = task.vm_id ? await this.store.getVm(task.vm_id) : null;
@@ -142,11 +172,19 @@ export class DirectWorkerLink implements WorkerLink {
       return null;
     }
     const started = await ledger.start(task, resume);
+    if (started) this.claimed.add(`${workerId}\0${task.id}`);
     return started ? { task: started, vm } : null;
   }
 
   async reportOutcome(workerId: string, taskId: string, outcome: TaskOutcome): Promise<OutcomeAck> {
+    const ack = await this.outcome(workerId, taskId, outcome);
+    if (ack !== 'retrying') this.claimed.delete(`${workerId}\0${taskId}`);
+    return ack;
+  }
+
+  private async outcome(workerId: string, taskId: string, outcome: TaskOutcome): Promise<OutcomeAck> {
     const task = await this.store.getTask(taskId);
+    this.checkTask(workerId, task);
     if (!task || task.worker_id !== workerId) return 'stale';
     switch (outcome.kind) {
       case 'completed':

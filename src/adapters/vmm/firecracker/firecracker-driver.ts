@@ -4,6 +4,7 @@
  * on vsock. Optionally jailed by Firecracker's `jailer`. See README.md for the lifecycle.
  *
  * Files of a VM, in `<stateDir>/<vmId>/`:
+ *   owner.json         the worker that created it (see vm-lifecycle.ts)
  *   layout.json        where everything of the VM lives (written first, so that leftovers can be found)
  *   vm.json            the spec; written once the first boot succeeded: its presence means "the VM exists"
  *   firecracker.json   the running VMM (pid, start time, API socket); removed by stop
@@ -15,18 +16,11 @@ import { chown, copyFile, link, mkdir, readFile, rm, rmdir, stat } from 'node:fs
 import { join, posix } from 'node:path';
 import { AetheriumError, conflict, invalid, notFound } from '../../../domain/index.ts';
 import type { ExecResult } from '../../../domain/index.ts';
-import type {
-  DriverInfo,
-  ExecRequest,
-  RecoverReport,
-  VmDriver,
-  VmRuntimeInfo,
-  VmSpec,
-} from '../../../ports/vm-driver.ts';
+import type { DriverInfo, ExecRequest, VmDriver, VmRuntimeInfo, VmSpec } from '../../../ports/vm-driver.ts';
 import { abortError } from '../process-tree.ts';
 import { sleep } from '../procfs.ts';
 import { commandEnv, validateExecRequest, validateVmId } from '../validation.ts';
-import { StatefulDriver } from '../vm-lifecycle.ts';
+import { type Recovered, StatefulDriver } from '../vm-lifecycle.ts';
 import { readJsonFile, removeTree, writeJsonAtomic } from '../vm-dir.ts';
 import { findOnPath } from '../which.ts';
 import { FirecrackerApiClient, DEFAULT_API_TIMEOUT_MS } from './api-client.ts';
@@ -79,6 +73,8 @@ export interface FirecrackerNetworkOptions {
 
 export interface FirecrackerDriverOptions {
   stateDir: string;
+  /** The worker id recorded in the VMs it creates; another worker's VMs in the same dir are left alone. */
+  owner?: string;
   /** Uncompressed guest kernel (vmlinux). */
   kernelImagePath?: string;
   /** Base root filesystem image (ext4) holding the guest agent; copied per VM. */
@@ -126,7 +122,7 @@ export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDri
   private readonly guestConnection: GuestConnectionFactory;
 
   constructor(private readonly options: FirecrackerDriverOptions) {
-    super(options.stateDir, 'firecracker');
+    super(options.stateDir, 'firecracker', options.owner);
     this.launcher = options.launcher ?? new ProcessLauncher(options.kvmPath);
     this.kernel = options.kernelImagePath ?? DEFAULT_KERNEL_IMAGE;
     this.rootfs = options.rootfsPath ?? DEFAULT_ROOTFS_IMAGE;
@@ -172,7 +168,7 @@ export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDri
     const layout = this.layoutFor(id, firecracker);
     const record: VmRecord = { spec: { ...spec, env: { ...(spec.env ?? {}) } }, created_at: new Date().toISOString() };
     try {
-      await mkdir(this.state.vmDir(id), { mode: 0o700 });
+      await this.makeVmDir(id);
       await writeJsonAtomic(this.state.file(id, 'layout.json'), layout);
       await this.prepareFiles(layout, image);
       const info = await this.boot(id, record.spec, layout, signal);
@@ -227,27 +223,17 @@ export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDri
     }
   }
 
-  async recover(): Promise<RecoverReport> {
-    this.assertOpen();
-    const report: RecoverReport = { recovered: [], lost: [] };
-    for (const id of await this.state.vmIds()) {
-      await this.mutex.run(id, async () => {
-        const vm = await this.readVm(id);
-        const record = await readJsonFile<VmmRecord>(this.state.file(id, 'firecracker.json'));
-        const live = vm && record ? await this.liveVmm(id) : null;
-        const answers = live ? await this.apiAnswers(live.layout.api_socket) : false;
-        if (vm && live && answers) {
-          report.recovered.push(id);
-        } else if (vm && !record) {
-          // Stopped on purpose before the restart: its files are kept, `start` boots it again.
-        } else {
-          report.lost.push(id);
-          await this.halt(id, false);
-          await this.destroy(id);
-        }
-      });
-    }
-    return report;
+  protected override async recoverVm(id: string): Promise<Recovered> {
+    const vm = await this.readVm(id);
+    const record = await readJsonFile<VmmRecord>(this.state.file(id, 'firecracker.json'));
+    const live = vm && record ? await this.liveVmm(id) : null;
+    const answers = live ? await this.apiAnswers(live.layout.api_socket) : false;
+    if (vm && live && answers) return 'running';
+    // Stopped on purpose before the restart: its files are kept, `start` boots it again.
+    if (vm && !record) return 'stopped';
+    await this.halt(id, false);
+    await this.destroy(id);
+    return 'lost';
   }
 
   /** Closes the guest connections of this instance; the VMs themselves keep running. */

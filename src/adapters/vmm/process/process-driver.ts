@@ -5,30 +5,26 @@
  * where nothing better runs, and only when the operator asks for it.
  *
  * Files of a VM, in `<stateDir>/<vmId>/`:
- *   vm.json   the spec; its presence means "the VM exists"
- *   stopped   present while the VM is stopped (exec refuses to run)
- *   root/     the commands' default working directory and HOME
+ *   owner.json  the worker that created it (see vm-lifecycle.ts)
+ *   vm.json     the spec; its presence means "the VM exists"
+ *   stopped     present while the VM is stopped (exec refuses to run)
+ *   root/       the commands' default working directory and HOME
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { conflict, invalid, notFound } from '../../../domain/index.ts';
 import type { ExecResult } from '../../../domain/index.ts';
-import type {
-  DriverInfo,
-  ExecRequest,
-  RecoverReport,
-  VmDriver,
-  VmRuntimeInfo,
-  VmSpec,
-} from '../../../ports/vm-driver.ts';
+import type { DriverInfo, ExecRequest, VmDriver, VmRuntimeInfo, VmSpec } from '../../../ports/vm-driver.ts';
 import { CommandRegistry, type RunningCommand, abortError, startCommand } from '../process-tree.ts';
 import { commandEnv, validateExecRequest, validateVmId } from '../validation.ts';
-import { StatefulDriver } from '../vm-lifecycle.ts';
+import { type Recovered, StatefulDriver } from '../vm-lifecycle.ts';
 import { isDirectory, removeTree, writeJsonAtomic } from '../vm-dir.ts';
 
 export interface ProcessDriverOptions {
   stateDir: string;
+  /** The worker id recorded in the VMs it creates; another worker's VMs in the same dir are left alone. */
+  owner?: string;
 }
 
 interface VmRecord {
@@ -42,7 +38,7 @@ export class ProcessDriver extends StatefulDriver<VmRecord> implements VmDriver 
   private readonly commands = new CommandRegistry();
 
   constructor(options: ProcessDriverOptions) {
-    super(options.stateDir, 'process');
+    super(options.stateDir, 'process', options.owner);
     this.info = {
       name: 'process',
       isolation: 'none',
@@ -62,7 +58,8 @@ export class ProcessDriver extends StatefulDriver<VmRecord> implements VmDriver 
     await this.state.ensure();
     await removeTree(this.state.vmDir(id)); // leftovers of an interrupted create
     try {
-      await mkdir(this.state.rootDir(id), { recursive: true, mode: 0o755 });
+      await this.makeVmDir(id, 0o755);
+      await mkdir(this.state.rootDir(id), { mode: 0o755 });
       if (signal?.aborted) throw abortError(signal);
       const record: VmRecord = {
         spec: { ...spec, env: { ...(spec.env ?? {}) } },
@@ -129,20 +126,10 @@ export class ProcessDriver extends StatefulDriver<VmRecord> implements VmDriver 
   }
 
   /** There is nothing to reattach to: every VM directory found is taken back (stopped ones stay stopped). */
-  async recover(): Promise<RecoverReport> {
-    this.assertOpen();
-    const report: RecoverReport = { recovered: [], lost: [] };
-    for (const id of await this.state.vmIds()) {
-      await this.mutex.run(id, async () => {
-        if (await this.readVm(id)) {
-          if (!this.isStopped(id)) report.recovered.push(id);
-        } else {
-          report.lost.push(id); // a create that never finished
-          await removeTree(this.state.vmDir(id));
-        }
-      });
-    }
-    return report;
+  protected override async recoverVm(id: string): Promise<Recovered> {
+    if (await this.readVm(id)) return this.isStopped(id) ? 'stopped' : 'running';
+    await removeTree(this.state.vmDir(id)); // a create that never finished
+    return 'lost';
   }
 
   /** Kills the commands still running: nothing could reattach to them after a restart. */

@@ -4,6 +4,7 @@
  * of the base root disk and the Aetherium guest agent on virtio-serial ports. See README.md.
  *
  * Files of a VM, in `<stateDir>/<vmId>/`:
+ *   owner.json       the worker that created it (see vm-lifecycle.ts)
  *   vm.json          the spec; written once the first boot succeeded: its presence means "the VM exists"
  *   run.json         the running QEMU (pid, boot_ms, accel); removed by stop: its presence means "should run"
  *   disk.qcow2       the VM's root disk: an overlay on the image's rootfs.ext4
@@ -13,24 +14,17 @@
  *   console.log      the guest's serial console
  */
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { readFileSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
 import { AetheriumError, conflict, invalid, notFound } from '../../../domain/index.ts';
 import type { ExecResult } from '../../../domain/index.ts';
-import type {
-  DriverInfo,
-  ExecRequest,
-  RecoverReport,
-  VmDriver,
-  VmRuntimeInfo,
-  VmSpec,
-} from '../../../ports/vm-driver.ts';
+import type { DriverInfo, ExecRequest, VmDriver, VmRuntimeInfo, VmSpec } from '../../../ports/vm-driver.ts';
 import { GuestClient } from '../guest/guest-client.ts';
 import { abortError } from '../process-tree.ts';
 import { isProcessAlive, readCmdline, waitForExit } from '../procfs.ts';
 import { commandEnv, validateExecRequest, validateVmId } from '../validation.ts';
-import { StatefulDriver } from '../vm-lifecycle.ts';
+import { type Recovered, StatefulDriver } from '../vm-lifecycle.ts';
 import { readJsonFile, removeTree, writeJsonAtomic } from '../vm-dir.ts';
 import { findOnPath } from '../which.ts';
 import { type GuestImage, DEFAULT_IMAGE_DIR, ensureGuestImage } from './image.ts';
@@ -40,6 +34,8 @@ import { qmpCommand, qmpQueryStatus } from './qmp.ts';
 
 export interface QemuDriverOptions {
   stateDir: string;
+  /** The worker id recorded in the VMs it creates; another worker's VMs in the same dir are left alone. */
+  owner?: string;
   /** Where the guest image lives (built there by image/build.sh when missing). */
   imageDir?: string;
   /** 'auto' (default): KVM when /dev/kvm is read/writable, else TCG. */
@@ -80,7 +76,7 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
   private image: Promise<GuestImage> | null = null;
 
   constructor(options: QemuDriverOptions) {
-    super(options.stateDir, 'qemu');
+    super(options.stateDir, 'qemu', options.owner);
     const qemu = findOnPath('qemu-system-x86_64');
     const qemuImg = findOnPath('qemu-img');
     if (!qemu || !qemuImg) {
@@ -123,7 +119,7 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
     try {
       const image = await this.guestImage();
       if (signal?.aborted) throw abortError(signal);
-      await mkdir(this.state.vmDir(id), { mode: 0o700 });
+      await this.makeVmDir(id);
       const baseBytes = statSync(image.rootfs).size;
       const size = Math.max(baseBytes, Math.ceil(spec.disk_gb * GiB));
       await run(
@@ -190,33 +186,23 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
     return pending.result;
   }
 
-  async recover(): Promise<RecoverReport> {
-    this.assertOpen();
-    const report: RecoverReport = { recovered: [], lost: [] };
-    for (const id of await this.state.vmIds()) {
-      await this.mutex.run(id, async () => {
-        const vm = await this.readVm(id);
-        const runRecord = await readJsonFile<RunRecord>(this.state.file(id, 'run.json'));
-        if (vm && !runRecord) return; // stopped on purpose: `start` boots it again
-        const live = vm ? await this.liveRun(id) : null;
-        let healthy = false;
-        if (live) {
-          try {
-            healthy = (await qmpQueryStatus(this.state.file(id, 'qmp.sock'))).running;
-          } catch {
-            healthy = false;
-          }
-        }
-        if (vm && live && healthy) {
-          report.recovered.push(id);
-        } else {
-          report.lost.push(id);
-          await this.halt(id);
-          await removeTree(this.state.vmDir(id));
-        }
-      });
+  protected override async recoverVm(id: string): Promise<Recovered> {
+    const vm = await this.readVm(id);
+    const runRecord = await readJsonFile<RunRecord>(this.state.file(id, 'run.json'));
+    if (vm && !runRecord) return 'stopped'; // stopped on purpose: `start` boots it again
+    const live = vm ? await this.liveRun(id) : null;
+    let healthy = false;
+    if (live) {
+      try {
+        healthy = (await qmpQueryStatus(this.state.file(id, 'qmp.sock'))).running;
+      } catch {
+        healthy = false;
+      }
     }
-    return report;
+    if (vm && live && healthy) return 'running';
+    await this.halt(id);
+    await removeTree(this.state.vmDir(id));
+    return 'lost';
   }
 
   /** Closes this instance's agent sessions (the agent kills their commands); the VMs keep running. */

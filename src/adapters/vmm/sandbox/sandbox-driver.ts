@@ -4,6 +4,7 @@
  * lets us make them. See README.md in this folder for the lifecycle and what it does not isolate.
  *
  * Files of a VM, in `<stateDir>/<vmId>/`:
+ *   owner.json    the worker that created it (see vm-lifecycle.ts)
  *   cgroups.json  the VM's cgroup directories (written first, so that any leftover can be found)
  *   vm.json       the spec; written once the first boot succeeded: its presence means "the VM exists"
  *   init.json     the running init (pid, start time); removed by stop
@@ -17,14 +18,7 @@ import { posix, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { AetheriumError, conflict, invalid, notFound } from '../../../domain/index.ts';
 import type { ExecResult } from '../../../domain/index.ts';
-import type {
-  DriverInfo,
-  ExecRequest,
-  RecoverReport,
-  VmDriver,
-  VmRuntimeInfo,
-  VmSpec,
-} from '../../../ports/vm-driver.ts';
+import type { DriverInfo, ExecRequest, VmDriver, VmRuntimeInfo, VmSpec } from '../../../ports/vm-driver.ts';
 import {
   type CgroupHost,
   type CgroupSet,
@@ -42,7 +36,7 @@ import {
 import { CommandRegistry, type RunningCommand, abortError, startCommand } from '../process-tree.ts';
 import { waitForExit } from '../procfs.ts';
 import { commandEnv, validateExecRequest, validateVmId } from '../validation.ts';
-import { StatefulDriver } from '../vm-lifecycle.ts';
+import { type Recovered, StatefulDriver } from '../vm-lifecycle.ts';
 import { isDirectory, readJsonFile, removeTree, writeJsonAtomic } from '../vm-dir.ts';
 import { findOnPath } from '../which.ts';
 import { type HostLayout, buildBwrapArgs, parseBwrapVersion, probeHostLayout, toHostname } from './bwrap-args.ts';
@@ -53,6 +47,8 @@ import { linkHostEntries, prepareRootfs } from './rootfs.ts';
 
 export interface SandboxDriverOptions {
   stateDir: string;
+  /** The worker id recorded in the VMs it creates; another worker's VMs in the same dir are left alone. */
+  owner?: string;
   /** pids.max of each VM (default 1024). */
   pidsMax?: number;
   /** How long create/start wait for the sandbox to be ready (default 15 s). */
@@ -89,7 +85,7 @@ export class SandboxDriver extends StatefulDriver<VmRecord> implements VmDriver 
   private readonly cgroupScope: string;
 
   constructor(options: SandboxDriverOptions) {
-    super(options.stateDir, 'sandbox');
+    super(options.stateDir, 'sandbox', options.owner);
     this.tools = findTools();
     this.cgroupHost = detectCgroupsV1();
     this.cgroupScope = cgroupScope(this.state.path);
@@ -116,10 +112,9 @@ export class SandboxDriver extends StatefulDriver<VmRecord> implements VmDriver 
     // Leftovers of a create that was interrupted before it finished.
     await this.halt(id);
     await this.destroy(id);
-    const vmDir = this.state.vmDir(id);
     const record: VmRecord = { spec: { ...spec, env: { ...(spec.env ?? {}) } }, created_at: new Date().toISOString() };
     try {
-      await mkdir(vmDir, { mode: 0o700 });
+      await this.makeVmDir(id);
       await writeJsonAtomic(this.state.file(id, 'cgroups.json'), vmCgroupPaths(this.cgroupHost, this.cgroupScope, id));
       await prepareRootfs(this.state.rootDir(id), toHostname(spec.name));
       const info = await this.boot(id, record.spec, signal);
@@ -194,25 +189,15 @@ export class SandboxDriver extends StatefulDriver<VmRecord> implements VmDriver 
     }
   }
 
-  async recover(): Promise<RecoverReport> {
-    this.assertOpen();
-    const report: RecoverReport = { recovered: [], lost: [] };
-    for (const id of await this.state.vmIds()) {
-      await this.mutex.run(id, async () => {
-        const vm = await this.readVm(id);
-        const init = await readJsonFile<InitRecord>(this.state.file(id, 'init.json'));
-        if (vm && init && isOurInit(init, this.state.rootDir(id))) {
-          report.recovered.push(id);
-        } else if (vm && !init) {
-          // Stopped on purpose before the restart: its files are kept, `start` boots it again.
-        } else {
-          report.lost.push(id);
-          await this.halt(id);
-          await this.destroy(id);
-        }
-      });
-    }
-    return report;
+  protected override async recoverVm(id: string): Promise<Recovered> {
+    const vm = await this.readVm(id);
+    const init = await readJsonFile<InitRecord>(this.state.file(id, 'init.json'));
+    if (vm && init && isOurInit(init, this.state.rootDir(id))) return 'running';
+    // Stopped on purpose before the restart: its files are kept, `start` boots it again.
+    if (vm && !init) return 'stopped';
+    await this.halt(id);
+    await this.destroy(id);
+    return 'lost';
   }
 
   /** Kills the commands this instance is running; the sandboxes themselves keep running. */

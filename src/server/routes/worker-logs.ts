@@ -1,0 +1,84 @@
+/**
+ * GET /api/v1/workers/{id}/logs: a worker's recent structured log lines, from the bounded buffer
+ * it keeps, over its agent channel (whichever replica holds it). `?since=` takes a duration back
+ * from now (`10m`) or an RFC 3339 time; `?follow=true` keeps the answer open and streams new
+ * lines as NDJSON until the client goes away or the worker disconnects.
+ */
+import { PassThrough } from 'node:stream';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { parseDuration } from '../../config/duration.ts';
+import { AetheriumError, invalid } from '../../domain/index.ts';
+import type { WorkerLogs } from '../agent/log-relay.ts';
+import { idParam } from '../schemas.ts';
+
+export const logsQuery = z
+  .object({
+    since: z.string().max(64).optional(),
+    follow: z
+      .enum(['true', 'false', '1', '0'])
+      .optional()
+      .transform((v) => v === 'true' || v === '1'),
+    limit: z.coerce.number().int().min(1).max(5000).default(500),
+  })
+  .strict();
+
+export function sinceOf(text: string | undefined, now = Date.now()): number | null {
+  if (text === undefined || text === '') return null;
+  const back = parseDuration(text);
+  if (back !== null) return now - back;
+  const at = Date.parse(text);
+  if (Number.isNaN(at)) throw invalid(`since: expected a duration such as "10m" or an RFC 3339 time, got ${JSON.stringify(text)}`);
+  return at;
+}
+
+export function workerLogRoutes(logs: () => WorkerLogs | null): FastifyPluginAsyncZod {
+  return async (app) => {
+    app.get(
+      '/workers/:id/logs',
+      {
+        schema: {
+          tags: ['workers'],
+          summary: "A worker's recent log lines (?since=10m, ?limit=, ?follow=true streams NDJSON)",
+          params: idParam,
+          querystring: logsQuery,
+        },
+      },
+      async (request, reply) => {
+        const source = logs();
+        if (!source)
+          throw new AetheriumError(
+            'not_found',
+            'worker logs travel on the agent channel; this control plane has no agent port (in `aetherium dev` the process output is the log)',
+          );
+        const workerId = request.params.id;
+        const { follow, limit } = request.query;
+        const since = sinceOf(request.query.since);
+        if (!follow) {
+          const lines = await new Promise<Record<string, unknown>[]>((resolve, reject) => {
+            const got: Record<string, unknown>[] = [];
+            source
+              .open(workerId, { since, follow: false, limit }, {
+                onLines: (batch) => got.push(...batch),
+                onEnd: (reason) => (reason ? reject(new AetheriumError('unavailable', reason)) : resolve(got)),
+              })
+              .catch(reject);
+          });
+          return { worker_id: workerId, lines, total: lines.length };
+        }
+        const out = new PassThrough();
+        const stop = await source.open(workerId, { since, follow: true, limit }, {
+          onLines: (batch) => {
+            for (const line of batch) out.write(`${JSON.stringify(line)}\n`);
+          },
+          onEnd: () => out.end(),
+        });
+        request.raw.on('close', () => {
+          stop();
+          out.end();
+        });
+        return reply.type('application/x-ndjson').send(out);
+      },
+    );
+  };
+}
