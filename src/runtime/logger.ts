@@ -32,11 +32,22 @@ export function loggerOptions(options: { level: string; name?: string }): Logger
   };
 }
 
-export function createLogger(options: { level: string; pretty: boolean; name?: string }): Logger {
+/**
+ * `tee`: a second destination that gets every line as JSON (a worker's log buffer, served to
+ * `aetherium workers logs`), whatever the first one prints.
+ */
+export function createLogger(
+  options: { level: string; pretty: boolean; name?: string },
+  tee?: NodeJS.WritableStream,
+): Logger {
   const pretty = {
     target: 'pino-pretty',
     options: { colorize: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' },
   };
+  if (tee) {
+    const out = options.pretty ? pino.transport(pretty) : pino.destination(1);
+    return pino(loggerOptions(options), pino.multistream([{ stream: out, level: options.level as never }, { stream: tee, level: options.level as never }]));
+  }
   return pino({ ...loggerOptions(options), ...(options.pretty ? { transport: pretty } : {}) });
 }
 

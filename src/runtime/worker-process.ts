@@ -12,7 +12,8 @@ import { AgentConnection } from '../adapters/agent/agent-connection.ts';
 import { RemoteExecChannels } from '../adapters/agent/remote-exec-channels.ts';
 import { RemoteWorkerLink } from '../adapters/agent/remote-worker-link.ts';
 import type { Config } from '../config/schema.ts';
-import { AetheriumError, errorMessage } from '../domain/index.ts';
+import { ConfigError } from '../config/load.ts';
+import { errorMessage } from '../domain/index.ts';
 import type { RenewResponse } from '../ports/agent-protocol.ts';
 import { WorkerAgent } from '../worker/agent.ts';
 import { buildDrivers } from './drivers.ts';
@@ -22,6 +23,7 @@ import { serveLogs } from './log-buffer.ts';
 import { describeCertificate, renewAt, resolveIdentity, saveIdentity, type WorkerIdentity } from './worker-identity.ts';
 import { acquireWorkerLock } from './worker-lock.ts';
 import { workerAgentOptions, workerId, workerStateDir } from './worker-options.ts';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface RunningWorker {
@@ -32,22 +34,23 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
-export async function startWorker(config: Config, log: Logger, logs?: LogBuffer): Promise<RunningWorker> {
+export async function startWorker(given: Config, log: Logger, logs?: LogBuffer): Promise<RunningWorker> {
+  let config = given;
   const w = config.worker;
   if (!w.servers.length)
-    throw new AetheriumError(
-      'validation_failed',
+    throw new ConfigError(
       'worker.servers is empty: give the control plane agent ports (--server host:4647, or AETHERIUM_WORKER__SERVERS)',
     );
+  config = withCertificateId(config);
   const stateDir = workerStateDir(config);
-  const lock = await acquireWorkerLock(stateDir, workerId(config));
+  const lock = await acquireWorkerLock(stateDir, workerId(config), log);
   let connection: AgentConnection | null = null;
   let renewer: NodeJS.Timeout | null = null;
   try {
     let identity = await resolveIdentity(
       {
         workerId: workerId(config),
-        configuredId: w.id !== undefined,
+        configuredId: true,
         servers: w.servers,
         tls: w.tls,
         joinToken: w.join_token,
@@ -72,7 +75,7 @@ export async function startWorker(config: Config, log: Logger, logs?: LogBuffer)
 
     const { drivers, warnings } = await buildDrivers(config, 'worker', log);
     for (const warning of warnings) log.warn(warning);
-    const agent = new WorkerAgent({ ...workerAgentOptions(config), id: identity.workerId }, { link, channels, drivers, log });
+    const agent = new WorkerAgent(workerAgentOptions(config), { link, channels, drivers, log });
     await agent.start();
 
     const scheduleRenewal = (delayMs?: number) => {
@@ -125,4 +128,15 @@ export async function startWorker(config: Config, log: Logger, logs?: LogBuffer)
     await lock.release();
     throw err;
   }
+}
+
+/**
+ * With certificate files and no `worker.id`, the certificate says who this worker is: its id
+ * names the state dir, the lock and the owner of every VM, so it is settled before any of them.
+ */
+function withCertificateId(config: Config): Config {
+  const { tls, id } = config.worker;
+  if (id || !tls.cert_file) return config;
+  const { workerId: fromCert } = describeCertificate(readFileSync(tls.cert_file, 'utf8'));
+  return { ...config, worker: { ...config.worker, id: fromCert } };
 }

@@ -5,6 +5,7 @@
  * Addresses are private to this machine and exist only while the test runs.
  */
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 export interface TestHost {
   name: string;
@@ -28,7 +29,54 @@ function ip(...args: string[]): void {
 const live = new Set<() => void>();
 let hooked = false;
 
+/**
+ * Bridges and namespaces a killed test run left behind. One with our subnet would take the
+ * route to it, and the hosts of this run would reach nothing (connections just time out).
+ */
+function removeLeftovers(): void {
+  const alive = (tag: string) => {
+    const pid = Number.parseInt(tag, 36);
+    for (let p = pid; p < 4_194_304; p += 10_000) {
+      try {
+        process.kill(p, 0);
+        if (p === process.pid || readCmdline(p).includes('vitest')) return true;
+      } catch {
+        /* no such process */
+      }
+    }
+    return false;
+  };
+  const listing = (args: string[]) => {
+    try {
+      return execFileSync('ip', args, { encoding: 'utf8' });
+    } catch {
+      return '';
+    }
+  };
+  for (const ns of listing(['netns', 'list']).matchAll(/^aeh([0-9a-z]+)-\d+/gm)) {
+    if (!alive(ns[1] as string)) execFileSync('ip', ['netns', 'del', ns[0]], { stdio: 'ignore' });
+  }
+  for (const bridge of listing(['-o', 'link', 'show']).matchAll(/\baeb([0-9a-z]+)\b/g)) {
+    if (!alive(bridge[1] as string)) {
+      try {
+        ip('link', 'del', bridge[0]);
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+  }
+}
+
+function readCmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 export function createTestNetwork(count: number, subnet = 213): TestNetwork {
+  removeLeftovers();
   const tag = (process.pid % 10_000).toString(36);
   const bridge = `aeb${tag}`;
   const gateway = `10.${subnet}.0.1`;

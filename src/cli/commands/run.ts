@@ -10,6 +10,9 @@ interface RunFlags {
   port?: string;
   host?: string;
   dataDir?: string;
+  join?: string;
+  server?: string[];
+  id?: string;
 }
 
 function configFor(flags: RunFlags): Config {
@@ -20,6 +23,11 @@ function configFor(flags: RunFlags): Config {
     overrides.store = { pglite: { data_dir: `${flags.dataDir}/pglite` } };
     overrides.worker = { drivers: { state_dir: `${flags.dataDir}/vms` } };
   }
+  const worker: Record<string, unknown> = {};
+  if (flags.join) worker.join_token = flags.join;
+  if (flags.server?.length) worker.servers = flags.server;
+  if (flags.id) worker.id = flags.id;
+  if (Object.keys(worker).length) overrides.worker = { ...(overrides.worker as object), ...worker };
   try {
     return loadConfig({ ...(flags.config ? { path: flags.config } : {}), overrides });
   } catch (err) {
@@ -146,16 +154,25 @@ export function registerRunCommands(program: Command): void {
     });
 
   addConfigFlag(program.command('worker'))
-    .description('worker agent for this host; needs the engines the servers use')
+    .description('worker agent for this host; connects to the control plane agent ports over mutual TLS, needs no engine')
+    .option('--server <host:port...>', 'a control plane agent port (repeat for each replica; worker.servers)')
+    .option('--join <token>', 'join with this token (`aetherium tokens create --join`); the certificate is kept in the state dir')
+    .option('--id <id>', 'this worker id (worker.id; default: the host name)')
     // Known but hidden, so that they are refused with the reason instead of an unknown-option error.
     .addOption(new Option('-p, --port <port>').hideHelp())
     .addOption(new Option('--host <host>').hideHelp())
     .action(async (flags: RunFlags) => {
       refuseListenFlags(flags);
       const config = configFor(flags);
-      const log = loggerFor(config);
+      const { LogBuffer } = await import('../../runtime/log-buffer.ts');
+      // Its recent lines, for `aetherium workers logs`: kept here, sent only when asked for.
+      const buffer = new LogBuffer();
+      const log = createLogger(
+        { level: config.log.level, pretty: config.log.pretty || process.stdout.isTTY === true },
+        buffer,
+      );
       const { startWorker } = await import('../../runtime/cluster.ts');
-      const worker = await startWorker(config, log).catch(sharedEnginesError);
+      const worker = await startWorker(config, log, buffer).catch(sharedEnginesError);
       onShutdown(log, () => worker.stop());
       log.info(
         { worker: worker.agent.id, zone: config.worker.zone, drivers: worker.agent.registration().capabilities },
@@ -168,7 +185,7 @@ export function registerRunCommands(program: Command): void {
  * Mistakes in the configuration (engines that cannot be shared, an unsafe listener, a state dir
  * another worker holds) exit 2 with the reason.
  */
-const CONFIG_ERRORS = new Set(['SharedEnginesRequired', 'UnsafeBind', 'WorkerLockHeld', 'ConfigError']);
+const CONFIG_ERRORS = new Set(['SharedEnginesRequired', 'UnsafeBind', 'WorkerLockHeld', 'ConfigError', 'IdentityError']);
 
 function sharedEnginesError(err: unknown): never {
   const name = (err as Error).constructor?.name ?? (err as Error).name;

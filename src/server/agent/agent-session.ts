@@ -225,7 +225,11 @@ export class AgentSession {
           { resume: boolean },
         ];
         guard.self(registration.id);
-        return link.register(registration, options);
+        const answer = await link.register(registration, options);
+        // Cancels flow from the moment the worker is known, so none published after its first
+        // call can slip past a listener it adds later.
+        this.watchCancels();
+        return answer;
       }
       case 'heartbeat':
       case 'deregister':
@@ -293,7 +297,7 @@ export class AgentSession {
       case 'watchCancels': {
         const [workerId] = args as [string];
         guard.self(workerId);
-        this.cancelWatch ??= link.onCancel(id, (taskId, reason) => this.send({ t: 'cancel', task_id: taskId, reason }));
+        this.watchCancels();
         return null;
       }
       case 'subscribeChannel': {
@@ -325,6 +329,12 @@ export class AgentSession {
         return { certificate: issued.certPem, expires_at: issued.notAfter.toISOString() } satisfies RenewResponse;
       }
     }
+  }
+
+  private watchCancels(): void {
+    this.cancelWatch ??= this.deps.link.onCancel(this.peer.workerId, (taskId, reason) =>
+      this.send({ t: 'cancel', task_id: taskId, reason }),
+    );
   }
 
   /** A queue message for this worker: handed over the channel; the job ends when the worker is done. */
