@@ -75,3 +75,46 @@ export function send(
     req.end(options.body);
   });
 }
+
+/** A request whose answer is read as it comes (NDJSON): each line to `onLine`; errors as `send`. */
+export function streamLines(
+  target: string,
+  headers: Record<string, string>,
+  onLine: (line: string) => void,
+): Promise<void> {
+  const url = new URL(target);
+  const ca = url.protocol === 'https:' ? trustedCa() : undefined;
+  const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'GET', headers, ...(ca ? { ca } : {}) }, (res) => {
+      let pending = '';
+      const failed = (res.statusCode ?? 0) >= 400;
+      res.on('data', (chunk: Buffer) => {
+        pending += chunk.toString('utf8');
+        if (failed) return;
+        const lines = pending.split('\n');
+        pending = lines.pop() ?? '';
+        for (const line of lines) if (line) onLine(line);
+      });
+      res.on('end', () => {
+        if (!failed) {
+          if (pending) onLine(pending);
+          return resolve();
+        }
+        let message = `HTTP ${res.statusCode}`;
+        let code = String(res.statusCode);
+        try {
+          const error = (JSON.parse(pending) as { error?: { code?: string; message?: string } }).error;
+          message = error?.message ?? message;
+          code = error?.code ?? code;
+        } catch {
+          /* not our JSON */
+        }
+        reject(new CliError(message, code));
+      });
+      res.on('error', (err) => reject(explain(url, err)));
+    });
+    req.on('error', (err) => reject(explain(url, err)));
+    req.end();
+  });
+}

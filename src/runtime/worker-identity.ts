@@ -21,6 +21,7 @@ import {
   AetheriumError,
   errorMessage,
   identityFromAltNames,
+  issuedAt,
   parseJoinToken,
   SERVER_NAME,
 } from '../domain/index.ts';
@@ -247,8 +248,12 @@ export function splitHostPort(server: string): [string, number] {
   return [match[1] as string, Number(match[2])];
 }
 
-/** When to renew: two thirds into the certificate's lifetime. */
+/**
+ * When to renew: two thirds into the certificate's lifetime, counted from when it was issued
+ * (its `notBefore` is set back for clock skew; counting from there would renew a short-lived
+ * certificate as soon as it arrives).
+ */
 export function renewAt(identity: Pick<WorkerIdentity, 'notBefore' | 'notAfter'>): Date {
-  const start = identity.notBefore.getTime();
+  const start = Math.min(issuedAt(identity.notBefore).getTime(), identity.notAfter.getTime());
   return new Date(start + ((identity.notAfter.getTime() - start) * 2) / 3);
 }

@@ -102,6 +102,7 @@ export class TaskRunner {
     const claim = await link.claimTask(workerId, queued.id, resume);
     if (!claim) return;
     const { task, vm } = claim;
+    const started = Date.now();
     let outcome: TaskOutcome;
     if (resume && task.cancel_requested_at) {
       await this.tearDown(task, vm);
@@ -117,6 +118,11 @@ export class TaskRunner {
     // The work is done: reporting it must outlast a database restart, or the task would be stuck.
     const ack = await retryTransient(() => link.reportOutcome(workerId, task.id, outcome));
     if (ack === 'final') this.processed++;
+    // One line per task: what `aetherium workers logs` shows of the work a worker does.
+    this.ctx.log.info(
+      { task_id: task.id, type: task.type, vm_id: task.vm_id, outcome: outcome.kind, ack, duration_ms: Date.now() - started },
+      'task finished',
+    );
   }
 
   private async outcomeOf(

@@ -34,6 +34,8 @@ export interface ClusterOptions {
   env?: Record<string, string>;
   /** Lifetime of the certificates workers get when they join (agent.cert_ttl). */
   certTtl?: string;
+  /** Extra environment of the workers only (applied last). */
+  workerEnv?: Record<string, string>;
 }
 
 export class ManagedProcess {
@@ -184,6 +186,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       ...workerEnv,
       AETHERIUM_WORKER__SERVERS: JSON.stringify(servers.map((s) => s.agent)),
       AETHERIUM_WORKER__JOIN_TOKEN: joinToken,
+      ...options.workerEnv,
       WORKER_ID: spec.id,
       WORKER_ZONE: spec.zone,
       AETHERIUM_WORKER__ADDRESS: host.address,

@@ -2,7 +2,9 @@
 import type { Command } from 'commander';
 import { parseDuration } from '../../config/duration.ts';
 import { type ApiClient, CliError } from '../api-client.ts';
+import { authHeaders } from '../credentials.ts';
 import { printFields, printJson, printTable } from '../format.ts';
+import { streamLines } from '../http.ts';
 import type { GlobalOptions } from '../global-options.ts';
 
 type WorkerStats = Record<string, unknown> & { id: string };
@@ -112,6 +114,35 @@ export function registerWorkerCommands(program: Command, client: () => ApiClient
     });
 
   workers
+    .command('logs')
+    .description("a worker's recent log lines, from the buffer it keeps (-f: follow them live)")
+    .argument('<id>')
+    .option('-f, --follow', 'keep printing new lines until interrupted', false)
+    .option('--since <when>', 'only lines since then: a duration back from now (10m) or an RFC 3339 time')
+    .option('-n, --limit <n>', 'at most this many past lines', '200')
+    .action(async (id: string, o: { follow: boolean; since?: string; limit: string }) => {
+      const query = new URLSearchParams({ limit: o.limit, ...(o.since ? { since: o.since } : {}) });
+      const print = (line: Record<string, unknown>) =>
+        process.stdout.write(global().json ? `${JSON.stringify(line)}\n` : `${formatLogLine(line)}\n`);
+      const path = `/workers/${encodeURIComponent(id)}/logs`;
+      if (!o.follow) {
+        const data = await client().get<{ lines: Record<string, unknown>[] }>(`${path}?${query}`);
+        for (const line of data.lines) print(line);
+        return;
+      }
+      query.set('follow', 'true');
+      const url = `${client().baseUrl.replace(/\/$/, '')}/api/v1${path}?${query}`;
+      await streamLines(url, authHeaders(), (text) => {
+        try {
+          print(JSON.parse(text) as Record<string, unknown>);
+        } catch {
+          process.stdout.write(`${text}\n`);
+        }
+      });
+      process.stderr.write(`the log stream of worker ${id} ended (it disconnected)\n`);
+    });
+
+  workers
     .command('revoke')
     .description('refuse every certificate the worker holds now on the agent channel; it must join again')
     .argument('<id>')
@@ -154,4 +185,18 @@ export function registerWorkerCommands(program: Command, client: () => ApiClient
         ]),
       );
     });
+}
+
+const LEVELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+const PLUMBING = new Set(['level', 'time', 'msg', 'pid', 'hostname', 'name']);
+
+/** `12:00:01.123 WARN  heartbeat failed  err="…" failures=2`: a pino line for a terminal. */
+export function formatLogLine(line: Record<string, unknown>): string {
+  const time = typeof line.time === 'number' ? new Date(line.time).toISOString().slice(11, 23) : '';
+  const level = (LEVELS[Number(line.level)] ?? String(line.level ?? '')).padEnd(5);
+  const fields = Object.entries(line)
+    .filter(([key]) => !PLUMBING.has(key))
+    .map(([key, value]) => `${key}=${typeof value === 'string' ? JSON.stringify(value) : JSON.stringify(value)}`)
+    .join(' ');
+  return `${time} ${level} ${String(line.msg ?? '')}${fields ? `  ${fields}` : ''}`;
 }
