@@ -85,12 +85,23 @@ function upgrade(tls: { cert?: string; key?: string; ca?: string }): Promise<{ s
   });
 }
 
-function post(path: string, body: unknown): Promise<{ status: number; body: { error?: { message: string } } & Record<string, unknown> }> {
+function post(
+  path: string,
+  body: unknown,
+): Promise<{ status: number; body: { error?: { message: string } } & Record<string, unknown> }> {
   const [host, port] = agentAddress.split(':') as [string, string];
   const payload = JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = request(
-      { host, port: Number(port), path, method: 'POST', ca: caPem, servername: SERVER_NAME, headers: { 'content-type': 'application/json' } },
+      {
+        host,
+        port: Number(port),
+        path,
+        method: 'POST',
+        ca: caPem,
+        servername: SERVER_NAME,
+        headers: { 'content-type': 'application/json' },
+      },
       (res) => {
         let text = '';
         res.on('data', (c: Buffer) => (text += c));
@@ -168,7 +179,7 @@ describe('node restriction', () => {
     expect(worker?.status).toBe('active');
   });
 
-  it("refuses w1 registering, beating, claiming or reporting as w2, and audits each refusal", async () => {
+  it('refuses w1 registering, beating, claiming or reporting as w2, and audits each refusal', async () => {
     const w2 = await linkFor('nr-w2');
     await w2.link.register(registration('nr-w2'));
     const w1 = await linkFor('nr-w1');
@@ -228,9 +239,17 @@ describe('node restriction', () => {
     expect(mine.length).toBeGreaterThanOrEqual(7);
     expect(mine.every((a) => a.status === 403 && a.actor_kind === 'certificate')).toBe(true);
     expect(mine.map((a) => a.action)).toEqual(
-      expect.arrayContaining(['agent.heartbeat', 'agent.register', 'agent.claimTask', 'agent.reportVm', 'agent.reportOutcome']),
+      expect.arrayContaining([
+        'agent.heartbeat',
+        'agent.register',
+        'agent.claimTask',
+        'agent.reportVm',
+        'agent.reportOutcome',
+      ]),
     );
-    expect(mine.map((a) => a.target)).toEqual(expect.arrayContaining([`task:${task.id}`, `vm:${vm.id}`, 'worker:nr-w2']));
+    expect(mine.map((a) => a.target)).toEqual(
+      expect.arrayContaining([`task:${task.id}`, `vm:${vm.id}`, 'worker:nr-w2']),
+    );
   });
 
   it('a second connection with the same worker id is refused while the first is open', async () => {
@@ -251,7 +270,7 @@ describe('who may connect', () => {
   it('no certificate, a certificate of another CA, an expired one or a server certificate: no channel', async () => {
     expect((await upgrade({})).status).toBe(401);
 
-    const otherCa = await parseCa(...Object.values(await createCa()) as [string, string]);
+    const otherCa = await parseCa(...(Object.values(await createCa()) as [string, string]));
     const foreign = await issueWorkerCert(otherCa, 'intruder');
     const refused = await upgrade({ cert: foreign.certPem, key: foreign.keyPem });
     expect(refused.status).toBe(401);
@@ -273,11 +292,17 @@ describe('who may connect', () => {
     const revoked = await api('POST', '/api/v1/workers/rv-1/revoke');
     expect(revoked.statusCode).toBe(200);
     // The open session ends at its next call.
-    await expect(link.heartbeat('rv-1')).rejects.toMatchObject({ code: expect.stringMatching(/unauthorized|unavailable/) });
+    await expect(link.heartbeat('rv-1')).rejects.toMatchObject({
+      code: expect.stringMatching(/unauthorized|unavailable/),
+    });
     const again = await upgrade({ cert: issued.certPem, key: issued.keyPem });
     expect(again.status).toBe(401);
     expect(again.message).toContain('revoked');
-    await eventuallyPasses(async () => expect((await engines.store.getWorker('rv-1'))?.status).toBe('offline'), 10_000, 200);
+    await eventuallyPasses(
+      async () => expect((await engines.store.getWorker('rv-1'))?.status).toBe('offline'),
+      10_000,
+      200,
+    );
   });
 });
 

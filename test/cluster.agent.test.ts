@@ -43,7 +43,9 @@ async function until(what: string, check: () => Promise<boolean> | boolean, time
     if (await Promise.resolve(check()).catch(() => false)) return;
     await new Promise((r) => setTimeout(r, 200));
   }
-  const logs = [...cluster.servers, ...cluster.workers.values()].map((p) => `--- ${p.name}\n${p.output().slice(-3000)}`);
+  const logs = [...cluster.servers, ...cluster.workers.values()].map(
+    (p) => `--- ${p.name}\n${p.output().slice(-3000)}`,
+  );
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${logs.join('\n')}`);
 }
 
@@ -128,7 +130,11 @@ describe('a worker knows the agent ports and its certificate, nothing else', () 
 
 describe('the work travels on the agent channel', () => {
   it('exec streams its output through a replica while the command runs', async () => {
-    const created = await api('POST', '/vms?wait=true&timeout=60', { name: 'stream-1', driver: 'sandbox', zone: 'zone-a' });
+    const created = await api('POST', '/vms?wait=true&timeout=60', {
+      name: 'stream-1',
+      driver: 'sandbox',
+      zone: 'zone-a',
+    });
     expect(created.body.vm?.status, JSON.stringify(created.body)).toBe('running');
     const base = cluster.servers[1]!.url.replace('http', 'ws');
     const ws = new WebSocket(`${base}/api/v1/vms/${created.body.vm.id}/exec/stream`, {
@@ -137,7 +143,9 @@ describe('the work travels on the agent channel', () => {
     const messages: { type: string; data?: string; exit_code?: number; at: number }[] = [];
     ws.on('message', (raw) => messages.push({ ...JSON.parse(String(raw)), at: Date.now() }));
     await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
-    ws.send(JSON.stringify({ type: 'start', command: 'sh', args: ['-c', 'for i in 1 2 3; do echo line$i; sleep 0.4; done'] }));
+    ws.send(
+      JSON.stringify({ type: 'start', command: 'sh', args: ['-c', 'for i in 1 2 3; do echo line$i; sleep 0.4; done'] }),
+    );
     const closed = await new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
     expect(closed).toBe(1000);
     const out = messages.filter((m) => m.type === 'stdout');
@@ -148,7 +156,7 @@ describe('the work travels on the agent channel', () => {
     expect(exit.at - out[0]!.at).toBeGreaterThan(400);
   });
 
-  it('`aetherium workers logs ID -f` shows a worker\'s lines live, from either replica', async () => {
+  it("`aetherium workers logs ID -f` shows a worker's lines live, from either replica", async () => {
     const followers = cluster.servers.map((server) => {
       const child = spawn(process.execPath, [CLI, '--api', server.url, 'workers', 'logs', 'w1', '-f', '--json'], {
         env: { ...process.env, AETHERIUM_TOKEN: cluster.adminKey },
@@ -161,12 +169,20 @@ describe('the work travels on the agent channel', () => {
     });
     try {
       // The past lines come first: the worker's start is in its buffer.
-      await until('both followers print past lines', () => followers.every((f) => f.output().includes('"worker registered')), 20_000).catch(
-        (err: Error) => {
-          throw new Error(`${followers.map((f) => f.output().slice(-1500)).join('\n=====\n')}\n${err.message.slice(0, 3000)}`);
-        },
-      );
-      const created = await api('POST', '/vms?wait=true&timeout=60', { name: 'logged-1', driver: 'sandbox', zone: 'zone-a' });
+      await until(
+        'both followers print past lines',
+        () => followers.every((f) => f.output().includes('"worker registered')),
+        20_000,
+      ).catch((err: Error) => {
+        throw new Error(
+          `${followers.map((f) => f.output().slice(-1500)).join('\n=====\n')}\n${err.message.slice(0, 3000)}`,
+        );
+      });
+      const created = await api('POST', '/vms?wait=true&timeout=60', {
+        name: 'logged-1',
+        driver: 'sandbox',
+        zone: 'zone-a',
+      });
       expect(created.body.vm?.status).toBe('running');
       const taskId = created.body.task.id as string;
       await until(
@@ -185,6 +201,51 @@ describe('the work travels on the agent channel', () => {
       for (const f of followers) f.child.kill('SIGTERM');
     }
   });
+});
+
+describe('control reaches the worker over its channel', () => {
+  it('a cancel through the other replica kills a running command on the worker', async () => {
+    const vm = (await api('GET', '/vms/stream-1')).body;
+    const exec = api('POST', `/vms/${vm.id}/exec`, { command: 'sleep', args: ['600'] }, cluster.servers[0]!.url);
+    let taskId = '';
+    await until(
+      'the command to be running',
+      async () => {
+        const tasks = (await api('GET', `/tasks?vm_id=${vm.id}&type=vm:execute&status=running`)).body.tasks;
+        taskId = tasks[0]?.id ?? '';
+        return taskId !== '';
+      },
+      15_000,
+    );
+    const cancelled = await api('POST', `/tasks/${taskId}/cancel`, undefined, cluster.servers[1]!.url);
+    expect([200, 202]).toContain(cancelled.status);
+    const answer = await exec;
+    expect(answer.status).toBe(409);
+    expect((answer.body as { error: { code: string } }).error.code).toBe('cancelled');
+    expect((await api('GET', `/tasks/${taskId}`)).body.status).toBe('cancelled');
+  }, 60_000);
+
+  it('a forced drain empties the worker and it takes no new VM until activated', async () => {
+    const placed = await api('POST', '/vms?wait=true&timeout=60', {
+      name: 'drained-1',
+      driver: 'sandbox',
+      zone: 'zone-b',
+    });
+    expect(placed.body.vm?.worker_id).toBe('w2');
+    const drain = await api('POST', '/workers/w2/drain', { force: true }, cluster.servers[1]!.url);
+    expect(drain.status).toBe(200);
+    await until('w2 to be empty', async () => (await api('GET', '/workers/w2/vms')).body.total === 0, 30_000);
+    const refused = await api('POST', '/schedule/plan', { zone: 'zone-b' });
+    expect(refused.body.placement).toBeNull();
+    expect(refused.body.explanation.rejected['worker draining']).toBe(1);
+    expect((await api('POST', '/workers/w2/activate')).status).toBe(200);
+    const again = await api('POST', '/vms?wait=true&timeout=60', {
+      name: 'drained-2',
+      driver: 'sandbox',
+      zone: 'zone-b',
+    });
+    expect(again.body.vm?.status).toBe('running');
+  }, 90_000);
 });
 
 describe('failover and identity over time', () => {
@@ -214,7 +275,10 @@ describe('failover and identity over time', () => {
     for (let i = 0; i < 6; i++) expect(vms.filter((v) => v.name === `failover-${i}`)).toHaveLength(1);
     const events = seen.slice(from);
     expect(events.filter((e) => e.type === 'worker.left' || e.type === 'worker.joined')).toEqual([]);
-    const workers = (await api('GET', '/workers', undefined, survivor.url)).body.workers as { id: string; status: string }[];
+    const workers = (await api('GET', '/workers', undefined, survivor.url)).body.workers as {
+      id: string;
+      status: string;
+    }[];
     expect(workers.find((w) => w.id === 'w1')?.status).toBe('active');
     // The dead replica comes back for the tests after this one.
     cluster.servers[holder]!.start();
@@ -234,7 +298,12 @@ describe('failover and identity over time', () => {
     const exec = await api('POST', '/vms/stream-1/exec', { command: 'echo', args: ['still here'] });
     expect(exec.body.stdout ?? exec.body.result?.stdout, JSON.stringify(exec.body)).toBe('still here\n');
     expect(seen.filter((e) => e.type === 'worker.left')).toEqual([]);
-    const workers = (await api('GET', '/workers')).body.workers as { id: string; status: string; is_healthy: boolean }[];
-    for (const { id } of WORKERS) expect(workers.find((w) => w.id === id)).toMatchObject({ status: 'active', is_healthy: true });
+    const workers = (await api('GET', '/workers')).body.workers as {
+      id: string;
+      status: string;
+      is_healthy: boolean;
+    }[];
+    for (const { id } of WORKERS)
+      expect(workers.find((w) => w.id === id)).toMatchObject({ status: 'active', is_healthy: true });
   }, 120_000);
 });

@@ -13,7 +13,13 @@ import { RemoteWorkerLink } from '../src/adapters/agent/remote-worker-link.ts';
 import { createCa, parseCa } from '../src/adapters/pki/ca.ts';
 import { issueServerCert, issueWorkerCert } from '../src/adapters/pki/certificates.ts';
 import { loadConfig } from '../src/config/load.ts';
-import type { DrainRequest, Execution, WorkerMetricSample, WorkerRegistration, WorkerResources } from '../src/domain/index.ts';
+import type {
+  DrainRequest,
+  Execution,
+  WorkerMetricSample,
+  WorkerRegistration,
+  WorkerResources,
+} from '../src/domain/index.ts';
 import type { ConsumeOptions, QueueConsumer, TaskProcessor } from '../src/ports/task-queue.ts';
 import type { TaskOutcome, VmReport, WorkerLink } from '../src/ports/worker-link.ts';
 import { openEngines } from '../src/runtime/engines.ts';

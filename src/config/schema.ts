@@ -63,10 +63,7 @@ const discoverySchema = z
 
 const workerSchema = z
   .object({
-    id: z
-      .string()
-      .regex(WORKER_ID_PATTERN, 'letters, digits, ".", "_" and "-", at most 63')
-      .optional(),
+    id: z.string().regex(WORKER_ID_PATTERN, 'letters, digits, ".", "_" and "-", at most 63').optional(),
     hostname: z.string().optional(),
     address: z.string().optional(),
     zone: z.string().default('default'),

@@ -224,7 +224,12 @@ export const CALL_ARGS = {
 } satisfies Record<AgentMethod, z.ZodType>;
 
 export const workerFrameSchema = z.discriminatedUnion('t', [
-  z.object({ t: z.literal('call'), id: z.number().int().min(0), method: z.enum(AGENT_METHODS), args: z.array(z.unknown()) }),
+  z.object({
+    t: z.literal('call'),
+    id: z.number().int().min(0),
+    method: z.enum(AGENT_METHODS),
+    args: z.array(z.unknown()),
+  }),
   z.object({ t: z.literal('done'), delivery: z.number().int().min(0) }),
   z.object({ t: z.literal('publish'), channel: channelName, message: channelMessage }),
   z.object({

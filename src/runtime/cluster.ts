@@ -78,7 +78,9 @@ async function agentPort(config: Config, log: Logger): Promise<ControlPlaneDeps[
     return null;
   }
   if (!tls.cert_file || !tls.key_file || !tls.ca_file)
-    throw new ConfigError('agent.tls needs ca_file, cert_file and key_file together: the agent port is mutual TLS only');
+    throw new ConfigError(
+      'agent.tls needs ca_file, cert_file and key_file together: the agent port is mutual TLS only',
+    );
   const read = (file: string, what: string) => {
     try {
       return readFileSync(file);

@@ -34,7 +34,8 @@ export class LogBuffer extends Writable {
 
   /** Lines at or after `since` (ms since the epoch), the newest `limit` of them. */
   recent(since: number | null, limit: number): LogLine[] {
-    const matching = since === null ? this.lines : this.lines.filter((l) => typeof l.time === 'number' && l.time >= since);
+    const matching =
+      since === null ? this.lines : this.lines.filter((l) => typeof l.time === 'number' && l.time >= since);
     return matching.slice(-limit);
   }
 

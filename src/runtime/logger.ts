@@ -46,7 +46,13 @@ export function createLogger(
   };
   if (tee) {
     const out = options.pretty ? pino.transport(pretty) : pino.destination(1);
-    return pino(loggerOptions(options), pino.multistream([{ stream: out, level: options.level as never }, { stream: tee, level: options.level as never }]));
+    return pino(
+      loggerOptions(options),
+      pino.multistream([
+        { stream: out, level: options.level as never },
+        { stream: tee, level: options.level as never },
+      ]),
+    );
   }
   return pino({ ...loggerOptions(options), ...(options.pretty ? { transport: pretty } : {}) });
 }

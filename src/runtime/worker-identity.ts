@@ -156,7 +156,10 @@ async function join_(settings: IdentitySettings, log: Logger): Promise<WorkerIde
       log.warn({ server, err: errorMessage(err) }, 'join failed on this server');
     }
   }
-  throw new IdentityError('unavailable', `could not join through ${settings.servers.join(', ')}: ${errorMessage(lastError)}`);
+  throw new IdentityError(
+    'unavailable',
+    `could not join through ${settings.servers.join(', ')}: ${errorMessage(lastError)}`,
+  );
 }
 
 /**
@@ -167,14 +170,23 @@ function pinnedCa(server: string, fingerprint: string): Promise<string> {
   const [host, port] = splitHostPort(server);
   return new Promise((resolve, reject) => {
     const req = request(
-      { host, port, path: AGENT_PATHS.ca, method: 'GET', rejectUnauthorized: false, servername: SERVER_NAME, timeout: 10_000 },
+      {
+        host,
+        port,
+        path: AGENT_PATHS.ca,
+        method: 'GET',
+        rejectUnauthorized: false,
+        servername: SERVER_NAME,
+        timeout: 10_000,
+      },
       (res) => {
         const leaf = (res.socket as TLSSocket).getPeerCertificate();
         let body = '';
         res.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
         res.on('end', () => {
           try {
-            if (res.statusCode !== 200) throw new Error(`GET ${AGENT_PATHS.ca} answered ${res.statusCode}: ${body.slice(0, 300)}`);
+            if (res.statusCode !== 200)
+              throw new Error(`GET ${AGENT_PATHS.ca} answered ${res.statusCode}: ${body.slice(0, 300)}`);
             const ca = (JSON.parse(body) as { ca: string }).ca;
             const caCert = new X509Certificate(ca);
             const got = `sha256:${createHash('sha256').update(caCert.raw).digest('hex')}`;

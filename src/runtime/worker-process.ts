@@ -80,7 +80,10 @@ export async function startWorker(given: Config, log: Logger, logs?: LogBuffer):
 
     const scheduleRenewal = (delayMs?: number) => {
       if (!identity.dir) {
-        log.info({ expires_at: identity.notAfter }, 'the worker certificate was given as files: it is not renewed by itself');
+        log.info(
+          { expires_at: identity.notAfter },
+          'the worker certificate was given as files: it is not renewed by itself',
+        );
         return;
       }
       const wait = delayMs ?? Math.max(1000, renewAt(identity).getTime() - Date.now());

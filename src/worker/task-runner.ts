@@ -120,7 +120,14 @@ export class TaskRunner {
     if (ack === 'final') this.processed++;
     // One line per task: what `aetherium workers logs` shows of the work a worker does.
     this.ctx.log.info(
-      { task_id: task.id, type: task.type, vm_id: task.vm_id, outcome: outcome.kind, ack, duration_ms: Date.now() - started },
+      {
+        task_id: task.id,
+        type: task.type,
+        vm_id: task.vm_id,
+        outcome: outcome.kind,
+        ack,
+        duration_ms: Date.now() - started,
+      },
       'task finished',
     );
   }

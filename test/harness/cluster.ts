@@ -255,7 +255,10 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
 }
 
 /** `AETHERIUM_WORKER__*` settings go to the workers, everything else to the servers. */
-function splitEnv(env: Record<string, string>): { serverEnv: Record<string, string>; workerEnv: Record<string, string> } {
+function splitEnv(env: Record<string, string>): {
+  serverEnv: Record<string, string>;
+  workerEnv: Record<string, string>;
+} {
   const serverEnv: Record<string, string> = {};
   const workerEnv: Record<string, string> = {};
   for (const [key, value] of Object.entries(env)) {

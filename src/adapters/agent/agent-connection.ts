@@ -73,7 +73,10 @@ export class AgentConnection {
 
   constructor(private readonly options: AgentConnectionOptions) {
     if (!options.servers.length)
-      throw new AetheriumError('validation_failed', 'no agent servers configured (worker.servers): the worker has nowhere to connect');
+      throw new AetheriumError(
+        'validation_failed',
+        'no agent servers configured (worker.servers): the worker has nowhere to connect',
+      );
     this.serverIndex = Math.floor(Math.random() * options.servers.length);
   }
 
@@ -243,8 +246,10 @@ export class AgentConnection {
           this.pending.delete(id);
         }
         const text = reason.toString('utf8');
-        if (code === CLOSE.identity) this.options.log.error({ server, reason: text }, 'agent channel: the certificate was refused');
-        else if (!this.stopped) this.options.log.warn({ server, code, reason: text }, 'agent channel closed; reconnecting');
+        if (code === CLOSE.identity)
+          this.options.log.error({ server, reason: text }, 'agent channel: the certificate was refused');
+        else if (!this.stopped)
+          this.options.log.warn({ server, code, reason: text }, 'agent channel closed; reconnecting');
         resolve();
       });
     });

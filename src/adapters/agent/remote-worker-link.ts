@@ -9,7 +9,13 @@
  * again if it was consuming, and watches cancels again. Deliveries in hand when the connection
  * dropped finish locally; their outcomes are calls that wait for the next connection.
  */
-import type { DrainRequest, Execution, WorkerMetricSample, WorkerRegistration, WorkerResources } from '../../domain/index.ts';
+import type {
+  DrainRequest,
+  Execution,
+  WorkerMetricSample,
+  WorkerRegistration,
+  WorkerResources,
+} from '../../domain/index.ts';
 import type { ConsumeOptions, QueueConsumer, QueuedTask, TaskProcessor } from '../../ports/task-queue.ts';
 import type {
   Assignments,

@@ -154,9 +154,14 @@ export function registerRunCommands(program: Command): void {
     });
 
   addConfigFlag(program.command('worker'))
-    .description('worker agent for this host; connects to the control plane agent ports over mutual TLS, needs no engine')
+    .description(
+      'worker agent for this host; connects to the control plane agent ports over mutual TLS, needs no engine',
+    )
     .option('--server <host:port...>', 'a control plane agent port (repeat for each replica; worker.servers)')
-    .option('--join <token>', 'join with this token (`aetherium tokens create --join`); the certificate is kept in the state dir')
+    .option(
+      '--join <token>',
+      'join with this token (`aetherium tokens create --join`); the certificate is kept in the state dir',
+    )
     .option('--id <id>', 'this worker id (worker.id; default: the host name)')
     // Known but hidden, so that they are refused with the reason instead of an unknown-option error.
     .addOption(new Option('-p, --port <port>').hideHelp())
@@ -185,7 +190,13 @@ export function registerRunCommands(program: Command): void {
  * Mistakes in the configuration (engines that cannot be shared, an unsafe listener, a state dir
  * another worker holds) exit 2 with the reason.
  */
-const CONFIG_ERRORS = new Set(['SharedEnginesRequired', 'UnsafeBind', 'WorkerLockHeld', 'ConfigError', 'IdentityError']);
+const CONFIG_ERRORS = new Set([
+  'SharedEnginesRequired',
+  'UnsafeBind',
+  'WorkerLockHeld',
+  'ConfigError',
+  'IdentityError',
+]);
 
 function sharedEnginesError(err: unknown): never {
   const name = (err as Error).constructor?.name ?? (err as Error).name;

@@ -98,13 +98,20 @@ export class AgentServer extends Service {
       bodyLimit: 64 * 1024,
     });
     app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, _request, reply) => {
-      if (err instanceof AetheriumError) return refuse(reply, { status: err.status, code: err.code, message: err.message });
+      if (err instanceof AetheriumError)
+        return refuse(reply, { status: err.status, code: err.code, message: err.message });
       if (err.statusCode && err.statusCode < 500)
         return refuse(reply, { status: err.statusCode, code: 'bad_request', message: err.message });
       this.log.error({ err }, 'agent port request failed');
-      return refuse(reply, { status: 500, code: 'internal', message: 'internal error; the control plane log has the details' });
+      return refuse(reply, {
+        status: 500,
+        code: 'internal',
+        message: 'internal error; the control plane log has the details',
+      });
     });
-    app.setNotFoundHandler((_request, reply) => refuse(reply, { status: 404, code: 'not_found', message: 'no such agent route' }));
+    app.setNotFoundHandler((_request, reply) =>
+      refuse(reply, { status: 404, code: 'not_found', message: 'no such agent route' }),
+    );
     await app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024 } });
 
     app.get(AGENT_PATHS.health, async () => ({ status: 'ok', workers: this.sessions.size }));
@@ -152,7 +159,11 @@ export class AgentServer extends Service {
     if ('status' in peer) return peer;
     const cutoff = await this.deps.store.workerCertificatesRevokedBefore(peer.workerId);
     if (cutoff && issuedAt(peer.notBefore) <= cutoff)
-      return { status: 401, code: 'unauthorized', message: `the certificate of worker ${peer.workerId} has been revoked` };
+      return {
+        status: 401,
+        code: 'unauthorized',
+        message: `the certificate of worker ${peer.workerId} has been revoked`,
+      };
     if (this.sessions.has(peer.workerId))
       return {
         status: 409,
@@ -238,13 +249,22 @@ export class AgentServer extends Service {
     if (!redeemed.ok) {
       await audit('denied', 401, `worker:${workerId}`, { reason: redeemed.reason });
       this.log.warn({ worker_id: workerId, reason: redeemed.reason, source }, 'a join was refused');
-      return refuse(reply, { status: 401, code: 'unauthorized', message: `join refused: the token is ${redeemed.reason.replace('_', ' ')}` });
+      return refuse(reply, {
+        status: 401,
+        code: 'unauthorized',
+        message: `join refused: the token is ${redeemed.reason.replace('_', ' ')}`,
+      });
     }
     const issued = await ca.signWorker(csr, workerId, this.deps.certTtlMs);
     await audit('succeeded', 201, `worker:${workerId}`, { token_id: redeemed.record.id, serial: issued.serial });
     this.log.info({ worker_id: workerId, serial: issued.serial, token_id: redeemed.record.id }, 'a worker joined');
     reply.code(201);
-    return { worker_id: workerId, certificate: issued.certPem, ca: ca.caPem, expires_at: issued.notAfter.toISOString() };
+    return {
+      worker_id: workerId,
+      certificate: issued.certPem,
+      ca: ca.caPem,
+      expires_at: issued.notAfter.toISOString(),
+    };
   }
 }
 

@@ -199,7 +199,8 @@ export class AgentSession {
     try {
       return await this.call(method, rawArgs);
     } catch (err) {
-      if (err instanceof AetheriumError && err.code === 'forbidden') await this.guard.denied(method, targetOf(method, rawArgs), err);
+      if (err instanceof AetheriumError && err.code === 'forbidden')
+        await this.guard.denied(method, targetOf(method, rawArgs), err);
       throw err;
     }
   }
@@ -323,7 +324,10 @@ export class AgentSession {
       case 'renew': {
         const [csr] = args as [string];
         if (!this.deps.ca)
-          throw new AetheriumError('conflict', 'this control plane holds no CA key (agent.tls.ca_key_file): it cannot renew');
+          throw new AetheriumError(
+            'conflict',
+            'this control plane holds no CA key (agent.tls.ca_key_file): it cannot renew',
+          );
         const issued = await this.deps.ca.signWorker(csr, id, this.deps.certTtlMs);
         this.log.info({ serial: issued.serial, expires_at: issued.notAfter }, 'worker certificate renewed');
         return { certificate: issued.certPem, expires_at: issued.notAfter.toISOString() } satisfies RenewResponse;
@@ -398,7 +402,10 @@ function targetOf(method: AgentMethod, args: unknown[]): string | null {
     case 'register':
       return text((first as { id?: unknown } | null)?.id) && `worker:${text((first as { id: unknown }).id)}`;
     case 'recordMetrics':
-      return text((first as { worker_id?: unknown } | null)?.worker_id) && `worker:${text((first as { worker_id: unknown }).worker_id)}`;
+      return (
+        text((first as { worker_id?: unknown } | null)?.worker_id) &&
+        `worker:${text((first as { worker_id: unknown }).worker_id)}`
+      );
     case 'subscribeChannel':
     case 'unsubscribeChannel':
       return text(first) && `channel:${text(first)}`;

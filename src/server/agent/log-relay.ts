@@ -78,7 +78,9 @@ export class LogRelay implements WorkerLogs {
     });
     await this.channels.publish(control(workerId), { type: 'logs_request', reply, ...request });
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), ANSWER_WITHIN_MS)));
+    const timeout = new Promise<'timeout'>(
+      (resolve) => (timer = setTimeout(() => resolve('timeout'), ANSWER_WITHIN_MS)),
+    );
     const outcome = await Promise.race([answered.then(() => 'answered' as const), timeout]);
     clearTimeout(timer);
     if (outcome === 'timeout') {

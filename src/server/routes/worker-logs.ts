@@ -28,7 +28,8 @@ export function sinceOf(text: string | undefined, now = Date.now()): number | nu
   const back = parseDuration(text);
   if (back !== null) return now - back;
   const at = Date.parse(text);
-  if (Number.isNaN(at)) throw invalid(`since: expected a duration such as "10m" or an RFC 3339 time, got ${JSON.stringify(text)}`);
+  if (Number.isNaN(at))
+    throw invalid(`since: expected a duration such as "10m" or an RFC 3339 time, got ${JSON.stringify(text)}`);
   return at;
 }
 
@@ -58,21 +59,29 @@ export function workerLogRoutes(logs: () => WorkerLogs | null): FastifyPluginAsy
           const lines = await new Promise<Record<string, unknown>[]>((resolve, reject) => {
             const got: Record<string, unknown>[] = [];
             source
-              .open(workerId, { since, follow: false, limit }, {
-                onLines: (batch) => got.push(...batch),
-                onEnd: (reason) => (reason ? reject(new AetheriumError('unavailable', reason)) : resolve(got)),
-              })
+              .open(
+                workerId,
+                { since, follow: false, limit },
+                {
+                  onLines: (batch) => got.push(...batch),
+                  onEnd: (reason) => (reason ? reject(new AetheriumError('unavailable', reason)) : resolve(got)),
+                },
+              )
               .catch(reject);
           });
           return { worker_id: workerId, lines, total: lines.length };
         }
         const out = new PassThrough();
-        const stop = await source.open(workerId, { since, follow: true, limit }, {
-          onLines: (batch) => {
-            for (const line of batch) out.write(`${JSON.stringify(line)}\n`);
+        const stop = await source.open(
+          workerId,
+          { since, follow: true, limit },
+          {
+            onLines: (batch) => {
+              for (const line of batch) out.write(`${JSON.stringify(line)}\n`);
+            },
+            onEnd: () => out.end(),
           },
-          onEnd: () => out.end(),
-        });
+        );
         request.raw.on('close', () => {
           stop();
           out.end();
