@@ -5,16 +5,21 @@
  * Binaries: `$PG_BIN`, else the highest `/usr/lib/postgresql/<version>/bin` (Debian's `postgresql`
  * package), else `initdb`/`postgres` on PATH. Postgres refuses to run as root, so when the tests run
  * as root the server runs as the `postgres` system user (or `nobody` if there is none).
+ *
+ * `tls` starts it with `ssl=on` and a pg_hba that refuses every connection without TLS; the URL it
+ * returns then says `sslmode=verify-full` with the test CA (and the `postgres` client certificate
+ * when the server asks for one), as a production URL would.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { trackChild, waitForExit } from './child-processes.ts';
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { appendFile, chmod, chown, mkdtemp, rm } from 'node:fs/promises';
+import { appendFile, chmod, chown, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import pg from 'pg';
+import type { TestCertificates } from './test-certs.ts';
 
 export interface PostgresServer {
   /** Superuser URL on the `postgres` database, e.g. `postgres://postgres@127.0.0.1:54321/postgres`. */
@@ -151,6 +156,61 @@ export interface StartOptions {
   readyTimeoutMs?: number;
   /** Addresses to listen on besides 127.0.0.1 (e.g. a bridge for test network namespaces); trusted. */
   extraListen?: string[];
+  /** TLS only (see the header); without it, plain TCP as before. */
+  tls?: {
+    /** The server presents `certs.server`; client certificates must be signed by `certs.ca`. */
+    certs: TestCertificates;
+    /**
+     * 'verify-full': every connection must present a client certificate for its user (pg_hba
+     * `cert`: signed by the CA, CN = the user name). 'none' (default): TLS, no client certificate.
+     */
+    clientCert?: 'none' | 'verify-full';
+  };
+}
+
+/**
+ * Copies the server's certificate, key and CA next to its data (Postgres wants its key owned by
+ * the server's user and private), replaces pg_hba.conf with TLS-only rules, and returns the
+ * `-c` settings and the query string clients need.
+ */
+async function setUpTls(
+  tls: NonNullable<StartOptions['tls']>,
+  base: string,
+  dataDir: string,
+  runAs: RunAs | undefined,
+): Promise<{ settings: string[]; query: string }> {
+  const dir = join(base, 'tls');
+  await mkdir(dir, { mode: 0o700 });
+  const files = { ssl_cert_file: tls.certs.server.cert, ssl_key_file: tls.certs.server.key, ssl_ca_file: tls.certs.ca };
+  const settings = ['ssl=on'];
+  for (const [setting, source] of Object.entries(files)) {
+    const target = join(dir, setting);
+    await copyFile(source, target);
+    await chmod(target, 0o600);
+    if (runAs) await chown(target, runAs.uid, runAs.gid);
+    settings.push(`${setting}=${target}`);
+  }
+  if (runAs) await chown(dir, runAs.uid, runAs.gid);
+  const needCert = tls.clientCert === 'verify-full';
+  // First match wins: TLS connections are let in (with a certificate for their user when asked),
+  // anything else over TCP is turned away, so a client that skipped TLS cannot pass by accident.
+  await writeFile(
+    join(dataDir, 'pg_hba.conf'),
+    [
+      'local all all trust',
+      `hostssl all all 0.0.0.0/0 ${needCert ? 'cert' : 'trust'}`,
+      'hostnossl all all 0.0.0.0/0 reject',
+      '',
+    ].join('\n'),
+  );
+  const query = new URLSearchParams({ sslmode: 'verify-full', sslrootcert: tls.certs.ca });
+  if (needCert) {
+    const client = tls.certs.clients.postgres;
+    if (!client) throw new Error('clientCert: verify-full needs a client certificate for "postgres" in the certificates');
+    query.set('sslcert', client.cert);
+    query.set('sslkey', client.key);
+  }
+  return { settings: settings.flatMap((setting) => ['-c', setting]), query: `?${query}` };
 }
 
 /** initdb + start a private server; resolves once it accepts connections. */
@@ -172,7 +232,8 @@ export async function startPostgres(options: StartOptions = {}): Promise<Postgre
       base,
     );
 
-    if (options.extraListen?.length) {
+    const tls = options.tls ? await setUpTls(options.tls, base, dataDir, runAs) : null;
+    if (options.extraListen?.length && !tls) {
       // Test hosts in their own network namespaces connect over the bridge: trust them like loopback.
       await appendFile(
         join(dataDir, 'pg_hba.conf'),
@@ -204,6 +265,7 @@ export async function startPostgres(options: StartOptions = {}): Promise<Postgre
           'max_connections=300',
           '-c',
           'log_min_messages=warning',
+          ...(tls?.settings ?? []),
         ],
         { cwd: base, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'], ...runAs },
       );
@@ -223,7 +285,7 @@ export async function startPostgres(options: StartOptions = {}): Promise<Postgre
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
       let current = launch(port);
-      const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+      const url = `postgres://postgres@127.0.0.1:${port}/postgres${tls?.query ?? ''}`;
       try {
         await waitUntilReady(url, current.child, current.log, options.readyTimeoutMs ?? 30_000);
       } catch (err) {
