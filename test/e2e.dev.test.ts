@@ -98,6 +98,16 @@ describe('aetherium dev', () => {
     const before = JSON.parse((await cli('--json', 'workers', 'get', vm.worker_id)).stdout);
     expect(before.vm_count).toBe(1);
 
+    // The worker's log lines, from the process's buffer: the create and the execs are there.
+    const logs = await cli('--json', 'workers', 'logs', vm.worker_id, '--limit', '500');
+    expect(logs.code).toBe(0);
+    const lines = logs.stdout.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; type?: string });
+    expect(lines.filter((l) => l.msg === 'task finished').map((l) => l.type)).toEqual(
+      expect.arrayContaining(['vm:create', 'vm:execute']),
+    );
+    const text = await cli('workers', 'logs', vm.worker_id);
+    expect(text.stdout).toMatch(/INFO  task finished .*type="vm:execute"/);
+
     const deleted = await cli('vm', 'delete', 'demo');
     expect(deleted.code).toBe(0);
     const after = JSON.parse((await cli('--json', 'workers', 'get', vm.worker_id)).stdout);

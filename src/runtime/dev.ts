@@ -3,6 +3,7 @@
  * (PGlite, in-memory queue and bus, built-in registry) — the same API, task flow and ports as a
  * cluster.
  */
+import { LocalWorkerLogs, type LogBuffer } from './log-buffer.ts';
 import type { Config } from '../config/schema.ts';
 import { ControlPlane } from '../server/control-plane.ts';
 import { WorkerAgent } from '../worker/agent.ts';
@@ -10,7 +11,7 @@ import { buildDrivers } from './drivers.ts';
 import { openEngines, type Engines } from './engines.ts';
 import type { Logger } from './logger.ts';
 import { VERSION } from './version.ts';
-import { workerAgentOptions } from './worker-options.ts';
+import { workerAgentOptions, workerId } from './worker-options.ts';
 import { ensureDevAdminKey } from './dev-admin-key.ts';
 import { requireSafeBind } from './safe-bind.ts';
 
@@ -27,7 +28,11 @@ export interface DevSystem {
   stop(): Promise<void>;
 }
 
-export async function startDev(config: Config, log: Logger, options: { listen?: boolean } = {}): Promise<DevSystem> {
+export async function startDev(
+  config: Config,
+  log: Logger,
+  options: { listen?: boolean; logs?: LogBuffer } = {},
+): Promise<DevSystem> {
   requireSafeBind(config, 'dev');
   const engines = await openEngines(config, log);
   const stack: (() => Promise<void>)[] = [() => engines.close()];
@@ -47,6 +52,7 @@ export async function startDev(config: Config, log: Logger, options: { listen?: 
       mode: 'dev',
       version: VERSION,
       warnings: () => warnings,
+      ...(options.logs ? { workerLogs: new LocalWorkerLogs(options.logs, workerId(config)) } : {}),
     });
     const link = controlPlane.workerLink();
     const agent = new WorkerAgent(workerAgentOptions(config), { link, channels: engines.channels, drivers, log });

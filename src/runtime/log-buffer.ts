@@ -7,6 +7,9 @@
 import { Writable } from 'node:stream';
 import type { LogLine } from '../ports/agent-protocol.ts';
 import type { AgentConnection } from '../adapters/agent/agent-connection.ts';
+import { notFound } from '../domain/index.ts';
+import type { LogRequest, WorkerLogs } from '../server/agent/log-relay.ts';
+import type { LogStream } from '../server/agent/agent-session.ts';
 
 export class LogBuffer extends Writable {
   private readonly lines: LogLine[] = [];
@@ -75,4 +78,29 @@ export function serveLogs(connection: AgentConnection, buffer: LogBuffer): void 
     follows.set(request.stream, stop);
   });
   connection.on('logs_stop', (request) => follows.get(request.stream)?.());
+}
+
+/**
+ * `aetherium dev`: the worker is in the control plane's process, so its log is the process's
+ * log, served from the same kind of buffer without a channel in between.
+ */
+export class LocalWorkerLogs implements WorkerLogs {
+  constructor(
+    private readonly buffer: LogBuffer,
+    private readonly workerId: string,
+  ) {}
+
+  async open(workerId: string, request: LogRequest, stream: LogStream): Promise<() => void> {
+    if (workerId !== this.workerId) throw notFound('connected worker', workerId);
+    const past = this.buffer.recent(request.since, request.limit);
+    if (!request.follow) {
+      queueMicrotask(() => {
+        stream.onLines(past);
+        stream.onEnd(null);
+      });
+      return () => undefined;
+    }
+    queueMicrotask(() => stream.onLines(past));
+    return this.buffer.follow((line) => stream.onLines([line]));
+  }
 }

@@ -45,12 +45,17 @@ export function createLogger(
     options: { colorize: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' },
   };
   if (tee) {
+    // The buffer keeps info lines even when the console shows only warnings: it is what
+    // `workers logs` shows, and a quiet console should not leave it empty.
     const out = options.pretty ? pino.transport(pretty) : pino.destination(1);
+    const values = pino.levels.values as Record<string, number>;
+    const quiet = options.level === 'silent' || (values[options.level] ?? 0) > (values.info ?? 30);
+    const teeLevel = quiet ? 'info' : options.level;
     return pino(
-      loggerOptions(options),
+      { ...loggerOptions(options), level: teeLevel },
       pino.multistream([
-        { stream: out, level: options.level as never },
-        { stream: tee, level: options.level as never },
+        { stream: out, level: (options.level === 'silent' ? 'fatal' : options.level) as never },
+        { stream: tee, level: teeLevel as never },
       ]),
     );
   }

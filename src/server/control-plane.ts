@@ -39,6 +39,7 @@ import { VmService } from './services/vm-service.ts';
 import { WorkerService } from './services/worker-service.ts';
 import { DirectWorkerLink } from './worker-link/direct-worker-link.ts';
 import { AgentServer, type AgentServerOptions } from './agent/agent-server.ts';
+import type { WorkerLogs } from './agent/log-relay.ts';
 import type { NodeCertificateAuthority } from '../ports/node-ca.ts';
 
 /** Events after which a pending task may fit: capacity freed, a worker arrived, a task handed back. */
@@ -73,6 +74,8 @@ export interface ControlPlaneDeps {
    * renewing workers' certificates; null when this replica holds no CA key.
    */
   agent?: { options: AgentServerOptions; ca: NodeCertificateAuthority | null; certTtlMs: number } | null;
+  /** Worker logs without an agent port (`aetherium dev`: the in-process worker's). */
+  workerLogs?: WorkerLogs;
 }
 
 export class ControlPlane extends Service {
@@ -210,7 +213,7 @@ export class ControlPlane extends Service {
         tokens: this.tokens,
         joinTokens: this.joinTokens,
         agentCa: () => this.agentCa,
-        workerLogs: () => this.agentServer?.logs ?? null,
+        workerLogs: () => this.agentServer?.logs ?? this.deps.workerLogs ?? null,
         audit: (filter) => this.deps.store.listAudit(filter),
         workers: this.workers,
         scheduler: this.scheduler,

@@ -106,11 +106,16 @@ export function registerRunCommands(program: Command): void {
     .option('--data-dir <dir>', 'where the embedded database and VM files live (default .aetherium)')
     .action(async (flags: RunFlags) => {
       const config = devConfig(configFor(flags));
-      const log = loggerFor(config);
+      const { LogBuffer } = await import('../../runtime/log-buffer.ts');
+      const buffer = new LogBuffer();
+      const log = createLogger(
+        { level: config.log.level, pretty: config.log.pretty || process.stdout.isTTY === true },
+        buffer,
+      );
       const started = Date.now();
       // Loaded on demand: client commands should not pay for the server's modules.
       const { startDev } = await import('../../runtime/dev.ts');
-      const system = await startDev(config, log).catch(sharedEnginesError);
+      const system = await startDev(config, log, { logs: buffer }).catch(sharedEnginesError);
       onShutdown(log, () => system.stop());
       const port = config.api_gateway.port;
       const base = `http://localhost:${port}`;
