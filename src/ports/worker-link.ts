@@ -6,7 +6,8 @@
  *
  * In `dev` the link is in-process; in a cluster it is the agent channel, which puts a certificate
  * per worker behind it. Every call names the worker, and a worker may touch only its own tasks
- * and VMs: a call about another worker's is refused with `forbidden`.
+ * (queued for it, or delivered to it and since moved: then the answer is null or 'stale') and
+ * its own VMs: a call about another worker's is refused with `forbidden`.
  */
 import type {
   DrainRequest,

@@ -1,7 +1,7 @@
 /**
- * The WorkerLink a worker process uses until the agent channel exists: the control plane's own
- * link code over the cluster's engines, in the worker's process. The worker agent sees only the
- * link; the engines stay behind it.
+ * The control plane's own WorkerLink over a set of engines, outside a ControlPlane: what each
+ * replica serves the agent channel with, for the in-process cluster harness and the link's
+ * conformance suite. A worker process never uses it: it has no engines (worker-process.ts).
  */
 import type { Logger } from '../ports/logger.ts';
 import { Ledger } from '../server/ledger/ledger.ts';

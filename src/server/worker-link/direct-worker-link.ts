@@ -1,6 +1,7 @@
 /**
- * The WorkerLink served by the control plane's own code, in-process: `aetherium dev`, and the worker
- * process until the agent channel carries the same calls over mutual TLS. Every decision lives here,
+ * The WorkerLink served by the control plane's own code: in-process in `aetherium dev`, and behind
+ * each agent-channel session in a cluster (src/server/agent), which carries the same calls over
+ * mutual TLS. Every decision lives here,
  * on the control-plane side: whether a failed task is retried (the error's `retryable` and the
  * task's retry budget), where a refused create goes, when a drain is complete. Every call is
  * checked against the worker it names, as the agent channel will check it against a certificate.
