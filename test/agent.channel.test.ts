@@ -306,6 +306,17 @@ describe('who may connect', () => {
   });
 });
 
+describe('worker logs over the channel', () => {
+  it('refuses a bad `since`, and answers 404 for a worker connected to no replica', async () => {
+    const bad = await api('GET', '/api/v1/workers/nr-self/logs?since=yesterday');
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.message).toContain('since');
+    const unknown = await api('GET', '/api/v1/workers/nobody-here/logs');
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json().error.message).toContain('not connected');
+  });
+});
+
 describe('join tokens', () => {
   it('a token admits one worker, then is refused; the certificate names the id the control plane chose', async () => {
     const created = await api('POST', '/api/v1/tokens/join', { max_uses: 1, ttl: '10m' });

@@ -12,6 +12,8 @@ import { AetheriumError, invalid } from '../../domain/index.ts';
 import type { WorkerLogs } from '../agent/log-relay.ts';
 import { idParam } from '../schemas.ts';
 
+const ANSWER_WITHIN_MS = 10_000;
+
 export const logsQuery = z
   .object({
     since: z.string().max(64).optional(),
@@ -58,16 +60,28 @@ export function workerLogRoutes(logs: () => WorkerLogs | null): FastifyPluginAsy
         if (!follow) {
           const lines = await new Promise<Record<string, unknown>[]>((resolve, reject) => {
             const got: Record<string, unknown>[] = [];
+            // A worker that never answers (wedged, or an old agent) must not hold the request open.
+            const timer = setTimeout(
+              () => reject(new AetheriumError('unavailable', `worker ${workerId} did not send its logs in time`)),
+              ANSWER_WITHIN_MS,
+            );
             source
               .open(
                 workerId,
                 { since, follow: false, limit },
                 {
                   onLines: (batch) => got.push(...batch),
-                  onEnd: (reason) => (reason ? reject(new AetheriumError('unavailable', reason)) : resolve(got)),
+                  onEnd: (reason) => {
+                    clearTimeout(timer);
+                    if (reason) reject(new AetheriumError('unavailable', reason));
+                    else resolve(got);
+                  },
                 },
               )
-              .catch(reject);
+              .catch((err: unknown) => {
+                clearTimeout(timer);
+                reject(err);
+              });
           });
           return { worker_id: workerId, lines, total: lines.length };
         }
