@@ -101,7 +101,10 @@ describe('aetherium dev', () => {
     // The worker's log lines, from the process's buffer: the create and the execs are there.
     const logs = await cli('--json', 'workers', 'logs', vm.worker_id, '--limit', '500');
     expect(logs.code).toBe(0);
-    const lines = logs.stdout.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; type?: string });
+    const lines = logs.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { msg: string; type?: string });
     expect(lines.filter((l) => l.msg === 'task finished').map((l) => l.type)).toEqual(
       expect.arrayContaining(['vm:create', 'vm:execute']),
     );

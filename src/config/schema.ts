@@ -36,7 +36,33 @@ const storeSchema = z
   })
   .prefault({});
 
-const redis = z.object({ url: z.string().min(1).default('redis://127.0.0.1:6379') }).prefault({});
+/** PEM files for a TLS client: the CA to trust (null: the system's CAs) and a client certificate. */
+const tlsFiles = z
+  .object({
+    ca_file: z.string().min(1).nullable().default(null),
+    cert_file: z.string().min(1).nullable().default(null),
+    key_file: z.string().min(1).nullable().default(null),
+  })
+  .prefault({})
+  .refine((tls) => (tls.cert_file === null) === (tls.key_file === null), {
+    message: 'set both cert_file and key_file (the client certificate and its key), or neither',
+  });
+
+const anyTlsFile = (tls: z.output<typeof tlsFiles>) =>
+  tls.ca_file !== null || tls.cert_file !== null || tls.key_file !== null;
+
+/**
+ * `rediss://` turns TLS on; `tls` only says what to trust and which certificate to show. Files on
+ * a `redis://` URL are an error rather than an implied TLS: the URL alone must tell how the
+ * connection goes, or an operator reading it would be misled.
+ */
+const redis = z
+  .object({ url: z.string().min(1).default('redis://127.0.0.1:6379'), tls: tlsFiles })
+  .refine((r) => !anyTlsFile(r.tls) || /^rediss:\/\//i.test(r.url), {
+    path: ['tls'],
+    message: 'TLS files are set but the url is not rediss://: use a rediss:// url to connect over TLS',
+  })
+  .prefault({});
 
 const discoverySchema = z
   .object({
@@ -47,17 +73,41 @@ const discoverySchema = z
         scheme: z.enum(['http', 'https']).default('http'),
         datacenter: z.string().default('dc1'),
         token: z.string().default(''),
+        /** With scheme https: the CA that signed the agent's certificate (null: the system's CAs). */
+        ca_file: z.string().min(1).nullable().default(null),
+        /** A client certificate, when the agent verifies incoming connections (verify_incoming). */
+        cert_file: z.string().min(1).nullable().default(null),
+        key_file: z.string().min(1).nullable().default(null),
         service_name: z.string().default('aetherium-worker'),
         health_check_interval: duration('10s'),
         deregister_critical_service_after: duration('1m'),
       })
-      .prefault({}),
+      .prefault({})
+      .superRefine((consul, ctx) => {
+        if ((consul.cert_file === null) !== (consul.key_file === null))
+          ctx.addIssue({ code: 'custom', path: ['cert_file'], message: 'set both cert_file and key_file, or neither' });
+        // A full URL in `address` wins over `scheme` (as in the client).
+        const full = /^[a-z][a-z0-9+.-]*:\/\//i.exec(consul.address);
+        const https = full ? /^https:/i.test(consul.address) : consul.scheme === 'https';
+        if (!https && anyTlsFile(consul))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['scheme'],
+            message: 'ca_file, cert_file and key_file are set, but Consul is reached over http: set scheme: https',
+          });
+      }),
     etcd: z
       .object({
         endpoints: z.array(z.string()).default(['http://127.0.0.1:2379']),
         prefix: z.string().default('/aetherium/workers/'),
+        /** For https:// endpoints: the CA and the client certificate etcd's --client-cert-auth wants. */
+        tls: tlsFiles,
       })
-      .prefault({}),
+      .prefault({})
+      .refine((e) => !anyTlsFile(e.tls) || e.endpoints.every((url) => /^https:\/\//i.test(url)), {
+        path: ['tls'],
+        message: 'TLS files are set, so every endpoint must be an https:// url',
+      }),
   })
   .prefault({});
 

@@ -24,12 +24,20 @@
  * the defaults here; tests may shorten them (`minDeregisterCriticalServiceAfterMs`,
  * `reapIntervalMs`) to see the reaping within seconds.
  *
+ * HTTPS (`tls`): served by node:https with the test CA's server certificate, as an agent with
+ * `tls { defaults { ca_file, cert_file, key_file } }` and `ports { https = … }` would; with
+ * `verifyClients` a client without a certificate signed by the test CA is refused in the
+ * handshake (Consul's `verify_incoming = true`). This is still the emulation, not Consul.
+ *
  * Deliberately NOT emulated: other endpoints, non-TTL checks, catalog anti-entropy and its
  * `check_update_interval`, several agents/nodes, namespaces, `filter` expressions, streaming.
  * Where the docs are silent, the choice is commented.
  */
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { TestCertificates } from './test-certs.ts';
 
 export interface ConsulApiOptions {
   datacenter?: string;
@@ -40,6 +48,13 @@ export interface ConsulApiOptions {
   minDeregisterCriticalServiceAfterMs?: number;
   /** Docs: "the process that reaps critical services runs every 30 seconds". Default 30 000. */
   reapIntervalMs?: number;
+  /** Serve HTTPS only (see the header); without it, plain HTTP as before. */
+  tls?: {
+    /** The server presents `certs.server`; client certificates must be signed by `certs.ca`. */
+    certs: TestCertificates;
+    /** Consul's `verify_incoming`: refuse clients without a certificate. */
+    verifyClients?: boolean;
+  };
 }
 
 export interface RecordedRequest {
@@ -53,6 +68,7 @@ export interface RecordedRequest {
 export interface ConsulApi {
   /** `127.0.0.1:<port>`, as `discovery.consul.address` takes it. */
   address: string;
+  /** `http://127.0.0.1:<port>` (`https://` with `tls`). */
   url: string;
   datacenter: string;
   /** Every request, in order. */
@@ -470,7 +486,7 @@ export async function startConsulApi(options: ConsulApiOptions = {}): Promise<Co
     }
   }
 
-  const server = createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://consul.invalid');
       const token = tokenOf(req, url);
@@ -515,7 +531,20 @@ export async function startConsulApi(options: ConsulApiOptions = {}): Promise<Co
         send(res, 500, String(err));
       }
     })();
-  });
+  };
+  const tls = options.tls;
+  const server = tls
+    ? createHttpsServer(
+        {
+          cert: readFileSync(tls.certs.server.cert),
+          key: readFileSync(tls.certs.server.key),
+          ca: readFileSync(tls.certs.ca),
+          requestCert: tls.verifyClients === true,
+          rejectUnauthorized: tls.verifyClients === true,
+        },
+        handler,
+      )
+    : createServer(handler);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -525,7 +554,7 @@ export async function startConsulApi(options: ConsulApiOptions = {}): Promise<Co
 
   return {
     address: `127.0.0.1:${port}`,
-    url: `http://127.0.0.1:${port}`,
+    url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     datacenter,
     requests,
     index: () => index,

@@ -8,18 +8,24 @@
  * every lease to its full TTL when a member becomes leader). `stop()` kills it and removes the folder.
  * Servers still running when the test process exits are killed.
  *
+ * `tls` serves clients over https only (`--cert-file`, `--key-file`, `--trusted-ca-file`), and with
+ * `clientCertAuth` demands a client certificate signed by the test CA (`--client-cert-auth`). The
+ * peer port stays plain: a single member has no peers to talk to.
+ *
  * Binary: `$ETCD_BIN`, else `etcd` on PATH (Debian installs /usr/bin/etcd).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { trackChild, waitForExit } from './child-processes.ts';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { freePort } from './processes.ts';
+import type { TestCertificates } from './test-certs.ts';
 
 export interface EtcdServer {
-  /** Client URL, e.g. `http://127.0.0.1:23791`. */
+  /** Client URL, e.g. `http://127.0.0.1:23791` (`https://` with `tls`). */
   endpoint: string;
   /** The client port (on 127.0.0.1 and every `extraListen` address). */
   port: number;
@@ -61,8 +67,42 @@ function childEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
+/** The TLS material the harness itself uses to ask `/health`: the test CA and a client certificate. */
+interface HealthTls {
+  ca: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+}
+
+/** `GET /health` over https (fetch cannot be told which CA to trust). */
+function httpsHealth(endpoint: string, tls: HealthTls): Promise<{ ok: boolean; body: { health?: string } }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${endpoint}/health`, { ...tls, timeout: 1000 }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => {
+        try {
+          resolve({ ok: res.statusCode === 200, body: JSON.parse(text) as { health?: string } });
+        } catch (err) {
+          reject(err);
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function health(endpoint: string, tls: HealthTls | null): Promise<{ ok: boolean; body: { health?: string } }> {
+  if (tls) return httpsHealth(endpoint, tls);
+  const response = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(1000) });
+  return { ok: response.ok, body: (await response.json()) as { health?: string } };
+}
+
 async function waitUntilHealthy(
   endpoint: string,
+  tls: HealthTls | null,
   child: ChildProcess,
   log: () => string,
   timeoutMs: number,
@@ -74,10 +114,9 @@ async function waitUntilHealthy(
       throw new Error(`etcd exited (${child.exitCode ?? child.signalCode}) before it was healthy:\n${log()}`);
     }
     try {
-      const response = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(1000) });
-      const body = (await response.json()) as { health?: string };
+      const { ok, body } = await health(endpoint, tls);
       last = JSON.stringify(body);
-      if (response.ok && body.health === 'true') return;
+      if (ok && body.health === 'true') return;
     } catch (err) {
       last = String(err);
     }
@@ -91,6 +130,35 @@ export interface StartEtcdOptions {
   readyTimeoutMs?: number;
   /** Addresses to serve clients on besides 127.0.0.1 (e.g. a bridge for test network namespaces). */
   extraListen?: string[];
+  /** Clients over https only (see the header); without it, plain http as before. */
+  tls?: {
+    /** The server presents `certs.server`; the harness checks health with the first client certificate. */
+    certs: TestCertificates;
+    /** `--client-cert-auth`: a client without a certificate signed by `certs.ca` is refused. */
+    clientCertAuth?: boolean;
+  };
+}
+
+function tlsArgs(tls: NonNullable<StartEtcdOptions['tls']>): string[] {
+  return [
+    '--cert-file',
+    tls.certs.server.cert,
+    '--key-file',
+    tls.certs.server.key,
+    '--trusted-ca-file',
+    tls.certs.ca,
+    ...(tls.clientCertAuth ? ['--client-cert-auth'] : []),
+  ];
+}
+
+function healthTls(tls: StartEtcdOptions['tls']): HealthTls | null {
+  if (!tls) return null;
+  const client = Object.values(tls.certs.clients)[0];
+  if (tls.clientCertAuth && !client) throw new Error('clientCertAuth needs a client certificate in the certificates');
+  return {
+    ca: readFileSync(tls.certs.ca),
+    ...(client ? { cert: readFileSync(client.cert), key: readFileSync(client.key) } : {}),
+  };
 }
 
 export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdServer> {
@@ -98,6 +166,8 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
   const readyTimeoutMs = options.readyTimeoutMs ?? 30_000;
   const dir = await mkdtemp(join(tmpdir(), 'aetherium-etcd-'));
   const dataDir = join(dir, 'data');
+  const scheme = options.tls ? 'https' : 'http';
+  const checkTls = healthTls(options.tls);
 
   let clientPort = 0;
   let peerPort = 0;
@@ -106,10 +176,11 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
   let stopped = false;
 
   const launch = async (): Promise<void> => {
-    const client = `http://127.0.0.1:${clientPort}`;
-    const clients = [client, ...(options.extraListen ?? []).map((address) => `http://${address}:${clientPort}`)].join(
-      ',',
-    );
+    const client = `${scheme}://127.0.0.1:${clientPort}`;
+    const clients = [
+      client,
+      ...(options.extraListen ?? []).map((address) => `${scheme}://${address}:${clientPort}`),
+    ].join(',');
     const peer = `http://127.0.0.1:${peerPort}`;
     log = '';
     const proc = spawn(
@@ -139,6 +210,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
         'stderr',
         '--log-level',
         'warn',
+        ...(options.tls ? tlsArgs(options.tls) : []),
       ],
       { cwd: dir, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -147,7 +219,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
     trackChild(proc);
     child = proc;
     try {
-      await waitUntilHealthy(client, proc, () => log, readyTimeoutMs);
+      await waitUntilHealthy(client, checkTls, proc, () => log, readyTimeoutMs);
     } catch (err) {
       proc.kill('SIGKILL');
       await waitForExit(proc, 5000);
@@ -186,7 +258,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
   }
 
   return {
-    endpoint: `http://127.0.0.1:${clientPort}`,
+    endpoint: `${scheme}://127.0.0.1:${clientPort}`,
     port: clientPort,
     kill,
     async restart() {

@@ -206,7 +206,8 @@ async function setUpTls(
   const query = new URLSearchParams({ sslmode: 'verify-full', sslrootcert: tls.certs.ca });
   if (needCert) {
     const client = tls.certs.clients.postgres;
-    if (!client) throw new Error('clientCert: verify-full needs a client certificate for "postgres" in the certificates');
+    if (!client)
+      throw new Error('clientCert: verify-full needs a client certificate for "postgres" in the certificates');
     query.set('sslcert', client.cert);
     query.set('sslkey', client.key);
   }

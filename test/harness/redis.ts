@@ -8,18 +8,25 @@
  * the AOF, so the data is still there afterwards, as on a production Redis with persistence on.
  * `persistence: 'none'` (`--appendonly no --save ''`) gives a server that comes back empty.
  *
+ * `tls` serves TLS only (`--port 0 --tls-port <port>`) with the test CA's server certificate, and
+ * asks clients for a certificate as `authClients` says (`--tls-auth-clients`); the URL is then
+ * `rediss://`. The harness's own PING then goes over TLS with the first client certificate.
+ *
  * Binary: `$REDIS_SERVER`, else `redis-server` on PATH.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { trackChild, waitForExit } from './child-processes.ts';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
+import { connect as connectTls, type ConnectionOptions } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './processes.ts';
+import type { TestCertificates } from './test-certs.ts';
 
 export interface RedisServer {
-  /** e.g. `redis://127.0.0.1:45123` */
+  /** e.g. `redis://127.0.0.1:45123` (`rediss://` with `tls`) */
   url: string;
   port: number;
   /** The server's working directory (AOF files live here). */
@@ -43,12 +50,34 @@ export interface StartRedisOptions {
   readyTimeoutMs?: number;
   /** Addresses to listen on besides 127.0.0.1 (e.g. a bridge for test network namespaces). */
   extraListen?: string[];
+  /** TLS only (see the header); without it, plain TCP as before. */
+  tls?: {
+    /** The server presents `certs.server` and accepts client certificates signed by `certs.ca`. */
+    certs: TestCertificates;
+    /** `--tls-auth-clients`: 'yes' (Redis's default) refuses clients without a certificate. */
+    authClients?: 'yes' | 'optional' | 'no';
+  };
 }
 
-/** One PING over a raw socket: true when the server answers +PONG. */
-export function ping(port: number, timeoutMs = 1000): Promise<boolean> {
+function tlsArgs(tls: NonNullable<StartRedisOptions['tls']>): string[] {
+  return [
+    '--tls-cert-file',
+    tls.certs.server.cert,
+    '--tls-key-file',
+    tls.certs.server.key,
+    '--tls-ca-cert-file',
+    tls.certs.ca,
+    '--tls-auth-clients',
+    tls.authClients ?? 'yes',
+  ];
+}
+
+/**
+ * One PING over a raw socket (a TLS one when `tls` is given): true when the server answers +PONG.
+ */
+export function ping(port: number, timeoutMs = 1000, tls?: ConnectionOptions): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
+    const socket = tls ? connectTls({ host: '127.0.0.1', port, ...tls }) : connect({ host: '127.0.0.1', port });
     let answer = '';
     const done = (ok: boolean) => {
       clearTimeout(timer);
@@ -56,7 +85,7 @@ export function ping(port: number, timeoutMs = 1000): Promise<boolean> {
       resolve(ok);
     };
     const timer = setTimeout(() => done(false), timeoutMs);
-    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on(tls ? 'secureConnect' : 'connect', () => socket.write('PING\r\n'));
     socket.on('data', (d) => {
       answer += d.toString();
       if (answer.includes('\r\n')) done(answer.startsWith('+PONG'));
@@ -73,10 +102,16 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
   let child: ChildProcess | null = null;
   let log = '';
   let removed = false;
+  const client = options.tls ? Object.values(options.tls.certs.clients)[0] : undefined;
+  const pingTls: ConnectionOptions | undefined = options.tls
+    ? {
+        ca: readFileSync(options.tls.certs.ca),
+        ...(client ? { cert: readFileSync(client.cert), key: readFileSync(client.key) } : {}),
+      }
+    : undefined;
 
   const args = (port: number) => [
-    '--port',
-    String(port),
+    ...(options.tls ? ['--port', '0', '--tls-port', String(port), ...tlsArgs(options.tls)] : ['--port', String(port)]),
     '--bind',
     '127.0.0.1',
     ...(options.extraListen ?? []),
@@ -112,7 +147,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
       if (proc.exitCode !== null || proc.signalCode !== null) {
         throw new Error(`redis-server exited (${proc.exitCode ?? proc.signalCode}) before answering PING:\n${log}`);
       }
-      if (await ping(port, 500)) return;
+      if (await ping(port, 500, pingTls)) return;
       await new Promise((r) => setTimeout(r, 50));
     }
     proc.kill('SIGKILL');
@@ -150,7 +185,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
   }
 
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: `${options.tls ? 'rediss' : 'redis'}://127.0.0.1:${port}`,
     port,
     dir,
     async stop() {

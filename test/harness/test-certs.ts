@@ -133,7 +133,14 @@ export async function makeTestCertificates(options: { clients?: string[] } = {})
     for (const name of options.clients ?? ['postgres']) {
       clients[name] = await issue(dir, ca, `client-${name}`, `/CN=${name}`, ['extendedKeyUsage=clientAuth']);
     }
-    return { dir, ca: ca.cert, server, clients, otherCa: other.cert, remove: () => rm(dir, { recursive: true, force: true }) };
+    return {
+      dir,
+      ca: ca.cert,
+      server,
+      clients,
+      otherCa: other.cert,
+      remove: () => rm(dir, { recursive: true, force: true }),
+    };
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
     throw err;

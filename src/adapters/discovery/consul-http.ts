@@ -1,10 +1,17 @@
 /**
- * A minimal client for Consul's HTTP API (fetch): base URL from address + scheme, the ACL token in
+ * A minimal client for Consul's HTTP API: base URL from address + scheme, the ACL token in
  * `X-Consul-Token` on every request when one is configured, `X-Consul-Index` read from responses,
  * and every failure turned into an AetheriumError a person can act on. The token never appears in
  * a message.
+ *
+ * node:http / node:https rather than fetch: an agent with a private CA (Consul's `tls` stanza, its
+ * own `consul tls ca create`) and a client certificate (`verify_incoming`) needs an https.Agent,
+ * and Node's fetch takes no agent. The agent keeps connections alive, as fetch did.
  */
+import { Agent as HttpAgent, type IncomingHttpHeaders, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { AetheriumError, type ErrorCode } from '../../domain/index.ts';
+import { tlsFailureHint } from '../tls-errors.ts';
 
 export interface ConsulHttpOptions {
   /** `host:port`, or a full URL (then `scheme` is ignored). */
@@ -14,6 +21,14 @@ export interface ConsulHttpOptions {
   token: string;
   /** Per request, unless the call says otherwise (default 10 s). */
   timeoutMs?: number;
+  /** For https: PEM contents of the CA to trust (none: the system's CAs) and a client certificate. */
+  tls?: ConsulTls;
+}
+
+export interface ConsulTls {
+  ca?: string | Buffer;
+  cert?: string | Buffer;
+  key?: string | Buffer;
 }
 
 export interface ConsulRequest {
@@ -54,15 +69,48 @@ export function consulBaseUrl(address: string, scheme: 'http' | 'https'): string
   return base.replace(/\/+$/, '');
 }
 
+interface RawResponse {
+  status: number;
+  headers: Headers;
+  text: string;
+}
+
+function toHeaders(raw: IncomingHttpHeaders): Headers {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(raw)) {
+    if (value === undefined) continue;
+    for (const one of Array.isArray(value) ? value : [value]) headers.append(name, one);
+  }
+  return headers;
+}
+
 export class ConsulHttp {
   readonly baseUrl: string;
   private readonly token: string;
   private readonly timeoutMs: number;
+  private readonly https: boolean;
+  private readonly hasClientCert: boolean;
+  private readonly agent: HttpAgent;
 
   constructor(options: ConsulHttpOptions) {
     this.baseUrl = consulBaseUrl(options.address, options.scheme);
     this.token = options.token;
     this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.https = this.baseUrl.toLowerCase().startsWith('https:');
+    const tls = options.tls ?? {};
+    const hasTls = tls.ca !== undefined || tls.cert !== undefined || tls.key !== undefined;
+    this.hasClientCert = tls.cert !== undefined;
+    if (hasTls && !this.https)
+      throw new AetheriumError(
+        'validation_failed',
+        `Consul TLS files are set (discovery.consul.ca_file, cert_file, key_file) but ${this.baseUrl} is http: set discovery.consul.scheme to https`,
+      );
+    this.agent = this.https ? new HttpsAgent({ keepAlive: true, ...tls }) : new HttpAgent({ keepAlive: true });
+  }
+
+  /** Drops the kept-alive connections. */
+  close(): void {
+    this.agent.destroy();
   }
 
   get hasToken(): boolean {
@@ -81,16 +129,15 @@ export class ConsulHttp {
     const signal = request.signal ? AbortSignal.any([request.signal, timeout]) : timeout;
     const what = `${method} ${path}`;
 
-    let response: Response;
-    let text: string;
+    let response: RawResponse;
     try {
-      response = await fetch(url, {
+      response = await this.send(
+        url,
         method,
         headers,
-        body: request.body === undefined ? undefined : JSON.stringify(request.body),
+        request.body === undefined ? undefined : JSON.stringify(request.body),
         signal,
-      });
-      text = await response.text();
+      );
     } catch (err) {
       if (request.signal?.aborted) throw err; // the caller gave up: not Consul's fault
       if (timeout.aborted) {
@@ -101,15 +148,30 @@ export class ConsulHttp {
           '',
         );
       }
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      const reason = cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err));
+      const code = (err as { code?: unknown }).code;
+      const message = err instanceof Error ? err.message : String(err);
+      const tlsHint = tlsFailureHint(err, {
+        ca: 'discovery.consul.ca_file',
+        cert: 'discovery.consul.cert_file and key_file',
+      });
+      // An errno says it best (ECONNREFUSED); a certificate failure needs its words and the setting.
+      const reason = typeof code === 'string' && /^E[A-Z]+$/.test(code) ? code : message;
+      // In TLS 1.3 an agent checks the client's certificate after the handshake: the reset may
+      // reach us before the alert that says why. Without a certificate that is the likely why.
+      const reset = code === 'ECONNRESET' || code === 'EPIPE';
+      const hint = tlsHint
+        ? `TLS: ${tlsHint}`
+        : reset && this.https && !this.hasClientCert
+          ? 'the agent closed the connection, as one with verify_incoming does just after the TLS handshake when this client shows no certificate: set discovery.consul.cert_file and key_file'
+          : 'is the agent running, and are discovery.consul.address and scheme right?';
       throw new ConsulRequestError(
         'unavailable',
-        `cannot reach Consul at ${this.baseUrl} (${reason}) for ${what}: is the agent running, and are discovery.consul.address and scheme right?`,
+        `cannot reach Consul at ${this.baseUrl} (${reason}) for ${what}: ${hint}`,
         null,
         '',
       );
     }
+    const { text } = response;
 
     if (response.status >= 200 && response.status < 300) {
       const header = response.headers.get('x-consul-index');
@@ -128,6 +190,33 @@ export class ConsulHttp {
       return { status: response.status, body, index, headers: response.headers };
     }
     throw this.failure(response.status, text.trim(), what);
+  }
+
+  private send(
+    url: URL,
+    method: string,
+    headers: Record<string, string>,
+    body: string | undefined,
+    signal: AbortSignal,
+  ): Promise<RawResponse> {
+    return new Promise((resolve, reject) => {
+      const send = this.https ? httpsRequest : httpRequest;
+      if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
+      const req = send(url, { method, headers, agent: this.agent, signal }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', reject);
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: toHeaders(res.headers),
+            text: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
   }
 
   private failure(status: number, said: string, what: string): ConsulRequestError {

@@ -36,7 +36,7 @@ import {
   type WorkerStatus,
 } from '../../domain/index.ts';
 import type { RegisteredWorker, ServiceRegistry, WorkerEvent } from '../../ports/service-registry.ts';
-import { ConsulHttp, ConsulRequestError } from './consul-http.ts';
+import { ConsulHttp, ConsulRequestError, type ConsulTls } from './consul-http.ts';
 import { decodeService, encodeMeta, splitAddress, tagsFor } from './consul-meta.ts';
 import { sleep } from './event-channel.ts';
 import { PresenceTracker } from './presence-tracker.ts';
@@ -58,6 +58,8 @@ export interface ConsulRegistryOptions {
   datacenter: string;
   /** ACL token sent as `X-Consul-Token` on every request; empty: none. */
   token: string;
+  /** With `https`: PEM contents of the CA that signed the agent's certificate, and a client certificate. */
+  tls?: ConsulTls;
   serviceName?: string;
   /**
    * Expected heartbeat cadence. TTL checks have no interval of their own; this only sets the TTL
@@ -120,6 +122,7 @@ export class ConsulRegistry implements ServiceRegistry {
       scheme: options.scheme,
       token: options.token,
       timeoutMs: options.requestTimeoutMs,
+      ...(options.tls ? { tls: options.tls } : {}),
     });
     this.serviceName = options.serviceName || DEFAULT_SERVICE_NAME;
     this.datacenter = options.datacenter;
@@ -245,6 +248,7 @@ export class ConsulRegistry implements ServiceRegistry {
 
   async close(): Promise<void> {
     this.closing.abort();
+    this.http.close();
   }
 
   // ── Consul plumbing ──────────────────────────────────────────────────────────────────────────

@@ -21,6 +21,9 @@
  *
  * One instance serves a worker process (register / heartbeat) or a control plane (list / watch);
  * they share nothing but etcd.
+ *
+ * TLS: `https://` endpoints, with `tls` for a private CA and the client certificate that etcd's
+ * `--client-cert-auth` asks for (gRPC credentials: rootCertificate, privateKey, certChain).
  */
 import { Etcd3, EtcdLeaseInvalidError, type IKeyValue, type Watcher } from 'etcd3';
 import {
@@ -34,6 +37,7 @@ import {
   type WorkerStatus,
 } from '../../domain/index.ts';
 import type { RegisteredWorker, ServiceRegistry, WorkerEvent } from '../../ports/service-registry.ts';
+import { withTlsHint } from '../tls-errors.ts';
 import { decodeRecord, encodeRecord } from './etcd-record.ts';
 import { EventChannel, sleep } from './event-channel.ts';
 import { PresenceTracker } from './presence-tracker.ts';
@@ -48,8 +52,13 @@ import {
 } from './worker-record.ts';
 
 export interface EtcdRegistryOptions {
-  /** Client URLs, e.g. `['http://127.0.0.1:2379']`. */
+  /** Client URLs, e.g. `['http://127.0.0.1:2379']`; all `https://` for TLS. */
   endpoints: string[];
+  /**
+   * PEM contents for https endpoints: the CA to trust (none: the system's CAs) and a client
+   * certificate with its key. Without `tls`, https endpoints trust the system's CAs.
+   */
+  tls?: EtcdTls;
   /** Key prefix; a trailing "/" is added when missing. */
   prefix: string;
   /** Lease TTL for a registration whose `ttl_seconds` is not positive (default 30). */
@@ -57,6 +66,40 @@ export interface EtcdRegistryOptions {
   /** Deadline of each unary etcd call (default 5000 ms). */
   requestTimeoutMs?: number;
   now?: () => Date;
+}
+
+export interface EtcdTls {
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+}
+
+/**
+ * etcd3 uses one set of credentials for every endpoint, and TLS as soon as any is `https://` or
+ * credentials are given: a mix, or credentials for `http://` endpoints, would quietly speak TLS to
+ * a port the URL calls plain.
+ */
+function credentials(endpoints: string[], tls: EtcdTls | undefined) {
+  const secure = endpoints.filter((url) => /^https:\/\//i.test(url));
+  const hasTls = tls !== undefined && (tls.ca !== undefined || tls.cert !== undefined || tls.key !== undefined);
+  if (secure.length > 0 && secure.length < endpoints.length)
+    throw new AetheriumError(
+      'validation_failed',
+      'etcd registry: discovery.etcd.endpoints mixes http:// and https://; use one scheme for all of them',
+    );
+  if (hasTls && secure.length === 0)
+    throw new AetheriumError(
+      'validation_failed',
+      'etcd registry: TLS files are set (discovery.etcd.tls) but the endpoints are http://; use https:// endpoints',
+    );
+  if (!hasTls) return undefined;
+  if ((tls.cert === undefined) !== (tls.key === undefined))
+    throw new AetheriumError(
+      'validation_failed',
+      'etcd registry: a client certificate needs its key, and a key its certificate',
+    );
+  // gRPC takes null for "the system's CAs"; etcd3's type says Buffer.
+  return { rootCertificate: tls.ca ?? (null as unknown as Buffer), privateKey: tls.key, certChain: tls.cert };
 }
 
 interface Current {
@@ -92,8 +135,10 @@ export class EtcdRegistry implements ServiceRegistry {
     this.timeoutMs = options.requestTimeoutMs ?? 5000;
     this.now = options.now ?? (() => new Date());
     const timeoutMs = this.timeoutMs;
+    const tls = credentials(options.endpoints, options.tls);
     this.client = new Etcd3({
       hosts: options.endpoints,
+      ...(tls ? { credentials: tls } : {}),
       dialTimeout: timeoutMs,
       // Unary calls get a deadline, so an unreachable etcd fails a call instead of hanging it.
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + timeoutMs }),
@@ -391,7 +436,14 @@ export class EtcdRegistry implements ServiceRegistry {
       if (err instanceof AetheriumError) throw err;
       throw new AetheriumError(
         'unavailable',
-        `etcd registry: ${operation} failed against ${this.endpoints.join(', ')}: ${errorMessage(err)}`,
+        withTlsHint(
+          `etcd registry: ${operation} failed against ${this.endpoints.join(', ')}: ${errorMessage(err)}`,
+          err,
+          {
+            ca: 'discovery.etcd.tls.ca_file',
+            cert: 'discovery.etcd.tls.cert_file and key_file',
+          },
+        ),
       );
     }
   }

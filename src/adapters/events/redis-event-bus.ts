@@ -49,14 +49,16 @@
  * Errors from ioredis go to `options.onError` (never thrown at the process; nothing is logged).
  */
 import { randomUUID } from 'node:crypto';
-import { Redis, type RedisOptions } from 'ioredis';
-import { closeClient, reconnectDelayMs, whenReady } from '../redis/redis-connection.ts';
+import type { Redis, RedisOptions } from 'ioredis';
+import { closeClient, createRedis, reconnectDelayMs, type RedisTls, whenReady } from '../redis/redis-connection.ts';
 import type { ClusterEvent, NewEvent } from '../../domain/index.ts';
 import type { EventBus, EventListener, Replay } from '../../ports/event-bus.ts';
 
 export interface RedisEventBusOptions {
   /** `redis://[user:password@]host:port[/db]` (or `rediss://` for TLS). */
   url: string;
+  /** With a `rediss://` url: the CA to trust and a client certificate. */
+  tls?: RedisTls;
   /** Key of the stream; the counter and markers are `<key>:seq`, `<key>:epoch`, `<key>:lost`. Default `aetherium:events`. */
   key?: string;
   /** Events the stream keeps, approximately (`MAXLEN ~`, never fewer). Default 10 000. */
@@ -204,11 +206,11 @@ export class RedisEventBus implements EventBus {
       }
     };
     const common: RedisOptions = { retryStrategy: reconnectDelayMs, connectionName: `${this.stream}:bus` };
-    this.client = new Redis(options.url, { ...common, maxRetriesPerRequest: 3 });
+    this.client = createRedis(options, { ...common, maxRetriesPerRequest: 3 });
     this.client.on('error', this.onError);
     this.client.defineCommand('aetheriumPublish', { numberOfKeys: 4, lua: PUBLISH_LUA });
     // The loop waits for Redis as long as it takes: its commands never give up.
-    this.reader = new Redis(options.url, { ...common, maxRetriesPerRequest: null });
+    this.reader = createRedis(options, { ...common, maxRetriesPerRequest: null });
     this.reader.on('error', this.onError);
     this.reader.on('ready', () => this.readerGeneration++);
     this.reader.defineCommand('aetheriumSync', { numberOfKeys: 4, lua: SYNC_LUA });

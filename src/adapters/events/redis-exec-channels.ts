@@ -2,8 +2,8 @@
  * ExecChannels on Redis pub/sub: one publishing and one subscribing connection per process,
  * channels multiplexed over them. Messages are JSON.
  */
-import { Redis } from 'ioredis';
-import { reconnectDelayMs } from '../redis/redis-connection.ts';
+import type { Redis } from 'ioredis';
+import { createRedis, reconnectDelayMs, type RedisTls } from '../redis/redis-connection.ts';
 import type { ChannelMessage, ExecChannels } from '../../ports/exec-channels.ts';
 
 export class RedisExecChannels implements ExecChannels {
@@ -12,11 +12,11 @@ export class RedisExecChannels implements ExecChannels {
   private readonly sub: Redis;
   private readonly listeners = new Map<string, Set<(message: ChannelMessage) => void>>();
 
-  constructor(options: { url: string; prefix?: string; onError?: (err: unknown) => void }) {
+  constructor(options: { url: string; tls?: RedisTls; prefix?: string; onError?: (err: unknown) => void }) {
     const prefix = options.prefix ?? 'aetherium:';
     const common = { lazyConnect: false, maxRetriesPerRequest: 2, retryStrategy: reconnectDelayMs };
-    this.pub = new Redis(options.url, { ...common, keyPrefix: prefix });
-    this.sub = new Redis(options.url, common);
+    this.pub = createRedis(options, { ...common, keyPrefix: prefix });
+    this.sub = createRedis(options, common);
     this.prefix = prefix;
     for (const client of [this.pub, this.sub]) client.on('error', (err) => options.onError?.(err));
     this.sub.on('message', (channel: string, raw: string) => {

@@ -40,8 +40,8 @@
  *   dropped). This module logs nothing itself.
  */
 import { Queue, WaitingError, Worker, type Job, type JobType } from 'bullmq';
-import { Redis, type RedisOptions } from 'ioredis';
-import { closeClient, reconnectDelayMs, whenReady } from '../redis/redis-connection.ts';
+import type { Redis, RedisOptions } from 'ioredis';
+import { closeClient, createRedis, reconnectDelayMs, type RedisTls, whenReady } from '../redis/redis-connection.ts';
 export { closeClient, READY_WAIT_MS, reconnectDelayMs, whenReady } from '../redis/redis-connection.ts';
 import type { TaskType } from '../../domain/index.ts';
 import {
@@ -57,6 +57,8 @@ import {
 export interface BullmqTaskQueueOptions {
   /** `redis://[user:password@]host:port[/db]` (or `rediss://` for TLS). */
   url: string;
+  /** With a `rediss://` url: the CA to trust and a client certificate (every connection gets them). */
+  tls?: RedisTls;
   /** BullMQ key prefix (default `aetherium`). For Redis Cluster use a hash tag, e.g. `{aetherium}`. */
   prefix?: string;
   /** Every error ioredis or BullMQ reports (connection lost, a processor that threw, …). */
@@ -129,9 +131,10 @@ export class BullmqTaskQueue implements TaskQueue {
       }
     };
     const common: RedisOptions = { retryStrategy: reconnectDelayMs, connectionName: `${this.prefix}:task-queue` };
-    this.producer = new Redis(options.url, { ...common, maxRetriesPerRequest: 3 });
+    this.producer = createRedis(options, { ...common, maxRetriesPerRequest: 3 });
     this.producer.on('error', this.onError);
-    this.workerTemplate = new Redis(options.url, { ...common, maxRetriesPerRequest: null, lazyConnect: true });
+    // BullMQ's duplicates copy the template's options, TLS included.
+    this.workerTemplate = createRedis(options, { ...common, maxRetriesPerRequest: null, lazyConnect: true });
     this.workerTemplate.on('error', this.onError);
   }
 

@@ -3,14 +3,14 @@
  * one caller's requests together. It fails fast rather than queueing while Redis is away: the rate
  * limiter then lets requests through instead of holding them.
  */
-import { Redis } from 'ioredis';
-import { closeClient, reconnectDelayMs } from './redis-connection.ts';
+import type { Redis } from 'ioredis';
+import { closeClient, createRedis, reconnectDelayMs, type RedisEndpoint } from './redis-connection.ts';
 
 export function openRateLimitRedis(
-  url: string,
+  endpoint: RedisEndpoint,
   onError: (err: unknown) => void,
 ): { client: Redis; close(): Promise<void> } {
-  const client = new Redis(url, {
+  const client = createRedis(endpoint, {
     maxRetriesPerRequest: 1,
     enableOfflineQueue: false,
     connectTimeout: 2000,

@@ -1,4 +1,15 @@
+/**
+ * The store's Postgres connection pool. TLS is the URL's business, as with libpq: `sslmode=
+ * verify-full` checks the server's certificate and that it names the URL's host, `sslrootcert` is
+ * the CA to trust, `sslcert` + `sslkey` the client certificate for `clientcert=verify-full` or
+ * `cert` in pg_hba. pg reads those files for every new connection (a renewed certificate is picked
+ * up without a restart); openPg only checks at open that they can be read, so that a wrong path
+ * fails the start with the parameter and the path rather than the first query.
+ */
+import { accessSync, constants } from 'node:fs';
 import pg from 'pg';
+import { AetheriumError, errorMessage } from '../../domain/index.ts';
+import { tlsFailureHint } from '../tls-errors.ts';
 import type { SqlClient, SqlExecutor } from './sql-client.ts';
 
 const INT8_OID = 20;
@@ -36,8 +47,60 @@ export interface PgClientOptions {
   max?: number;
 }
 
+/** The URL's query, or null when it does not parse (pg then says so itself, without echoing it). */
+function queryOf(url: string): URLSearchParams | null {
+  try {
+    return new URL(url).searchParams;
+  } catch {
+    return null;
+  }
+}
+
+/** The files the URL names must be readable, and a client certificate must come with its key. */
+function checkSslFiles(url: string): void {
+  const query = queryOf(url);
+  if (!query) return;
+  for (const name of ['sslrootcert', 'sslcert', 'sslkey']) {
+    const file = query.get(name);
+    if (file === null) continue;
+    try {
+      accessSync(file, constants.R_OK);
+    } catch (err) {
+      throw new AetheriumError(
+        'validation_failed',
+        `Postgres URL: ${name}=${file} cannot be read: ${errorMessage(err)}`,
+      );
+    }
+  }
+  if (query.has('sslcert') !== query.has('sslkey'))
+    throw new AetheriumError(
+      'validation_failed',
+      'Postgres URL: sslcert and sslkey go together (the client certificate and its key)',
+    );
+}
+
+/**
+ * `err` from the first connection, with what to check when TLS is what failed; the server's
+ * `host:port` only, never the URL (it may hold a password).
+ */
+export function explainPgOpenError(err: unknown, url: string): unknown {
+  const hint = tlsFailureHint(err, { ca: 'sslrootcert in the URL', cert: 'sslcert and sslkey in the URL' });
+  if (!hint) return err;
+  let where = 'the server';
+  try {
+    where = new URL(url).host;
+  } catch {
+    // keep the generic name
+  }
+  return new AetheriumError(
+    'unavailable',
+    `Postgres at ${where} refused the TLS connection: ${errorMessage(err)} (TLS: ${hint})`,
+  );
+}
+
 /** A connection pool on a real Postgres, from a `postgres://` URL. */
 export async function openPg(url: string, options: PgClientOptions = {}): Promise<SqlClient> {
+  checkSslFiles(url);
   const pool = new pg.Pool({ connectionString: url, max: options.max ?? 10, types: typeParsers });
   // An idle client losing its connection must not crash the process; the next query reports it.
   pool.on('error', () => {});
