@@ -25,6 +25,7 @@
  * TLS: `https://` endpoints, with `tls` for a private CA and the client certificate that etcd's
  * `--client-cert-auth` asks for (gRPC credentials: rootCertificate, privateKey, certChain).
  */
+import { rootCertificates } from 'node:tls';
 import { Etcd3, EtcdLeaseInvalidError, type IKeyValue, type Watcher } from 'etcd3';
 import {
   AetheriumError,
@@ -98,8 +99,9 @@ function credentials(endpoints: string[], tls: EtcdTls | undefined) {
       'validation_failed',
       'etcd registry: a client certificate needs its key, and a key its certificate',
     );
-  // gRPC takes null for "the system's CAs"; etcd3's type says Buffer.
-  return { rootCertificate: tls.ca ?? (null as unknown as Buffer), privateKey: tls.key, certChain: tls.cert };
+  // No CA given: the system's, which Node lists (etcd3 wants the bundle as one buffer).
+  const rootCertificate = tls.ca ?? Buffer.from(rootCertificates.join('\n'));
+  return { rootCertificate, privateKey: tls.key, certChain: tls.cert };
 }
 
 interface Current {
