@@ -75,8 +75,28 @@ function readCmdline(pid: number): string {
   }
 }
 
-export function createTestNetwork(count: number, subnet = 213): TestNetwork {
-  removeLeftovers();
+/**
+ * A /24 no other live test network uses: two test files that build networks at once (they run in
+ * parallel worker processes) must not share a subnet, or one takes the other's route.
+ */
+function freeSubnet(attempt: number): number {
+  let used = '';
+  try {
+    used = execFileSync('ip', ['-o', '-4', 'addr', 'show'], { encoding: 'utf8' });
+  } catch {
+    /* no listing: take the first candidate */
+  }
+  const start = 100 + ((process.pid + attempt * 37) % 100);
+  for (let i = 0; i < 150; i++) {
+    const candidate = 100 + ((start - 100 + i) % 150);
+    if (!used.includes(` 10.${candidate}.0.`)) return candidate;
+  }
+  throw new Error('no free 10.x.0.0/24 subnet for a test network');
+}
+
+export function createTestNetwork(count: number, subnet?: number, attempt = 0): TestNetwork {
+  if (attempt === 0) removeLeftovers();
+  subnet ??= freeSubnet(attempt);
   const tag = (process.pid % 10_000).toString(36);
   const bridge = `aeb${tag}`;
   const gateway = `10.${subnet}.0.1`;
@@ -100,6 +120,15 @@ export function createTestNetwork(count: number, subnet = 213): TestNetwork {
   try {
     ip('link', 'add', bridge, 'type', 'bridge');
     ip('addr', 'add', `${gateway}/24`, 'dev', bridge);
+    // Another run may have taken the same subnet between our look and our claim: then step aside.
+    const holders = execFileSync('ip', ['-o', '-4', 'addr', 'show'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((line) => line.includes(` 10.${subnet}.0.`));
+    if (holders.length > 1) {
+      destroy();
+      if (attempt >= 5) throw new Error(`subnet 10.${subnet}.0.0/24 is taken by another test network`);
+      return createTestNetwork(count, undefined, attempt + 1);
+    }
     ip('link', 'set', bridge, 'up');
     for (let i = 1; i <= count; i++) {
       const namespace = `aeh${tag}-${i}`;
