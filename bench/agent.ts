@@ -5,42 +5,13 @@
  * sequentially (p50 / p99) and with 50 workers at once (calls per second), against the same
  * calls on the in-process DirectWorkerLink.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { AgentConnection } from '../src/adapters/agent/agent-connection.ts';
-import { RemoteWorkerLink } from '../src/adapters/agent/remote-worker-link.ts';
-import { createCa, parseCa } from '../src/adapters/pki/ca.ts';
-import { issueServerCert, issueWorkerCert } from '../src/adapters/pki/certificates.ts';
 import { createKeyAndCsr } from '../src/adapters/pki/csr.ts';
 import { LocalNodeCertificateAuthority } from '../src/adapters/pki/node-ca.ts';
-import { loadConfig } from '../src/config/load.ts';
-import type { WorkerRegistration } from '../src/domain/index.ts';
 import type { WorkerLink } from '../src/ports/worker-link.ts';
-import { openEngines } from '../src/runtime/engines.ts';
-import { silentLogger } from '../src/runtime/logger.ts';
-import { linkOverEngines } from '../src/runtime/worker-link.ts';
-import { AgentServer } from '../src/server/agent/agent-server.ts';
-import { JoinTokenService } from '../src/server/services/join-token-service.ts';
-import { freePort } from '../test/harness/processes.ts';
+import { startAgentPort, workerRegistration as registration } from '../test/harness/agent-port.ts';
 
 const CALLS = Number(process.env.CALLS ?? 2000);
 const WORKERS = Number(process.env.WORKERS ?? 50);
-
-const registration = (id: string): WorkerRegistration => ({
-  id,
-  hostname: id,
-  address: '127.0.0.1',
-  zone: 'z',
-  labels: {},
-  capabilities: ['process'],
-  cpu_cores: 8,
-  memory_mb: 8192,
-  disk_gb: 50,
-  max_vms: 10,
-  ttl_seconds: 30,
-  metadata: {},
-});
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 
@@ -66,60 +37,14 @@ async function concurrent(links: [WorkerLink, string][]): Promise<number> {
   return (per * links.length) / ((performance.now() - started) / 1000);
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'aetherium-bench-agent-'));
-const config = loadConfig({
-  env: {},
-  overrides: { store: { kind: 'pglite', pglite: { data_dir: join(dir, 'pglite') } }, log: { level: 'silent' } },
-});
-const engines = await openEngines(config, silentLogger);
-const pems = await createCa();
-const ca = await parseCa(pems.certPem, pems.keyPem);
-const serverCert = await issueServerCert(ca);
-const port = await freePort();
-const joins = new JoinTokenService(engines.store);
-const direct = linkOverEngines(engines, silentLogger);
-const server = new AgentServer(
-  {
-    host: '127.0.0.1',
-    port,
-    tls: { cert: serverCert.certPem, key: serverCert.keyPem, ca: pems.certPem },
-    pingIntervalMs: 5000,
-  },
-  {
-    link: direct,
-    store: engines.store,
-    queue: engines.queue,
-    channels: engines.channels,
-    ca: new LocalNodeCertificateAuthority(ca),
-    certTtlMs: 3_600_000,
-    joins,
-    log: silentLogger,
-  },
-);
-await server.start();
-
-const connections: AgentConnection[] = [];
-async function remote(id: string): Promise<{ link: RemoteWorkerLink; connectMs: number }> {
-  const issued = await issueWorkerCert(ca, id);
-  const connection = new AgentConnection({
-    servers: [`127.0.0.1:${port}`],
-    tls: () => ({ ca: pems.certPem, cert: issued.certPem, key: issued.keyPem }),
-    log: silentLogger,
-  });
-  connections.push(connection);
-  const link = new RemoteWorkerLink(connection);
-  const started = performance.now();
-  connection.start();
-  await connection.connected(10_000);
-  const connectMs = performance.now() - started;
-  await link.register(registration(id));
-  return { link, connectMs };
-}
+const port = await startAgentPort();
+const { ca, joins, direct } = port;
 
 const connects: number[] = [];
 const fleet: [WorkerLink, string][] = [];
 for (let i = 0; i < WORKERS; i++) {
-  const { link, connectMs } = await remote(`bench-${i}`);
+  const { link, connectMs } = await port.connect(`bench-${i}`);
+  await link.register(registration(`bench-${i}`));
   connects.push(connectMs);
   fleet.push([link, `bench-${i}`]);
 }
@@ -156,7 +81,4 @@ console.log(
   `  heartbeat, ${WORKERS} at once: direct ${Math.round(directRate)}/s, agent channel ${Math.round(remoteRate)}/s`,
 );
 
-for (const connection of connections) await connection.close();
-await server.stop();
-await engines.close();
-rmSync(dir, { recursive: true, force: true });
+await port.stop();

@@ -22,6 +22,7 @@ import { AetheriumError, newId, newTask, SERVER_NAME, type WorkerRegistration } 
 import { type Engines, openEngines } from '../src/runtime/engines.ts';
 import { silentLogger } from '../src/runtime/logger.ts';
 import { ControlPlane } from '../src/server/control-plane.ts';
+import { workerRegistration } from './harness/agent-port.ts';
 import { bearer } from './harness/auth.ts';
 import { eventuallyPasses } from './harness/eventually.ts';
 import { freePort } from './harness/processes.ts';
@@ -35,22 +36,8 @@ let agentAddress: string;
 let adminKey: string;
 const opened: AgentConnection[] = [];
 
-function registration(id: string): WorkerRegistration {
-  return {
-    id,
-    hostname: `host-${id}`,
-    address: '127.0.0.1',
-    zone: 'z1',
-    labels: {},
-    capabilities: ['process'],
-    cpu_cores: 8,
-    memory_mb: 8192,
-    disk_gb: 50,
-    max_vms: 10,
-    ttl_seconds: 3,
-    metadata: {},
-  };
-}
+/** Short-lived, so that a revoked worker turns offline within the test. */
+const registration = (id: string): WorkerRegistration => ({ ...workerRegistration(id), ttl_seconds: 3 });
 
 async function linkFor(workerId: string, ttlMs = 3_600_000) {
   const issued = await issueWorkerCert(ca, workerId, { ttlMs });

@@ -5,14 +5,7 @@
  * channel per worker id (each with its own certificate) and routes every call by the worker it
  * names: exactly how a fleet of workers looks from the control plane.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { AgentConnection } from '../src/adapters/agent/agent-connection.ts';
-import { RemoteWorkerLink } from '../src/adapters/agent/remote-worker-link.ts';
-import { createCa, parseCa } from '../src/adapters/pki/ca.ts';
-import { issueServerCert, issueWorkerCert } from '../src/adapters/pki/certificates.ts';
-import { loadConfig } from '../src/config/load.ts';
+import type { RemoteWorkerLink } from '../src/adapters/agent/remote-worker-link.ts';
 import type {
   DrainRequest,
   Execution,
@@ -22,12 +15,8 @@ import type {
 } from '../src/domain/index.ts';
 import type { ConsumeOptions, QueueConsumer, TaskProcessor } from '../src/ports/task-queue.ts';
 import type { TaskOutcome, VmReport, WorkerLink } from '../src/ports/worker-link.ts';
-import { openEngines } from '../src/runtime/engines.ts';
-import { silentLogger } from '../src/runtime/logger.ts';
-import { linkOverEngines } from '../src/runtime/worker-link.ts';
-import { AgentServer } from '../src/server/agent/agent-server.ts';
 import { workerLinkConformance } from './conformance/worker-link.suite.ts';
-import { freePort } from './harness/processes.ts';
+import { startAgentPort } from './harness/agent-port.ts';
 
 /** One RemoteWorkerLink (one certificate, one channel) per worker id. */
 class FleetLink implements WorkerLink {
@@ -102,58 +91,7 @@ class FleetLink implements WorkerLink {
 }
 
 workerLinkConformance('agent channel (mutual TLS, embedded engines behind it)', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'aetherium-agent-link-'));
-  const config = loadConfig({
-    env: {},
-    overrides: { store: { kind: 'pglite', pglite: { data_dir: join(dir, 'pglite') } }, log: { level: 'silent' } },
-  });
-  const engines = await openEngines(config, silentLogger);
-  const pems = await createCa();
-  const ca = await parseCa(pems.certPem, pems.keyPem);
-  const serverCert = await issueServerCert(ca);
-  const port = await freePort();
-  const server = new AgentServer(
-    {
-      host: '127.0.0.1',
-      port,
-      tls: { cert: serverCert.certPem, key: serverCert.keyPem, ca: pems.certPem },
-      pingIntervalMs: 5000,
-    },
-    {
-      link: linkOverEngines(engines, silentLogger),
-      store: engines.store,
-      queue: engines.queue,
-      channels: engines.channels,
-      ca: null,
-      certTtlMs: 60_000,
-      joins: null,
-      log: silentLogger,
-    },
-  );
-  await server.start();
-  const connections: AgentConnection[] = [];
-  const link = new FleetLink(async (workerId) => {
-    const issued = await issueWorkerCert(ca, workerId);
-    const connection = new AgentConnection({
-      servers: [`127.0.0.1:${port}`],
-      tls: () => ({ ca: pems.certPem, cert: issued.certPem, key: issued.keyPem }),
-      log: silentLogger,
-    });
-    connections.push(connection);
-    const remote = new RemoteWorkerLink(connection);
-    connection.start();
-    await connection.connected(10_000);
-    return remote;
-  });
-  return {
-    link,
-    store: engines.store,
-    events: engines.events,
-    close: async () => {
-      for (const connection of connections) await connection.close();
-      await server.stop();
-      await engines.close();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  const port = await startAgentPort();
+  const link = new FleetLink(async (workerId) => (await port.connect(workerId)).link);
+  return { link, store: port.engines.store, events: port.engines.events, close: () => port.stop() };
 });

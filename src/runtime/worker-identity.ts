@@ -11,11 +11,12 @@
  *    signing request and keeps the certificate it gets. It renews it by itself at two thirds of
  *    its lifetime, over the channel.
  */
-import { createHash, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
+import { caFingerprint } from '../adapters/pki/ca.ts';
 import { createKeyAndCsr } from '../adapters/pki/csr.ts';
 import {
   AetheriumError,
@@ -56,7 +57,7 @@ export class IdentityError extends AetheriumError {}
 export function describeCertificate(certPem: string): { workerId: string; notBefore: Date; notAfter: Date } {
   const cert = new X509Certificate(certPem);
   const identity = identityFromAltNames(cert.subjectAltName);
-  if (!identity || identity.kind !== 'worker')
+  if (identity?.kind !== 'worker')
     throw new IdentityError('validation_failed', 'the certificate names no worker (is it a worker certificate?)');
   return { workerId: identity.id, notBefore: new Date(cert.validFrom), notAfter: new Date(cert.validTo) };
 }
@@ -166,91 +167,71 @@ async function join_(settings: IdentitySettings, log: Logger): Promise<WorkerIde
  * The control plane's CA, trusted only once it matches the token's pin and has signed the
  * certificate the server presented for `server.aetherium`: the token goes to no one else.
  */
-function pinnedCa(server: string, fingerprint: string): Promise<string> {
-  const [host, port] = splitHostPort(server);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host,
-        port,
-        path: AGENT_PATHS.ca,
-        method: 'GET',
-        rejectUnauthorized: false,
-        servername: SERVER_NAME,
-        timeout: 10_000,
-      },
-      (res) => {
-        const leaf = (res.socket as TLSSocket).getPeerCertificate();
-        let body = '';
-        res.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
-        res.on('end', () => {
-          try {
-            if (res.statusCode !== 200)
-              throw new Error(`GET ${AGENT_PATHS.ca} answered ${res.statusCode}: ${body.slice(0, 300)}`);
-            const ca = (JSON.parse(body) as { ca: string }).ca;
-            const caCert = new X509Certificate(ca);
-            const got = `sha256:${createHash('sha256').update(caCert.raw).digest('hex')}`;
-            if (got !== fingerprint)
-              throw new IdentityError(
-                'unauthorized',
-                `the control plane at ${server} shows a CA (${got}) that is not the one the join token names (${fingerprint}): refusing to send the token`,
-              );
-            const serverCert = new X509Certificate(leaf.raw);
-            if (!serverCert.verify(caCert.publicKey) || !serverCert.checkHost(SERVER_NAME))
-              throw new IdentityError(
-                'unauthorized',
-                `the control plane at ${server} presented a certificate not issued by the pinned CA for ${SERVER_NAME}`,
-              );
-            resolve(ca);
-          } catch (err) {
-            reject(err);
-          }
-        });
-      },
+async function pinnedCa(server: string, fingerprint: string): Promise<string> {
+  const answer = await agentRequest(server, 'GET', AGENT_PATHS.ca, { pinned: null });
+  if (answer.status !== 200)
+    throw new Error(`GET ${AGENT_PATHS.ca} answered ${answer.status}: ${answer.text.slice(0, 300)}`);
+  const ca = (JSON.parse(answer.text) as { ca: string }).ca;
+  const got = caFingerprint(ca);
+  if (got !== fingerprint)
+    throw new IdentityError(
+      'unauthorized',
+      `the control plane at ${server} shows a CA (${got}) that is not the one the join token names (${fingerprint}): refusing to send the token`,
     );
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
-    req.end();
-  });
+  const caCert = new X509Certificate(ca);
+  const serverCert = new X509Certificate(answer.peer as Buffer);
+  if (!serverCert.verify(caCert.publicKey) || !serverCert.checkHost(SERVER_NAME))
+    throw new IdentityError(
+      'unauthorized',
+      `the control plane at ${server} presented a certificate not issued by the pinned CA for ${SERVER_NAME}`,
+    );
+  return ca;
 }
 
-function postJson<T>(server: string, path: string, ca: string, body: unknown): Promise<T> {
+async function postJson<T>(server: string, path: string, ca: string, body: unknown): Promise<T> {
+  const answer = await agentRequest(server, 'POST', path, { pinned: ca, body: JSON.stringify(body) });
+  let parsed: unknown = null;
+  try {
+    parsed = JSON.parse(answer.text);
+  } catch {
+    /* reported below */
+  }
+  if (answer.status < 300 && parsed) return parsed as T;
+  const message = (parsed as { error?: { message?: string } } | null)?.error?.message ?? answer.text.slice(0, 300);
+  // A refused token is final: trying the next server cannot help.
+  if (answer.status === 401 || answer.status === 409 || answer.status === 400)
+    throw new IdentityError('unauthorized', message);
+  throw new Error(`${path} answered ${answer.status}: ${message}`);
+}
+
+/**
+ * One HTTPS request to an agent port, before the worker has a certificate. `pinned: null` trusts
+ * no CA yet (the caller checks the certificate it gets back, `peer`); otherwise that CA only.
+ */
+function agentRequest(
+  server: string,
+  method: 'GET' | 'POST',
+  path: string,
+  options: { pinned: string | null; body?: string },
+): Promise<{ status: number; text: string; peer: Buffer | null }> {
   const [host, port] = splitHostPort(server);
-  const payload = JSON.stringify(body);
+  const trust = options.pinned === null ? { rejectUnauthorized: false } : { ca: options.pinned };
+  const headers = options.body
+    ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(options.body) }
+    : undefined;
   return new Promise((resolve, reject) => {
     const req = request(
-      {
-        host,
-        port,
-        path,
-        method: 'POST',
-        ca,
-        servername: SERVER_NAME,
-        timeout: 10_000,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
-      },
+      { host, port, path, method, servername: SERVER_NAME, timeout: 10_000, ...trust, ...(headers ? { headers } : {}) },
       (res) => {
+        const peer = (res.socket as TLSSocket).getPeerCertificate()?.raw ?? null;
         let text = '';
         res.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
-        res.on('end', () => {
-          let parsed: unknown = null;
-          try {
-            parsed = JSON.parse(text);
-          } catch {
-            /* reported below */
-          }
-          if (res.statusCode && res.statusCode < 300 && parsed) return resolve(parsed as T);
-          const message = (parsed as { error?: { message?: string } } | null)?.error?.message ?? text.slice(0, 300);
-          // A refused token is final: trying the next server cannot help.
-          if (res.statusCode === 401 || res.statusCode === 409 || res.statusCode === 400)
-            return reject(new IdentityError('unauthorized', message));
-          reject(new Error(`${path} answered ${res.statusCode}: ${message}`));
-        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text, peer }));
       },
     );
     req.on('timeout', () => req.destroy(new Error('timed out')));
     req.on('error', reject);
-    req.end(payload);
+    req.end(options.body);
   });
 }
 

@@ -22,7 +22,6 @@ import { AetheriumError, identityFromAltNames, issuedAt } from '../../domain/ind
 import { Service } from '../../lifecycle/service.ts';
 import { AGENT_PATHS, CLOSE, type JoinResponse, joinRequestSchema } from '../../ports/agent-protocol.ts';
 import type { Logger } from '../../ports/logger.ts';
-import type { NodeCertificateAuthority } from '../../ports/node-ca.ts';
 import { AgentSession, type AgentSessionDeps } from './agent-session.ts';
 import { LogRelay, type WorkerLogs } from './log-relay.ts';
 import type { PeerIdentity } from './node-guard.ts';
@@ -43,9 +42,7 @@ export interface JoinRedeemer {
   ): Promise<{ ok: true; record: { id: string } } | { ok: false; reason: string }>;
 }
 
-export interface AgentServerDeps extends Omit<AgentSessionDeps, 'log'> {
-  log: Logger;
-  ca: NodeCertificateAuthority | null;
+export interface AgentServerDeps extends AgentSessionDeps {
   joins: JoinRedeemer | null;
 }
 
@@ -54,8 +51,6 @@ type Refusal = { status: number; code: string; message: string };
 export class AgentServer extends Service {
   private app: FastifyInstance | null = null;
   private readonly sessions = new Map<string, AgentSession>();
-  private readonly sockets = new Map<AgentSession, WebSocket>();
-  private readonly alive = new WeakSet<WebSocket>();
   private pinger: NodeJS.Timeout | null = null;
   private readonly log: Logger;
   private readonly relay: LogRelay;
@@ -176,8 +171,6 @@ export class AgentServer extends Service {
   private open(ws: WebSocket, peer: PeerIdentity): void {
     const session = new AgentSession(ws, peer, { ...this.deps, log: this.log });
     this.sessions.set(peer.workerId, session);
-    this.alive.add(ws);
-    ws.on('pong', () => this.alive.add(ws));
     this.log.info({ worker_id: peer.workerId, serial: peer.serial, source: peer.source }, 'worker connected');
     const detach = this.relay.attach(session).catch((err: unknown) => {
       this.log.warn({ worker_id: peer.workerId, err }, 'worker logs will not be served from other replicas');
@@ -188,24 +181,10 @@ export class AgentServer extends Service {
       if (this.sessions.get(peer.workerId) === session) this.sessions.delete(peer.workerId);
       this.log.info({ worker_id: peer.workerId }, 'worker disconnected');
     });
-    this.sockets.set(session, ws);
   }
 
   private ping(): void {
-    for (const [session, ws] of this.sockets) {
-      if (ws.readyState !== ws.OPEN) {
-        this.sockets.delete(session);
-        continue;
-      }
-      if (!this.alive.has(ws)) {
-        this.log.warn({ worker_id: session.workerId }, 'worker missed a ping; dropping its connection');
-        ws.terminate();
-        this.sockets.delete(session);
-        continue;
-      }
-      this.alive.delete(ws);
-      ws.ping();
-    }
+    for (const session of this.sessions.values()) session.ping();
   }
 
   private async join(request: FastifyRequest, reply: FastifyReply): Promise<JoinResponse | FastifyReply> {
@@ -285,11 +264,11 @@ export function peerOf(socket: TLSSocket): PeerIdentity | Refusal {
   const unauthorized = (message: string): Refusal => ({ status: 401, code: 'unauthorized', message });
   if (typeof socket.getPeerCertificate !== 'function') return unauthorized('the agent port takes TLS connections only');
   const cert = socket.getPeerCertificate();
-  if (!cert || !cert.raw) return unauthorized('a client certificate signed by the cluster CA is required');
+  if (!cert?.raw) return unauthorized('a client certificate signed by the cluster CA is required');
   if (!socket.authorized)
     return unauthorized(`the client certificate was refused (${String(socket.authorizationError ?? 'not verified')})`);
   const identity = identityFromAltNames(cert.subjectaltname);
-  if (!identity || identity.kind !== 'worker') return unauthorized('the client certificate names no worker');
+  if (identity?.kind !== 'worker') return unauthorized('the client certificate names no worker');
   return {
     workerId: identity.id,
     serial: cert.serialNumber,

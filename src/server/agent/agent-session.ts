@@ -36,7 +36,7 @@ import type { NodeCertificateAuthority } from '../../ports/node-ca.ts';
 import type { Store } from '../../ports/store.ts';
 import type { QueueConsumer, QueuedTask, TaskQueue } from '../../ports/task-queue.ts';
 import type { WorkerLink } from '../../ports/worker-link.ts';
-import { NodeGuard, type PeerIdentity } from './node-guard.ts';
+import { NodeGuard, type PeerIdentity, targetOf } from './node-guard.ts';
 
 export interface AgentSessionDeps {
   link: WorkerLink;
@@ -76,6 +76,8 @@ export class AgentSession {
   private nextStream = 1;
   private revocationCheckedAt = 0;
   private closing = false;
+  /** A pong came back since the last ping. */
+  private answered = true;
   readonly closed: Promise<void>;
 
   constructor(
@@ -92,6 +94,21 @@ export class AgentSession {
       });
     });
     ws.on('message', (raw: Buffer) => void this.onMessage(raw.toString('utf8')));
+    ws.on('pong', () => {
+      this.answered = true;
+    });
+  }
+
+  /** Pings the worker; one that did not answer the last ping is dropped (a half-open connection). */
+  ping(): void {
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    if (!this.answered) {
+      this.log.warn('worker missed a ping; dropping its connection');
+      this.ws.terminate();
+      return;
+    }
+    this.answered = false;
+    this.ws.ping();
   }
 
   get workerId(): string {
@@ -221,10 +238,7 @@ export class AgentSession {
     const id = this.peer.workerId;
     switch (method) {
       case 'register': {
-        const [registration, options] = args as Parameters<typeof CALL_ARGS.register.parse>[0] as [
-          Parameters<WorkerLink['register']>[0],
-          { resume: boolean },
-        ];
+        const [registration, options] = args as Parameters<WorkerLink['register']>;
         guard.self(registration.id);
         const answer = await link.register(registration, options);
         // Cancels flow from the moment the worker is known, so none published after its first
@@ -384,32 +398,5 @@ export class AgentSession {
     this.subscriptions.clear();
     await Promise.allSettled([consumer?.close(), ...unsubscribes.map((u) => u())]);
     this.requeue(unfinished.map((d) => d.task));
-  }
-}
-
-/** What a refused call was about, for the audit log. */
-function targetOf(method: AgentMethod, args: unknown[]): string | null {
-  const [first, second] = args as [unknown, unknown];
-  const text = (value: unknown) => (typeof value === 'string' ? value.slice(0, 100) : null);
-  switch (method) {
-    case 'claimTask':
-    case 'reportOutcome':
-      return text(second) && `task:${text(second)}`;
-    case 'reportVm':
-      return text(second) && `vm:${text(second)}`;
-    case 'recordExecution':
-      return text((second as { vm_id?: unknown } | null)?.vm_id) && `vm:${text((second as { vm_id: unknown }).vm_id)}`;
-    case 'register':
-      return text((first as { id?: unknown } | null)?.id) && `worker:${text((first as { id: unknown }).id)}`;
-    case 'recordMetrics':
-      return (
-        text((first as { worker_id?: unknown } | null)?.worker_id) &&
-        `worker:${text((first as { worker_id: unknown }).worker_id)}`
-      );
-    case 'subscribeChannel':
-    case 'unsubscribeChannel':
-      return text(first) && `channel:${text(first)}`;
-    default:
-      return text(first) && `worker:${text(first)}`;
   }
 }

@@ -5,6 +5,7 @@
  * certificate's identity, so that a compromised host probing the cluster leaves a trail.
  */
 import { AetheriumError } from '../../domain/index.ts';
+import type { AgentMethod } from '../../ports/agent-protocol.ts';
 import type { Logger } from '../../ports/logger.ts';
 import type { Store } from '../../ports/store.ts';
 
@@ -61,5 +62,32 @@ export class NodeGuard {
         details: { serial: this.peer.serial, reason: err.message.slice(0, 500) },
       })
       .catch((auditErr: unknown) => this.log.error({ err: auditErr }, 'audit write failed'));
+  }
+}
+
+/** What a refused call was about, for the audit log. */
+export function targetOf(method: AgentMethod, args: unknown[]): string | null {
+  const [first, second] = args as [unknown, unknown];
+  const text = (value: unknown) => (typeof value === 'string' ? value.slice(0, 100) : null);
+  switch (method) {
+    case 'claimTask':
+    case 'reportOutcome':
+      return text(second) && `task:${text(second)}`;
+    case 'reportVm':
+      return text(second) && `vm:${text(second)}`;
+    case 'recordExecution':
+      return text((second as { vm_id?: unknown } | null)?.vm_id) && `vm:${text((second as { vm_id: unknown }).vm_id)}`;
+    case 'register':
+      return text((first as { id?: unknown } | null)?.id) && `worker:${text((first as { id: unknown }).id)}`;
+    case 'recordMetrics':
+      return (
+        text((first as { worker_id?: unknown } | null)?.worker_id) &&
+        `worker:${text((first as { worker_id: unknown }).worker_id)}`
+      );
+    case 'subscribeChannel':
+    case 'unsubscribeChannel':
+      return text(first) && `channel:${text(first)}`;
+    default:
+      return text(first) && `worker:${text(first)}`;
   }
 }
