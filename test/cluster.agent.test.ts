@@ -11,7 +11,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisEventBus } from '../src/adapters/events/redis-event-bus.ts';
 import type { ClusterEvent } from '../src/domain/index.ts';
-import { type Cluster, startCluster } from './harness/cluster.ts';
+import { apiCall, type Cluster, startCluster } from './harness/cluster.ts';
 import { CLI } from './harness/processes.ts';
 
 let cluster: Cluster;
@@ -24,17 +24,8 @@ const WORKERS = [
   { id: 'w2', zone: 'zone-b' },
 ];
 
-async function api<T = any>(method: string, path: string, body?: unknown, base = cluster.servers[0]!.url) {
-  const response = await fetch(`${base}/api/v1${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${cluster.adminKey}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: (text ? JSON.parse(text) : null) as T };
+function api<T = any>(method: string, path: string, body?: unknown, base = cluster.servers[0]!.url) {
+  return apiCall<T>(base, cluster.adminKey, method, path, body);
 }
 
 async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {

@@ -9,7 +9,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisEventBus } from '../src/adapters/events/redis-event-bus.ts';
 import type { ClusterEvent } from '../src/domain/index.ts';
-import { startCluster, type Cluster } from './harness/cluster.ts';
+import { apiCall, startCluster, type Cluster } from './harness/cluster.ts';
 
 let cluster: Cluster;
 let db: pg.Pool;
@@ -20,22 +20,8 @@ function replica(): string {
   return cluster.servers[turn++ % cluster.servers.length]!.url;
 }
 
-async function api<T = any>(
-  method: string,
-  path: string,
-  body?: unknown,
-  base = replica(),
-): Promise<{ status: number; body: T }> {
-  const response = await fetch(`${base}/api/v1${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${cluster.adminKey}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : null };
+function api<T = any>(method: string, path: string, body?: unknown, base = replica()) {
+  return apiCall<T>(base, cluster.adminKey, method, path, body);
 }
 
 async function until(

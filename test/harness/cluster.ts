@@ -267,3 +267,23 @@ function splitEnv(env: Record<string, string>): {
   }
   return { serverEnv, workerEnv };
 }
+
+/** One JSON call to a replica's API as the cluster's admin; the body parsed (null when empty). */
+export async function apiCall<T = unknown>(
+  base: string,
+  key: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
+  const response = await fetch(`${base}/api/v1${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${key}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: (text ? JSON.parse(text) : null) as T };
+}

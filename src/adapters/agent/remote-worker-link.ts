@@ -12,6 +12,7 @@
 import type {
   DrainRequest,
   Execution,
+  Vm,
   WorkerMetricSample,
   WorkerRegistration,
   WorkerResources,
@@ -27,7 +28,6 @@ import type {
   VmReport,
   WorkerLink,
 } from '../../ports/worker-link.ts';
-import type { Vm } from '../../domain/index.ts';
 import type { AgentConnection } from './agent-connection.ts';
 
 interface Consuming {

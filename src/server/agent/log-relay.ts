@@ -25,7 +25,6 @@ export interface WorkerLogs {
 
 /** Where the replica holding a worker's channel listens for requests about it (logs, revocation). */
 export const agentControlChannel = (workerId: string) => `agent:${workerId}:control`;
-const control = agentControlChannel;
 const ANSWER_WITHIN_MS = 3000;
 
 export class LogRelay implements WorkerLogs {
@@ -37,7 +36,7 @@ export class LogRelay implements WorkerLogs {
 
   /** Serves relay requests for a session this replica holds; returns the unsubscribe. */
   async attach(session: AgentSession): Promise<() => Promise<void>> {
-    return this.channels.subscribe(control(session.workerId), (message) => {
+    return this.channels.subscribe(agentControlChannel(session.workerId), (message) => {
       if (message.type === 'revoked') session.close(CLOSE.identity, 'the worker certificate has been revoked');
       if (message.type !== 'logs_request') return;
       void this.serve(session, message);
@@ -76,7 +75,7 @@ export class LogRelay implements WorkerLogs {
         void unsubscribe();
       }
     });
-    await this.channels.publish(control(workerId), { type: 'logs_request', reply, ...request });
+    await this.channels.publish(agentControlChannel(workerId), { type: 'logs_request', reply, ...request });
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'timeout'>(
       (resolve) => (timer = setTimeout(() => resolve('timeout'), ANSWER_WITHIN_MS)),
