@@ -326,14 +326,15 @@ describe('VMs and tasks', () => {
 
   it('drains and activates the worker: no placement while draining', async () => {
     const drained = await call('POST', '/api/v1/workers/test-worker/drain', { message: 'maintenance' });
-    expect(drained.body).toMatchObject({ status: 'draining', eligible: false });
+    expect(drained.body).toMatchObject({ worker_id: 'test-worker', status: 'draining', worker: { eligible: false } });
+    expect(drained.body.message).toMatch(/draining: it takes no new VMs/);
     const res = await call('POST', '/api/v1/vms?wait=true&timeout=1', { name: 'while-draining' });
     expect(res.body.vm.worker_id).toBeNull();
     expect(res.body.pending_reason ?? (await call('GET', '/api/v1/vms/while-draining')).body.pending_reason).toMatch(
       /draining|waiting/,
     );
     const active = await call('POST', '/api/v1/workers/test-worker/activate');
-    expect(active.body).toMatchObject({ status: 'active', eligible: true });
+    expect(active.body).toMatchObject({ worker_id: 'test-worker', status: 'active', worker: { eligible: true } });
     let vm = res.body.vm;
     for (let i = 0; i < 100 && vm.status !== 'running'; i++) {
       await new Promise((r) => setTimeout(r, 100));
@@ -364,8 +365,8 @@ describe('VMs and tasks', () => {
     const done = (await call('GET', '/api/v1/tasks?status=completed&limit=1')).body.tasks[0];
     expectError(await call('POST', `/api/v1/tasks/${done.id}/cancel`), 409, 'conflict');
     const off = await call('POST', '/api/v1/workers/test-worker/eligibility', { eligible: false });
-    expect(off.body).toMatchObject({ status: 'active', eligible: false });
-    expect((await call('POST', '/api/v1/workers/test-worker/eligibility', { eligible: true })).body.eligible).toBe(
+    expect(off.body).toMatchObject({ status: 'active', worker: { eligible: false } });
+    expect((await call('POST', '/api/v1/workers/test-worker/eligibility', { eligible: true })).body.worker.eligible).toBe(
       true,
     );
   });

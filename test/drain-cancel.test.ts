@@ -96,8 +96,8 @@ describe('drain', () => {
         if (i === 20) {
           const drained = await api('POST', '/workers/slow/drain', { deadline_seconds: 4, message: 'test drain' });
           drainReturnedAt = Date.now();
-          expect(drained.body).toMatchObject({ status: 'draining', eligible: false });
-          deadline = new Date(drained.body.drain.deadline).getTime();
+          expect(drained.body).toMatchObject({ status: 'draining', worker: { eligible: false } });
+          deadline = new Date(drained.body.worker.drain.deadline).getTime();
         }
         await new Promise((r) => setTimeout(r, 20));
       }

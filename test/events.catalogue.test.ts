@@ -97,7 +97,7 @@ beforeAll(async () => {
   for (const eligible of [false, true]) {
     const res = await call('POST', '/api/v1/workers/test-worker/eligibility', { eligible });
     expect(res.status).toBe(200);
-    expect(res.body.eligible).toBe(eligible);
+    expect(res.body.worker.eligible).toBe(eligible);
   }
 
   // A VM that fits nowhere stays pending; its create is cancelled.
@@ -119,7 +119,7 @@ beforeAll(async () => {
   expect(drained.body.status).toBe('draining');
   const active = await call('POST', '/api/v1/workers/test-worker/activate');
   expect(active.status, JSON.stringify(active.body)).toBe(200);
-  expect(active.body).toMatchObject({ status: 'active', eligible: true });
+  expect(active.body).toMatchObject({ status: 'active', worker: { eligible: true } });
 
   await until('every required event type to arrive', () => REQUIRED.every((type) => ofType(type).length > 0));
   await until('the deletion of the first VM to be announced', () =>

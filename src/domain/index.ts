@@ -11,3 +11,4 @@ export * from './ids.ts';
 export * from './auth.ts';
 export * from './node-identity.ts';
 export * from './join.ts';
+export * from './idempotency.ts';

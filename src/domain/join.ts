@@ -12,6 +12,13 @@ import { AetheriumError } from './errors.ts';
 
 export const JOIN_TOKEN_PREFIX = 'aetherium-join';
 
+/** A join token's uses and lifetime: the defaults, and the bounds a request may ask for. */
+export const JOIN_DEFAULT_USES = 1;
+export const JOIN_MAX_USES = 1000;
+export const JOIN_DEFAULT_TTL_MS = 3_600_000;
+export const JOIN_MIN_TTL_MS = 1000;
+export const JOIN_MAX_TTL_MS = 30 * 86_400_000;
+
 /** A join token as stored: never the secret, only its hash. */
 export interface JoinTokenRecord {
   id: string;

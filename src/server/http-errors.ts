@@ -8,7 +8,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { AetheriumError, type ErrorCode, isErrorCode, isTransientEngineError } from '../domain/index.ts';
 import { installInputGuard } from './input-guard.ts';
-import { MAX_ID_LENGTH } from './schemas.ts';
+import { MAX_ID_LENGTH } from '../contract/requests.ts';
 
 const CODE_BY_STATUS: Record<number, ErrorCode> = {
   400: 'bad_request',

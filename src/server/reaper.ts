@@ -8,6 +8,9 @@
  *   if the worker comes back, its reconcile removes what is left on the host;
  * - a delete that was running completes the user's intent: the VM is closed and its capacity
  *   returned; the returning worker removes the leftovers the same way.
+ *
+ * Its pass also deletes expired idempotency keys, at most every PRUNE_KEYS_EVERY_MS (a claim
+ * replaces an expired key by itself; pruning only keeps the table small).
  */
 import { AetheriumError, errorMessage, type Task, type Worker } from '../domain/index.ts';
 import { Periodic } from '../lifecycle/periodic.ts';
@@ -15,7 +18,12 @@ import type { Logger } from '../ports/logger.ts';
 import type { Ledger } from './ledger/ledger.ts';
 import type { WorkerLedger } from './ledger/worker-ledger.ts';
 
+/** How often a replica deletes expired idempotency keys: one indexed DELETE, harmless when raced. */
+export const PRUNE_KEYS_EVERY_MS = 10 * 60_000;
+
 export class Reaper extends Periodic {
+  private lastPrune = Number.NEGATIVE_INFINITY;
+
   constructor(
     private readonly ledger: Ledger,
     private readonly workers: WorkerLedger,
@@ -23,11 +31,27 @@ export class Reaper extends Periodic {
     private readonly onWorkAvailable: () => void,
     private readonly log: Logger,
   ) {
-    super('reaper', () => this.sweep().then(() => undefined), {
-      intervalMs,
-      runOnStart: false,
-      onError: (err) => log.warn({ err: errorMessage(err) }, 'reaper sweep failed'),
-    });
+    super(
+      'reaper',
+      async () => {
+        await this.sweep();
+        await this.pruneIdempotencyKeys();
+      },
+      {
+        intervalMs,
+        runOnStart: false,
+        onError: (err) => log.warn({ err: errorMessage(err) }, 'reaper sweep failed'),
+      },
+    );
+  }
+
+  /** Deletes idempotency keys expired at `now`, unless this replica did so less than PRUNE_KEYS_EVERY_MS ago. */
+  async pruneIdempotencyKeys(now = new Date()): Promise<number> {
+    if (now.getTime() - this.lastPrune < PRUNE_KEYS_EVERY_MS) return 0;
+    this.lastPrune = now.getTime();
+    const pruned = await this.ledger.store.pruneIdempotencyKeys(now);
+    if (pruned > 0) this.log.info({ pruned }, 'expired idempotency keys deleted');
+    return pruned;
   }
 
   async sweep(now = new Date()): Promise<string[]> {

@@ -43,7 +43,9 @@ export async function installBrowserSafety(app: FastifyInstance, options: Browse
   await app.register(cors, {
     origin: options.corsOrigins.length > 0 ? [...options.corsOrigins] : false,
     methods: ['GET', 'HEAD', 'POST', 'DELETE'],
-    allowedHeaders: ['authorization', 'content-type'],
+    // Idempotency-Key makes a page's retried POST /vms safe; the answer says when it was a replay.
+    allowedHeaders: ['authorization', 'content-type', 'idempotency-key'],
+    exposedHeaders: ['idempotent-replayed'],
     maxAge: 600,
   });
   // The API answers JSON only; the docs page gets its own policy from the swagger UI plugin.

@@ -13,3 +13,12 @@ export interface Identity {
  * who can reach the port is on this machine already.
  */
 export const LOCAL_ADMIN: Identity = { kind: 'local', id: 'local', name: 'local (authentication off)', role: 'admin' };
+
+/**
+ * The caller as a namespace for what it names itself (its idempotency keys): `key:<id>`,
+ * `jwt:<subject>`, or `local` when authentication is off, so two callers' names never meet.
+ */
+export function identityScope(identity: Identity | null): string {
+  if (!identity || identity.kind === 'local') return 'local';
+  return `${identity.kind}:${identity.id}`;
+}

@@ -3,39 +3,7 @@
  * a VM id). An event matches when its topic is wanted (all when none given) and it concerns the
  * given worker and VM (events that name neither pass a key filter only if they name nothing).
  */
-import { z } from 'zod';
 import { type ClusterEvent, topicOf } from '../../domain/index.ts';
-
-export const TOPICS = ['worker', 'vm', 'task'] as const;
-
-const list = z
-  .string()
-  .transform((s) =>
-    s
-      .split(',')
-      .map((t) => t.trim())
-      .filter(Boolean),
-  )
-  .pipe(z.array(z.enum(TOPICS)));
-
-export const subscriptionQuery = z
-  .object({
-    topics: list.optional(),
-    topic: list.optional(),
-    worker_id: z.string().min(1).max(128).optional(),
-    vm_id: z.string().min(1).max(128).optional(),
-    since: z.coerce.number().int().min(0).optional(),
-  })
-  .strict();
-
-export const subscribeMessage = z
-  .object({
-    type: z.literal('subscribe'),
-    topics: z.array(z.enum(TOPICS)).optional(),
-    worker_id: z.string().min(1).max(128).nullable().optional(),
-    vm_id: z.string().min(1).max(128).nullable().optional(),
-  })
-  .strict();
 
 export interface Subscription {
   topics: ReadonlySet<string> | null;

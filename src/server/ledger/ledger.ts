@@ -27,10 +27,14 @@ export class Ledger {
 
   // ── tasks ──────────────────────────────────────────────────────────────────────────────────────
 
-  /** A new VM and its pending create, in one transaction. */
-  async createVm(vm: Vm, task: CreateTask): Promise<void> {
-    await this.store.insertVmWithTask(vm, task);
-    await this.events.publish(evt.taskCreated(task, vm.name));
+  /**
+   * A new VM and its pending create, in one transaction. With `ifAbsent` (ids chosen up front, as an
+   * idempotency key records them), a VM whose id exists is left alone: false, and nothing announced.
+   */
+  async createVm(vm: Vm, task: CreateTask, ifAbsent = false): Promise<boolean> {
+    const inserted = await this.store.insertVmWithTask(vm, task, ifAbsent);
+    if (inserted) await this.events.publish(evt.taskCreated(task, vm.name));
+    return inserted;
   }
 
   /** Commits a placement: the task is scheduled and the VM's capacity reserved, or nothing happens. */

@@ -14,7 +14,9 @@ import type { WebSocket } from 'ws';
 import type { ClusterEvent } from '../../domain/index.ts';
 import type { EventBus } from '../../ports/event-bus.ts';
 import { CLOSE_CODES, type EventHub, EventSession } from '../events/event-hub.ts';
-import { subscribeMessage, subscriptionOf, subscriptionQuery } from '../events/subscription.ts';
+import { subscribeMessage } from '../../contract/requests.ts';
+import { fastifySchema } from '../../contract/routes.ts';
+import { subscriptionOf } from '../events/subscription.ts';
 
 const REPLAY_PAGE = 1000;
 
@@ -24,11 +26,7 @@ export function eventRoutes(hub: EventHub, bus: EventBus): FastifyPluginAsyncZod
       '/events',
       {
         websocket: true,
-        schema: {
-          tags: ['events'],
-          summary: 'Live cluster events over WebSocket (see README: topics, keys, since, gap, close codes)',
-          querystring: subscriptionQuery,
-        },
+        schema: fastifySchema('events'),
       },
       (socket, request) => {
         const query = request.query as {

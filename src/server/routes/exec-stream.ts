@@ -25,7 +25,8 @@ import { type ChannelMessage, execInput, execOutput } from '../../ports/exec-cha
 import type { ExecChannels } from '../../ports/exec-channels.ts';
 import type { ApiDeps } from '../api-deps.ts';
 import { findUnstorable, unstorableError } from '../input-guard.ts';
-import { execPayloadOf, execStartMessage, idParam } from '../schemas.ts';
+import { execPayloadOf, execStartMessage } from '../../contract/requests.ts';
+import { fastifySchema } from '../../contract/routes.ts';
 import { closeCodeOf, commandFailure } from '../task-failure.ts';
 
 const clientMessage = z.discriminatedUnion('type', [
@@ -58,11 +59,7 @@ export function execStreamRoutes(deps: ApiDeps, channels: ExecChannels): Fastify
       '/vms/:id/exec/stream',
       {
         websocket: true,
-        schema: {
-          tags: ['vms'],
-          summary: 'Run one command interactively over WebSocket (stdin, stdout, stderr, exit code)',
-          params: idParam,
-        },
+        schema: fastifySchema('execStream'),
       },
       (socket, request) => {
         const ws = socket as WebSocket;

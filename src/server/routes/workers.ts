@@ -3,117 +3,90 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { invalid } from '../../domain/index.ts';
 import { agentControlChannel } from '../agent/log-relay.ts';
 import type { ApiDeps } from '../api-deps.ts';
-import { drainBody, eligibilityBody, idParam, listWorkersQuery, metricsQuery } from '../schemas.ts';
+import type { WorkerStats } from '../services/worker-view.ts';
+
+/** The seed's answer to drain and activate, `{ worker_id, status, message }`, with the worker itself. */
+function controlAnswer(worker: WorkerStats) {
+  return { worker_id: worker.id, status: worker.status, message: controlMessage(worker), worker };
+}
+
+function controlMessage(worker: WorkerStats): string {
+  const drain = worker.drain;
+  if (drain?.drained_at) return `worker ${worker.id} is drained: no VM is left on it`;
+  if (drain) {
+    const left = `${worker.vm_count} VM${worker.vm_count === 1 ? '' : 's'} left`;
+    if (!drain.deadline) return `worker ${worker.id} is draining with no deadline: it takes no new VMs; ${left}`;
+    return `worker ${worker.id} is draining: it takes no new VMs; ${left}, deleted if still there at ${drain.deadline.toISOString()}`;
+  }
+  if (!worker.eligible) return `worker ${worker.id} is ineligible: it keeps its VMs but takes no new ones`;
+  return `worker ${worker.id} is ${worker.status} and takes new VMs`;
+}
+import { fastifySchema } from '../../contract/routes.ts';
 
 export function workerRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
   return async (app) => {
-    const tags = ['workers'];
-    app.get(
-      '/workers',
-      { schema: { tags, summary: 'List workers (?zone=, ?status=, ?capability=)', querystring: listWorkersQuery } },
-      async (request) => {
-        const { zone, status, capability } = request.query;
-        const workers = await deps.workers.listWorkers({
-          zone,
-          status,
-          ...(capability ? { capabilities: [capability] } : {}),
-        });
-        return { workers, total: workers.length };
-      },
-    );
+    app.get('/workers', { schema: fastifySchema('listWorkers') }, async (request) => {
+      const { zone, status, capability } = request.query;
+      const workers = await deps.workers.listWorkers({
+        zone,
+        status,
+        ...(capability ? { capabilities: [capability] } : {}),
+      });
+      return { workers, total: workers.length };
+    });
 
-    app.get('/workers/:id', { schema: { tags, summary: 'Worker details', params: idParam } }, async (request) =>
+    app.get('/workers/:id', { schema: fastifySchema('getWorker') }, async (request) =>
       deps.workers.getWorker(request.params.id),
     );
 
-    app.get('/workers/:id/vms', { schema: { tags, summary: 'VMs on a worker', params: idParam } }, async (request) => {
+    app.get('/workers/:id/vms', { schema: fastifySchema('listWorkerVms') }, async (request) => {
       const vms = await deps.workers.getWorkerVms(request.params.id);
-      return { vms, total: vms.length };
+      return { worker_id: request.params.id, vms, total: vms.length };
     });
 
-    app.get(
-      '/workers/:id/metrics',
-      { schema: { tags, summary: 'Resource usage history of a worker', params: idParam, querystring: metricsQuery } },
-      async (request) => {
-        const metrics = await deps.workers.metrics(request.params.id, request.query.limit);
-        return { metrics, total: metrics.length };
-      },
+    app.get('/workers/:id/metrics', { schema: fastifySchema('workerMetrics') }, async (request) => {
+      const metrics = await deps.workers.metrics(request.params.id, request.query.limit);
+      return { metrics, total: metrics.length };
+    });
+
+    app.post('/workers/:id/drain', { schema: fastifySchema('drainWorker') }, async (request) => {
+      const body = request.body ?? {};
+      if (body.force && body.no_deadline) throw invalid('force and no_deadline contradict each other: choose one');
+      return controlAnswer(await deps.workers.drainWorker(request.params.id, body));
+    });
+
+    app.post('/workers/:id/activate', { schema: fastifySchema('activateWorker') }, async (request) =>
+      controlAnswer(await deps.workers.activateWorker(request.params.id)),
     );
 
-    app.post(
-      '/workers/:id/drain',
-      {
-        schema: {
-          tags,
-          summary:
-            'Drain a worker: no new VMs, queued creates move elsewhere, VMs left at the deadline are deleted (default deadline 1 h; force: now; no_deadline: wait for them)',
-          params: idParam,
-          body: drainBody,
-        },
-      },
-      async (request) => {
-        const body = request.body ?? {};
-        if (body.force && body.no_deadline) throw invalid('force and no_deadline contradict each other: choose one');
-        return deps.workers.drainWorker(request.params.id, body);
-      },
+    app.post('/workers/:id/eligibility', { schema: fastifySchema('setEligibility') }, async (request) =>
+      controlAnswer(await deps.workers.setEligibility(request.params.id, request.body.eligible)),
     );
 
-    app.post(
-      '/workers/:id/activate',
-      { schema: { tags, summary: 'End a drain or ineligibility: the worker takes VMs again', params: idParam } },
-      async (request) => deps.workers.activateWorker(request.params.id),
-    );
+    app.post('/workers/:id/revoke', { schema: fastifySchema('revokeWorker') }, async (request) => {
+      const { id } = request.params;
+      const by = request.identity ? `${request.identity.kind}:${request.identity.name}` : null;
+      const before = await deps.joinTokens.revokeWorker(id, by);
+      // Whichever replica holds the worker's channel ends it now, not at the next check.
+      await deps.channels.publish(agentControlChannel(id), { type: 'revoked' }).catch(() => undefined);
+      return {
+        worker_id: id,
+        revoked_before: before,
+        message:
+          `certificates of worker ${id} issued at or before ${before.toISOString()} are refused from now on ` +
+          '(its open agent session is closed); to let it back in, join it again with a new join token',
+      };
+    });
 
-    app.post(
-      '/workers/:id/eligibility',
-      {
-        schema: {
-          tags,
-          summary: 'Turn placements on a worker on or off, without draining it',
-          params: idParam,
-          body: eligibilityBody,
-        },
-      },
-      async (request) => deps.workers.setEligibility(request.params.id, request.body.eligible),
-    );
+    app.get('/cluster/stats', { schema: fastifySchema('clusterStats') }, async () => deps.workers.getClusterStats());
 
-    app.post(
-      '/workers/:id/revoke',
-      {
-        schema: {
-          tags,
-          summary:
-            "Revoke a worker's certificates: every certificate it holds now is refused on the agent channel; it must join again",
-          params: idParam,
-        },
-      },
-      async (request) => {
-        const { id } = request.params;
-        const by = request.identity ? `${request.identity.kind}:${request.identity.name}` : null;
-        const before = await deps.joinTokens.revokeWorker(id, by);
-        // Whichever replica holds the worker's channel ends it now, not at the next check.
-        await deps.channels.publish(agentControlChannel(id), { type: 'revoked' }).catch(() => undefined);
-        return {
-          worker_id: id,
-          revoked_before: before,
-          message:
-            `certificates of worker ${id} issued at or before ${before.toISOString()} are refused from now on ` +
-            '(its open agent session is closed); to let it back in, join it again with a new join token',
-        };
-      },
-    );
-
-    app.get('/cluster/stats', { schema: { tags: ['cluster'], summary: 'Cluster statistics' } }, async () =>
-      deps.workers.getClusterStats(),
-    );
-
-    app.get(
-      '/cluster/distribution',
-      { schema: { tags: ['cluster'], summary: 'VM distribution across workers' } },
-      async () => {
-        const distribution = await deps.workers.getVmDistribution();
-        return { distribution, total_vms: distribution.reduce((sum, d) => sum + d.vms.length, 0) };
-      },
-    );
+    app.get('/cluster/distribution', { schema: fastifySchema('clusterDistribution') }, async () => {
+      const distribution = await deps.workers.getVmDistribution();
+      return {
+        distribution,
+        total_workers: distribution.length,
+        total_vms: distribution.reduce((sum, d) => sum + d.vms.length, 0),
+      };
+    });
   };
 }

@@ -15,15 +15,14 @@ import {
   normalizeCaFingerprint,
   notFound,
   parseJoinToken,
+  JOIN_DEFAULT_TTL_MS,
+  JOIN_DEFAULT_USES,
+  JOIN_MAX_TTL_MS,
+  JOIN_MAX_USES,
+  JOIN_MIN_TTL_MS,
 } from '../../domain/index.ts';
 import type { Store } from '../../ports/store.ts';
 import { hashSecret, verifySecret } from '../auth/api-keys.ts';
-
-export const JOIN_DEFAULT_USES = 1;
-export const JOIN_MAX_USES = 1000;
-export const JOIN_DEFAULT_TTL_MS = 3_600_000;
-export const JOIN_MIN_TTL_MS = 1000;
-export const JOIN_MAX_TTL_MS = 30 * 86_400_000;
 
 export const NO_AGENT_CA_MESSAGE =
   'this control plane has no agent CA (agent.tls.ca_file and agent.tls.ca_key_file): it cannot admit workers by token';

@@ -2,16 +2,27 @@
  * VM operations as the API offers them. Creating writes the VM and its `vm:create` task in one
  * transaction and leaves placement to the scheduler loop; every other operation becomes a task on
  * the worker that holds the VM, because only that host can touch it.
+ *
+ * A create with an idempotency key first claims the key with the VM's and the task's ids chosen up
+ * front (src/domain/idempotency.ts), then writes the VM only if absent. Whatever came before (the
+ * same key's request still running, finished, or dead between the claim and the write), the answer
+ * is the recorded VM and task, written now if nobody wrote them: never a second VM.
  */
 import {
+  AetheriumError,
   conflict,
+  type CreateTask,
   type DriverName,
+  IDEMPOTENCY_KEY_PATTERN,
+  IDEMPOTENCY_TTL_MS,
+  type IdempotencyRecord,
   type ExecPayload,
   type Execution,
   type LabelConstraint,
   newId,
   newTask,
   notFound,
+  requestFingerprint,
   type Strategy,
   type Task,
   type Vm,
@@ -35,8 +46,28 @@ export interface CreateVmInput {
   strategy?: Strategy;
 }
 
+export interface CreateVmOptions {
+  /**
+   * The caller (`identityScope`) and its Idempotency-Key: the same key from the same caller within
+   * IDEMPOTENCY_TTL_MS gets the VM and task of its first request; with another body, a conflict.
+   */
+  idempotency?: { scope: string; key: string };
+}
+
+export interface CreatedVm {
+  vm: Vm;
+  task: Task;
+  /**
+   * True when an earlier request with the same idempotency key wrote the VM: the VM and task are
+   * read back as they are now (running, failed, deleted …). False for the request that wrote them.
+   */
+  replayed: boolean;
+}
+
 export class VmService {
   private readonly dispatchDeps: DispatchDeps;
+  /** The clock idempotency keys are recorded and expire by (a test moves it to see a key expire). */
+  idempotencyClock: () => Date = () => new Date();
 
   constructor(
     private readonly ledger: Ledger,
@@ -46,9 +77,76 @@ export class VmService {
     this.dispatchDeps = { ledger, queue };
   }
 
-  async create(input: CreateVmInput): Promise<{ vm: Vm; task: Task }> {
+  async create(input: CreateVmInput, options: CreateVmOptions = {}): Promise<CreatedVm> {
+    if (options.idempotency) return this.createOnce(input, options.idempotency);
+    const { vm, task } = this.newVm(input, newId(), newId());
+    await this.ledger.createVm(vm, task);
+    this.onPendingWork();
+    return { vm, task, replayed: false };
+  }
+
+  /** A create under an idempotency key: claim the key with the ids, then write them if absent. */
+  private async createOnce(input: CreateVmInput, { scope, key }: { scope: string; key: string }): Promise<CreatedVm> {
+    if (!IDEMPOTENCY_KEY_PATTERN.test(key)) {
+      throw new AetheriumError(
+        'bad_request',
+        'the Idempotency-Key header must be 1-255 printable ASCII characters without spaces',
+      );
+    }
+    const fingerprint = requestFingerprint('vm:create', input);
+    const { record, created } = await this.ledger.store.claimIdempotencyKey({
+      scope,
+      key,
+      fingerprint,
+      vm_id: newId(),
+      task_id: newId(),
+      now: this.idempotencyClock(),
+      ttl_ms: IDEMPOTENCY_TTL_MS,
+    });
+    if (record.fingerprint !== fingerprint) {
+      throw conflict(
+        `the Idempotency-Key ${JSON.stringify(key)} was already used for a different request (another body) ` +
+          'in the last 24 h; send a new key for a new request',
+        { idempotency_key: key, vm_id: record.vm_id },
+      );
+    }
+    if (!created) {
+      const earlier = await this.recorded(record);
+      if (earlier) return { ...earlier, replayed: true };
+      // Claimed, but no VM: its request is still on its way, or died before writing it. Write it
+      // here, with the recorded ids; whichever of the two writes first wins, the other finds it.
+    }
+    const { vm, task } = this.newVm(input, record.vm_id, record.task_id);
+    let inserted: boolean;
+    try {
+      inserted = await this.ledger.createVm(vm, task, true);
+    } catch (err) {
+      // Two writes of the same VM at the same instant: on Postgres the loser may trip over the
+      // winner's live name before it sees the id. The VM with the recorded id is the answer.
+      const earlier = err instanceof AetheriumError && err.code === 'conflict' ? await this.recorded(record) : null;
+      if (earlier) return { ...earlier, replayed: true };
+      throw err;
+    }
+    if (inserted) {
+      this.onPendingWork();
+      return { vm, task, replayed: false };
+    }
+    const earlier = await this.recorded(record);
+    if (!earlier) throw new AetheriumError('internal', `VM ${record.vm_id} exists, yet cannot be read`);
+    return { ...earlier, replayed: true };
+  }
+
+  /** The VM and create task an idempotency record names, as they are now; null when not written yet. */
+  private async recorded(record: IdempotencyRecord): Promise<{ vm: Vm; task: Task } | null> {
+    const vm = await this.ledger.store.getVm(record.vm_id);
+    if (!vm) return null;
+    const task = await this.ledger.store.getTask(record.task_id);
+    if (!task) throw new AetheriumError('internal', `the create task ${record.task_id} of VM ${vm.id} is missing`);
+    return { vm, task };
+  }
+
+  private newVm(input: CreateVmInput, id: string, taskId: string): { vm: Vm; task: CreateTask } {
     const now = new Date();
-    const id = newId();
     const vm: Vm = {
       id,
       name: input.name ?? `vm-${id.slice(0, 8)}`,
@@ -70,10 +168,8 @@ export class VmService {
     const task = newTask(
       'vm:create',
       { worker_labels: input.worker_labels ?? {}, strategy: input.strategy ?? null },
-      { vm_id: id },
+      { id: taskId, vm_id: id },
     );
-    await this.ledger.createVm(vm, task);
-    this.onPendingWork();
     return { vm, task };
   }
 

@@ -6,6 +6,7 @@ import {
   type Worker,
   type WorkerFilter,
   type WorkerMetricSample,
+  type WorkerStatus,
 } from '../../domain/index.ts';
 import type { Store } from '../../ports/store.ts';
 import type { DrainDeps } from '../operations/drain.ts';
@@ -17,7 +18,7 @@ export interface VmDistribution {
   worker_id: string;
   hostname: string;
   zone: string;
-  status: string;
+  status: WorkerStatus;
   vm_count: number;
   max_vms: number;
   vms: Pick<Vm, 'id' | 'name' | 'status'>[];

@@ -2,6 +2,8 @@
 import { z } from 'zod';
 import {
   DRIVER_NAMES,
+  JOIN_MAX_USES,
+  ROLES,
   STRATEGIES,
   TASK_STATUSES,
   TASK_TYPES,
@@ -212,3 +214,104 @@ export const drainBody = z
   })
   .strict()
   .nullish();
+
+/** The event stream's filters: topics (`worker`, `vm`, `task`) and keys (a worker id, a VM id). */
+export const TOPICS = ['worker', 'vm', 'task'] as const;
+
+const list = z
+  .string()
+  .transform((s) =>
+    s
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean),
+  )
+  .pipe(z.array(z.enum(TOPICS)));
+
+export const subscriptionQuery = z
+  .object({
+    topics: list.optional(),
+    topic: list.optional(),
+    worker_id: z.string().min(1).max(128).optional(),
+    vm_id: z.string().min(1).max(128).optional(),
+    since: z.coerce.number().int().min(0).optional(),
+  })
+  .strict();
+
+export const subscribeMessage = z
+  .object({
+    type: z.literal('subscribe'),
+    topics: z.array(z.enum(TOPICS)).optional(),
+    worker_id: z.string().min(1).max(128).nullable().optional(),
+    vm_id: z.string().min(1).max(128).nullable().optional(),
+  })
+  .strict();
+
+export const MAX_EXPIRY_MS = 10 * 365 * 86_400_000;
+
+export const createTokenBody = z
+  .object({
+    name: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'a key name is 1-63 lowercase letters, digits, ".", "_" or "-"'),
+    role: z.enum(ROLES),
+    /** `30d`, `12h`, … ; none: the key does not expire. */
+    expires: z.string().max(32).optional(),
+  })
+  .strict();
+
+export const listTokensQuery = z
+  .object({
+    include_revoked: z
+      .enum(['true', 'false'])
+      .optional()
+      .transform((v) => v === 'true'),
+  })
+  .strict();
+
+export const createJoinTokenBody = z
+  .object({
+    description: z.string().max(200).optional(),
+    max_uses: z.number().int().min(1).max(JOIN_MAX_USES).optional(),
+    /** `1h`, `30m`, … or a number of seconds; default 1 h, at most 30 days. */
+    ttl: z.union([z.string().max(32), z.number().int().min(1)]).optional(),
+  })
+  .strict()
+  .optional();
+
+export const auditQuery = z
+  .object({
+    actor: z.string().min(1).max(200).optional(),
+    action: z.string().min(1).max(100).optional(),
+    outcome: z.enum(['allowed', 'denied', 'failed', 'succeeded']).optional(),
+    since: z.coerce
+      .date()
+      .refine((d) => d.getUTCFullYear() >= 1970 && d.getUTCFullYear() <= 9999, 'a time between 1970 and 9999')
+      .optional(),
+    before_id: z.coerce.number().int().min(1).optional(),
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+  })
+  .strict();
+
+export const logsQuery = z
+  .object({
+    since: z.string().max(64).optional(),
+    follow: z
+      .enum(['true', 'false', '1', '0'])
+      .optional()
+      .transform((v) => v === 'true' || v === '1'),
+    limit: z.coerce.number().int().min(1).max(5000).default(500),
+  })
+  .strict();
+
+/**
+ * `Idempotency-Key` on `POST /vms`: the same key from the same caller within 24 h answers with the
+ * VM and task of the first request, never a second VM.
+ */
+export const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+export const createVmHeaders = z.object({
+  'idempotency-key': z
+    .string()
+    .regex(IDEMPOTENCY_KEY, 'Idempotency-Key is 1-255 printable ASCII characters without spaces')
+    .optional(),
+});

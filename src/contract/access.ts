@@ -1,0 +1,69 @@
+/** API keys, join tokens and the audit log, as the API shows them: never a secret but once. */
+import { z } from 'zod';
+import { AUDIT_ACTOR_KINDS, AUDIT_OUTCOMES, JOIN_TOKEN_STATES, ROLES } from '../domain/index.ts';
+import { nullableTimestamp, timestamp, total } from './wire.ts';
+
+export const apiKey = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    role: z.enum(ROLES),
+    created_at: timestamp,
+    created_by: z.string().nullable(),
+    last_used_at: nullableTimestamp,
+    expires_at: nullableTimestamp,
+    revoked_at: nullableTimestamp,
+  })
+  .meta({ id: 'ApiKey' });
+
+/** A new key: the secret `token` is in this answer only. */
+export const apiKeyCreated = apiKey.extend({ token: z.string() });
+
+export const apiKeyList = z.object({ tokens: z.array(apiKey), total });
+
+export const joinToken = z
+  .object({
+    id: z.string(),
+    description: z.string(),
+    max_uses: z.number().int(),
+    uses: z.number().int(),
+    expires_at: timestamp,
+    created_by: z.string().nullable(),
+    created_at: timestamp,
+    revoked_at: nullableTimestamp,
+    last_used_at: nullableTimestamp,
+    last_worker_id: z.string().nullable(),
+    state: z.enum(JOIN_TOKEN_STATES),
+  })
+  .meta({ id: 'JoinToken' });
+
+/** A new join token: the secret `token` is in this answer only. */
+export const joinTokenCreated = z.object({
+  token: z.string(),
+  id: z.string(),
+  description: z.string(),
+  max_uses: z.number().int(),
+  expires_at: timestamp,
+  ca_fingerprint: z.string(),
+});
+
+export const joinTokenList = z.object({ tokens: z.array(joinToken), total });
+
+export const auditEntry = z
+  .object({
+    id: z.number().int(),
+    at: timestamp,
+    actor: z.string(),
+    actor_kind: z.enum(AUDIT_ACTOR_KINDS),
+    role: z.enum(ROLES).nullable(),
+    action: z.string(),
+    route: z.string(),
+    target: z.string().nullable(),
+    source: z.string().nullable(),
+    outcome: z.enum(AUDIT_OUTCOMES),
+    status: z.number().int(),
+    details: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])),
+  })
+  .meta({ id: 'AuditEntry' });
+
+export const auditList = z.object({ entries: z.array(auditEntry), total });
