@@ -1,5 +1,5 @@
 /** WebSocket helpers for the CLI: the event tail and interactive exec. */
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import { CliError } from './api-client.ts';
 import { authHeaders } from './credentials.ts';
 import { trustedCa } from './http.ts';
@@ -8,8 +8,12 @@ export function wsUrl(api: string, path: string): string {
   return `${api.replace(/\/$/, '').replace(/^http/, 'ws')}/api/v1${path}`;
 }
 
-/** Opens a socket; the handler is attached before the handshake so no early message is lost. */
-export function openSocket(url: string, onMessage: (message: Record<string, any>) => void): Promise<WebSocket> {
+/**
+ * Opens a socket; the handler is attached before the handshake so no early message is lost. `ws` is
+ * loaded here, not at start: the commands that use no socket should not pay for it.
+ */
+export async function openSocket(url: string, onMessage: (message: Record<string, any>) => void): Promise<WebSocket> {
+  const { default: WebSocket } = await import('ws');
   return new Promise((resolve, reject) => {
     const ca = url.startsWith('wss:') ? trustedCa() : undefined;
     const ws = new WebSocket(url, { headers: authHeaders(), ...(ca ? { ca } : {}) });

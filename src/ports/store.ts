@@ -12,6 +12,8 @@ import type {
   AuditEntry,
   AuditFilter,
   Execution,
+  IdempotencyClaim,
+  IdempotencyRecord,
   JoinTokenRecord,
   PlacementRecord,
   Task,
@@ -60,8 +62,12 @@ export interface Store {
   listWorkerMetrics(workerId: string, limit?: number): Promise<WorkerMetricSample[]>;
 
   // ── vms ──────────────────────────────────────────────────────────────────────────────────────
-  /** Writes a VM and its `vm:create` task in one transaction. Fails with conflict on a duplicate live name. */
-  insertVmWithTask(vm: Vm, task: Task): Promise<void>;
+  /**
+   * Writes a VM and its `vm:create` task in one transaction. Fails with conflict on a duplicate live
+   * name. With `ifAbsent`, a VM whose id exists already is left alone (its task is not written either)
+   * and false returned; else a duplicate id throws. True when this call wrote them.
+   */
+  insertVmWithTask(vm: Vm, task: Task, ifAbsent?: boolean): Promise<boolean>;
   getVm(id: string): Promise<Vm | null>;
   /** A live (not deleted) VM by id or by name. */
   findVm(idOrName: string): Promise<Vm | null>;
@@ -156,6 +162,17 @@ export interface Store {
    * page as `before_id` for the next one.
    */
   listAudit(filter?: AuditFilter): Promise<AuditEntry[]>;
+
+  // ── idempotency keys (POST /vms) ─────────────────────────────────────────────────────────────
+  /**
+   * Atomically records `claim` for (scope, key) unless a live record holds the key: inserts it (or
+   * replaces a record that expired at `claim.now`) and returns it with `created: true`, or returns
+   * the live record untouched with `created: false`. Of N concurrent claims of one key exactly one
+   * is created. The record lives until `now + ttl_ms`.
+   */
+  claimIdempotencyKey(claim: IdempotencyClaim): Promise<{ record: IdempotencyRecord; created: boolean }>;
+  /** Deletes records expired at `now` (at most `limit`, default 10,000); returns how many. */
+  pruneIdempotencyKeys(now: Date, limit?: number): Promise<number>;
 
   // ── joining and certificate revocation (the agent channel) ───────────────────────────────────
   /** Writes a join token (its hash, never the secret). */

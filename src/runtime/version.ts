@@ -1,6 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { packageManifest } from '../domain/package-root.ts';
 
-/** The package version, read once from package.json next to the sources. */
-export const VERSION: string = (
-  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
+/** The package version, from the package's package.json (found from the sources or the bundle). */
+export const VERSION: string = packageManifest().version;

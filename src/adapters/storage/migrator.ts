@@ -10,11 +10,11 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packagePath } from '../../domain/package-root.ts';
 import type { SqlClient, SqlExecutor } from './sql-client.ts';
 
-/** The repository's `migrations/` folder, found from this module's location. */
-export const DEFAULT_MIGRATIONS_DIR = fileURLToPath(new URL('../../../migrations/', import.meta.url));
+/** The package's `migrations/` folder (the same from the sources and from the bundle in dist/). */
+export const DEFAULT_MIGRATIONS_DIR = packagePath('migrations');
 
 /** Arbitrary, fixed: every Aetherium process migrating a database contends on this key. */
 const MIGRATION_LOCK_KEY = 7_265_101_332;

@@ -1,13 +1,15 @@
 /**
  * The Store over SQL: one implementation, the same statements on Postgres and on PGlite. The queries
  * live beside it, one module per table (worker-rows, vm-rows, task-rows, execution-rows, token-rows,
- * audit-rows, join-token-rows) and one for capacity accounting (capacity).
+ * audit-rows, join-token-rows, idempotency-rows) and one for capacity accounting (capacity).
  */
 import type {
   ApiKeyRecord,
   AuditEntry,
   AuditFilter,
   Execution,
+  IdempotencyClaim,
+  IdempotencyRecord,
   JoinTokenRecord,
   Task,
   TaskFilter,
@@ -27,6 +29,7 @@ import type { PlacementOutcome, Store, TaskPatch, UnplacedDelete, VmPatch } from
 import * as audit from './audit-rows.ts';
 import * as capacity from './capacity.ts';
 import * as executions from './execution-rows.ts';
+import * as idempotency from './idempotency-rows.ts';
 import * as joins from './join-token-rows.ts';
 import { migrate, migrateDown, type MigratorOptions } from './migrator.ts';
 import type { SqlClient } from './sql-client.ts';
@@ -124,10 +127,11 @@ export class SqlStore implements Store {
   }
 
   // ── vms ──────────────────────────────────────────────────────────────────────────────────────
-  insertVmWithTask(vm: Vm, task: Task): Promise<void> {
+  insertVmWithTask(vm: Vm, task: Task, ifAbsent = false): Promise<boolean> {
     return this.client.transaction(async (tx) => {
-      await vms.insertVm(tx, vm);
+      if (!(await vms.insertVm(tx, vm, ifAbsent))) return false;
       await tasks.insertTask(tx, task);
+      return true;
     });
   }
   getVm(id: string): Promise<Vm | null> {
@@ -218,6 +222,14 @@ export class SqlStore implements Store {
   }
   listAudit(filter?: AuditFilter): Promise<AuditEntry[]> {
     return audit.listAudit(this.client, filter);
+  }
+
+  // ── idempotency keys ─────────────────────────────────────────────────────────────────────────
+  claimIdempotencyKey(claim: IdempotencyClaim): Promise<{ record: IdempotencyRecord; created: boolean }> {
+    return idempotency.claimIdempotencyKey(this.client, claim);
+  }
+  pruneIdempotencyKeys(now: Date, limit = 10_000): Promise<number> {
+    return idempotency.pruneIdempotencyKeys(this.client, now, limit);
   }
 
   // ── joining and certificate revocation ───────────────────────────────────────────────────────

@@ -43,13 +43,17 @@ export function toVm(row: Row): Vm {
 
 const first = (rows: Row[]): Vm | null => (rows[0] ? toVm(rows[0]) : null);
 
-/** Inserts a VM (not reserved). A duplicate live name becomes a `conflict` AetheriumError. */
-export async function insertVm(db: SqlExecutor, vm: Vm): Promise<void> {
+/**
+ * Inserts a VM (not reserved). A duplicate live name becomes a `conflict` AetheriumError. With
+ * `ifAbsent`, a VM whose id exists already is left alone and false returned; else a duplicate throws.
+ */
+export async function insertVm(db: SqlExecutor, vm: Vm, ifAbsent = false): Promise<boolean> {
   try {
-    await db.query(
+    const rows = await db.query(
       `INSERT INTO vms (id, name, status, driver, worker_id, zone, labels, image, vcpus, memory_mb, disk_gb, error,
                         reserved, created_at, updated_at, deleted_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, false, $13, $14, $15)`,
+       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, false, $13, $14, $15)
+       ${ifAbsent ? 'ON CONFLICT (id) DO NOTHING' : ''} RETURNING id`,
       [
         vm.id,
         vm.name,
@@ -68,6 +72,7 @@ export async function insertVm(db: SqlExecutor, vm: Vm): Promise<void> {
         vm.deleted_at,
       ],
     );
+    return rows.length > 0;
   } catch (err) {
     if (
       isSqlError(err, UNIQUE_VIOLATION) &&

@@ -1,8 +1,11 @@
-/** `aetherium dev | server | worker`: the long-running processes. */
+/**
+ * `aetherium dev | server | worker`: the long-running processes. Everything they run (the config
+ * loader, the logger, the runtime) is imported inside their actions, so that the other commands
+ * (`--version`, the API client) do not load it.
+ */
 import { type Command, Option } from 'commander';
-import { ConfigError, loadConfig } from '../../config/load.ts';
 import type { Config } from '../../config/schema.ts';
-import { createLogger, type Logger } from '../../runtime/logger.ts';
+import type { Logger } from '../../runtime/logger.ts';
 import { CliError } from '../api-client.ts';
 
 interface RunFlags {
@@ -15,7 +18,8 @@ interface RunFlags {
   id?: string;
 }
 
-function configFor(flags: RunFlags): Config {
+async function configFor(flags: RunFlags): Promise<Config> {
+  const { ConfigError, loadConfig } = await import('../../config/load.ts');
   const overrides: Record<string, unknown> = {};
   if (flags.port !== undefined) overrides.api_gateway = { port: Number(flags.port) };
   if (flags.host !== undefined) overrides.api_gateway = { ...(overrides.api_gateway as object), host: flags.host };
@@ -64,8 +68,10 @@ function refuseListenFlags(flags: RunFlags): void {
   );
 }
 
-function loggerFor(config: Config): Logger {
-  return createLogger({ level: config.log.level, pretty: config.log.pretty || process.stdout.isTTY === true });
+/** `tee`: the buffer that also gets every line (for `aetherium workers logs`). */
+async function loggerFor(config: Config, tee?: NodeJS.WritableStream): Promise<Logger> {
+  const { createLogger } = await import('../../runtime/logger.ts');
+  return createLogger({ level: config.log.level, pretty: config.log.pretty || process.stdout.isTTY === true }, tee);
 }
 
 /** SIGINT/SIGTERM stop gracefully; a second signal exits at once. */
@@ -105,13 +111,10 @@ export function registerRunCommands(program: Command): void {
     .description('control plane + one local worker in one process, on embedded engines')
     .option('--data-dir <dir>', 'where the embedded database and VM files live (default .aetherium)')
     .action(async (flags: RunFlags) => {
-      const config = devConfig(configFor(flags));
+      const config = devConfig(await configFor(flags));
       const { LogBuffer } = await import('../../runtime/log-buffer.ts');
       const buffer = new LogBuffer();
-      const log = createLogger(
-        { level: config.log.level, pretty: config.log.pretty || process.stdout.isTTY === true },
-        buffer,
-      );
+      const log = await loggerFor(config, buffer);
       const started = Date.now();
       // Loaded on demand: client commands should not pay for the server's modules.
       const { startDev } = await import('../../runtime/dev.ts');
@@ -142,8 +145,8 @@ export function registerRunCommands(program: Command): void {
   addRunFlags(program.command('server'))
     .description('control plane only (run any number behind a load balancer); needs shared engines')
     .action(async (flags: RunFlags) => {
-      const config = configFor(flags);
-      const log = loggerFor(config);
+      const config = await configFor(flags);
+      const log = await loggerFor(config);
       const { startServer } = await import('../../runtime/cluster.ts');
       const server = await startServer(config, log).catch(sharedEnginesError);
       onShutdown(log, () => server.stop());
@@ -173,14 +176,11 @@ export function registerRunCommands(program: Command): void {
     .addOption(new Option('--host <host>').hideHelp())
     .action(async (flags: RunFlags) => {
       refuseListenFlags(flags);
-      const config = configFor(flags);
+      const config = await configFor(flags);
       const { LogBuffer } = await import('../../runtime/log-buffer.ts');
       // Its recent lines, for `aetherium workers logs`: kept here, sent only when asked for.
       const buffer = new LogBuffer();
-      const log = createLogger(
-        { level: config.log.level, pretty: config.log.pretty || process.stdout.isTTY === true },
-        buffer,
-      );
+      const log = await loggerFor(config, buffer);
       const { startWorker } = await import('../../runtime/cluster.ts');
       const worker = await startWorker(config, log, buffer).catch(sharedEnginesError);
       onShutdown(log, () => worker.stop());

@@ -7,8 +7,6 @@
  */
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
-import { AetheriumError } from '../../domain/index.ts';
-import { PkiFileError, writePemFiles } from '../../adapters/pki/files.ts';
 import { CliError } from '../errors.ts';
 import { printJson } from '../format.ts';
 
@@ -51,6 +49,10 @@ async function cliErrors(run: () => Promise<void>): Promise<void> {
   try {
     await run();
   } catch (err) {
+    const [{ PkiFileError }, { AetheriumError }] = await Promise.all([
+      import('../../adapters/pki/files.ts'),
+      import('../../domain/index.ts'),
+    ]);
     if (err instanceof PkiFileError) {
       throw new CliError(err.message, err.reason === 'exists' ? 'exists' : 'config', err.reason === 'exists' ? 1 : 2);
     }
@@ -79,6 +81,7 @@ export function registerTlsCommands(program: Command): void {
     .action((flags: CaCreateFlags, command: Command) =>
       cliErrors(async () => {
         const { createCa, caFingerprint } = await import('../../adapters/pki/ca.ts');
+        const { writePemFiles } = await import('../../adapters/pki/files.ts');
         const { certPem, keyPem } = await createCa({ commonName: flags.commonName, days: flags.days });
         const certFile = join(flags.dir, CA_CERT_FILE);
         const keyFile = join(flags.dir, CA_KEY_FILE);
@@ -127,6 +130,7 @@ export function registerTlsCommands(program: Command): void {
         }
         const { loadCa } = await import('../../adapters/pki/ca.ts');
         const { issueServerCert, issueWorkerCert } = await import('../../adapters/pki/certificates.ts');
+        const { writePemFiles } = await import('../../adapters/pki/files.ts');
         const ca = await loadCa(flags.ca ?? join(flags.dir, CA_CERT_FILE), flags.key ?? join(flags.dir, CA_KEY_FILE));
         const issued =
           flags.worker !== undefined

@@ -5,12 +5,12 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { AetheriumError } from '../../../domain/index.ts';
+import { packagePath } from '../../../domain/package-root.ts';
 
 export const DEFAULT_IMAGE_DIR = '.aetherium/images/default';
-export const BUILD_SCRIPT = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../image/build.sh');
+export const BUILD_SCRIPT = packagePath('image', 'build.sh');
 
 export interface GuestImageManifest {
   format: number;
