@@ -9,6 +9,7 @@ import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import {
   jsonSchemaTransform,
+  jsonSchemaTransformObject,
   serializerCompiler,
   validatorCompiler,
   type ZodTypeProvider,
@@ -16,6 +17,7 @@ import {
 import type { Logger } from '../ports/logger.ts';
 import type { ApiDeps } from './api-deps.ts';
 import { edgeOptions, installErrorHandling } from './http-errors.ts';
+import { withWebSocketRoutes } from './openapi.ts';
 import { eventRoutes } from './routes/events.ts';
 import { execStreamRoutes } from './routes/exec-stream.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -97,6 +99,7 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
 
   await app.register(swagger, {
     openapi: {
+      openapi: '3.1.0',
       info: {
         title: 'Aetherium API',
         description: 'Isolated micro-VMs across a fleet of hosts.',
@@ -115,6 +118,8 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
       ],
     },
     transform: jsonSchemaTransform,
+    // The shared shapes (Vm, Task, Worker, Error…) as components, referenced from every route.
+    transformObject: (document) => withWebSocketRoutes(jsonSchemaTransformObject(document)),
   });
   await app.register(swaggerUi, { routePrefix: '/api/docs', staticCSP: true });
 
