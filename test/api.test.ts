@@ -366,9 +366,9 @@ describe('VMs and tasks', () => {
     expectError(await call('POST', `/api/v1/tasks/${done.id}/cancel`), 409, 'conflict');
     const off = await call('POST', '/api/v1/workers/test-worker/eligibility', { eligible: false });
     expect(off.body).toMatchObject({ status: 'active', worker: { eligible: false } });
-    expect((await call('POST', '/api/v1/workers/test-worker/eligibility', { eligible: true })).body.worker.eligible).toBe(
-      true,
-    );
+    expect(
+      (await call('POST', '/api/v1/workers/test-worker/eligibility', { eligible: true })).body.worker.eligible,
+    ).toBe(true);
   });
 
   it('accounts every VM in the distribution', async () => {

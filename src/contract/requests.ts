@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import {
   DRIVER_NAMES,
+  IDEMPOTENCY_KEY_PATTERN,
   JOIN_MAX_USES,
   ROLES,
   STRATEGIES,
@@ -308,10 +309,9 @@ export const logsQuery = z
  * `Idempotency-Key` on `POST /vms`: the same key from the same caller within 24 h answers with the
  * VM and task of the first request, never a second VM.
  */
-export const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 export const createVmHeaders = z.object({
   'idempotency-key': z
     .string()
-    .regex(IDEMPOTENCY_KEY, 'Idempotency-Key is 1-255 printable ASCII characters without spaces')
+    .regex(IDEMPOTENCY_KEY_PATTERN, 'Idempotency-Key is 1-255 printable ASCII characters without spaces')
     .optional(),
 });

@@ -16,6 +16,7 @@ import {
   newId,
   TASK_STATUSES,
   type Execution,
+  type IdempotencyClaim,
   type JoinTokenRecord,
   type Task,
   newTask,
@@ -453,6 +454,40 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         await expect(store.insertVmWithTask(vm, taskRecord({ id: task.id, vm_id: vm.id }))).rejects.toThrow();
         expect(await store.getVm(vm.id)).toBeNull();
         expect(await store.findVm(vm.name)).toBeNull();
+      });
+
+      it('insertVmWithTask with ifAbsent: a VM whose id exists is left alone, its task not written', async () => {
+        const vm = vmRecord();
+        const task = taskRecord({ vm_id: vm.id });
+        expect(await store.insertVmWithTask(vm, task, true)).toBe(true);
+        const again = taskRecord({ vm_id: vm.id });
+        expect(await store.insertVmWithTask({ ...vm, vcpus: 7 }, again, true)).toBe(false);
+        expect(await store.getVm(vm.id)).toEqual(vm);
+        expect(await store.getTask(again.id)).toBeNull();
+        // Without ifAbsent a duplicate id throws; with it, a duplicate live name is still a conflict.
+        await expect(store.insertVmWithTask(vm, taskRecord({ vm_id: vm.id }))).rejects.toThrow();
+        const other = vmRecord({ name: vm.name });
+        await expect(store.insertVmWithTask(other, taskRecord({ vm_id: other.id }), true)).rejects.toMatchObject({
+          code: 'conflict',
+        });
+        expect(await store.getVm(other.id)).toBeNull();
+      });
+
+      it('insertVmWithTask with ifAbsent, raced: exactly one of 5 writes of the same VM writes it', async () => {
+        const vm = vmRecord();
+        const task = taskRecord({ vm_id: vm.id });
+        const results = await Promise.allSettled(
+          Array.from({ length: 5 }, () => store.insertVmWithTask(vm, task, true)),
+        );
+        const wrote = results.filter((r) => r.status === 'fulfilled' && r.value === true);
+        expect(wrote).toHaveLength(1);
+        // A loser sees the id (false) or, on Postgres in the same instant, may trip over the live name
+        // first (conflict): the caller then reads the VM by its id.
+        for (const r of results) {
+          if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'conflict' });
+        }
+        expect(await store.getVm(vm.id)).toEqual(vm);
+        expect(await store.listTasks({ vm_id: vm.id })).toHaveLength(1);
       });
 
       it("a deleted VM's name can be reused; findVm sees live VMs only, by id or by name", async () => {
@@ -1249,6 +1284,126 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
       });
     });
 
+    // ── idempotency keys ───────────────────────────────────────────────────────────────────────
+    describe('idempotency keys', () => {
+      const TTL = 24 * 3_600_000;
+      const claim = (overrides: Partial<IdempotencyClaim> = {}): IdempotencyClaim => ({
+        scope: `key:key_${uid()}`,
+        key: `req-${uid()}`,
+        fingerprint: `sha256:${randomUUID()}`,
+        vm_id: newId(),
+        task_id: newId(),
+        now: new Date(),
+        ttl_ms: TTL,
+        ...overrides,
+      });
+
+      it('the first claim records the key; a later one gets that record back, untouched', async () => {
+        const first = claim();
+        expect(await store.claimIdempotencyKey(first)).toEqual({
+          created: true,
+          record: {
+            scope: first.scope,
+            key: first.key,
+            fingerprint: first.fingerprint,
+            vm_id: first.vm_id,
+            task_id: first.task_id,
+            created_at: first.now,
+            expires_at: new Date(first.now.getTime() + TTL),
+          },
+        });
+        const second = claim({ scope: first.scope, key: first.key, now: new Date(first.now.getTime() + 1_000) });
+        const again = await store.claimIdempotencyKey(second);
+        expect(again.created).toBe(false);
+        expect(again.record).toMatchObject({
+          fingerprint: first.fingerprint,
+          vm_id: first.vm_id,
+          task_id: first.task_id,
+          created_at: first.now,
+        });
+      });
+
+      it('keys are per scope: the same key from another caller is a record of its own', async () => {
+        const mine = claim();
+        const theirs = claim({ key: mine.key });
+        expect((await store.claimIdempotencyKey(mine)).created).toBe(true);
+        const other = await store.claimIdempotencyKey(theirs);
+        expect(other.created).toBe(true);
+        expect(other.record.vm_id).toBe(theirs.vm_id);
+        expect((await store.claimIdempotencyKey(claim({ scope: mine.scope, key: mine.key }))).record.vm_id).toBe(
+          mine.vm_id,
+        );
+      });
+
+      it('expires after the TTL: a claim at that instant replaces the record with its own', async () => {
+        const t0 = new Date(Date.now() - 3 * TTL);
+        const first = claim({ now: t0 });
+        await store.claimIdempotencyKey(first);
+        const justBefore = claim({ scope: first.scope, key: first.key, now: new Date(t0.getTime() + TTL - 1) });
+        expect(await store.claimIdempotencyKey(justBefore)).toMatchObject({
+          created: false,
+          record: { vm_id: first.vm_id },
+        });
+        const atExpiry = claim({ scope: first.scope, key: first.key, now: new Date(t0.getTime() + TTL) });
+        const replaced = await store.claimIdempotencyKey(atExpiry);
+        expect(replaced.created).toBe(true);
+        expect(replaced.record).toMatchObject({
+          fingerprint: atExpiry.fingerprint,
+          vm_id: atExpiry.vm_id,
+          task_id: atExpiry.task_id,
+          created_at: atExpiry.now,
+          expires_at: new Date(t0.getTime() + 2 * TTL),
+        });
+      });
+
+      it('raced: of 20 concurrent claims of one key exactly one is created, and all see its record', async () => {
+        const base = claim();
+        const claims = Array.from({ length: 20 }, () => claim({ scope: base.scope, key: base.key }));
+        const results = await Promise.all(claims.map((c) => store.claimIdempotencyKey(c)));
+        const winners = results.filter((r) => r.created);
+        expect(winners).toHaveLength(1);
+        const winner = winners[0]!.record;
+        expect(claims.map((c) => c.vm_id)).toContain(winner.vm_id);
+        for (const r of results) expect(r.record).toMatchObject({ vm_id: winner.vm_id, task_id: winner.task_id });
+      });
+
+      it('raced over an expired record: exactly one claim replaces it', async () => {
+        const t0 = new Date(Date.now() - 2 * TTL);
+        const old = claim({ now: t0 });
+        await store.claimIdempotencyKey(old);
+        const now = new Date();
+        const claims = Array.from({ length: 10 }, () => claim({ scope: old.scope, key: old.key, now }));
+        const results = await Promise.all(claims.map((c) => store.claimIdempotencyKey(c)));
+        expect(results.filter((r) => r.created)).toHaveLength(1);
+        const ids = new Set(results.map((r) => r.record.vm_id));
+        expect(ids.size).toBe(1);
+        expect(ids.has(old.vm_id)).toBe(false);
+      });
+
+      it('pruneIdempotencyKeys deletes the records expired at now, up to the limit, and keeps live ones', async () => {
+        const longAgo = new Date(Date.now() - 10 * TTL);
+        const expired = [claim({ now: longAgo }), claim({ now: longAgo }), claim({ now: longAgo })];
+        const live = claim();
+        for (const c of [...expired, live]) await store.claimIdempotencyKey(c);
+        const now = new Date();
+        expect(await store.pruneIdempotencyKeys(now, 1)).toBe(1);
+        expect(await store.pruneIdempotencyKeys(now)).toBeGreaterThanOrEqual(2);
+        expect(await store.pruneIdempotencyKeys(now)).toBe(0);
+        // The pruned keys are free again (a fresh record); the live one still answers with its own.
+        for (const c of expired) {
+          const fresh = claim({ scope: c.scope, key: c.key });
+          expect(await store.claimIdempotencyKey(fresh)).toMatchObject({
+            created: true,
+            record: { vm_id: fresh.vm_id },
+          });
+        }
+        expect(await store.claimIdempotencyKey(claim({ scope: live.scope, key: live.key }))).toMatchObject({
+          created: false,
+          record: { vm_id: live.vm_id },
+        });
+      });
+    });
+
     // ── migrations (on a store of their own: they drop tables) ─────────────────────────────────
     describe('migrations', () => {
       let fresh: MigratableStore;
@@ -1278,6 +1433,7 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         await expect(fresh.listAudit()).rejects.toThrow();
         await expect(fresh.listJoinTokens()).rejects.toThrow(); // and join_tokens and the revocations
         await expect(fresh.workerCertificatesRevokedBefore('w-x')).rejects.toThrow();
+        await expect(fresh.pruneIdempotencyKeys(new Date())).rejects.toThrow(); // and idempotency_keys
         expect((await fresh.getVm(vm.id))?.id).toBe(vm.id); // version 1's tables are not
         expect(await down(1)).toEqual([]);
         expect(await fresh.migrate()).toEqual(above1);
@@ -1286,6 +1442,7 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         expect(await fresh.listAudit()).toEqual([]);
         expect(await fresh.listJoinTokens()).toEqual([]);
         expect(await fresh.workerCertificatesRevokedBefore('w-x')).toBeNull();
+        expect(await fresh.pruneIdempotencyKeys(new Date())).toBe(0);
 
         expect(await down(0)).toEqual([...versions].reverse());
         await expect(fresh.getVm(vm.id)).rejects.toThrow(); // vms table is gone
@@ -1312,6 +1469,17 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         await fresh.createJoinToken(join);
         expect((await fresh.useJoinToken(join.id, 'w-x', new Date()))?.uses).toBe(1);
         expect(await fresh.useJoinToken(join.id, 'w-y', new Date())).toBeNull();
+        const idem = {
+          scope: 'local',
+          key: 'k',
+          fingerprint: 'sha256:x',
+          vm_id: newId(),
+          task_id: newId(),
+          now: new Date(),
+          ttl_ms: 60_000,
+        };
+        expect((await fresh.claimIdempotencyKey(idem)).created).toBe(true);
+        expect((await fresh.claimIdempotencyKey({ ...idem, vm_id: newId() })).record.vm_id).toBe(idem.vm_id);
       });
     });
   });
