@@ -1,4 +1,4 @@
-import { packageManifest } from '../domain/package-root.ts';
+import { packageManifest } from '../adapters/package-root.ts';
 
 /** The package version, from the package's package.json (found from the sources or the bundle). */
 export const VERSION: string = packageManifest().version;

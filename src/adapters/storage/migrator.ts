@@ -10,7 +10,7 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { packagePath } from '../../domain/package-root.ts';
+import { packagePath } from '../package-root.ts';
 import type { SqlClient, SqlExecutor } from './sql-client.ts';
 
 /** The package's `migrations/` folder (the same from the sources and from the bundle in dist/). */

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { AetheriumError } from '../../../domain/index.ts';
-import { packagePath } from '../../../domain/package-root.ts';
+import { packagePath } from '../../package-root.ts';
 
 export const DEFAULT_IMAGE_DIR = '.aetherium/images/default';
 export const BUILD_SCRIPT = packagePath('image', 'build.sh');

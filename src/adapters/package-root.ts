@@ -1,7 +1,7 @@
 /**
  * Where the package's own files are (package.json, migrations/, image/): the directory of the
  * nearest package.json named "aetherium" above this module. A path relative to a module would
- * differ between the sources (src/domain/) and the bundle (dist/…), so modules ask here instead.
+ * differ between the sources (src/adapters/) and the bundle (dist/…), so modules ask here instead.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
