@@ -61,6 +61,8 @@ export interface RouteSpec {
   responses: Readonly<Record<number, z.ZodType>>;
   /** Error statuses beside COMMON_ERROR_STATUSES. */
   errors?: readonly number[];
+  /** Headers its success answers may carry, with what they mean. */
+  replyHeaders?: Readonly<Record<string, string>>;
   /** A WebSocket route: its messages are documented in the README, its refusals here. */
   websocket?: true;
 }
@@ -86,6 +88,9 @@ export const ROUTES = {
     querystring: waitQuery,
     headers: createVmHeaders,
     responses: { 200: vmCreated, 201: vmCreated, 202: vmCreated },
+    replyHeaders: {
+      'Idempotent-Replayed': '`true` when an earlier request with the same Idempotency-Key wrote the VM',
+    },
     errors: [409],
   }),
   listVms: route({

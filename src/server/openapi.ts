@@ -1,10 +1,14 @@
 /**
- * The OpenAPI document's last touches. @fastify/websocket hides WebSocket routes from the document;
- * they are part of the API all the same, so their handshake is added back from the contract table:
- * the query or path parameters it takes, `101 Switching Protocols`, and the refusals (the messages
- * after the upgrade are documented in the README).
+ * The OpenAPI document's last touches, from the contract table and the error catalogue:
+ * - @fastify/websocket hides WebSocket routes from the document; they are part of the API all the
+ *   same, so their handshake is added back: the query or path parameters it takes, `101 Switching
+ *   Protocols`, and the refusals (the messages after the upgrade are documented in the README);
+ * - each answer is described (the status, and for an error the codes it may carry) instead of
+ *   the generator's "Default Response", and the headers a route answers with are declared.
  */
+import { STATUS_CODES } from 'node:http';
 import { z } from 'zod';
+import { ERROR_CATALOGUE } from '../domain/index.ts';
 import { COMMON_ERROR_STATUSES } from '../contract/errors.ts';
 import { ROUTES, type RouteSpec } from '../contract/routes.ts';
 
@@ -46,4 +50,44 @@ export function withWebSocketRoutes<D extends { paths?: object }>(document: D): 
     };
   }
   return { ...document, paths };
+}
+
+/** "Not Found: `not_found` (no such VM, task or worker)", from the catalogue, for each error status. */
+function statusDescription(status: number): string {
+  const text = STATUS_CODES[status] ?? `HTTP ${status}`;
+  if (status < 400) return text;
+  const codes = Object.entries(ERROR_CATALOGUE)
+    .filter(([, entry]) => entry.status === status)
+    .map(([code, entry]) => `\`${code}\` (${entry.description})`);
+  return codes.length ? `${text}: ${codes.join('; ')}` : text;
+}
+
+type Operation = { responses?: Record<string, { description?: string; headers?: object }> };
+
+export function describeResponses<D extends { paths?: object }>(document: D): D {
+  const byOperation = new Map(
+    Object.entries(ROUTES as Record<string, RouteSpec>).map(([name, spec]) => [name, spec] as const),
+  );
+  for (const operations of Object.values(document.paths ?? {}) as Record<
+    string,
+    Operation & { operationId?: string }
+  >[]) {
+    for (const operation of Object.values(operations)) {
+      const spec = operation.operationId ? byOperation.get(operation.operationId) : undefined;
+      for (const [status, response] of Object.entries(operation.responses ?? {})) {
+        if (!response.description || response.description === 'Default Response') {
+          response.description = statusDescription(Number(status));
+        }
+        if (spec?.replyHeaders && status.startsWith('2')) {
+          response.headers = Object.fromEntries(
+            Object.entries(spec.replyHeaders).map(([name, description]) => [
+              name,
+              { description, schema: { type: 'string' } },
+            ]),
+          );
+        }
+      }
+    }
+  }
+  return document;
 }
