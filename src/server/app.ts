@@ -17,7 +17,7 @@ import {
 import type { Logger } from '../ports/logger.ts';
 import type { ApiDeps } from './api-deps.ts';
 import { edgeOptions, installErrorHandling } from './http-errors.ts';
-import { describeResponses, withWebSocketRoutes } from './openapi.ts';
+import { describeResponses, pruneUnusedComponents, withWebSocketRoutes } from './openapi.ts';
 import { eventRoutes } from './routes/events.ts';
 import { execStreamRoutes } from './routes/exec-stream.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -119,7 +119,8 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
     },
     transform: jsonSchemaTransform,
     // The shared shapes (Vm, Task, Worker, Error…) as components, referenced from every route.
-    transformObject: (document) => describeResponses(withWebSocketRoutes(jsonSchemaTransformObject(document))),
+    transformObject: (document) =>
+      pruneUnusedComponents(describeResponses(withWebSocketRoutes(jsonSchemaTransformObject(document)))),
   });
   await app.register(swaggerUi, { routePrefix: '/api/docs', staticCSP: true });
 

@@ -91,3 +91,25 @@ export function describeResponses<D extends { paths?: object }>(document: D): D 
   }
   return document;
 }
+
+/**
+ * The generator writes an input twin (`VmInput`, …) of every shared shape, though only answers use
+ * them: keep the components something references, so the document lists each shape once.
+ */
+export function pruneUnusedComponents<D extends { components?: object }>(document: D): D {
+  const { components, ...rest } = document;
+  const schemas = (components as { schemas?: Record<string, unknown> } | undefined)?.schemas;
+  if (!schemas) return document;
+  const used = new Set<string>();
+  const queue = [JSON.stringify(rest)];
+  while (queue.length) {
+    for (const [, name] of queue.pop()!.matchAll(/"#\/components\/schemas\/([^"]+)"/g)) {
+      if (name && !used.has(name)) {
+        used.add(name);
+        queue.push(JSON.stringify(schemas[name] ?? null));
+      }
+    }
+  }
+  const kept = Object.fromEntries(Object.entries(schemas).filter(([name]) => used.has(name)));
+  return { ...document, components: { ...components, schemas: kept } };
+}
