@@ -96,8 +96,8 @@ export function describeResponses<D extends { paths?: object }>(document: D): D 
  * The generator writes an input twin (`VmInput`, …) of every shared shape, though only answers use
  * them: keep the components something references, so the document lists each shape once.
  */
-export function pruneUnusedComponents<D extends { components?: object }>(document: D): D {
-  const { components, ...rest } = document;
+export function pruneUnusedComponents<D extends object>(document: D): D {
+  const { components, ...rest } = document as { components?: object };
   const schemas = (components as { schemas?: Record<string, unknown> } | undefined)?.schemas;
   if (!schemas) return document;
   const used = new Set<string>();
