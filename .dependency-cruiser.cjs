@@ -65,6 +65,36 @@ module.exports = {
       to: { path: '^src/adapters/' },
     },
     {
+      name: 'contract-only-domain',
+      severity: 'error',
+      comment:
+        'src/contract is the API contract the server and the SDK share: from src it may import only itself ' +
+        'and src/domain, so that the SDK can load it without any server code.',
+      from: { path: '^src/contract/' },
+      to: { path: '^src/', pathNot: '^src/(contract|domain)/' },
+    },
+    {
+      name: 'sdk-only-contract-and-domain',
+      severity: 'error',
+      comment:
+        'src/sdk is shipped to users as aetherium/sdk and loaded by the CLI on every call: from src it may ' +
+        'import only itself, src/contract and src/domain (never the server, the worker or the engines).',
+      from: { path: '^src/sdk/' },
+      to: { path: '^src/', pathNot: '^src/(sdk|contract|domain)/' },
+    },
+    {
+      name: 'sdk-small-packages',
+      severity: 'error',
+      comment:
+        'The SDK keeps its import cost small: of npm packages it uses only zod (the contract), ws (WebSockets, ' +
+        'loaded on first use) and yaml (the CLI configuration file).',
+      from: { path: '^src/(sdk|contract|domain)/' },
+      to: {
+        dependencyTypes: ['npm', 'npm-dev', 'npm-optional', 'npm-peer', 'npm-no-pkg', 'npm-unknown'],
+        pathNot: 'node_modules/(zod|ws|yaml|@types/ws|@types/node)/',
+      },
+    },
+    {
       name: 'src-not-tests-or-bench',
       severity: 'error',
       comment:

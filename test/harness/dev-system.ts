@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
 import { startDev, type DevSystem } from '../../src/runtime/dev.ts';
+import type { LogBuffer } from '../../src/runtime/log-buffer.ts';
 import { type Logger, silentLogger } from '../../src/runtime/logger.ts';
 import { carryKey, type Inject } from './auth.ts';
 
@@ -28,6 +29,8 @@ export interface TestSystemOptions {
   agentCaFingerprint?: string;
   /** Where the system logs (default: nowhere), for tests that read what it wrote. */
   log?: Logger;
+  /** The local worker's log buffer, served by `GET /workers/{id}/logs` (default: none, that route is 404). */
+  logs?: LogBuffer;
 }
 
 export async function startTestSystem(
@@ -59,7 +62,10 @@ export async function startTestSystem(
       },
     },
   });
-  const system = await startDev(config, options.log ?? silentLogger, { listen: false });
+  const system = await startDev(config, options.log ?? silentLogger, {
+    listen: false,
+    ...(options.logs ? { logs: options.logs } : {}),
+  });
   if (options.agentCaFingerprint) system.controlPlane.agentCa = { fingerprint: options.agentCaFingerprint };
   const app = system.controlPlane.http;
   await app.ready();
