@@ -47,6 +47,16 @@ const app = Fastify().withTypeProvider<ZodTypeProvider>();
 app.get('/workers/:id/vms', { schema: fastifySchema('listWorkerVms') }, async (request) => (${answer}));
 `;
 
+const sdkReader = (read: string) => `
+import { Aetherium } from '../src/sdk/index.ts';
+
+const client = new Aetherium({ apiUrl: 'http://127.0.0.1:1', token: 'x' });
+export async function read(): Promise<string> {
+  const answer = await client.workers.vms('w1');
+  return ${read};
+}
+`;
+
 describe('the contract at compile time', () => {
   it('accepts a handler that answers the declared shape', () => {
     expect(diagnosticsOf(handler('{ worker_id: request.params.id, vms: [], total: 0 }'))).toEqual([]);
@@ -60,5 +70,10 @@ describe('the contract at compile time', () => {
   it('refuses a handler whose answer changed a field’s type', () => {
     const errors = diagnosticsOf(handler('{ worker_id: request.params.id, vms: [], total: "none" }'));
     expect(errors.join('\n')).toMatch(/total|string.*number/);
+  }, 60_000);
+
+  it('types SDK answers from the contract: a field it has reads, one it has not fails', () => {
+    expect(diagnosticsOf(sdkReader('answer.worker_id + answer.vms[0]!.created_at.toISOString()'))).toEqual([]);
+    expect(diagnosticsOf(sdkReader('answer.workerId')).join('\n')).toMatch(/workerId/);
   }, 60_000);
 });
