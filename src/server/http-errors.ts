@@ -100,7 +100,9 @@ function shapedBody(err: unknown): { code: ErrorCode; message: string } | null {
 export function installErrorHandling(app: FastifyInstance): void {
   installInputGuard(app);
   app.setErrorHandler((err: FastifyError, request, reply) => {
-    if (isTransientEngineError(err)) {
+    // Ours first: an `unavailable` we raised says which engine and what to do (the JWKS, a
+    // worker's channel); only an engine's own error gets the generic message.
+    if (isTransientEngineError(err) && !(err instanceof AetheriumError)) {
       request.log.warn({ err: err.message }, 'engine unavailable');
       return reply
         .status(503)
@@ -114,6 +116,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     }
     if (err instanceof AetheriumError) {
       if (err.status >= 500) request.log.error({ err }, 'request failed');
+      if (err.code === 'unavailable') void reply.header('retry-after', '2');
       return reply.status(err.status).send(err.toJSON());
     }
     if (hasZodFastifySchemaValidationErrors(err)) {
