@@ -89,6 +89,30 @@ describe('RedisEventBus on Redis only', () => {
     expect(await b.replay(published[4]!.id)).toEqual({ events: published.slice(5) });
   });
 
+  it("latestId on one instance sees the other's publishes at once, and on an instance that saw none", async () => {
+    const key = newKey();
+    const a = bus(redis().url, key);
+    const b = bus(redis().url, key);
+    await Promise.all([a.ready(), b.ready()]);
+    expect(await a.latestId()).toBeNull();
+    expect(await b.latestId()).toBeNull();
+    const first = await a.publish(sampleEvent(0, 'vm.created'));
+    expect(await b.latestId()).toBe(first.id);
+    const second = await b.publish(sampleEvent(1, 'vm.created'));
+    expect(await a.latestId()).toBe(second.id);
+    const together = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => (i % 2 ? a : b).publish(sampleEvent(i, 'vm.deleted'))),
+    );
+    const top = Math.max(...together.map((e) => e.id));
+    expect(await a.latestId()).toBe(top);
+    expect(await b.latestId()).toBe(top);
+    // A third instance, started after all of it, with nothing delivered to it.
+    const c = bus(redis().url, key);
+    await c.ready();
+    expect(await c.latestId()).toBe(top);
+    expect(await c.replay(top)).toEqual({ events: [] });
+  });
+
   it('1,000 events published at once from two instances reach every subscriber on both once, in id order', async () => {
     const key = newKey();
     const a = bus(redis().url, key);
@@ -161,6 +185,8 @@ describe('RedisEventBus on Redis only', () => {
       expect(onA).toEqual([...before, first, second]);
       expect(onB).toEqual([...before, first, second]);
 
+      // The newest id did not go back with the data either.
+      expect(await a.latestId()).toBe(second.id);
       // The events before the restart are gone: resuming from before them is a gap.
       expect(await b.replay(before[1]!.id)).toEqual({ gap: true, oldest: first.id });
       expect(await b.replay(before.at(-1)!.id)).toEqual({ events: [first, second] });
@@ -193,9 +219,10 @@ describe('RedisEventBus on Redis only', () => {
     } finally {
       admin.disconnect();
     }
-    // So an instance that saw none of the lost ids does not reuse them.
+    // So an instance that saw none of the lost ids does not reuse them, nor tell an older newest id.
     const b = bus(redis().url, key);
     await b.ready();
+    expect(await b.latestId()).toBe(before.at(-1)!.id);
     const next = await b.publish(sampleEvent(1000, 'worker.updated'));
     expect(next.id).toBeGreaterThan(before.at(-1)!.id);
     await eventually(() => expect(onA).toEqual([...before, next]), 10_000);
@@ -215,6 +242,8 @@ describe('RedisEventBus on Redis only', () => {
     } finally {
       admin.disconnect();
     }
+    // The stream still says where it stands.
+    expect(await b.latestId()).toBe(before[1]!.id);
     const next = await b.publish(sampleEvent(0, 'vm.deleted'));
     expect(next.id).toBe(before[1]!.id + 1);
     await eventually(() => expect(onA).toEqual([...before, next]));

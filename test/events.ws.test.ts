@@ -1,7 +1,8 @@
 /**
  * The live event stream over WebSocket, on two control-plane replicas sharing Postgres and Redis:
  * resume after random disconnects (every event exactly once, in order), fan-out across replicas,
- * filters, the gap message, and a stalled client cut off without slowing the others.
+ * filters, the hello and position messages, the gap message, and a stalled client cut off without
+ * slowing the others.
  */
 import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +18,7 @@ beforeAll(async () => {
     replicas: 2,
     agents: [{ id: 'ew1' }],
     listen: true,
-    config: { events: { retention: 20_000, max_buffered_bytes: 256 * 1024 } },
+    config: { events: { retention: 20_000, max_buffered_bytes: 256 * 1024, position_interval: '300ms' } },
   });
 }, 120_000);
 
@@ -60,6 +61,8 @@ function connectWithSocket(url: string): Promise<{ ws: WebSocket; socket: Socket
 /** What the server sends: events, and control messages (which have no id). */
 type StreamMessage =
   | ClusterEvent
+  | { type: 'hello'; since: number | null; last_id: number }
+  | { type: 'position'; last_id: number }
   | { type: 'gap'; since: number; oldest: number | null; message: string }
   | { type: 'subscribed'; topics: string[]; worker_id: string | null; vm_id: string | null };
 
@@ -67,6 +70,12 @@ const isEvent = (message: StreamMessage): message is ClusterEvent => 'id' in mes
 
 /** A listener that keeps the events of the stream (and drops control messages). */
 const into = (events: ClusterEvent[]) => (message: StreamMessage) => void (isEvent(message) && events.push(message));
+
+const POSITION_INTERVAL_MS = 300;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The newest id in the cluster, as a replica's bus tells it. */
+const latestId = (replica = 0) => c.replicas[replica]!.ledger.events.latestId();
 
 const vmIdOf = (event: ClusterEvent) => ('vm_id' in event.data ? event.data.vm_id : undefined);
 
@@ -184,6 +193,108 @@ describe('event stream', () => {
     for (const ws of [all, onlyVms, byKey]) ws.close();
   }, 60_000);
 
+  it('opens with a hello carrying the newest id in the cluster (on the other replica too), before any event', async () => {
+    const published = await publish(1, -20); // through replica B, read on replica A
+    const messages: StreamMessage[] = [];
+    const ws = await connect(wsUrl(0, 'topics=task'), (m) => messages.push(m));
+    ws.send(JSON.stringify({ type: 'subscribe', topics: ['task'] })); // answered after the hello
+    await expect.poll(() => messages.length).toBeGreaterThanOrEqual(2);
+    const [hello, subscribed] = messages;
+    expect(hello).toMatchObject({ type: 'hello', since: null });
+    expect(Object.keys(hello!).sort()).toEqual(['last_id', 'since', 'type']);
+    const lastId = hello?.type === 'hello' ? hello.last_id : -1;
+    expect(lastId).toBeGreaterThanOrEqual(published.id);
+    expect(lastId).toBeLessThanOrEqual((await latestId(1))!);
+    expect(subscribed).toMatchObject({ type: 'subscribed', topics: ['task'] });
+
+    // Every event after it has a greater id, and the ones published now all come.
+    const after = [await publish(1, -21), await publish(0, -22), await publish(1, -23)];
+    await expect.poll(() => messages.filter(isEvent).map(sampleNumber)).toEqual([-21, -22, -23]);
+    for (const event of messages.filter(isEvent)) expect(event.id).toBeGreaterThan(lastId);
+    expect(messages.filter(isEvent).map((e) => e.id)).toEqual(after.map((e) => e.id));
+    expect(messages.filter((m) => m.type === 'hello')).toHaveLength(1);
+    ws.close();
+  }, 30_000);
+
+  it('a client that drops before its first event resumes from the hello without loss', async () => {
+    const first: StreamMessage[] = [];
+    const ws = await connect(wsUrl(0, 'topics=task'), (m) => first.push(m));
+    await expect.poll(() => first.length).toBe(1);
+    const hello = first[0]!;
+    if (hello.type !== 'hello') throw new Error(`expected a hello, got ${JSON.stringify(hello)}`);
+    ws.terminate();
+    // Published while the client is away, through both replicas.
+    for (let n = 0; n < 6; n++) await publish(n % 2, -30 - n);
+    const again: StreamMessage[] = [];
+    const resumed = await connect(wsUrl(1, `topics=task&since=${hello.last_id}`), (m) => again.push(m));
+    await expect.poll(() => again.filter(isEvent).length).toBe(6);
+    expect(again[0]).toMatchObject({ type: 'hello', since: hello.last_id });
+    expect((again[0] as { last_id: number }).last_id).toBeGreaterThanOrEqual(hello.last_id + 6);
+    expect(again.filter(isEvent).map(sampleNumber)).toEqual([-30, -31, -32, -33, -34, -35]);
+    resumed.close();
+  }, 30_000);
+
+  it('with since, the hello says so and comes before the backlog', async () => {
+    const [a, b, c2] = [await publish(0, -40), await publish(1, -41), await publish(0, -42)];
+    const messages: StreamMessage[] = [];
+    const ws = await connect(wsUrl(1, `topics=task&since=${a.id}`), (m) => messages.push(m));
+    await expect.poll(() => messages.length).toBe(3);
+    expect(messages[0]).toMatchObject({ type: 'hello', since: a.id });
+    expect((messages[0] as { last_id: number }).last_id).toBeGreaterThanOrEqual(c2.id);
+    expect(messages.slice(1)).toEqual([b, c2]);
+    ws.close();
+  }, 30_000);
+
+  it('tells a filtered client its position for the events it skipped, at most once per interval', async () => {
+    const filtered: { at: number; message: StreamMessage }[] = [];
+    const everything: StreamMessage[] = [];
+    // A filter nothing published here matches (the task events name no worker).
+    const ws = await connect(wsUrl(0, 'worker_id=nobody'), (message) => filtered.push({ at: Date.now(), message }));
+    const all = await connect(wsUrl(0), (m) => everything.push(m));
+    await expect.poll(() => filtered.length + everything.length).toBe(2); // the two hellos
+    const hello = filtered[0]!.message as { type: 'hello'; last_id: number };
+    expect(hello.type).toBe('hello');
+    // Nothing skipped yet: no position.
+    await sleep(POSITION_INTERVAL_MS * 2);
+    expect(filtered).toHaveLength(1);
+
+    // Task events for 1.5 s, through both replicas.
+    let last: ClusterEvent | undefined;
+    const until = Date.now() + 1500;
+    for (let n = 0; Date.now() < until; n++) {
+      last = await publish(n % 2, -50);
+      await sleep(10);
+    }
+    await expect.poll(() => (filtered.at(-1)!.message as { last_id?: number }).last_id).toBe(last!.id);
+    const positions = filtered.slice(1);
+    expect(positions.every(({ message }) => message.type === 'position')).toBe(true);
+    expect(positions.length).toBeGreaterThanOrEqual(3);
+    // Each step forward, never more often than the interval (a little slack for the network).
+    const seen = positions.map(({ message }) => (message as { last_id: number }).last_id);
+    for (let i = 1; i < seen.length; i++) expect(seen[i]!).toBeGreaterThan(seen[i - 1]!);
+    expect(seen[0]!).toBeGreaterThan(hello.last_id);
+    for (let i = 1; i < positions.length; i++)
+      expect(positions[i]!.at - positions[i - 1]!.at).toBeGreaterThanOrEqual(POSITION_INTERVAL_MS - 60);
+    expect(positions.length).toBeLessThanOrEqual(Math.ceil(1500 / POSITION_INTERVAL_MS) + 2);
+    // Resuming from the last position on the other replica: none of the skipped events, only what is new.
+    const resumeAt = seen.at(-1)!;
+    ws.close();
+    const fresh = await publish(1, -51);
+    const resumedMessages: StreamMessage[] = [];
+    const resumed = await connect(wsUrl(1, `since=${resumeAt}`), (m) => resumedMessages.push(m));
+    await expect.poll(() => resumedMessages.filter(isEvent).length).toBe(1);
+    expect(resumedMessages.filter(isEvent)[0]!.id).toBe(fresh.id);
+    resumed.close();
+
+    // Idle again: no more positions. And a client that gets every event never needs one.
+    const count = filtered.length;
+    await sleep(POSITION_INTERVAL_MS * 2);
+    expect(filtered).toHaveLength(count);
+    expect(everything.filter((m) => m.type === 'position')).toEqual([]);
+    expect(everything.filter(isEvent).at(-1)?.id).toBe(fresh.id);
+    all.close();
+  }, 30_000);
+
   it('answers a `since` older than the retention window with a gap message, then goes live', async () => {
     // Push the first events out of the window (retention 20,000, trimmed approximately by Redis).
     for (let i = 0; i < 24_000; i += 500) await Promise.all(Array.from({ length: 500 }, () => publish(1, -4)));
@@ -192,10 +303,15 @@ describe('event stream', () => {
     await new Promise((r) => setTimeout(r, 300));
     await publish(0, -3);
     await new Promise((r) => setTimeout(r, 300));
-    const [first, ...rest] = messages;
+    const [hello, first, ...rest] = messages;
+    expect(hello).toMatchObject({ type: 'hello', since: 1 });
     expect(first).toMatchObject({ type: 'gap', since: 1 });
     expect(first?.type === 'gap' ? first.message : null).toMatch(/resync/);
-    expect(rest.map((m) => (isEvent(m) ? sampleNumber(m) : m.type))).toEqual([-3]);
+    // After the gap the position moves past the lost events (a `position` may say so).
+    const oldest = first?.type === 'gap' ? first.oldest! : 0;
+    for (const m of rest.filter((m) => m.type === 'position'))
+      expect(m).toEqual({ type: 'position', last_id: oldest - 1 });
+    expect(rest.filter((m) => m.type !== 'position').map((m) => (isEvent(m) ? sampleNumber(m) : m.type))).toEqual([-3]);
     ws.close();
   }, 60_000);
 

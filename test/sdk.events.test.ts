@@ -1,19 +1,23 @@
 /**
  * `client.events.subscribe` against a real embedded system on a loopback port: events delivered in
  * order, a resume after the server drops the connection (abruptly, or closing it) with no event
- * lost or delivered twice, `onGap` when the history was lost (a tiny retention), the async
- * iterator, and refused credentials ending the subscription.
+ * lost or delivered twice — also before the first event, from the hello's position, and for a
+ * filtered subscription from the server's `position` —, `onOpen` in line with the events, `onGap`
+ * when the history was lost (a tiny retention), the async iterator, refused credentials ending
+ * the subscription, and a server too old to send a hello.
  */
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocketServer } from 'ws';
 import type { ClusterEvent, NewEvent } from '../src/domain/index.ts';
-import type { Gap } from '../src/sdk/index.ts';
+import type { Gap, OpenInfo } from '../src/sdk/index.ts';
 import { type SdkTestSystem, startSdkSystem } from './harness/sdk-system.ts';
 import { sampleEvent, sampleNumber } from './harness/sample-events.ts';
 
 let t: SdkTestSystem;
 
 beforeAll(async () => {
-  t = await startSdkSystem({ events: { retention: 100 } });
+  t = await startSdkSystem({ events: { retention: 100, position_interval: '200ms' } });
 });
 
 afterAll(async () => {
@@ -21,6 +25,7 @@ afterAll(async () => {
 });
 
 const publish = (event: NewEvent) => t.system.engines.events.publish(event);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** A task.completed carrying `n` (see harness/sample-events.ts). */
 const publishN = (n: number) => publish(sampleEvent(n, 'task.completed'));
 
@@ -103,6 +108,73 @@ describe('events.subscribe', () => {
     await sub.closed;
   });
 
+  it('a subscription without since that drops before any event resumes from the hello: nothing lost', async () => {
+    const received: number[] = [];
+    const opens: OpenInfo[] = [];
+    const sub = t.client().events.subscribe({ topics: ['task'] }, (e) => void received.push(sampleNumber(e)), {
+      onOpen: (info) => void opens.push(info),
+      maxBackoffMs: 200,
+    });
+    await expect.poll(() => opens.length).toBe(1);
+    const latest = (await t.system.engines.events.latestId()) ?? 0;
+    expect(opens[0]).toEqual({ since: null, lastId: latest, reconnect: false });
+    expect(sub.lastId).toBe(latest);
+    // The server drops it before any event; events are published while it is away.
+    for (const socket of serverSockets()) socket.terminate();
+    const published: ClusterEvent[] = [];
+    for (let n = 0; n < 5; n++) published.push(await publishN(900 + n));
+    expect(opens).toHaveLength(1); // still away (the first retry waits 125 ms at least)
+    await expect.poll(() => opens.length, { timeout: 5000 }).toBe(2);
+    expect(opens[1]).toMatchObject({ since: latest, reconnect: true });
+    expect(opens[1]!.lastId).toBeGreaterThanOrEqual(published.at(-1)!.id);
+    await expect.poll(() => received).toEqual([900, 901, 902, 903, 904]);
+    expect(sub.lastId).toBe(published.at(-1)!.id);
+    await sub[Symbol.asyncDispose]();
+  });
+
+  it('a filtered subscription resumes from the position the server sent, not from where it started', async () => {
+    const received: number[] = [];
+    const opens: OpenInfo[] = [];
+    const gaps: Gap[] = [];
+    const sub = t.client().events.subscribe({ topics: ['task'] }, (e) => void received.push(sampleNumber(e)), {
+      onOpen: (info) => void opens.push(info),
+      onGap: (gap) => gaps.push(gap),
+      maxBackoffMs: 200,
+    });
+    await expect.poll(() => opens.length).toBe(1);
+    const started = sub.lastId!;
+    // More events than the server retains (100), none of them for this filter.
+    let last!: ClusterEvent;
+    for (let n = 0; n < 150; n++) last = await publish(sampleEvent(n, 'vm.deleted'));
+    await expect.poll(() => sub.lastId, { timeout: 3000 }).toBe(last.id); // a `position`
+    expect(received).toEqual([]);
+    for (const socket of serverSockets()) socket.terminate();
+    for (let n = 0; n < 3; n++) await publishN(950 + n);
+    await expect.poll(() => opens.length, { timeout: 5000 }).toBe(2);
+    expect(opens[1]!.since).toBe(last.id);
+    expect(opens[1]!.since).toBeGreaterThan(started);
+    await expect.poll(() => received).toEqual([950, 951, 952]);
+    // From where it started the 150 would have been a gap (retention 100): from its position, none.
+    await sleep(100);
+    expect(gaps).toEqual([]);
+    await sub[Symbol.asyncDispose]();
+  });
+
+  it('onOpen runs before the events of its connection, and its promise is awaited (load state, then apply changes)', async () => {
+    const log: string[] = [];
+    const sub = t.client().events.subscribe({ topics: ['task'] }, (e) => void log.push(`event ${sampleNumber(e)}`), {
+      onOpen: async ({ lastId }) => {
+        log.push(`open ${lastId === sub.lastId}`);
+        await publishN(960); // a change while the state loads over REST
+        await t.client().cluster.stats();
+        await sleep(50);
+        log.push('loaded');
+      },
+    });
+    await expect.poll(() => log).toEqual(['open true', 'loaded', 'event 960']);
+    await sub[Symbol.asyncDispose]();
+  });
+
   it('calls onGap when the events since the last one delivered are no longer retained', async () => {
     const received: number[] = [];
     const gaps: Gap[] = [];
@@ -163,6 +235,49 @@ describe('events.subscribe', () => {
     expect(got).toEqual([800, 801]);
     await stream.closed;
     await expect.poll(() => serverSockets().length).toBe(0);
+  });
+
+  it('from a server too old to send a hello: onOpen without a position, events as before', async () => {
+    const old = new WebSocketServer({ host: '127.0.0.1', port: 0, handleProtocols: () => 'aetherium.v1' });
+    await new Promise<void>((resolve) => old.once('listening', resolve));
+    const apiUrl = `http://127.0.0.1:${(old.address() as AddressInfo).port}`;
+    let sendEvent = true;
+    old.on('connection', (socket) => {
+      if (!sendEvent) return;
+      socket.send(
+        `${JSON.stringify({ id: 7, type: 'task.completed', timestamp: new Date().toISOString(), data: {} })}`,
+      );
+    });
+    try {
+      const log: string[] = [];
+      const opens: OpenInfo[] = [];
+      const first = t.client(undefined, { apiUrl }).events.subscribe({}, (e) => void log.push(`event ${e.id}`), {
+        onOpen: (info) => {
+          opens.push(info);
+          log.push('open');
+        },
+      });
+      await expect.poll(() => log).toEqual(['open', 'event 7']);
+      expect(opens).toEqual([{ since: null, lastId: null, reconnect: false }]);
+      expect(first.lastId).toBe(7);
+      first.close();
+
+      // Nothing at all: onOpen after a second.
+      sendEvent = false;
+      const at = Date.now();
+      const quiet: OpenInfo[] = [];
+      const second = t.client(undefined, { apiUrl }).events.subscribe({}, () => undefined, {
+        onOpen: (info) => void quiet.push(info),
+      });
+      await expect.poll(() => quiet.length, { timeout: 3000 }).toBe(1);
+      expect(Date.now() - at).toBeGreaterThanOrEqual(900);
+      expect(quiet[0]).toEqual({ since: null, lastId: null, reconnect: false });
+      expect(second.lastId).toBeNull();
+      await second[Symbol.asyncDispose]();
+    } finally {
+      for (const socket of old.clients) socket.terminate();
+      await new Promise((resolve) => old.close(resolve));
+    }
   });
 
   it('refused credentials end the subscription (no retry loop)', async () => {

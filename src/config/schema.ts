@@ -201,6 +201,8 @@ export const configSchema = z
         retention: z.number().int().min(100).default(10_000),
         /** WebSocket clients are pinged this often; one that misses a pong is dropped. */
         ping_interval: duration('15s'),
+        /** A client whose filter skipped events is told its position (`{ type: 'position' }`) at most this often. */
+        position_interval: duration('5s'),
         /** A client whose unsent backlog passes this many bytes is cut off (close code 4008). */
         max_buffered_bytes: z
           .number()

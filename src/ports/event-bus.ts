@@ -15,5 +15,11 @@ export interface EventBus {
   subscribe(listener: EventListener): () => void;
   /** Every retained event with an id strictly greater than `afterId`, or a gap when some were dropped. */
   replay(afterId: number, limit?: number): Promise<Replay>;
+  /**
+   * The id of the newest event published in the cluster (through any instance), or null when none
+   * ever was. Every event published after this answer has a greater id, and `replay(latestId())`
+   * gives exactly those: where a client that starts now can resume from without loss.
+   */
+  latestId(): Promise<number | null>;
   close(): Promise<void>;
 }

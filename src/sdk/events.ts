@@ -5,9 +5,11 @@
  * has the events since then (`{ type: 'gap' }`: the retention window passed), `onGap` is called:
  * resync what you track from the REST API, then carry on with the live events that follow.
  *
- * Until the first event arrives there is no position to resume from: a subscription started
- * without `since` that loses its connection before any event resumes live. Give `since` (an id you
- * saw) to close that window.
+ * The position: the server opens every connection with `{ type: 'hello', since, last_id }` (the
+ * newest event in the cluster) and tells a filtered client how far its filter has skipped with
+ * `{ type: 'position', last_id }`. A subscription started without `since` resumes after the hello's
+ * `last_id`, a newer position, or the last event delivered, whichever is newest: even one that
+ * drops before its first event loses nothing. `lastId` and `onOpen` expose it.
  *
  * Close codes of the server: 1000/1001 (shutting down), 1011 (backlog unreadable), 4008 (this
  * client read too slowly) and a lost connection are retried; 4400 (a message the server refused)
@@ -50,17 +52,37 @@ export interface SubscribeOptions {
    * itself, a handler that threw); false: it ended (refused credentials, a refused message).
    */
   onError?: (error: ApiError | Error, info: { willRetry: boolean }) => void;
-  /** Each time a connection is open (the first, and every reconnect), with the id it resumed after. */
-  onOpen?: (info: { since: number | null; reconnect: boolean }) => void;
+  /**
+   * Each time a connection is open and the server said where the stream stands (its hello): the
+   * first, and every reconnect. In line with the handler: it runs after every event of the
+   * previous connection was handled and before any of this one; a promise it returns is awaited
+   * first (load state over REST here, and the handler gets the changes after it).
+   */
+  onOpen?: (info: OpenInfo) => unknown;
   /** The longest pause between two reconnects, in ms (default 10 s). */
   maxBackoffMs?: number;
   signal?: AbortSignal;
 }
 
+export interface OpenInfo {
+  /** The id this connection resumed after (`since`), or null: it starts right after `lastId`. */
+  since: number | null;
+  /**
+   * The newest event id in the cluster when the connection opened (0: none yet; null: a server too
+   * old to say). Without `since`, every event that follows has a greater id.
+   */
+  lastId: number | null;
+  reconnect: boolean;
+}
+
 export type EventHandler = (event: ClusterEvent) => void | Promise<void>;
 
 export interface Subscription extends AsyncDisposable {
-  /** The id of the last event delivered (where a reconnect resumes), or null. */
+  /**
+   * Where a reconnect resumes (`since`): the last event delivered, or the stream's position when
+   * that is newer (the hello's `last_id` for a subscription started without `since`, a `position`
+   * the server sent for events the filter skipped). Null until the first connection says.
+   */
   readonly lastId: number | null;
   /** Resolves once the subscription has ended (close(), the signal, or a failure it cannot retry). */
   readonly closed: Promise<void>;
@@ -68,6 +90,19 @@ export interface Subscription extends AsyncDisposable {
 }
 
 const FATAL_CLOSE = new Set([4400, 4401, 4403]);
+/** A server too old to send a hello: onOpen is called at its first message, or after this long. */
+const HELLO_WAIT_MS = 1000;
+
+const isId = (value: unknown): value is number =>
+  typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+
+/** One connection of the subscription, until its hello. */
+interface Connection {
+  since: number | null;
+  reconnect: boolean;
+  greeted: boolean;
+  timer: NodeJS.Timeout | null;
+}
 
 export function subscribe(
   transport: Transport,
@@ -97,6 +132,26 @@ export function subscribe(
   options.signal?.addEventListener('abort', stop, { once: true });
   if (options.signal?.aborted) stop();
 
+  /** The stream stands at `id` (everything up to it delivered or skipped): resume after it. */
+  const advance = (id: number) => {
+    if (lastId === null || id > lastId) lastId = id;
+  };
+
+  const opened = (conn: Connection, latest: number | null) => {
+    if (conn.greeted) return;
+    conn.greeted = true;
+    if (conn.timer) clearTimeout(conn.timer);
+    const info: OpenInfo = { since: conn.since, lastId: latest, reconnect: conn.reconnect };
+    chain = chain.then(async () => {
+      if (stopped) return;
+      try {
+        await options.onOpen?.(info);
+      } catch (err) {
+        options.onError?.(err as Error, { willRetry: true });
+      }
+    });
+  };
+
   const deliver = (event: ClusterEvent) => {
     // Never twice: a resume replays from `since`, and anything at or below it was delivered.
     if (lastId !== null && event.id <= lastId) return;
@@ -111,11 +166,25 @@ export function subscribe(
     });
   };
 
-  const onMessage = (message: Record<string, unknown>) => {
+  // Messages may arrive before openSocket's promise settles (with the upgrade): the connection's
+  // state is made before it is opened.
+  const onMessage = (conn: Connection, message: Record<string, unknown>) => {
     if (stopped) return;
+    if (message.type === 'hello') {
+      const latest = isId(message.last_id) ? message.last_id : null;
+      // Without `since` the stream starts after `last_id`; with it, the backlog after `since` follows.
+      if (latest !== null && (message.since === null || message.since === undefined)) advance(latest);
+      opened(conn, latest);
+      return;
+    }
+    opened(conn, null); // a server that sends no hello
     if (typeof message.id === 'number' && typeof message.type === 'string') {
       failures = 0;
       deliver(message as unknown as ClusterEvent);
+      return;
+    }
+    if (message.type === 'position') {
+      if (isId(message.last_id)) advance(message.last_id);
       return;
     }
     if (message.type === 'gap') {
@@ -124,7 +193,7 @@ export function subscribe(
         if (!stopped) options.onGap?.(gap);
       });
     }
-    // `subscribed` acknowledgements need nothing.
+    // `subscribed` acknowledgements need nothing; other types are a newer server's.
   };
 
   const query = () => {
@@ -154,21 +223,25 @@ export function subscribe(
   const connect = () => {
     retryTimer = null;
     if (stopped) return;
-    const since = lastId;
-    openSocket(transport, `/events${query()}`, onMessage, { signal: options.signal })
+    const conn: Connection = { since: lastId, reconnect: connections > 0, greeted: false, timer: null };
+    openSocket(transport, `/events${query()}`, (message) => onMessage(conn, message), { signal: options.signal })
       .then((socket) => {
         if (stopped) return void socket.close(1000);
         ws = socket;
-        options.onOpen?.({ since, reconnect: connections > 0 });
         connections++;
+        if (!conn.greeted) {
+          conn.timer = setTimeout(() => opened(conn, null), HELLO_WAIT_MS);
+          conn.timer.unref();
+        }
         socket.on('error', () => undefined); // the close that follows says it
         socket.on('close', (code, reason) => {
           ws = null;
+          if (conn.timer) clearTimeout(conn.timer);
           if (stopped) return;
           const why = `the event stream closed (${code}${reason.length ? `: ${reason}` : ''})`;
           if (FATAL_CLOSE.has(code)) return fail(new ProtocolError(why, { details: { close_code: code } }));
           retry(
-            new ProtocolError(`${why}; reconnecting after event ${lastId ?? 'none'}`, {
+            new ProtocolError(`${why}; reconnecting after id ${lastId ?? 'none'}`, {
               details: { close_code: code },
             }),
           );

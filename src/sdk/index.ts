@@ -8,7 +8,7 @@ export { DEFAULT_API_URL, DEFAULT_REQUEST_TIMEOUT_MS } from './settings.ts';
 export { Vm, Vms } from './vms.ts';
 export type { CreateOptions, CreateProgress, RunOptions, TaskActionOptions, WaitUntil } from './vms.ts';
 export type { ExecOptions, ExecResult, StdinSource } from './exec.ts';
-export type { EventFilter, EventHandler, Gap, SubscribeOptions, Subscription, Topic } from './events.ts';
+export type { EventFilter, EventHandler, Gap, OpenInfo, SubscribeOptions, Subscription, Topic } from './events.ts';
 export { Audit, Cluster, Schedule, Tasks, Tokens, Workers } from './resources.ts';
 export type { LogFollow, Signal, WaitOptions } from './resources.ts';
 export type { CallOptions, RestRouteName, RouteAnswer, RouteInput, RouteOutput } from './call.ts';

@@ -149,7 +149,11 @@ export class ControlPlane extends Service {
     this.workers = new WorkerService(drainDeps, wake);
     const events = config.events;
     this.hub = config.api_gateway.enable_websocket
-      ? new EventHub(deps.events, { maxBufferedBytes: events.max_buffered_bytes, pingIntervalMs: events.ping_interval })
+      ? new EventHub(deps.events, {
+          maxBufferedBytes: events.max_buffered_bytes,
+          pingIntervalMs: events.ping_interval,
+          positionIntervalMs: events.position_interval,
+        })
       : null;
     const agent = deps.agent ?? null;
     this.agentServer = agent

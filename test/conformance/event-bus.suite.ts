@@ -195,6 +195,38 @@ export function eventBusConformance(label: string, make: () => Promise<EventBus>
         expect(kept.length).toBeGreaterThanOrEqual(1);
         expect(await bus.replay(oldest - 1, 1000)).toEqual({ events: kept });
         expect(await bus.replay(last - 10)).toEqual({ events: published.slice(-10) });
+        // Trimming the window does not move the newest id.
+        expect(await bus.latestId()).toBe(last);
+      },
+      TEST_TIMEOUT,
+    );
+
+    it(
+      'tells the newest id: null before any publish, then the last one published',
+      async () => {
+        const bus = await open();
+        expect(await bus.latestId()).toBeNull();
+        const { events, stop } = record(bus);
+        let last: ClusterEvent | undefined;
+        for (let i = 0; i < 5; i++) {
+          last = await bus.publish(event(i));
+          // As soon as publish returns: no waiting for the delivery.
+          expect(await bus.latestId()).toBe(last.id);
+        }
+        const together = await Promise.all(Array.from({ length: 20 }, (_, i) => bus.publish(event(5 + i))));
+        const latest = await bus.latestId();
+        expect(latest).toBe(Math.max(...ids(together)));
+        // It is a position: nothing retained is after it, and what comes next is.
+        expect(await bus.replay(latest!)).toEqual({ events: [] });
+        const next = await bus.publish(event(25));
+        expect(next.id).toBeGreaterThan(latest!);
+        expect(await bus.replay(latest!)).toEqual({ events: [next] });
+        expect(await bus.latestId()).toBe(next.id);
+        // Reading it changes nothing for subscribers.
+        await eventually(() => expect(events).toHaveLength(26));
+        stop();
+        await sleep(50);
+        expect(await bus.latestId()).toBe(next.id);
       },
       TEST_TIMEOUT,
     );

@@ -39,6 +39,10 @@ export class MemoryEventBus implements EventBus {
     return { events: this.retained.filter((e) => e.id > afterId).slice(0, limit) };
   }
 
+  async latestId(): Promise<number | null> {
+    return this.lastId === 0 ? null : this.lastId;
+  }
+
   async close(): Promise<void> {
     this.listeners.clear();
   }

@@ -20,6 +20,11 @@
  * the retention window, or lost with Redis' data), it answers `{ gap: true, oldest }` with the
  * oldest id still retained (null when none), and the client must resynchronise from the store.
  *
+ * Latest id: the greatest of the counter, the stream's last id and this instance's floor (below),
+ * read by one script. The counter is raised in the same script that adds the entry, so every id at
+ * or below the answer is in the stream already (or was trimmed, or lost with Redis' data), and every
+ * later publish gets a greater one.
+ *
  * Redis restarts. Every connection reconnects forever (backoff capped at 2 s); the loop then reads on
  * after the last id it delivered (an XREAD that spanned a reconnection is thrown away and read
  * again, so nothing is delivered twice). What happens to the data depends on Redis' persistence:
@@ -140,6 +145,12 @@ if seq < top then redis.call('SET', KEYS[2], top) end
 return { epoch, last, lost }
 `;
 
+/** KEYS: stream, seq. ARGV: floor. Returns the newest id issued (0 when none). */
+const LATEST_LUA = `${LAST_ID_LUA}
+local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
+return math.max(seq, lastId(KEYS[1]), tonumber(ARGV[1]))
+`;
+
 interface Deferred {
   promise: Promise<void>;
   resolve: () => void;
@@ -209,6 +220,7 @@ export class RedisEventBus implements EventBus {
     this.client = createRedis(options, { ...common, maxRetriesPerRequest: 3 });
     this.client.on('error', this.onError);
     this.client.defineCommand('aetheriumPublish', { numberOfKeys: 4, lua: PUBLISH_LUA });
+    this.client.defineCommand('aetheriumLatest', { numberOfKeys: 2, lua: LATEST_LUA });
     // The loop waits for Redis as long as it takes: its commands never give up.
     this.reader = createRedis(options, { ...common, maxRetriesPerRequest: null });
     this.reader.on('error', this.onError);
@@ -281,6 +293,17 @@ export class RedisEventBus implements EventBus {
       if (event) events.push(event);
     }
     return { events };
+  }
+
+  async latestId(): Promise<number | null> {
+    if (this.closed) throw new Error('event bus is closed');
+    await whenReady(this.client);
+    const floor = Math.max(this.highestPublished, this.lastDelivered);
+    const raw = await (
+      this.client as Redis & { aetheriumLatest: (...args: (string | number)[]) => Promise<number> }
+    ).aetheriumLatest(this.keys.stream, this.keys.seq, floor);
+    const id = Number(raw);
+    return id > 0 ? id : null;
   }
 
   async close(): Promise<void> {

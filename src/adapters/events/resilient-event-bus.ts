@@ -89,6 +89,11 @@ export class ResilientEventBus implements EventBus {
     return this.inner.replay(afterId, limit);
   }
 
+  /** The engine's: events parked in the outbox have no id yet and will get greater ones. */
+  latestId(): Promise<number | null> {
+    return this.inner.latestId();
+  }
+
   async close(): Promise<void> {
     await this.flush().catch(() => undefined);
     this.closed = true;

@@ -6,6 +6,11 @@
  * buffers more than `maxBufferedBytes` (it stopped reading) is closed with code 4008.
  * Liveness: the server pings every `pingIntervalMs`; a client that has not answered the previous
  * ping is terminated (it is gone: a close handshake would never finish).
+ *
+ * Positions (documented in the README): a session starts with `{ type: 'hello', since, last_id }`
+ * before anything else, and every `positionIntervalMs` a client whose cursor moved past what it was
+ * told (events its filter skipped) gets `{ type: 'position', last_id }`: at most one per interval,
+ * none while it gets every event it would be told about anyway.
  */
 import type { WebSocket } from 'ws';
 import type { ClusterEvent } from '../../domain/index.ts';
@@ -25,23 +30,49 @@ export const CLOSE_CODES = {
 export interface EventHubOptions {
   maxBufferedBytes: number;
   pingIntervalMs: number;
+  /** How often a client whose filter skipped events is told its position (`{ type: 'position' }`). */
+  positionIntervalMs: number;
 }
 
 export class EventSession {
   /** The id of the last event this client was given (or skipped by its filter). */
   cursor: number;
-  /** Live events that arrive while the backlog is being sent (only when resuming). */
-  private pending: ClusterEvent[] | null;
+  /**
+   * The position the client knows: the hello's, the last event it was sent, or the last position
+   * message. A position message is due when the cursor is past it.
+   */
+  private told: number;
+  /** Live events that arrive before the hello and while the backlog is being sent. */
+  private pending: ClusterEvent[] | null = [];
+  /** Control messages (a `subscribed`) to send right after the hello: null once it is sent. */
+  private early: string[] | null = [];
   alive = true;
 
   constructor(
     readonly socket: WebSocket,
     public subscription: Subscription,
-    since: number | null,
+    /** The id the client asked to resume after (`since`), or null: it starts at the hello's `last_id`. */
+    readonly since: number | null,
     private readonly hub: EventHub,
   ) {
     this.cursor = since ?? 0;
-    this.pending = since === null ? null : [];
+    this.told = this.cursor;
+  }
+
+  /**
+   * The first message: where the stream starts. `latest` is the newest id in the cluster. Without
+   * `since` the session starts after it (live events at or below it are the client's past); with
+   * `since` the backlog after `since` follows.
+   */
+  hello(latest: number): void {
+    if (this.since === null) {
+      this.cursor = Math.max(this.cursor, latest);
+      this.told = this.cursor;
+    }
+    this.write(JSON.stringify({ type: 'hello', since: this.since, last_id: latest }));
+    const early = this.early ?? [];
+    this.early = null;
+    for (const text of early) this.write(text);
   }
 
   /** Called by the hub for every live event. */
@@ -58,6 +89,7 @@ export class EventSession {
     if (event.id <= this.cursor) return;
     this.cursor = event.id;
     if (!matches(this.subscription, event)) return;
+    this.told = event.id;
     // Events that arrive together (one read of the stream) leave together: one frame, one line each.
     this.batch.push(serialised ?? JSON.stringify(event));
     this.hub.schedule(this);
@@ -86,10 +118,21 @@ export class EventSession {
     this.cursor = Math.max(this.cursor, id);
   }
 
-  /** A control message (gap, subscribed): after any events already waiting, in order. */
+  /** A control message (gap, subscribed, position): after any events already waiting, in order. */
   send(text: string): void {
+    if (this.early) {
+      this.early.push(text);
+      return;
+    }
     this.flush();
     this.write(text);
+  }
+
+  /** Tells the client its cursor if its filter skipped events since it was last told where it is. */
+  sendPosition(): void {
+    if (this.pending || this.early || this.cursor <= this.told) return;
+    this.told = this.cursor;
+    this.send(JSON.stringify({ type: 'position', last_id: this.cursor }));
   }
 
   private write(text: string): void {
@@ -110,7 +153,8 @@ export class EventHub {
   private readonly sessions = new Set<EventSession>();
   private unsubscribe: (() => void) | null = null;
   private pinger: NodeJS.Timeout | null = null;
-  /** The newest id this replica has seen live: where a client without `since` starts. */
+  private positioner: NodeJS.Timeout | null = null;
+  /** The newest id this replica has seen live (a client without `since` starts at or after it). */
   lastLiveId: number | null = null;
   private readonly dirty = new Set<EventSession>();
   private flushScheduled = false;
@@ -130,6 +174,20 @@ export class EventHub {
     });
     this.pinger = setInterval(() => this.ping(), this.options.pingIntervalMs);
     this.pinger.unref();
+    // One timer for every client: each gets at most one position per tick.
+    this.positioner = setInterval(() => {
+      for (const session of this.sessions) session.sendPosition();
+    }, this.options.positionIntervalMs);
+    this.positioner.unref();
+  }
+
+  /**
+   * Where a client that connects now starts: the newest id in the cluster (0 when none), and never
+   * below what this replica already handed out live.
+   */
+  async latestId(): Promise<number> {
+    const latest = await this.bus.latestId();
+    return Math.max(latest ?? 0, this.lastLiveId ?? 0);
   }
 
   /** Flushes every session with waiting events once the current burst has been handed out. */
@@ -180,6 +238,7 @@ export class EventHub {
   stop(): void {
     this.unsubscribe?.();
     if (this.pinger) clearInterval(this.pinger);
+    if (this.positioner) clearInterval(this.positioner);
     for (const session of this.sessions)
       session.socket.close(CLOSE_CODES.goingAway, 'server shutting down; reconnect with since=<last id>');
     this.sessions.clear();

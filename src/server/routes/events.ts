@@ -8,7 +8,13 @@
  * order; if the id is older than the retention window it gets `{ "type": "gap", … }` and must
  * resync from the REST API. A client may change its filters with
  * `{ "type": "subscribe", "topics": [...], "worker_id": …, "vm_id": … }`.
+ *
+ * The first message is always `{ "type": "hello", "since", "last_id" }`: `last_id` is the newest
+ * event in the cluster (0: none yet); without `since` every event that follows has a greater id, so
+ * `since=<last_id>` resumes without loss. `{ "type": "position", "last_id" }` follows, at most every
+ * `events.position_interval`, when the client's filter skipped events: resume after that id.
  */
+import type { FastifyBaseLogger } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { WebSocket } from 'ws';
 import type { ClusterEvent } from '../../domain/index.ts';
@@ -64,14 +70,29 @@ export function eventRoutes(hub: EventHub, bus: EventBus): FastifyPluginAsyncZod
             }),
           );
         });
-        if (query.since === undefined) return;
-        void catchUp(session, bus, query.since).catch((err) => {
-          request.log.warn({ err }, 'event replay failed');
+        void start(session, hub, bus, request.log).catch((err) => {
+          request.log.warn({ err }, 'the event stream could not start (position or backlog unreadable)');
           hub.drop(session, 1011, 'could not read past events; reconnect');
         });
       },
     );
   };
+}
+
+/** The hello, then the backlog after `since` (when given), then the live events. */
+async function start(session: EventSession, hub: EventHub, bus: EventBus, log: FastifyBaseLogger): Promise<void> {
+  let latest: number;
+  try {
+    latest = await hub.latestId();
+  } catch (err) {
+    // The engine is away (Redis restarting): what this replica delivered is still a true position.
+    if (hub.lastLiveId === null) throw err;
+    log.warn({ err }, 'could not read the newest event id; starting after the last one delivered here');
+    latest = hub.lastLiveId;
+  }
+  session.hello(latest);
+  if (session.since === null) session.startLive([]);
+  else await catchUp(session, bus, session.since);
 }
 
 /** Sends every retained event after `since`, page by page, then lets the live ones through. */
