@@ -311,7 +311,8 @@ export const ROUTES = {
     method: 'GET',
     path: '/events',
     tags: ['events'],
-    summary: 'Live cluster events over WebSocket (see README: topics, keys, since, gap, close codes)',
+    summary:
+      'Live cluster events over WebSocket: a hello with the position, then events (see README: topics, keys, since, gap, position, close codes)',
     querystring: subscriptionQuery,
     responses: {},
     websocket: true,
