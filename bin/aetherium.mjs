@@ -16,8 +16,9 @@ if (useBuild && existsSync(new URL('src/', root))) {
   useBuild = buildState(fileURLToPath(root)) === 'fresh';
 }
 if (useBuild) {
-  // Stack traces name the TypeScript sources, through the build's source maps.
-  process.setSourceMapsEnabled(true);
+  // Source maps are read only where stack traces matter (the processes, AETHERIUM_DEBUG): reading
+  // them costs a client command a third of its start-up.
+  if (process.env.AETHERIUM_DEBUG) process.setSourceMapsEnabled(true);
   await import(built.href);
 } else {
   const { register } = await import('tsx/esm/api');

@@ -22,8 +22,13 @@ AGENT_SRC="$HERE/agent/aetherium-agent.c"
 
 log() { echo "build.sh: $*" >&2; }
 die() { echo "build.sh: error: $*" >&2; exit 1; }
+# Progress: one line per phase, `build.sh: step N/7: what` (`aetherium image build` shows them).
+STEPS=7
+STEP=0
+step() { STEP=$((STEP + 1)); log "step $STEP/$STEPS: $*"; }
 
 # --- tools: installed only when missing -------------------------------------------------------
+step "tools (installing only what is missing)"
 need=""
 have() { command -v "$1" >/dev/null 2>&1; }
 have gcc || need="$need gcc"
@@ -44,6 +49,7 @@ if [ -n "$need" ]; then
 fi
 
 # --- inputs -------------------------------------------------------------------------------------
+step "inputs (resolving $KERNEL_META and the busybox version)"
 KERNEL_PKG=$(apt-cache depends "$KERNEL_META" 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}')
 [ -n "$KERNEL_PKG" ] || { apt-get update -qq >&2; KERNEL_PKG=$(apt-cache depends "$KERNEL_META" | awk '/Depends: linux-image-/{print $2; exit}'); }
 [ -n "$KERNEL_PKG" ] || die "cannot resolve $KERNEL_META to a kernel package (apt-get update?)"
@@ -65,6 +71,7 @@ trap 'rm -rf "$WORK"' EXIT
 log "building in $WORK: $KERNEL_PKG $KERNEL_VERSION, busybox $BUSYBOX_VERSION"
 
 # --- kernel -------------------------------------------------------------------------------------
+step "kernel (downloading $KERNEL_PKG $KERNEL_VERSION, extracting vmlinux)"
 (cd "$WORK" && apt-get download "$KERNEL_PKG=$KERNEL_VERSION" >/dev/null 2>&1) || die "apt-get download $KERNEL_PKG failed"
 dpkg-deb -x "$WORK"/linux-image-*.deb "$WORK/kpkg"
 KREL=$(ls "$WORK/kpkg/lib/modules")
@@ -87,10 +94,12 @@ try_decompress '\002!L\030' xxx lz4 -d -c ||
   die "could not find an ELF vmlinux inside $VMLINUZ"
 
 # --- guest agent --------------------------------------------------------------------------------
+step "guest agent (gcc -static)"
 gcc -static -O2 -Wall -Wextra -o "$WORK/aetherium-agent" "$AGENT_SRC"
 strip "$WORK/aetherium-agent"
 
 # --- initramfs: loads the virtio modules, mounts /dev/vda and switches to it ---------------------
+step "initramfs (busybox and the virtio modules)"
 I="$WORK/initramfs"
 mkdir -p "$I/bin" "$I/dev" "$I/proc" "$I/sys" "$I/newroot" "$I/lib/modules"
 cp /bin/busybox "$I/bin/busybox"
@@ -119,6 +128,7 @@ chmod 755 "$I/init"
 (cd "$I" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -9n) > "$WORK/initramfs.cpio.gz"
 
 # --- base root disk -----------------------------------------------------------------------------
+step "root disk (ext4, $ROOTFS_SIZE sparse)"
 R="$WORK/rootfs"
 mkdir -p "$R/bin" "$R/sbin" "$R/usr/bin" "$R/usr/sbin" "$R/dev" "$R/proc" "$R/sys" "$R/tmp" "$R/root" "$R/etc" "$R/run" "$R/var/tmp"
 chmod 1777 "$R/tmp" "$R/var/tmp"
@@ -164,6 +174,7 @@ truncate -s "$ROOTFS_SIZE" "$WORK/rootfs.ext4"
 mkfs.ext4 -q -F -L aetherium-root -E root_owner=0:0 -d "$R" "$WORK/rootfs.ext4"
 
 # --- install + manifest -------------------------------------------------------------------------
+step "install and manifest.json"
 for f in vmlinux initramfs.cpio.gz rootfs.ext4; do mv -f "$WORK/$f" "$OUT/$f.tmp" && mv -f "$OUT/$f.tmp" "$OUT/$f"; done
 sha() { sha256sum "$OUT/$1" | cut -d' ' -f1; }
 cat > "$OUT/manifest.json.tmp" <<JSON

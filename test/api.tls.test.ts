@@ -95,13 +95,13 @@ describe('TLS on the API', () => {
 
   it('without the CA the CLI refuses the certificate and says how to trust it', async () => {
     const refused = await cli(url, 'cluster', 'stats');
-    expect(refused.code).toBe(1);
+    expect(refused.code).toBe(7);
     expect(refused.stderr).toMatch(/certificate of https:\/\/127\.0\.0\.1:\d+ is not trusted .*--ca-file/);
   });
 
   it('http:// to the TLS listener gets a clear error', async () => {
     const plain = await cli(url.replace('https:', 'http:'), 'cluster', 'stats');
-    expect(plain.code).toBe(1);
+    expect(plain.code).toBe(7);
     expect(plain.stderr).toMatch(/use --api https:\/\/127\.0\.0\.1:\d+/);
   });
 

@@ -442,7 +442,7 @@ describe('audit log', () => {
     expect(table.stdout).toMatch(/denied \(403\)/);
 
     const refused = await runCli(['--api', api, '--token', viewerKey, 'audit'], env);
-    expect(refused.code).toBe(1);
+    expect(refused.code).toBe(5); // forbidden
     expect(refused.stderr).toMatch(/admin/);
   }, 60_000);
 });

@@ -414,7 +414,7 @@ describe('the CLI', () => {
     expect(revoked.stdout).toMatch(/revoked API key ci/);
 
     const refused = await cli('--token', key, 'vm', 'list');
-    expect(refused.code).toBe(1);
+    expect(refused.code).toBe(4);
     expect(refused.stderr).toMatch(/revoked/);
     expect(refused.stderr).not.toContain(secret);
   }, 60_000);
@@ -422,7 +422,7 @@ describe('the CLI', () => {
   it('without any credentials says how to get some', async () => {
     expect(existsSync(noKeyFile)).toBe(false);
     const result = await cli('vm', 'list');
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(4);
     expect(result.stderr).toMatch(/needs credentials/);
     expect(result.stderr).toMatch(/aetherium tokens create|Bearer/);
   }, 30_000);

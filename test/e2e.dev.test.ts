@@ -77,13 +77,14 @@ describe('aetherium dev', () => {
     expect((await fetch(`${api}/health`)).status).toBe(200);
     expect(statSync(join(dataDir, 'admin.key')).mode & 0o777).toBe(0o600);
     const without = await runCli(['--api', api, 'vm', 'list'], { AETHERIUM_KEY_FILE: join(dataDir, 'missing.key') });
-    expect(without.code).toBe(1);
+    expect(without.code).toBe(4); // unauthorized (the CLI's exit codes: README, CLI)
     expect(without.stderr).toMatch(/Authorization: Bearer|aetherium tokens create/);
   });
 
   it('creates a VM, runs a command in it and deletes it through the CLI', async () => {
     const created = await cli('vm', 'create', '--name', 'demo');
-    expect(created.stderr).toBe('');
+    // stderr holds only the progress lines (not a terminal: one plain line per phase).
+    for (const line of created.stderr.trim().split('\n')) expect(line).toMatch(/^VM demo: .+ \(\d+\.\ds\)$/);
     expect(created.code).toBe(0);
     expect(created.stdout).toMatch(/VM demo \(.+\) running on worker .+ with driver sandbox/);
 
@@ -109,23 +110,23 @@ describe('aetherium dev', () => {
       expect.arrayContaining(['vm:create', 'vm:execute']),
     );
     const text = await cli('workers', 'logs', vm.worker_id);
-    expect(text.stdout).toMatch(/INFO  task finished .*type="vm:execute"/);
+    expect(text.stdout).toMatch(/INFO {2}task finished .*type="vm:execute"/);
 
     const deleted = await cli('vm', 'delete', 'demo');
     expect(deleted.code).toBe(0);
     const after = JSON.parse((await cli('--json', 'workers', 'get', vm.worker_id)).stdout);
     expect(after.vm_count).toBe(0);
     const gone = await cli('vm', 'get', 'demo');
-    expect(gone.code).toBe(1);
+    expect(gone.code).toBe(3);
     expect(gone.stderr).toMatch(/VM "demo" was not found/);
   }, 60_000);
 
   it('prints clear errors for bad input and an unreachable server', async () => {
     const bad = await cli('vm', 'create', '--name', 'Not_Valid');
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/error: invalid body: name: a VM name is/);
     const unreachable = await runCli(['--api', 'http://127.0.0.1:1', 'cluster', 'stats']);
-    expect(unreachable.code).toBe(1);
+    expect(unreachable.code).toBe(7);
     expect(unreachable.stderr).toMatch(/cannot reach the control plane/);
   }, 30_000);
 

@@ -430,7 +430,7 @@ describe('aetherium tls', () => {
   it('refuses to replace the CA without --force, and replaces it with', async () => {
     const before = readFileSync(join(out, 'aetherium-agent-ca.pem'), 'utf8');
     const refused = await runCli(['tls', 'ca', 'create', '--dir', out]);
-    expect(refused.code).toBe(1);
+    expect(refused.code).toBe(6);
     expect(refused.stderr).toContain('already exists; pass --force');
     expect(readFileSync(join(out, 'aetherium-agent-ca.pem'), 'utf8')).toBe(before);
     const forced = await runCli(['tls', 'ca', 'create', '--dir', out, '--force', '--common-name', 'Test CA']);
@@ -491,7 +491,7 @@ describe('aetherium tls', () => {
     expect(mode('worker-w-42-key.pem')).toBe(0o600);
     expect(opensslVerify(certPem, readFileSync(join(out, 'aetherium-agent-ca.pem'), 'utf8'))).toContain(': OK');
     const again = await runCli(['tls', 'cert', 'create', '--worker', 'w-42', '--dir', out]);
-    expect(again.code).toBe(1);
+    expect(again.code).toBe(6);
     expect(again.stderr).toContain('worker-w-42.pem already exists');
   });
 

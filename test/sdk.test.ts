@@ -124,6 +124,10 @@ describe('every route, typed', () => {
     const phases = progress.map((p) => p.phase);
     expect(phases[0]).toBe('queued');
     expect(phases.at(-1)).toBe('running');
+    // Each phase once, in order, however often the poll saw it.
+    const order = ['queued', 'pending', 'placed', 'booting', 'running'];
+    expect(new Set(phases).size).toBe(phases.length);
+    expect([...phases].sort((a, b) => order.indexOf(a) - order.indexOf(b))).toEqual(phases);
     for (let i = 1; i < progress.length; i++)
       expect(progress[i]!.elapsedMs).toBeGreaterThanOrEqual(progress[i - 1]!.elapsedMs);
     const last = progress.at(-1)!;

@@ -2,7 +2,7 @@
  * The configuration, validated once at start. Every key is documented in config.example.yaml.
  * Durations are strings (`10s`) turned into milliseconds here, so the rest of the code sees numbers.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { WORKER_ID_PATTERN } from '../domain/node-identity.ts';
 import { parseDuration } from './duration.ts';
 

@@ -1,5 +1,5 @@
 /** API keys, join tokens and the audit log, as the API shows them: never a secret but once. */
-import { z } from 'zod';
+import * as z from 'zod';
 import { AUDIT_ACTOR_KINDS, AUDIT_OUTCOMES, JOIN_TOKEN_STATES, ROLES } from '../domain/index.ts';
 import { nullableTimestamp, timestamp, total } from './wire.ts';
 

@@ -2,7 +2,7 @@
  * The one error answer: `{ error: { code, message, details? } }`. Every route declares it for each
  * error status it can answer, so clients can switch on `code` and the docs show it.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { ERROR_CATALOGUE, type ErrorCode } from '../domain/index.ts';
 
 const CODES = Object.keys(ERROR_CATALOGUE) as [ErrorCode, ...ErrorCode[]];

@@ -1,5 +1,5 @@
 /** `GET /health`: each engine's state and any warning an operator must see. */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const engineState = z.object({
   kind: z.string(),

@@ -1,5 +1,5 @@
 /** Request schemas: every route validates its input with these, and OpenAPI is generated from them. */
-import { z } from 'zod';
+import * as z from 'zod';
 import {
   DRIVER_NAMES,
   IDEMPOTENCY_KEY_PATTERN,

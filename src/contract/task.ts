@@ -1,5 +1,5 @@
 /** Tasks: one schema per task type (its payload and result), and the placement explanation. */
-import { z } from 'zod';
+import * as z from 'zod';
 import { DRIVER_NAMES, REJECTION_REASONS, STRATEGIES, TASK_STATUSES } from '../domain/index.ts';
 import { nullableTimestamp, timestamp, total } from './wire.ts';
 

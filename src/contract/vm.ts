@@ -1,5 +1,5 @@
 /** VMs, their commands and the answers of the VM routes. */
-import { z } from 'zod';
+import * as z from 'zod';
 import { DRIVER_NAMES, TASK_STATUSES, VM_STATUSES } from '../domain/index.ts';
 import { task } from './task.ts';
 import { labels, nullableTimestamp, timestamp, total } from './wire.ts';

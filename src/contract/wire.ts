@@ -3,7 +3,7 @@
  * codec does both directions, so the server's serializer encodes with the same schema the SDK
  * decodes with, and the OpenAPI document shows `string, format: date-time`.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const timestamp = z.codec(z.iso.datetime({ offset: true }), z.date(), {
   decode: (text) => new Date(text),

@@ -1,5 +1,5 @@
 /** Workers, their metrics, drains, and the cluster views built on them. */
-import { z } from 'zod';
+import * as z from 'zod';
 import { VM_STATUSES, WORKER_STATUSES } from '../domain/index.ts';
 import { placementExplanation } from './task.ts';
 import { labels, nullableTimestamp, timestamp, total } from './wire.ts';

@@ -6,7 +6,7 @@
  * the tests can read the catalogue at run time (`EVENT_CATALOGUE`), and the types are inferred
  * from them. Events are built only by the constructors in `event-constructors.ts`.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { TASK_STATUSES, TASK_TYPES } from './task.ts';
 import { DRIVER_NAMES, VM_STATUSES } from './vm.ts';
 import { WORKER_STATUSES } from './worker.ts';

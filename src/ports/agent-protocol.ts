@@ -14,7 +14,7 @@
  * Everything a worker sends is untrusted: the control plane validates every frame and every
  * call's arguments with the schemas below before acting on it.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { TASK_TYPES, VM_STATUSES, WORKER_ID_PATTERN } from '../domain/index.ts';
 import type { ChannelMessage } from './exec-channels.ts';
 import type { QueuedTask } from './task-queue.ts';

@@ -280,11 +280,13 @@ export class Vms {
     const timeoutMs = options.timeoutMs ?? DEFAULT_CREATE_WAIT_MS;
     const deadline = started + timeoutMs;
     const { signal } = options;
-    let last = '';
+    // Each phase once, while the poll sees it again and again; again only when it says something
+    // new (another pending reason, placed on another worker after a refusal).
+    const reported = new Map<CreateProgress['phase'], string>();
     const report = (progress: CreateProgress) => {
       const key = JSON.stringify({ ...progress, elapsedMs: 0 });
-      if (key === last) return;
-      last = key;
+      if (reported.get(progress.phase) === key) return;
+      reported.set(progress.phase, key);
       options.onProgress?.(progress);
     };
     const ids = { vmId: vm.id, taskId };

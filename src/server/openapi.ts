@@ -7,7 +7,7 @@
  *   the generator's "Default Response", and the headers a route answers with are declared.
  */
 import { STATUS_CODES } from 'node:http';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ERROR_CATALOGUE } from '../domain/index.ts';
 import { COMMON_ERROR_STATUSES } from '../contract/errors.ts';
 import { ROUTES, type RouteSpec } from '../contract/routes.ts';

@@ -6,37 +6,40 @@
 import { type Command, Option } from 'commander';
 import type { Config } from '../../config/schema.ts';
 import type { Logger } from '../../runtime/logger.ts';
-import { CliError } from '../api-client.ts';
+import { usageError } from '../errors.ts';
+import type { RunFlags } from '../startup.ts';
 
-interface RunFlags {
-  config?: string;
-  port?: string;
-  host?: string;
-  dataDir?: string;
-  join?: string;
-  server?: string[];
-  id?: string;
+type Role = 'dev' | 'server' | 'worker';
+
+/**
+ * The configuration, checked: then, for the roles that listen or use engines, the ports and the
+ * engines are tried, so that a start that cannot succeed ends here with one line (startup.ts).
+ */
+async function prepare(flags: RunFlags, role: Role): Promise<Config> {
+  // A long-running process: its stack traces name the TypeScript sources, through the build's
+  // maps (read for what loads from here on; the client commands skip that cost).
+  process.setSourceMapsEnabled(true);
+  const startup = await import('../startup.ts');
+  const config = await startup.loadRunConfig(flags);
+  if (role === 'worker') return config;
+  // The rules the start itself enforces first, so that a refused configuration touches nothing.
+  await starting(config, role, async () => {
+    const { requireSafeBind } = await import('../../runtime/safe-bind.ts');
+    requireSafeBind(config, role);
+    if (role === 'server') (await import('../../runtime/cluster.ts')).requireSharedEngines(config, role);
+  });
+  await startup.checkListeners(startup.listenersOf(role === 'dev' ? devConfig(config) : config, role));
+  await startup.probeEngines(config);
+  return config;
 }
 
-async function configFor(flags: RunFlags): Promise<Config> {
-  const { ConfigError, loadConfig } = await import('../../config/load.ts');
-  const overrides: Record<string, unknown> = {};
-  if (flags.port !== undefined) overrides.api_gateway = { port: Number(flags.port) };
-  if (flags.host !== undefined) overrides.api_gateway = { ...(overrides.api_gateway as object), host: flags.host };
-  if (flags.dataDir) {
-    overrides.store = { pglite: { data_dir: `${flags.dataDir}/pglite` } };
-    overrides.worker = { drivers: { state_dir: `${flags.dataDir}/vms` } };
-  }
-  const worker: Record<string, unknown> = {};
-  if (flags.join) worker.join_token = flags.join;
-  if (flags.server?.length) worker.servers = flags.server;
-  if (flags.id) worker.id = flags.id;
-  if (Object.keys(worker).length) overrides.worker = { ...(overrides.worker as object), ...worker };
+/** Runs a start; a failure it can name (a port, an engine, a config mistake) becomes one line. */
+async function starting<T>(config: Config, role: Role, start: () => Promise<T>): Promise<T> {
   try {
-    return loadConfig({ ...(flags.config ? { path: flags.config } : {}), overrides });
+    return await start();
   } catch (err) {
-    if (err instanceof ConfigError) throw new CliError(err.message, 'config', 2);
-    throw err;
+    const { explainStartFailure } = await import('../startup.ts');
+    throw explainStartFailure(err, config, role) ?? err;
   }
 }
 
@@ -61,10 +64,8 @@ function refuseListenFlags(flags: RunFlags): void {
     given === '--host'
       ? 'the address it advertises to the control plane is worker.address in the config'
       : 'the API port is set on `aetherium server` or `aetherium dev`';
-  throw new CliError(
+  throw usageError(
     `aetherium worker does not take ${given}: it opens no port (it connects out to the control plane); ${hint}`,
-    'usage',
-    2,
   );
 }
 
@@ -111,14 +112,14 @@ export function registerRunCommands(program: Command): void {
     .description('control plane + one local worker in one process, on embedded engines')
     .option('--data-dir <dir>', 'where the embedded database and VM files live (default .aetherium)')
     .action(async (flags: RunFlags) => {
-      const config = devConfig(await configFor(flags));
+      const config = devConfig(await prepare(flags, 'dev'));
       const { LogBuffer } = await import('../../runtime/log-buffer.ts');
       const buffer = new LogBuffer();
       const log = await loggerFor(config, buffer);
       const started = Date.now();
       // Loaded on demand: client commands should not pay for the server's modules.
       const { startDev } = await import('../../runtime/dev.ts');
-      const system = await startDev(config, log, { logs: buffer }).catch(sharedEnginesError);
+      const system = await starting(config, 'dev', () => startDev(config, log, { logs: buffer }));
       onShutdown(log, () => system.stop());
       const port = config.api_gateway.port;
       const base = `http://localhost:${port}`;
@@ -145,10 +146,10 @@ export function registerRunCommands(program: Command): void {
   addRunFlags(program.command('server'))
     .description('control plane only (run any number behind a load balancer); needs shared engines')
     .action(async (flags: RunFlags) => {
-      const config = await configFor(flags);
+      const config = await prepare(flags, 'server');
       const log = await loggerFor(config);
       const { startServer } = await import('../../runtime/cluster.ts');
-      const server = await startServer(config, log).catch(sharedEnginesError);
+      const server = await starting(config, 'server', () => startServer(config, log));
       onShutdown(log, () => server.stop());
       log.info(
         {
@@ -176,35 +177,17 @@ export function registerRunCommands(program: Command): void {
     .addOption(new Option('--host <host>').hideHelp())
     .action(async (flags: RunFlags) => {
       refuseListenFlags(flags);
-      const config = await configFor(flags);
+      const config = await prepare(flags, 'worker');
       const { LogBuffer } = await import('../../runtime/log-buffer.ts');
       // Its recent lines, for `aetherium workers logs`: kept here, sent only when asked for.
       const buffer = new LogBuffer();
       const log = await loggerFor(config, buffer);
       const { startWorker } = await import('../../runtime/cluster.ts');
-      const worker = await startWorker(config, log, buffer).catch(sharedEnginesError);
+      const worker = await starting(config, 'worker', () => startWorker(config, log, buffer));
       onShutdown(log, () => worker.stop());
       log.info(
         { worker: worker.agent.id, zone: config.worker.zone, drivers: worker.agent.registration().capabilities },
         'Aetherium worker is up',
       );
     });
-}
-
-/**
- * Mistakes in the configuration (engines that cannot be shared, an unsafe listener, a state dir
- * another worker holds) exit 2 with the reason.
- */
-const CONFIG_ERRORS = new Set([
-  'SharedEnginesRequired',
-  'UnsafeBind',
-  'WorkerLockHeld',
-  'ConfigError',
-  'IdentityError',
-]);
-
-function sharedEnginesError(err: unknown): never {
-  const name = (err as Error).constructor?.name ?? (err as Error).name;
-  if (CONFIG_ERRORS.has(name)) throw new CliError((err as Error).message, 'config', 2);
-  throw err;
 }

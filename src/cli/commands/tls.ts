@@ -7,8 +7,10 @@
  */
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
-import { CliError } from '../errors.ts';
-import { printJson } from '../format.ts';
+import { CliError, usageError } from '../errors.ts';
+import { EXIT } from '../exit-codes.ts';
+import { type GlobalOptions, outputFormat } from '../global-options.ts';
+import { printJson } from '../output.ts';
 
 export const CA_CERT_FILE = 'aetherium-agent-ca.pem';
 export const CA_KEY_FILE = 'aetherium-agent-ca-key.pem';
@@ -44,7 +46,7 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
-/** The PKI's own errors as CliErrors: bad input and unusable CA files are exit 2, like other config faults. */
+/** The PKI's own errors as CliErrors: bad input and unusable CA files are exit 2, like other config faults; a file that exists is 6. */
 async function cliErrors(run: () => Promise<void>): Promise<void> {
   try {
     await run();
@@ -54,15 +56,15 @@ async function cliErrors(run: () => Promise<void>): Promise<void> {
       import('../../domain/index.ts'),
     ]);
     if (err instanceof PkiFileError) {
-      throw new CliError(err.message, err.reason === 'exists' ? 'exists' : 'config', err.reason === 'exists' ? 1 : 2);
+      throw new CliError(err.message, err.reason === 'exists' ? EXIT.CONFLICT : EXIT.USAGE);
     }
-    if (err instanceof AetheriumError) throw new CliError(err.message, err.code, 2);
+    if (err instanceof AetheriumError) throw new CliError(err.message, EXIT.USAGE);
     throw err;
   }
 }
 
 function report(command: Command, lines: [string, string][], json: Record<string, string>): void {
-  if (command.optsWithGlobals<{ json?: boolean }>().json) return printJson(json);
+  if (outputFormat(command.optsWithGlobals<GlobalOptions>()) === 'json') return printJson(json);
   for (const [label, value] of lines) process.stdout.write(`==> ${label}: ${value}\n`);
 }
 
@@ -122,11 +124,11 @@ export function registerTlsCommands(program: Command): void {
     .action((flags: CertCreateFlags, command: Command) =>
       cliErrors(async () => {
         if (Boolean(flags.server) === (flags.worker !== undefined)) {
-          throw new CliError('pass exactly one of --server or --worker <id>', 'usage', 2);
+          throw usageError('pass exactly one of --server or --worker <id>');
         }
         if (flags.worker !== undefined && (flags.additionalDnsname || flags.additionalIpaddress)) {
           // A worker certificate names the worker and nothing else: it is only ever a client.
-          throw new CliError('--additional-dnsname and --additional-ipaddress are for --server only', 'usage', 2);
+          throw usageError('--additional-dnsname and --additional-ipaddress are for --server only');
         }
         const { loadCa } = await import('../../adapters/pki/ca.ts');
         const { issueServerCert, issueWorkerCert } = await import('../../adapters/pki/certificates.ts');

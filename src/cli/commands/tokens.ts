@@ -1,49 +1,21 @@
 /** `aetherium tokens …` (API keys, and with --join the tokens new workers join with) and `aetherium audit`. */
 import type { Command } from 'commander';
-import { type ApiClient, CliError } from '../api-client.ts';
-import { printJson, printTable } from '../format.ts';
+import type { ApiKey, ApiKeyCreated, AuditEntry, JoinToken, JoinTokenCreated } from '../../sdk/index.ts';
+import { connect } from '../client.ts';
+import { usageError } from '../errors.ts';
 import type { GlobalOptions } from '../global-options.ts';
-
-interface KeyView {
-  id: string;
-  name: string;
-  role: string;
-  created_at: string;
-  last_used_at: string | null;
-  expires_at: string | null;
-  revoked_at: string | null;
-  token?: string;
-}
+import { outputFormat } from '../global-options.ts';
+import { type Column, formatTime, out, printJson, printList } from '../output.ts';
 
 /** A new key is printed once, with what to do with it; the server keeps only its hash. */
-function printNewKey(key: KeyView, json: boolean): void {
-  if (json) return printJson(key);
-  process.stdout.write(
+function printNewKey(g: GlobalOptions, key: ApiKeyCreated): void {
+  if (outputFormat(g) === 'json') return printJson(key);
+  out(
     `${key.token}\n` +
-      `\nAPI key ${key.name} (${key.role}${key.expires_at ? `, expires ${key.expires_at}` : ''}): shown this once, store it now.\n` +
-      'Use it with `export AETHERIUM_TOKEN=<key>` or `--token`, or `curl -H "Authorization: Bearer <key>"`.\n',
+      `\nAPI key ${key.name} (${key.role}${key.expires_at ? `, expires ${formatTime(key.expires_at)}` : ''}): shown this once, store it now.\n` +
+      'Use it with `export AETHERIUM_TOKEN=<key>`, `--token`, a context (`aetherium context add NAME --api URL --token-file FILE`), ' +
+      'or `curl -H "Authorization: Bearer <key>"`.\n',
   );
-}
-
-interface JoinTokenView {
-  id: string;
-  description: string;
-  max_uses: number;
-  uses: number;
-  expires_at: string;
-  created_by: string | null;
-  revoked_at: string | null;
-  last_used_at: string | null;
-  last_worker_id: string | null;
-  state: string;
-}
-
-interface NewJoinToken {
-  token: string;
-  id: string;
-  max_uses: number;
-  expires_at: string;
-  ca_fingerprint: string;
 }
 
 /**
@@ -53,12 +25,12 @@ interface NewJoinToken {
 const AGENT_ADDRESS_PLACEHOLDER = '<control-plane-host>:4647';
 
 /** A new join token, printed once, with the line that joins a worker with it. */
-function printNewJoinToken(created: NewJoinToken, json: boolean): void {
-  if (json) return printJson(created);
+function printNewJoinToken(g: GlobalOptions, created: JoinTokenCreated): void {
+  if (outputFormat(g) === 'json') return printJson(created);
   const uses = created.max_uses === 1 ? 'one worker' : `up to ${created.max_uses} workers`;
-  process.stdout.write(
+  out(
     `${created.token}\n` +
-      `\nJoin token ${created.id} (admits ${uses} until ${created.expires_at}): shown this once, store it now.\n` +
+      `\nJoin token ${created.id} (admits ${uses} until ${formatTime(created.expires_at)}): shown this once, store it now.\n` +
       `It pins the control plane's CA ${created.ca_fingerprint}. On the new worker's host:\n\n` +
       `  aetherium worker --join ${created.token} --server ${AGENT_ADDRESS_PLACEHOLDER}\n\n` +
       `${AGENT_ADDRESS_PLACEHOLDER} is a placeholder: put the address of a control plane's agent port ` +
@@ -70,11 +42,49 @@ function printNewJoinToken(created: NewJoinToken, json: boolean): void {
 function usesOption(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new CliError(`--uses ${value}: expected a whole number of at least 1`);
+  if (!Number.isInteger(n) || n < 1) throw usageError(`--uses ${value}: expected a whole number of at least 1`);
   return n;
 }
 
-export function registerTokenCommands(program: Command, client: () => ApiClient, global: () => GlobalOptions): void {
+const KEY_COLUMNS: Column<ApiKey>[] = [
+  { header: 'ID', value: (k) => k.id },
+  { header: 'NAME', value: (k) => k.name },
+  { header: 'ROLE', value: (k) => k.role },
+  { header: 'CREATED', value: (k) => k.created_at },
+  { header: 'LAST USED', value: (k) => k.last_used_at },
+  { header: 'EXPIRES', value: (k) => k.expires_at },
+  { header: 'REVOKED', value: (k) => k.revoked_at },
+  { header: 'CREATED BY', value: (k) => k.created_by, wide: true },
+];
+
+const JOIN_COLUMNS: Column<JoinToken>[] = [
+  { header: 'ID', value: (t) => t.id },
+  { header: 'STATE', value: (t) => t.state },
+  { header: 'USES', value: (t) => `${t.uses}/${t.max_uses}` },
+  { header: 'EXPIRES', value: (t) => t.expires_at },
+  { header: 'LAST USED', value: (t) => t.last_used_at },
+  { header: 'LAST WORKER', value: (t) => t.last_worker_id },
+  { header: 'CREATED BY', value: (t) => t.created_by },
+  { header: 'DESCRIPTION', value: (t) => t.description, max: 40 },
+  { header: 'CREATED', value: (t) => t.created_at, wide: true },
+  { header: 'REVOKED', value: (t) => t.revoked_at, wide: true },
+];
+
+const AUDIT_COLUMNS: Column<AuditEntry>[] = [
+  { header: 'TIME', value: (e) => e.at },
+  { header: 'ACTOR', value: (e) => e.actor },
+  { header: 'ROLE', value: (e) => e.role },
+  { header: 'ACTION', value: (e) => e.action },
+  { header: 'TARGET', value: (e) => e.target },
+  { header: 'SOURCE', value: (e) => e.source },
+  { header: 'OUTCOME', value: (e) => `${e.outcome} (${e.status})` },
+  { header: 'DETAILS', value: (e) => JSON.stringify(e.details), max: 60 },
+  { header: 'ID', value: (e) => e.id, wide: true },
+  { header: 'ACTOR KIND', value: (e) => e.actor_kind, wide: true },
+  { header: 'ROUTE', value: (e) => e.route, wide: true },
+];
+
+export function registerTokenCommands(program: Command, global: () => GlobalOptions): void {
   const tokens = program
     .command('tokens')
     .description('API keys: create, list, revoke (admin), bootstrap; with --join, the tokens new workers join with');
@@ -89,9 +99,10 @@ export function registerTokenCommands(program: Command, client: () => ApiClient,
     .option('--ttl <duration>', 'join token: how long it works, e.g. 30m, 1h, 7d (default 1h, at most 30d)')
     .option('--description <text>', 'join token: what it is for')
     .action(async (o) => {
+      const g = global();
       if (o.join) {
         if (o.name || o.role || o.expires) {
-          throw new CliError(
+          throw usageError(
             '--name, --role and --expires are for API keys; a join token takes --uses, --ttl and --description',
           );
         }
@@ -100,16 +111,16 @@ export function registerTokenCommands(program: Command, client: () => ApiClient,
           ...(o.uses === undefined ? {} : { max_uses: usesOption(o.uses) }),
           ...(o.ttl ? { ttl: o.ttl } : {}),
         };
-        const { data } = await client().post<NewJoinToken>('/tokens/join', body);
-        return printNewJoinToken(data, global().json);
+        const client = await connect(g);
+        return printNewJoinToken(g, await client.tokens.createJoin(body));
       }
       if (o.uses !== undefined || o.ttl || o.description) {
-        throw new CliError('--uses, --ttl and --description are for join tokens: add --join');
+        throw usageError('--uses, --ttl and --description are for join tokens: add --join');
       }
-      if (!o.name || !o.role) throw new CliError('an API key needs --name and --role (or use --join for a join token)');
+      if (!o.name || !o.role) throw usageError('an API key needs --name and --role (or use --join for a join token)');
+      const client = await connect(g);
       const body = { name: o.name, role: o.role, ...(o.expires ? { expires: o.expires } : {}) };
-      const { data } = await client().post<KeyView>('/tokens', body);
-      printNewKey(data, global().json);
+      printNewKey(g, await client.tokens.create(body));
     });
   tokens
     .command('list')
@@ -118,70 +129,41 @@ export function registerTokenCommands(program: Command, client: () => ApiClient,
     .option('--all', 'include revoked keys')
     .option('--join', 'list join tokens instead, every state included')
     .action(async (o) => {
-      if (o.join) {
-        const joins = await client().get<{ tokens: JoinTokenView[] }>('/tokens/join');
-        if (global().json) return printJson(joins);
-        return printTable(
-          ['ID', 'STATE', 'USES', 'EXPIRES', 'LAST USED', 'LAST WORKER', 'CREATED BY', 'DESCRIPTION'],
-          joins.tokens.map((t) => [
-            t.id,
-            t.state,
-            `${t.uses}/${t.max_uses}`,
-            t.expires_at,
-            t.last_used_at,
-            t.last_worker_id,
-            t.created_by,
-            t.description,
-          ]),
-        );
-      }
-      const data = await client().get<{ tokens: KeyView[] }>(`/tokens${o.all ? '?include_revoked=true' : ''}`);
-      if (global().json) return printJson(data);
-      printTable(
-        ['ID', 'NAME', 'ROLE', 'CREATED', 'LAST USED', 'EXPIRES', 'REVOKED'],
-        data.tokens.map((k) => [k.id, k.name, k.role, k.created_at, k.last_used_at, k.expires_at, k.revoked_at]),
-      );
+      const g = global();
+      const client = await connect(g);
+      if (o.join) return printList(g, await client.call('listJoinTokens', {}), (d) => d.tokens, JOIN_COLUMNS);
+      const query = o.all ? { include_revoked: 'true' as const } : {};
+      printList(g, await client.call('listTokens', { query }), (d) => d.tokens, KEY_COLUMNS);
     });
   tokens
     .command('revoke <id-or-name>')
     .description('revoke an API key at once, on every replica; with --join, a join token (by id)')
     .option('--join', 'revoke a join token: no worker can join with it any more')
     .action(async (idOrName: string, o) => {
+      const g = global();
+      const client = await connect(g);
       if (o.join) {
-        const revoked = await client().delete<JoinTokenView>(`/tokens/join/${encodeURIComponent(idOrName)}`);
-        if (global().json) return printJson(revoked.data);
-        return void process.stdout.write(
-          `revoked join token ${revoked.data.id} (used ${revoked.data.uses}/${revoked.data.max_uses}); workers that joined with it keep their certificates (\`aetherium workers revoke <id>\`)\n`,
+        const revoked = await client.tokens.revokeJoin(idOrName);
+        if (outputFormat(g) === 'json') return printJson(revoked);
+        return out(
+          `revoked join token ${revoked.id} (used ${revoked.uses}/${revoked.max_uses}); workers that joined with it keep their certificates (\`aetherium workers revoke <id>\`)\n`,
         );
       }
-      const { data } = await client().delete<KeyView>(`/tokens/${encodeURIComponent(idOrName)}`);
-      if (global().json) return printJson(data);
-      process.stdout.write(`revoked API key ${data.name} (${data.id})\n`);
+      const data = await client.tokens.revoke(idOrName);
+      if (outputFormat(g) === 'json') return printJson(data);
+      out(`revoked API key ${data.name} (${data.id})\n`);
     });
   tokens
     .command('bootstrap')
     .description("create a new cluster's first admin key; works once, before any key exists")
     .action(async () => {
-      const { data } = await client().post<KeyView>('/tokens/bootstrap');
-      printNewKey(data, global().json);
+      const g = global();
+      const client = await connect(g);
+      printNewKey(g, await client.tokens.bootstrap());
     });
 }
 
-interface AuditRow {
-  id: number;
-  at: string;
-  actor: string;
-  role: string | null;
-  action: string;
-  route: string;
-  target: string | null;
-  source: string | null;
-  outcome: string;
-  status: number;
-  details: Record<string, unknown>;
-}
-
-export function registerAuditCommand(program: Command, client: () => ApiClient, global: () => GlobalOptions): void {
+export function registerAuditCommand(program: Command, global: () => GlobalOptions): void {
   program
     .command('audit')
     .description('the audit log (admin): who did what, from where, with what outcome, newest first')
@@ -191,22 +173,10 @@ export function registerAuditCommand(program: Command, client: () => ApiClient, 
     .option('--since <time>', 'ISO time, e.g. 2026-12-01T10:00:00Z')
     .option('--limit <n>', 'at most this many entries (1-1000)', '100')
     .action(async (o) => {
-      const params = new URLSearchParams({ limit: o.limit });
-      for (const key of ['actor', 'action', 'outcome', 'since'] as const) if (o[key]) params.set(key, o[key]);
-      const data = await client().get<{ entries: AuditRow[] }>(`/audit?${params}`);
-      if (global().json) return printJson(data);
-      printTable(
-        ['TIME', 'ACTOR', 'ROLE', 'ACTION', 'TARGET', 'SOURCE', 'OUTCOME', 'DETAILS'],
-        data.entries.map((e) => [
-          e.at,
-          e.actor,
-          e.role,
-          e.action,
-          e.target,
-          e.source,
-          `${e.outcome} (${e.status})`,
-          JSON.stringify(e.details),
-        ]),
-      );
+      const g = global();
+      const client = await connect(g);
+      const query: Record<string, string> = { limit: o.limit };
+      for (const key of ['actor', 'action', 'outcome', 'since'] as const) if (o[key]) query[key] = o[key];
+      printList(g, await client.call('audit', { query: query as never }), (d) => d.entries, AUDIT_COLUMNS);
     });
 }

@@ -1,22 +1,23 @@
 /** `aetherium vm …`: create, list, get, exec, start, stop, delete, executions. */
-import { type Command, InvalidArgumentError } from 'commander';
-import { type ApiClient, CliError } from '../api-client.ts';
-import { collectPairs, printFields, printJson, printTable, shortId } from '../format.ts';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import type { CreateProgress, CreateVmSpec, Execution, VmData, VmListFilter, VmRecord } from '../../sdk/index.ts';
+import { connect } from '../client.ts';
+import { CliError } from '../errors.ts';
+import { EXIT, exitCodeOf } from '../exit-codes.ts';
 import type { GlobalOptions } from '../global-options.ts';
-import { streamExec } from '../stream-exec.ts';
+import { outputFormat } from '../global-options.ts';
+import { onInterrupt } from '../interrupt.ts';
+import { type Column, collectPairs, labelsText, out, printJson, printList, printRecord, shortId } from '../output.ts';
+import { Progress } from '../progress.ts';
 
-type Vm = Record<string, unknown> & {
-  id: string;
-  name: string;
-  status: string;
-  worker_id: string | null;
-  error: string | null;
-};
-type TaskAnswer = { task_id: string; status: string; error: string | null };
-
-const int = (value: string) => {
+export const int = (value: string) => {
   const n = Number(value);
   if (!Number.isInteger(n)) throw new InvalidArgumentError('expected a whole number');
+  return n;
+};
+export const seconds = (value: string) => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a number of seconds above 0');
   return n;
 };
 const pairs = (value: string, previous: Record<string, string>) => {
@@ -27,28 +28,100 @@ const pairs = (value: string, previous: Record<string, string>) => {
   }
 };
 
-export function registerVmCommands(program: Command, client: () => ApiClient, global: () => GlobalOptions): void {
+const VM_COLUMNS: Column<VmRecord>[] = [
+  { header: 'ID', value: (v) => shortId(v.id) },
+  { header: 'NAME', value: (v) => v.name },
+  { header: 'STATUS', value: (v) => (v.deleted_at ? 'deleted' : v.status) },
+  { header: 'WORKER', value: (v) => v.worker_id },
+  { header: 'VCPUS', value: (v) => v.vcpus },
+  { header: 'MEMORY', value: (v) => `${v.memory_mb} MiB` },
+  { header: 'DISK', value: (v) => `${v.disk_gb} GiB`, wide: true },
+  { header: 'DRIVER', value: (v) => v.driver, wide: true },
+  { header: 'ZONE', value: (v) => v.zone, wide: true },
+  { header: 'IMAGE', value: (v) => v.image, wide: true },
+  { header: 'LABELS', value: (v) => labelsText(v.labels), wide: true },
+  { header: 'CREATED', value: (v) => v.created_at, wide: true },
+  { header: 'ERROR', value: (v) => v.error, wide: true },
+];
+
+const VM_FIELDS = [
+  'id',
+  'name',
+  'status',
+  'driver',
+  'worker_id',
+  'zone',
+  'vcpus',
+  'memory_mb',
+  'disk_gb',
+  'labels',
+  'image',
+  'error',
+  'pending_reason',
+  'created_at',
+  'updated_at',
+];
+
+const EXECUTION_COLUMNS: Column<Execution>[] = [
+  { header: 'ID', value: (e) => shortId(e.id) },
+  { header: 'COMMAND', value: (e) => [e.command, ...e.args].join(' '), max: 60 },
+  { header: 'EXIT', value: (e) => e.exit_code },
+  { header: 'DURATION', value: (e) => `${e.duration_ms} ms` },
+  { header: 'STARTED', value: (e) => e.started_at },
+  { header: 'TASK', value: (e) => e.task_id, wide: true },
+  { header: 'TIMED OUT', value: (e) => e.timed_out, wide: true },
+];
+
+const PHASE_RANK: Record<CreateProgress['phase'], number> = {
+  queued: 0,
+  pending: 0,
+  placed: 1,
+  booting: 2,
+  running: 3,
+};
+
+/** What a create's phase says on the progress line. */
+function phaseText(p: CreateProgress): string {
+  switch (p.phase) {
+    case 'queued':
+      return 'queued for the scheduler';
+    case 'pending':
+      return `pending: ${p.reason}`;
+    case 'placed':
+      return `placed on ${p.workerId ?? 'a worker'}`;
+    case 'booting':
+      return `booting on ${p.workerId ?? 'its worker'}`;
+    case 'running':
+      return `ready on ${p.workerId ?? 'its worker'}${p.driver ? ` (driver ${p.driver})` : ''}`;
+  }
+}
+
+export function registerVmCommands(program: Command, global: () => GlobalOptions): void {
   const vm = program.command('vm').description('create, inspect and use VMs');
 
   vm.command('create')
-    .description('create a VM; waits until it runs unless --no-wait')
+    .description('create a VM; waits until it runs (showing its progress on stderr) unless --no-wait')
     .option('--name <name>', 'VM name (lowercase letters, digits, "-")')
     .option('--vcpus <n>', 'virtual CPUs', int)
     .option('--memory <mb>', 'memory in MiB', int)
     .option('--disk <gb>', 'disk in GiB', int)
-    .option('--driver <driver>', 'firecracker | qemu | sandbox | process')
+    .addOption(
+      new Option('--driver <driver>', 'the driver to use').choices(['firecracker', 'qemu', 'sandbox', 'process']),
+    )
     .option('--image <image>', 'guest image')
     .option('--zone <zone>', 'place only in this zone')
     .option('--label <k=v>', 'a label of the VM (repeatable)', pairs, {})
     .option('--worker-label <k=v>', 'a label the worker must have (repeatable)', pairs, {})
-    .option('--strategy <strategy>', 'binpack | spread')
+    .addOption(new Option('--strategy <strategy>', 'placement strategy').choices(['binpack', 'spread']))
     .option('--no-wait', 'return at once with the task id')
-    .option('--timeout <seconds>', 'how long to wait', int, 300)
+    .option('--timeout <seconds>', 'how long to wait until it runs', seconds, 300)
     .action(async (o) => {
-      const body = {
+      const g = global();
+      const client = await connect(g);
+      const spec: CreateVmSpec = {
         ...(o.name ? { name: o.name } : {}),
-        ...(o.vcpus ? { vcpus: o.vcpus } : {}),
-        ...(o.memory ? { memory_mb: o.memory } : {}),
+        ...(o.vcpus !== undefined ? { vcpus: o.vcpus } : {}),
+        ...(o.memory !== undefined ? { memory_mb: o.memory } : {}),
         ...(o.disk !== undefined ? { disk_gb: o.disk } : {}),
         ...(o.driver ? { driver: o.driver } : {}),
         ...(o.image ? { image: o.image } : {}),
@@ -57,26 +130,54 @@ export function registerVmCommands(program: Command, client: () => ApiClient, gl
         ...(Object.keys(o.workerLabel).length ? { worker_labels: o.workerLabel } : {}),
         ...(o.strategy ? { strategy: o.strategy } : {}),
       };
-      const query = o.wait ? `?wait=true&timeout=${o.timeout}` : '';
-      const { data } = await client().post<{
-        vm: Vm;
-        task_id: string;
-        task?: TaskAnswer;
-        pending_reason?: string | null;
-      }>(`/vms${query}`, body);
-      if (global().json) return printJson(data);
-      const v = data.vm;
-      if (v.status === 'failed')
-        throw new CliError(`VM ${v.name} failed: ${v.error ?? data.task?.error ?? 'unknown error'}`);
-      if (o.wait && v.status !== 'running') {
-        process.stdout.write(
-          `VM ${v.name} (${v.id}) is ${v.status}${data.pending_reason ? `: ${data.pending_reason}` : ''}; task ${data.task_id}\n`,
+      if (!o.wait) {
+        const { data } = await client.request(
+          'createVm',
+          { body: spec, headers: { 'idempotency-key': `cli-${crypto.randomUUID()}` } },
+          { idempotent: true },
         );
-        return;
+        if (outputFormat(g) === 'json') return printJson(data);
+        return out(`VM ${data.vm.name} (${data.vm.id}) accepted; task ${data.task_id}\n`);
       }
-      process.stdout.write(
-        `VM ${v.name} (${v.id}) ${o.wait ? `running on worker ${v.worker_id} with driver ${v.driver}` : `accepted; task ${data.task_id}`}\n`,
-      );
+      const progress = new Progress(o.name ? `VM ${o.name}: ` : 'VM: ', { enabled: !g.quiet });
+      const interrupt = onInterrupt();
+      let taskId: string | null = null;
+      let lastPhase: CreateProgress['phase'] | null = null;
+      let created: Awaited<ReturnType<typeof client.vms.create>>;
+      try {
+        created = await client.vms.create(spec, {
+          waitUntil: 'running',
+          timeoutMs: o.timeout * 1000,
+          signal: interrupt.signal,
+          onProgress: (p) => {
+            taskId = p.taskId;
+            // Phases only move forward on the display (a later poll may report an earlier one again).
+            if (lastPhase !== null && PHASE_RANK[p.phase] < PHASE_RANK[lastPhase]) return;
+            if (p.phase === lastPhase) progress.update(phaseText(p));
+            else progress.phase(phaseText(p));
+            lastPhase = p.phase;
+          },
+        });
+        progress.succeed();
+      } catch (err) {
+        progress.fail();
+        throw err;
+      } finally {
+        interrupt.dispose();
+      }
+      const data = created.data as VmData;
+      if (outputFormat(g) === 'json') {
+        // The answer `POST /vms?wait=true` gives: the VM, its create task as it ended, the pending reason.
+        const { pending_reason, ...record } = data;
+        const task = taskId ? await client.tasks.get(taskId) : undefined;
+        return printJson({
+          vm: record,
+          task_id: taskId,
+          ...(task ? { task } : {}),
+          pending_reason: pending_reason ?? null,
+        });
+      }
+      out(`VM ${data.name} (${data.id}) running on worker ${data.worker_id} with driver ${data.driver}\n`);
     });
 
   vm.command('list')
@@ -85,51 +186,27 @@ export function registerVmCommands(program: Command, client: () => ApiClient, gl
     .option('--status <status>', 'only VMs in this status')
     .option('--worker <id>', 'only VMs on this worker')
     .option('--all', 'include deleted VMs')
+    .option('--limit <n>', 'at most this many (default 100)', int)
     .action(async (o) => {
-      const params = new URLSearchParams();
-      if (o.status) params.set('status', o.status);
-      if (o.worker) params.set('worker_id', o.worker);
-      if (o.all) params.set('include_deleted', 'true');
-      const data = await client().get<{ vms: Vm[]; total: number }>(`/vms${params.size ? `?${params}` : ''}`);
-      if (global().json) return printJson(data);
-      printTable(
-        ['ID', 'NAME', 'STATUS', 'DRIVER', 'WORKER', 'VCPUS', 'MEMORY MB', 'CREATED'],
-        data.vms.map((v) => [
-          shortId(v.id),
-          v.name,
-          v.deleted_at ? 'deleted' : v.status,
-          v.driver as string,
-          v.worker_id,
-          v.vcpus as number,
-          v.memory_mb as number,
-          v.created_at as string,
-        ]),
-      );
+      const g = global();
+      const client = await connect(g);
+      const query = {
+        ...(o.status ? { status: o.status } : {}),
+        ...(o.worker ? { worker_id: o.worker } : {}),
+        ...(o.all ? { include_deleted: 'true' } : {}),
+        ...(o.limit ? { limit: o.limit } : {}),
+      } as VmListFilter as never;
+      const data = await client.call('listVms', { query });
+      printList(g, data, (d) => d.vms, VM_COLUMNS);
     });
 
   vm.command('get')
     .description('show one VM (by id or name)')
     .argument('<vm>', 'VM id or name')
     .action(async (id: string) => {
-      const data = await client().get<Vm>(`/vms/${encodeURIComponent(id)}`);
-      if (global().json) return printJson(data);
-      printFields(data, [
-        'id',
-        'name',
-        'status',
-        'driver',
-        'worker_id',
-        'zone',
-        'vcpus',
-        'memory_mb',
-        'disk_gb',
-        'labels',
-        'image',
-        'error',
-        'pending_reason',
-        'created_at',
-        'updated_at',
-      ]);
+      const g = global();
+      const client = await connect(g);
+      printRecord(g, await client.call('getVm', { params: { id } }), VM_FIELDS);
     });
 
   vm.command('exec')
@@ -138,34 +215,57 @@ export function registerVmCommands(program: Command, client: () => ApiClient, gl
     .argument('<command...>', 'the command and its arguments (put them after --)')
     .option('-e, --env <k=v>', 'an environment variable (repeatable)', pairs, {})
     .option('--cwd <dir>', 'working directory inside the VM')
-    .option('--timeout <seconds>', 'kill the command after this many seconds', Number)
+    .option('--timeout <seconds>', 'kill the command after this many seconds (then exit 124)', seconds)
     .option('-i, --interactive', "send this terminal's input to the command (piped input always is)")
     .action(async (id: string, command: string[], o) => {
-      const [cmd, ...args] = command;
-      const body = {
-        command: cmd,
-        args,
-        env: o.env,
-        ...(o.cwd ? { cwd: o.cwd } : {}),
-        ...(o.timeout ? { timeout: o.timeout } : {}),
-      };
-      // --json wants the whole result at once: the plain request/response API.
-      if (global().json) {
-        const { status, data } = await client().post<{ exit_code?: number }>(
-          `/vms/${encodeURIComponent(id)}/exec`,
-          body,
-        );
-        printJson(data);
-        process.exitCode = status === 202 ? 1 : (data.exit_code ?? 1);
-        return;
+      const g = global();
+      const [cmd, ...args] = command as [string, ...string[]];
+      try {
+        const client = await connect(g);
+        const target = await client.vms.get(id);
+        const options = {
+          args,
+          env: o.env as Record<string, string>,
+          ...(o.cwd ? { cwd: o.cwd as string } : {}),
+          ...(o.timeout ? { timeoutMs: o.timeout * 1000 } : {}),
+        };
+        // --json wants the whole result at once: the REST exec, its answer as the API gives it.
+        if (outputFormat(g) === 'json') {
+          const answer = await target.run(cmd, options);
+          printJson(answer);
+          if (!('exit_code' in answer)) return void (process.exitCode = EXIT.TIMEOUT);
+          process.exitCode = answer.timed_out ? EXIT.COMMAND_TIMED_OUT : answer.exit_code;
+          return;
+        }
+        const forward = Boolean(o.interactive) || !process.stdin.isTTY;
+        const interrupt = onInterrupt();
+        try {
+          const result = await target.exec(cmd, {
+            ...options,
+            ...(forward ? { stdin: process.stdin } : {}),
+            onStdout: (data) => process.stdout.write(data),
+            onStderr: (data) => process.stderr.write(data),
+            signal: interrupt.signal,
+            collectOutput: false,
+          });
+          if (result.timedOut) {
+            process.stderr.write(`aetherium: the command timed out after ${o.timeout} s and was killed\n`);
+            process.exitCode = EXIT.COMMAND_TIMED_OUT;
+          } else process.exitCode = result.exitCode ?? EXIT.ERROR;
+        } finally {
+          interrupt.dispose();
+          if (forward) process.stdin.destroy();
+        }
+      } catch (err) {
+        if ((err as { code?: string }).code === 'aborted') {
+          // The SDK cancelled the command on its worker; let the close reach the server, then exit.
+          setTimeout(() => process.exit(EXIT.INTERRUPTED), 1500).unref();
+          throw new CliError('interrupted: the command was cancelled in the VM', EXIT.INTERRUPTED);
+        }
+        // Not the command's exit code: say so, so that a script can tell the two apart.
+        const code = exitCodeOf(err);
+        throw new CliError(`${(err as Error).message} (exit ${code} is aetherium's, not the command's)`, code);
       }
-      process.exitCode = await streamExec(
-        global().api,
-        id,
-        body,
-        Boolean(o.interactive) || !process.stdin.isTTY,
-        o.timeout,
-      );
     });
 
   for (const action of ['start', 'stop'] as const) {
@@ -173,11 +273,13 @@ export function registerVmCommands(program: Command, client: () => ApiClient, gl
       .description(`${action} a VM`)
       .argument('<vm>', 'VM id or name')
       .option('--no-wait', 'return at once with the task id')
+      .option('--timeout <seconds>', 'how long to wait', seconds, 120)
       .action(async (id: string, o) => {
-        const { data } = await client().post<TaskAnswer>(
-          `/vms/${encodeURIComponent(id)}/${action}${o.wait ? '?wait=true' : ''}`,
-        );
-        report(data, `${action === 'start' ? 'started' : 'stopped'} ${id}`, global().json);
+        const g = global();
+        const client = await connect(g);
+        const target = await client.vms.get(id);
+        const result = await target[action]({ wait: o.wait, timeoutMs: o.timeout * 1000 });
+        report(g, result, `${action === 'start' ? 'started' : 'stopped'} ${id}`);
       });
   }
 
@@ -186,36 +288,25 @@ export function registerVmCommands(program: Command, client: () => ApiClient, gl
     .description('delete a VM and free its resources')
     .argument('<vm>', 'VM id or name')
     .option('--no-wait', 'return at once with the task id')
+    .option('--timeout <seconds>', 'how long to wait', seconds, 120)
     .action(async (id: string, o) => {
-      const { data } = await client().delete<TaskAnswer>(`/vms/${encodeURIComponent(id)}${o.wait ? '?wait=true' : ''}`);
-      report(data, `deleted ${id}`, global().json);
+      const g = global();
+      const client = await connect(g);
+      const target = await client.vms.get(id);
+      report(g, await target.delete({ wait: o.wait, timeoutMs: o.timeout * 1000 }), `deleted ${id}`);
     });
 
   vm.command('executions')
     .description('commands run in a VM')
     .argument('<vm>', 'VM id or name')
     .action(async (id: string) => {
-      const data = await client().get<{ executions: Record<string, unknown>[] }>(
-        `/vms/${encodeURIComponent(id)}/executions`,
-      );
-      if (global().json) return printJson(data);
-      printTable(
-        ['ID', 'COMMAND', 'EXIT', 'DURATION MS', 'STARTED'],
-        data.executions.map((e) => [
-          shortId(e.id as string),
-          [e.command, ...(e.args as string[])].join(' ').slice(0, 60),
-          e.exit_code as number,
-          e.duration_ms as number,
-          e.started_at as string,
-        ]),
-      );
+      const g = global();
+      const client = await connect(g);
+      printList(g, await client.call('listExecutions', { params: { id } }), (d) => d.executions, EXECUTION_COLUMNS);
     });
 }
 
-function report(data: TaskAnswer, done: string, json: boolean): void {
-  if (json) return printJson(data);
-  if (data.status === 'failed') throw new CliError(`task ${data.task_id} failed: ${data.error}`);
-  process.stdout.write(
-    data.status === 'completed' ? `${done} (task ${data.task_id})\n` : `task ${data.task_id} is ${data.status}\n`,
-  );
+function report(g: GlobalOptions, data: { task_id: string; status: string; error: string | null }, done: string): void {
+  if (outputFormat(g) === 'json') return printJson(data);
+  out(data.status === 'completed' ? `${done} (task ${data.task_id})\n` : `task ${data.task_id} is ${data.status}\n`);
 }

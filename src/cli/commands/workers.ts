@@ -1,15 +1,53 @@
 /** `aetherium workers …` and `aetherium cluster …`. */
 import type { Command } from 'commander';
 import { parseDuration } from '../../config/duration.ts';
-import { type ApiClient, CliError } from '../api-client.ts';
-import { authHeaders } from '../credentials.ts';
-import { printFields, printJson, printTable } from '../format.ts';
-import { streamLines } from '../http.ts';
+import type { ClusterDistribution, DrainOptions, Worker, WorkerLogLine, WorkerLogsQuery } from '../../sdk/index.ts';
+import { connect } from '../client.ts';
+import { CliError, usageError } from '../errors.ts';
+import { EXIT } from '../exit-codes.ts';
 import type { GlobalOptions } from '../global-options.ts';
+import { outputFormat } from '../global-options.ts';
+import { onInterrupt, sleep } from '../interrupt.ts';
+import {
+  type Column,
+  formatTime,
+  labelsText,
+  out,
+  printJson,
+  printJsonLine,
+  printList,
+  printRecord,
+} from '../output.ts';
+import { Progress, renderBar } from '../progress.ts';
 
-type WorkerStats = Record<string, unknown> & { id: string };
+const WORKER_COLUMNS: Column<Worker>[] = [
+  { header: 'ID', value: (w) => w.id },
+  { header: 'ZONE', value: (w) => w.zone },
+  { header: 'STATUS', value: (w) => (w.status === 'active' && !w.eligible ? 'ineligible' : w.status) },
+  { header: 'HEALTHY', value: (w) => w.is_healthy },
+  { header: 'VMS', value: (w) => `${w.vm_count}/${w.max_vms}` },
+  { header: 'CPU %', value: (w) => w.cpu_usage_percent },
+  { header: 'MEM %', value: (w) => w.memory_usage_percent },
+  { header: 'ADDRESS', value: (w) => w.address, wide: true },
+  { header: 'LABELS', value: (w) => labelsText(w.labels), wide: true },
+  { header: 'UPTIME', value: (w) => w.uptime, wide: true },
+  { header: 'CAPABILITIES', value: (w) => w.capabilities.join(','), wide: true },
+  { header: 'CPUS', value: (w) => `${w.used_cpu_cores}/${w.cpu_cores}`, wide: true },
+  { header: 'MEMORY MB', value: (w) => `${w.used_memory_mb}/${w.memory_mb}`, wide: true },
+  { header: 'LAST SEEN', value: (w) => w.last_seen, wide: true },
+];
 
-export function registerWorkerCommands(program: Command, client: () => ApiClient, global: () => GlobalOptions): void {
+type Placement = ClusterDistribution['distribution'][number];
+
+const DISTRIBUTION_COLUMNS: Column<Placement>[] = [
+  { header: 'WORKER', value: (d) => d.worker_id },
+  { header: 'ZONE', value: (d) => d.zone },
+  { header: 'STATUS', value: (d) => d.status },
+  { header: 'VMS', value: (d) => `${d.vm_count}/${d.max_vms}` },
+  { header: 'NAMES', value: (d) => d.vms.map((v) => v.name).join(', '), max: 60 },
+];
+
+export function registerWorkerCommands(program: Command, global: () => GlobalOptions): void {
   const workers = program.command('workers').alias('worker-ls').description('inspect and control workers');
 
   workers
@@ -18,28 +56,16 @@ export function registerWorkerCommands(program: Command, client: () => ApiClient
     .description('list workers')
     .option('--zone <zone>', 'only this zone')
     .option('--status <status>', 'active | draining | offline')
+    .option('--capability <driver>', 'only workers that run this driver')
     .action(async (o) => {
-      const params = new URLSearchParams();
-      if (o.zone) params.set('zone', o.zone);
-      if (o.status) params.set('status', o.status);
-      const data = await client().get<{ workers: WorkerStats[]; total: number }>(
-        `/workers${params.size ? `?${params}` : ''}`,
-      );
-      if (global().json) return printJson(data);
-      printTable(
-        ['ID', 'ZONE', 'STATUS', 'HEALTHY', 'VMS', 'CPU %', 'MEM %', 'DRIVERS', 'UPTIME'],
-        data.workers.map((w) => [
-          w.id,
-          w.zone as string,
-          w.status as string,
-          w.is_healthy as boolean,
-          `${w.vm_count}/${w.max_vms}`,
-          w.cpu_usage_percent as number,
-          w.memory_usage_percent as number,
-          (w.capabilities as string[]).join(','),
-          w.uptime as string,
-        ]),
-      );
+      const g = global();
+      const client = await connect(g);
+      const query = {
+        ...(o.zone ? { zone: o.zone } : {}),
+        ...(o.status ? { status: o.status } : {}),
+        ...(o.capability ? { capability: o.capability } : {}),
+      } as never;
+      printList(g, await client.call('listWorkers', { query }), (d) => d.workers, WORKER_COLUMNS);
     });
 
   workers
@@ -47,9 +73,9 @@ export function registerWorkerCommands(program: Command, client: () => ApiClient
     .description('show one worker')
     .argument('<id>')
     .action(async (id: string) => {
-      const data = await client().get<WorkerStats>(`/workers/${encodeURIComponent(id)}`);
-      if (global().json) return printJson(data);
-      printFields(data);
+      const g = global();
+      const client = await connect(g);
+      printRecord(g, await client.workers.get(id));
     });
 
   workers
@@ -62,31 +88,29 @@ export function registerWorkerCommands(program: Command, client: () => ApiClient
     .option('--message <text>', 'why, for the record and the events')
     .option('--wait', 'show progress until the worker is drained')
     .action(async (id: string, o) => {
-      const body: Record<string, unknown> = {};
-      if (o.deadline) {
+      const g = global();
+      const body: DrainOptions = {};
+      if (typeof o.deadline === 'string') {
         const ms = parseDuration(o.deadline);
-        if (ms === null) throw new CliError(`--deadline ${o.deadline}: expected a duration such as 90s, 5m or 1h`);
+        if (ms === null) throw usageError(`--deadline ${o.deadline}: expected a duration such as 90s, 5m or 1h`);
         body.deadline_seconds = Math.ceil(ms / 1000);
       }
       if (o.force) body.force = true;
       if (o.deadline === false) body.no_deadline = true;
       if (o.message) body.message = o.message;
-      const { data } = await client().post<WorkerStats>(`/workers/${encodeURIComponent(id)}/drain`, body);
-      if (global().json && !o.wait) return printJson(data);
-      const drain = data.drain as { deadline: string | null } | null;
-      process.stdout.write(
-        `worker ${id} is draining${drain?.deadline ? ` (deadline ${drain.deadline})` : ' (no deadline)'}: no new VMs will be placed on it\n`,
-      );
+      const client = await connect(g);
+      const answer = await client.workers.drain(id, body);
+      const json = outputFormat(g) === 'json';
+      if (json && !o.wait) return printJson(answer);
+      const deadline = answer.worker.drain?.deadline;
+      if (!json)
+        out(
+          `worker ${id} is draining${deadline ? ` (deadline ${formatTime(deadline)})` : ' (no deadline)'}: no new VMs will be placed on it\n`,
+        );
       if (!o.wait) return;
-      for (;;) {
-        const w = await client().get<WorkerStats>(`/workers/${encodeURIComponent(id)}`);
-        const state = w.drain as { drained_at: string | null } | null;
-        if (!state) return void process.stdout.write(`worker ${id} was activated again; drain abandoned\n`);
-        if (state.drained_at)
-          return void process.stdout.write(`worker ${id} is drained: no VM left (${state.drained_at})\n`);
-        process.stdout.write(`  ${new Date().toISOString()}  ${w.vm_count} VM(s) left\n`);
-        await new Promise((r) => setTimeout(r, 2000));
-      }
+      const final = await waitDrained(g, client, id, answer.worker.vm_count);
+      if (json) printJson(final);
+      else out(`worker ${id} is drained: no VM left (${formatTime(final.drain?.drained_at)})\n`);
     });
 
   workers
@@ -95,12 +119,12 @@ export function registerWorkerCommands(program: Command, client: () => ApiClient
     .argument('<id>')
     .argument('<on|off>')
     .action(async (id: string, value: string) => {
-      if (value !== 'on' && value !== 'off') throw new CliError('eligibility is "on" or "off"');
-      const { data } = await client().post<WorkerStats>(`/workers/${encodeURIComponent(id)}/eligibility`, {
-        eligible: value === 'on',
-      });
-      if (global().json) return printJson(data);
-      process.stdout.write(`worker ${id} ${data.eligible ? 'takes' : 'takes no'} new VMs\n`);
+      if (value !== 'on' && value !== 'off') throw usageError('eligibility is "on" or "off"');
+      const g = global();
+      const client = await connect(g);
+      const data = await client.workers.setEligibility(id, value === 'on');
+      if (outputFormat(g) === 'json') return printJson(data);
+      out(`worker ${id} ${data.worker.eligible ? 'takes' : 'takes no'} new VMs\n`);
     });
 
   workers
@@ -108,9 +132,11 @@ export function registerWorkerCommands(program: Command, client: () => ApiClient
     .description('let a drained worker take VMs again')
     .argument('<id>')
     .action(async (id: string) => {
-      const { data } = await client().post<WorkerStats>(`/workers/${encodeURIComponent(id)}/activate`);
-      if (global().json) return printJson(data);
-      process.stdout.write(`worker ${id} is ${data.status}\n`);
+      const g = global();
+      const client = await connect(g);
+      const data = await client.workers.activate(id);
+      if (outputFormat(g) === 'json') return printJson(data);
+      out(`worker ${id} is ${data.status}\n`);
     });
 
   workers
@@ -121,24 +147,23 @@ export function registerWorkerCommands(program: Command, client: () => ApiClient
     .option('--since <when>', 'only lines since then: a duration back from now (10m) or an RFC 3339 time')
     .option('-n, --limit <n>', 'at most this many past lines', '200')
     .action(async (id: string, o: { follow: boolean; since?: string; limit: string }) => {
-      const query = new URLSearchParams({ limit: o.limit, ...(o.since ? { since: o.since } : {}) });
-      const print = (line: Record<string, unknown>) =>
-        process.stdout.write(global().json ? `${JSON.stringify(line)}\n` : `${formatLogLine(line)}\n`);
-      const path = `/workers/${encodeURIComponent(id)}/logs`;
+      const g = global();
+      const client = await connect(g);
+      const query: WorkerLogsQuery = { limit: Number(o.limit), ...(o.since ? { since: o.since } : {}) };
+      // Log lines are a stream even when not followed: one per line, JSON or for a terminal.
+      const print = (line: WorkerLogLine) =>
+        outputFormat(g) === 'json' ? printJsonLine(line) : out(`${formatLogLine(line)}\n`);
       if (!o.follow) {
-        const data = await client().get<{ lines: Record<string, unknown>[] }>(`${path}?${query}`);
-        for (const line of data.lines) print(line);
+        for (const line of (await client.workers.logs(id, query)).lines) print(line);
         return;
       }
-      query.set('follow', 'true');
-      const url = `${client().baseUrl.replace(/\/$/, '')}/api/v1${path}?${query}`;
-      await streamLines(url, authHeaders(), (text) => {
-        try {
-          print(JSON.parse(text) as Record<string, unknown>);
-        } catch {
-          process.stdout.write(`${text}\n`);
-        }
-      });
+      const interrupt = onInterrupt();
+      try {
+        await client.workers.followLogs(id, query, { onLine: print, signal: interrupt.signal }).done;
+      } finally {
+        interrupt.dispose();
+      }
+      if (interrupt.signal.aborted) return void (process.exitCode = EXIT.INTERRUPTED);
       process.stderr.write(`the log stream of worker ${id} ended (it disconnected)\n`);
     });
 
@@ -147,11 +172,11 @@ export function registerWorkerCommands(program: Command, client: () => ApiClient
     .description('refuse every certificate the worker holds now on the agent channel; it must join again')
     .argument('<id>')
     .action(async (id: string) => {
-      const { data } = await client().post<{ worker_id: string; revoked_before: string; message: string }>(
-        `/workers/${encodeURIComponent(id)}/revoke`,
-      );
-      if (global().json) return printJson(data);
-      process.stdout.write(`${data.message}\n`);
+      const g = global();
+      const client = await connect(g);
+      const data = await client.workers.revoke(id);
+      if (outputFormat(g) === 'json') return printJson(data);
+      out(`${data.message}\n`);
     });
 
   const cluster = program.command('cluster').description('cluster-wide views');
@@ -159,32 +184,64 @@ export function registerWorkerCommands(program: Command, client: () => ApiClient
     .command('stats')
     .description('totals, usage and free capacity')
     .action(async () => {
-      const data = await client().get<Record<string, unknown>>('/cluster/stats');
-      if (global().json) return printJson(data);
-      printFields(data);
+      const g = global();
+      const client = await connect(g);
+      printRecord(g, await client.cluster.stats());
     });
   cluster
     .command('distribution')
     .description('which VMs run where')
     .action(async () => {
-      const data = await client().get<{ distribution: (Record<string, unknown> & { vms: { name: string }[] })[] }>(
-        '/cluster/distribution',
-      );
-      if (global().json) return printJson(data);
-      printTable(
-        ['WORKER', 'ZONE', 'STATUS', 'VMS', 'NAMES'],
-        data.distribution.map((d) => [
-          d.worker_id as string,
-          d.zone as string,
-          d.status as string,
-          `${d.vm_count}/${d.max_vms}`,
-          d.vms
-            .map((v) => v.name)
-            .join(', ')
-            .slice(0, 60),
-        ]),
-      );
+      const g = global();
+      const client = await connect(g);
+      printList(g, await client.cluster.distribution(), (d) => d.distribution, DISTRIBUTION_COLUMNS);
     });
+}
+
+/**
+ * Follows a drain until the worker holds no VM: a bar of the VMs left on stderr, redrawn on a
+ * terminal, a line per change elsewhere. Ctrl-C stops watching (the drain goes on).
+ */
+async function waitDrained(
+  g: GlobalOptions,
+  client: Awaited<ReturnType<typeof connect>>,
+  id: string,
+  atStart: number,
+): Promise<Worker> {
+  const progress = new Progress(`worker ${id}: `, { enabled: !g.quiet });
+  const interrupt = onInterrupt();
+  let total = Math.max(1, atStart);
+  try {
+    for (;;) {
+      const worker = await client.workers.get(id, { signal: interrupt.signal });
+      if (!worker.drain) {
+        progress.fail();
+        throw new CliError(`worker ${id} was activated again: the drain was abandoned`, EXIT.CONFLICT);
+      }
+      if (worker.drain.drained_at) {
+        progress.update(`${renderBar(total, total)} 0/${total} VMs left`);
+        progress.succeed();
+        return worker;
+      }
+      total = Math.max(total, worker.vm_count);
+      progress.update(`${renderBar(total - worker.vm_count, total)} ${worker.vm_count}/${total} VMs left`);
+      await sleep(1000, interrupt.signal);
+      if (interrupt.signal.aborted) {
+        progress.stop();
+        throw new CliError(
+          `stopped watching: worker ${id} is still draining (${worker.vm_count} VMs left)`,
+          EXIT.INTERRUPTED,
+        );
+      }
+    }
+  } catch (err) {
+    progress.stop();
+    if ((err as { code?: string }).code === 'aborted')
+      throw new CliError(`stopped watching: worker ${id} is still draining`, EXIT.INTERRUPTED);
+    throw err;
+  } finally {
+    interrupt.dispose();
+  }
 }
 
 const LEVELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
@@ -196,7 +253,7 @@ export function formatLogLine(line: Record<string, unknown>): string {
   const level = (LEVELS[Number(line.level)] ?? String(line.level ?? '')).padEnd(5);
   const fields = Object.entries(line)
     .filter(([key]) => !PLUMBING.has(key))
-    .map(([key, value]) => `${key}=${typeof value === 'string' ? JSON.stringify(value) : JSON.stringify(value)}`)
+    .map(([key, value]) => `${key}=${JSON.stringify(value)}`)
     .join(' ');
   return `${time} ${level} ${String(line.msg ?? '')}${fields ? `  ${fields}` : ''}`;
 }

@@ -19,7 +19,7 @@
  */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { WebSocket } from 'ws';
-import { z } from 'zod';
+import * as z from 'zod';
 import { AetheriumError, isFinal, isTransientEngineError, newId } from '../../domain/index.ts';
 import { type ChannelMessage, execInput, execOutput } from '../../ports/exec-channels.ts';
 import type { ExecChannels } from '../../ports/exec-channels.ts';
