@@ -142,9 +142,9 @@ describe('drain', () => {
       expect(d.payload.reason).toMatch(/drain deadline reached on worker slow \(test drain\)/);
 
     expect((await api('POST', '/workers/slow/activate')).body).toMatchObject({
+      worker_id: 'slow',
       status: 'active',
-      eligible: true,
-      drain: null,
+      worker: { eligible: true, drain: null },
     });
     await deleteAll();
   }, 180_000);

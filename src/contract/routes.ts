@@ -157,6 +157,7 @@ export const ROUTES = {
     summary: 'Run one command interactively over WebSocket (stdin, stdout, stderr, exit code)',
     params: idParam,
     responses: {},
+    errors: [426],
     websocket: true,
   }),
   listExecutions: route({
@@ -315,6 +316,7 @@ export const ROUTES = {
       'Live cluster events over WebSocket: a hello with the position, then events (see README: topics, keys, since, gap, position, close codes)',
     querystring: subscriptionQuery,
     responses: {},
+    errors: [426],
     websocket: true,
   }),
 
@@ -392,7 +394,7 @@ export const ROUTES = {
 export type RouteName = keyof typeof ROUTES;
 
 type Spec<N extends RouteName> = (typeof ROUTES)[N];
-type ErrorStatus = (typeof COMMON_ERROR_STATUSES)[number] | 404 | 409 | 502;
+type ErrorStatus = (typeof COMMON_ERROR_STATUSES)[number] | 404 | 409 | 426 | 502;
 
 /** What Fastify's type provider reads: the inputs of the route and its answers by status. */
 export type FastifySchemaOf<N extends RouteName> = Pick<
@@ -420,5 +422,5 @@ export function fastifySchema<N extends RouteName>(name: N): FastifySchemaOf<N> 
     ...(spec.body ? { body: spec.body } : {}),
     ...(spec.headers ? { headers: spec.headers } : {}),
     response: { ...errors, ...spec.responses },
-  } as unknown as FastifySchemaOf<N>;
+  } as FastifySchemaOf<N>;
 }

@@ -138,7 +138,15 @@ function validate(doc: unknown, path: string): ClientConfigFile {
       if (entry[key] !== undefined && typeof entry[key] !== 'string')
         throw new ConfigError(`${path}: context ${name}: ${key} must be a string`);
     }
-    contexts[name] = entry as unknown as ContextEntry;
+    const { api, token } = entry;
+    const tokenFile = entry['token-file'];
+    const caFile = entry['ca-file'];
+    contexts[name] = {
+      api,
+      ...(typeof tokenFile === 'string' ? { 'token-file': tokenFile } : {}),
+      ...(typeof token === 'string' ? { token } : {}),
+      ...(typeof caFile === 'string' ? { 'ca-file': caFile } : {}),
+    };
   }
   return { 'current-context': (current as string | null | undefined) ?? null, contexts };
 }

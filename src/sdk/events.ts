@@ -93,6 +93,20 @@ const FATAL_CLOSE = new Set([4400, 4401, 4403]);
 /** A server too old to send a hello: onOpen is called at its first message, or after this long. */
 const HELLO_WAIT_MS = 1000;
 
+/** An event: the envelope every event has (its data is the server's, typed by its `type`). */
+const isEvent = (message: Record<string, unknown>): message is Record<string, unknown> & ClusterEvent =>
+  isId(message.id) &&
+  typeof message.type === 'string' &&
+  typeof message.timestamp === 'string' &&
+  typeof message.data === 'object' &&
+  message.data !== null;
+
+const isGap = (message: Record<string, unknown>): message is Record<string, unknown> & Gap =>
+  message.type === 'gap' &&
+  isId(message.since) &&
+  (message.oldest === null || isId(message.oldest)) &&
+  typeof message.message === 'string';
+
 const isId = (value: unknown): value is number =>
   typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 
@@ -178,17 +192,17 @@ export function subscribe(
       return;
     }
     opened(conn, null); // a server that sends no hello
-    if (typeof message.id === 'number' && typeof message.type === 'string') {
+    if (isEvent(message)) {
       failures = 0;
-      deliver(message as unknown as ClusterEvent);
+      deliver(message);
       return;
     }
     if (message.type === 'position') {
       if (isId(message.last_id)) advance(message.last_id);
       return;
     }
-    if (message.type === 'gap') {
-      const gap = message as unknown as Gap;
+    if (isGap(message)) {
+      const gap = message;
       chain = chain.then(() => {
         if (!stopped) options.onGap?.(gap);
       });

@@ -76,10 +76,8 @@ function walk(spec: CommandSpec): CommandSpec[] {
 /** The command tree of `program`, with its global options (valid at every level). */
 export function commandTree(program: Command): { root: CommandSpec; all: CommandSpec[]; global: OptionSpec[] } {
   const root = specOf(program, '');
-  const version = (program as unknown as { _versionOptionName?: string })._versionOptionName;
-  const global = root.options.filter(
-    (o) => !o.flags.includes('--help') && !(version && o.flags.includes(`--${version}`)),
-  );
+  // Help and version are answered at the top only; every other root option is valid anywhere.
+  const global = root.options.filter((o) => !o.flags.some((f) => f === '--help' || f === '--version'));
   return { root, all: walk(root), global };
 }
 

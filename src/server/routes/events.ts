@@ -22,6 +22,7 @@ import type { EventBus } from '../../ports/event-bus.ts';
 import { CLOSE_CODES, type EventHub, EventSession } from '../events/event-hub.ts';
 import { subscribeMessage } from '../../contract/requests.ts';
 import { fastifySchema } from '../../contract/routes.ts';
+import { upgradeRequired } from './upgrade-required.ts';
 import { subscriptionOf } from '../events/subscription.ts';
 
 const REPLAY_PAGE = 1000;
@@ -33,6 +34,7 @@ export function eventRoutes(hub: EventHub, bus: EventBus): FastifyPluginAsyncZod
       {
         websocket: true,
         schema: fastifySchema('events'),
+        preHandler: upgradeRequired,
       },
       (socket, request) => {
         const query = request.query as {

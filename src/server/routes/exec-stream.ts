@@ -27,6 +27,7 @@ import type { ApiDeps } from '../api-deps.ts';
 import { findUnstorable, unstorableError } from '../input-guard.ts';
 import { execPayloadOf, execStartMessage } from '../../contract/requests.ts';
 import { fastifySchema } from '../../contract/routes.ts';
+import { upgradeRequired } from './upgrade-required.ts';
 import { closeCodeOf, commandFailure } from '../task-failure.ts';
 
 const clientMessage = z.discriminatedUnion('type', [
@@ -60,6 +61,7 @@ export function execStreamRoutes(deps: ApiDeps, channels: ExecChannels): Fastify
       {
         websocket: true,
         schema: fastifySchema('execStream'),
+        preHandler: upgradeRequired,
       },
       (socket, request) => {
         const ws = socket as WebSocket;
