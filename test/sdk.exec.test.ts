@@ -18,7 +18,7 @@ import {
   ValidationError,
   Vm,
 } from '../src/sdk/index.ts';
-import { type SdkTestSystem, startSdkSystem } from './harness/sdk-system.ts';
+import { failure, type SdkTestSystem, startSdkSystem } from './harness/sdk-system.ts';
 
 let t: SdkTestSystem;
 let client: Aetherium;
@@ -34,16 +34,6 @@ afterAll(async () => {
   await vm?.[Symbol.asyncDispose]();
   await t?.stop();
 });
-
-async function failure(promise: Promise<unknown>): Promise<ApiError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ApiError);
-    return err as ApiError;
-  }
-  throw new Error('expected a failure, got an answer');
-}
 
 /** Host processes whose command line contains `needle` (the process driver runs commands on the host). */
 function processesMatching(needle: string): number[] {

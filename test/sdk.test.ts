@@ -10,7 +10,7 @@ import { LogBuffer } from '../src/runtime/log-buffer.ts';
 import {
   type Aetherium,
   AbortError,
-  ApiError,
+  type ApiError,
   type ClusterEvent,
   ConflictError,
   type CreateProgress,
@@ -25,7 +25,7 @@ import {
   type Vm,
 } from '../src/sdk/index.ts';
 import { Transport } from '../src/sdk/transport.ts';
-import { type SdkTestSystem, startSdkSystem } from './harness/sdk-system.ts';
+import { failure, type SdkTestSystem, startSdkSystem } from './harness/sdk-system.ts';
 
 const WORKER = 'test-worker';
 const CA_FINGERPRINT = `sha256:${'ab'.repeat(32)}`;
@@ -84,17 +84,6 @@ afterAll(async () => {
   for (const fn of cleanup) fn();
   await t?.stop();
 });
-
-/** The error a promise rejects with (failing the test if it resolves). */
-async function failure(promise: Promise<unknown>): Promise<ApiError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ApiError);
-    return err as ApiError;
-  }
-  throw new Error('expected a failure, got an answer');
-}
 
 describe('every route, typed', () => {
   let vm: Vm;

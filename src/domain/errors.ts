@@ -75,6 +75,22 @@ export const conflict = (message: string, details?: unknown) => new AetheriumErr
 export const invalid = (message: string, details?: unknown) =>
   new AetheriumError('validation_failed', message, details);
 
+/** The code an HTTP status stands for when an answer (or a framework's error) names none. */
+const CODE_BY_STATUS: Readonly<Record<number, ErrorCode>> = {
+  400: 'bad_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  409: 'conflict',
+  429: 'rate_limited',
+  502: 'driver_failed',
+  503: 'unavailable',
+};
+
+export function codeForStatus(status: number): ErrorCode | undefined {
+  return CODE_BY_STATUS[status];
+}
+
 export function isErrorCode(value: string): value is ErrorCode {
   return Object.hasOwn(ERROR_CATALOGUE, value);
 }

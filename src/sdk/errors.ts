@@ -19,7 +19,7 @@
  *   ├─ ConfigError        the client's settings or the CLI configuration file
  *   └─ ProtocolError      an answer that does not match the API contract
  */
-import { ERROR_CATALOGUE, type ErrorCode, isErrorCode, parseTaskError } from '../domain/errors.ts';
+import { codeForStatus, ERROR_CATALOGUE, type ErrorCode, isErrorCode, parseTaskError } from '../domain/errors.ts';
 
 /** Codes of the SDK's own, for failures that are not an answer of the server. */
 export type ClientErrorCode = 'unreachable' | 'tls' | 'timeout' | 'aborted' | 'config' | 'bad_response';
@@ -238,17 +238,6 @@ export function errorOf(
   }
 }
 
-const CODE_BY_STATUS: Record<number, ErrorCode> = {
-  400: 'bad_request',
-  401: 'unauthorized',
-  403: 'forbidden',
-  404: 'not_found',
-  409: 'conflict',
-  429: 'rate_limited',
-  502: 'driver_failed',
-  503: 'unavailable',
-};
-
 /** The error for an HTTP error answer: the body's `{ error: { code, message, details } }` when it has one. */
 export function errorFromAnswer(
   status: number,
@@ -258,7 +247,7 @@ export function errorFromAnswer(
 ): ApiError {
   const error = (body as { error?: { code?: unknown; message?: unknown; details?: unknown } } | null)?.error;
   const code: ErrorCode =
-    typeof error?.code === 'string' && isErrorCode(error.code) ? error.code : (CODE_BY_STATUS[status] ?? 'internal');
+    typeof error?.code === 'string' && isErrorCode(error.code) ? error.code : (codeForStatus(status) ?? 'internal');
   const message =
     typeof error?.message === 'string' && error.message !== ''
       ? error.message

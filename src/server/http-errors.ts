@@ -6,18 +6,9 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { AetheriumError, type ErrorCode, isErrorCode, isTransientEngineError } from '../domain/index.ts';
+import { AetheriumError, codeForStatus, type ErrorCode, isErrorCode, isTransientEngineError } from '../domain/index.ts';
 import { installInputGuard } from './input-guard.ts';
 import { MAX_ID_LENGTH } from '../contract/requests.ts';
-
-const CODE_BY_STATUS: Record<number, ErrorCode> = {
-  400: 'bad_request',
-  401: 'unauthorized',
-  403: 'forbidden',
-  404: 'not_found',
-  409: 'conflict',
-  429: 'rate_limited',
-};
 
 /**
  * What the router refuses before a route is found, in our shape: Fastify's own bodies
@@ -138,7 +129,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     const shaped = shapedBody(err);
     if (shaped && status >= 400 && status < 500) return reply.status(status).send({ error: shaped });
     if (status >= 400 && status < 500) {
-      const code = CODE_BY_STATUS[status] ?? 'bad_request';
+      const code = codeForStatus(status) ?? 'bad_request';
       return reply.status(status).send({ error: { code, message: err.message } });
     }
     request.log.error({ err }, 'unexpected error');

@@ -8,13 +8,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { trackChild } from './child-processes.ts';
-import { CLI, exited, freePort, waitForHttp } from './processes.ts';
+import { CLI, type CliResult, exited, freePort, runCli, waitForHttp } from './processes.ts';
 
-export interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+export type Run = CliResult;
 
 export interface RunOptions {
   env?: NodeJS.ProcessEnv;
@@ -42,26 +38,9 @@ export function isolatedEnv(dir: string): NodeJS.ProcessEnv {
 
 /** Runs `aetherium …` to completion (in `cwd`, default the system's directory). */
 export function run(args: string[], options: RunOptions & { cwd: string }): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      cwd: options.cwd,
-      env: { ...process.env, ...options.env },
-      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d) => (stdout += d));
-    child.stderr!.on('data', (d) => (stderr += d));
-    if (options.input !== undefined) child.stdin!.end(options.input);
-    const timeoutMs = options.timeoutMs ?? 60_000;
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`aetherium ${args.join(' ')} did not finish in ${timeoutMs} ms\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
+  return runCli(args, options.env, options.timeoutMs, {
+    cwd: options.cwd,
+    ...(options.input === undefined ? {} : { input: options.input }),
   });
 }
 

@@ -22,17 +22,24 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `aetherium …` to completion. */
-export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<CliResult> {
+/** Runs `aetherium …` to completion; `input` is written to its stdin, then closed (default: no stdin). */
+export function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = 60_000,
+  options: { cwd?: string; input?: string } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
+      ...(options.cwd ? { cwd: options.cwd } : {}),
       env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    if (options.input !== undefined) child.stdin!.end(options.input);
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`aetherium ${args.join(' ')} did not finish in ${timeoutMs} ms\n${stdout}\n${stderr}`));

@@ -4,7 +4,8 @@
  */
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { Aetherium, type ClientOptions } from '../../src/sdk/index.ts';
+import { expect } from 'vitest';
+import { Aetherium, ApiError, type ClientOptions } from '../../src/sdk/index.ts';
 import { startTestSystem, type TestSystem, type TestSystemOptions } from './dev-system.ts';
 
 export interface SdkTestSystem extends TestSystem {
@@ -34,4 +35,15 @@ export async function startSdkSystem(
         ...more,
       }),
   };
+}
+
+/** The error a promise rejects with (failing the test if it resolves). */
+export async function failure(promise: Promise<unknown>): Promise<ApiError> {
+  try {
+    await promise;
+  } catch (err) {
+    expect(err).toBeInstanceOf(ApiError);
+    return err as ApiError;
+  }
+  throw new Error('expected a failure, got an answer');
 }
