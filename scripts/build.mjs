@@ -5,6 +5,7 @@
  *
  *   src/cli/main.ts   → dist/cli/main.mjs   (what bin/aetherium.mjs runs)
  *   src/sdk/index.ts  → dist/sdk/index.mjs  (`aetherium/sdk`), with dist/sdk/index.d.ts from tsc
+ *   web/              → web/dist            (the web UI, by Vite: scripts/build-web.mjs)
  *
  * Code splitting keeps what only some commands need (the server, the engines, the drivers) in
  * chunks loaded by their `import()`, so `aetherium --version` or `aetherium vm list` loads none of it.
@@ -30,6 +31,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BUILD_STAMP, buildState } from './build-state.mjs';
+import { buildWeb } from './build-web.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DIST = join(ROOT, 'dist');
@@ -166,7 +168,16 @@ function kilobytes(file) {
 
 async function main() {
   const ifStale = process.argv.includes('--if-stale');
-  if (ifStale && buildState(ROOT) === 'fresh') return;
+  // The UI builds beside the bundle (each has its own inputs and freshness).
+  const web = buildWeb(ROOT, { ifStale }).then((line) => line && log(line));
+  try {
+    if (!ifStale || buildState(ROOT) !== 'fresh') await buildDist();
+  } finally {
+    await web;
+  }
+}
+
+async function buildDist() {
   const started = Date.now();
   removeAbandoned();
   const fresh = join(ROOT, `${WORK_PREFIX}new-${process.pid}`);

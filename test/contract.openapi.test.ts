@@ -116,6 +116,7 @@ describe('real answers match the document', () => {
 
   it('through every route, successes and errors alike', async () => {
     expect((await call('health')).status).toBe(200);
+    expect((await call('whoami')).body).toMatchObject({ kind: 'key', role: 'admin', auth_enabled: true });
     const created = await call('createVm', { query: 'wait=true&timeout=60', body: { name: 'contract-vm' } });
     expect(created.status).toBe(201);
     const vm = created.body.vm;

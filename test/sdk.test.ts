@@ -24,7 +24,7 @@ import {
   ValidationError,
   type Vm,
 } from '../src/sdk/index.ts';
-import { Transport } from '../src/sdk/transport.ts';
+import { NodeTransport as Transport } from '../src/sdk/node-transport.ts';
 import { failure, type SdkTestSystem, startSdkSystem } from './harness/sdk-system.ts';
 
 const WORKER = 'test-worker';
@@ -95,6 +95,17 @@ describe('every route, typed', () => {
     expect(report.mode).toBe('dev');
     expect(Object.keys(report.engines)).toEqual(expect.arrayContaining(['store', 'queue']));
     expect(report.warnings.join(' ')).toMatch(/isolation/i);
+  });
+
+  it('whoami: each key is itself, with its role; auth is on', async () => {
+    const me = await viewer.whoami();
+    expect(me).toMatchObject({ kind: 'key', name: 'sdk-viewer', role: 'viewer', auth_enabled: true });
+    expect((await operator.whoami()).role).toBe('operator');
+    const anonymous = await t
+      .client('ae_not_a_key')
+      .whoami()
+      .catch((err: unknown) => err);
+    expect(anonymous).toBeInstanceOf(UnauthorizedError);
   });
 
   it('createVm waits until the VM runs and reports its phases', async () => {

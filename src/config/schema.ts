@@ -265,6 +265,23 @@ export const configSchema = z
         exec_wait: duration('10m'),
       })
       .prefault({}),
+    ui: z
+      .object({
+        /** Serve the web UI at `/` (the API is the same either way). */
+        enabled: z.boolean().default(true),
+        /**
+         * The path a reverse proxy serves the control plane under when it strips it (`/aetherium`).
+         * Null: a trusted proxy's X-Forwarded-Prefix (api_gateway.trust_proxy), else the root.
+         */
+        base_path: z
+          .string()
+          .regex(/^(\/[A-Za-z0-9._~-]+)+$/, 'a path such as /aetherium: "/"-separated segments, no trailing "/"')
+          .nullable()
+          .default(null),
+        /** The built UI; null: the package's web/dist (built by `npm ci` and `npm run build`). */
+        dir: z.string().min(1).nullable().default(null),
+      })
+      .prefault({}),
     scheduler: z
       .object({
         strategy: z.enum(['binpack', 'spread']).default('binpack'),

@@ -67,3 +67,17 @@ export const auditEntry = z
   .meta({ id: 'AuditEntry' });
 
 export const auditList = z.object({ entries: z.array(auditEntry), total });
+
+/**
+ * The caller as the server sees it: what a client (the web UI) shows and which controls it offers.
+ * `kind` is `local` when authentication is off (a loopback listener only): every caller is admin.
+ */
+export const identity = z
+  .object({
+    kind: z.enum(['key', 'jwt', 'local']),
+    id: z.string(),
+    name: z.string(),
+    role: z.enum(ROLES),
+    auth_enabled: z.boolean(),
+  })
+  .meta({ id: 'Identity' });

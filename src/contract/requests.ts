@@ -95,7 +95,9 @@ export const EXEC_LIMITS = {
   maxTimeout: 86_400,
 } as const;
 
-const utf8Bytes = (s: string) => Buffer.byteLength(s, 'utf8');
+const encoder = new TextEncoder();
+/** UTF-8 bytes as the kernel counts them (TextEncoder, so the contract also runs in a browser). */
+const utf8Bytes = (s: string) => encoder.encode(s).byteLength;
 
 const execFields = z
   .object({

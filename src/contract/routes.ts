@@ -6,7 +6,16 @@
  * (COMMON_ERROR_STATUSES); each is the one error body.
  */
 import type { z } from 'zod';
-import { apiKey, apiKeyCreated, apiKeyList, auditList, joinToken, joinTokenCreated, joinTokenList } from './access.ts';
+import {
+  apiKey,
+  apiKeyCreated,
+  apiKeyList,
+  auditList,
+  identity,
+  joinToken,
+  joinTokenCreated,
+  joinTokenList,
+} from './access.ts';
 import { COMMON_ERROR_STATUSES, errorBody } from './errors.ts';
 import { healthReport } from './health.ts';
 import {
@@ -320,6 +329,13 @@ export const ROUTES = {
     websocket: true,
   }),
 
+  whoami: route({
+    method: 'GET',
+    path: '/auth/whoami',
+    tags: ['tokens'],
+    summary: 'Who the caller is: its key or JWT subject and its role (what a client may offer it)',
+    responses: { 200: identity },
+  }),
   createToken: route({
     method: 'POST',
     path: '/tokens',

@@ -14,6 +14,7 @@ import { openEngines } from './engines.ts';
 import type { Logger } from './logger.ts';
 import { VERSION } from './version.ts';
 import { requireSafeBind } from './safe-bind.ts';
+import { packagePath } from '../adapters/package-root.ts';
 
 export class SharedEnginesRequired extends Error {}
 
@@ -42,7 +43,14 @@ export async function startServer(
   requireSafeBind(config, 'server');
   const agent = await agentPort(config, log);
   const engines = await openEngines(config, log);
-  const controlPlane = new ControlPlane(config, { ...engines, log, mode: 'server', version: VERSION, agent });
+  const controlPlane = new ControlPlane(config, {
+    ...engines,
+    log,
+    mode: 'server',
+    version: VERSION,
+    agent,
+    uiDir: packagePath('web', 'dist'),
+  });
   try {
     const address = await controlPlane.startAndListen(true);
     return {

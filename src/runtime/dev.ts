@@ -14,6 +14,7 @@ import { VERSION } from './version.ts';
 import { workerAgentOptions, workerId } from './worker-options.ts';
 import { ensureDevAdminKey } from './dev-admin-key.ts';
 import { requireSafeBind } from './safe-bind.ts';
+import { packagePath } from '../adapters/package-root.ts';
 
 export interface DevSystem {
   engines: Engines;
@@ -52,6 +53,7 @@ export async function startDev(
       mode: 'dev',
       version: VERSION,
       warnings: () => warnings,
+      uiDir: packagePath('web', 'dist'),
       ...(options.logs ? { workerLogs: new LocalWorkerLogs(options.logs, workerId(config)) } : {}),
     });
     const link = controlPlane.workerLink();

@@ -281,7 +281,7 @@ const UNTRUSTED = new Set([
  * A connection that gave no answer, as an error that says what to do: start the control plane,
  * point the client elsewhere, use https://, or trust the server's CA.
  */
-export function connectionError(url: URL, err: NodeJS.ErrnoException, request?: string): ApiError {
+export function connectionError(url: URL, err: Error & { code?: string }, request?: string): ApiError {
   const code = err.code ?? err.message;
   if (UNTRUSTED.has(code)) {
     return new UnavailableError(

@@ -15,11 +15,11 @@
  * client read too slowly) and a lost connection are retried; 4400 (a message the server refused)
  * and a refused upgrade (401, 403, 400) end the subscription with `onError`.
  */
-import type WebSocket from 'ws';
 import type { TOPICS } from '../contract/requests.ts';
 import type { ClusterEvent } from '../domain/events.ts';
 import { type ApiError, ProtocolError, ValidationError } from './errors.ts';
-import { openSocket } from './socket.ts';
+import type { ApiSocket } from './socket.ts';
+import { unrefTimer } from './util.ts';
 import type { Transport } from './transport.ts';
 
 export type Topic = (typeof TOPICS)[number];
@@ -115,7 +115,7 @@ interface Connection {
   since: number | null;
   reconnect: boolean;
   greeted: boolean;
-  timer: NodeJS.Timeout | null;
+  timer: ReturnType<typeof setTimeout> | null;
 }
 
 export function subscribe(
@@ -125,11 +125,11 @@ export function subscribe(
   options: SubscribeOptions = {},
 ): Subscription {
   let lastId: number | null = filter.since ?? null;
-  let ws: WebSocket | null = null;
+  let ws: ApiSocket | null = null;
   let stopped = false;
   let failures = 0;
   let connections = 0;
-  let retryTimer: NodeJS.Timeout | null = null;
+  let retryTimer: ReturnType<typeof setTimeout> | null = null;
   let endClosed!: () => void;
   const closed = new Promise<void>((resolve) => (endClosed = resolve));
   // Events are handed to the handler one at a time, in order (an async handler is awaited).
@@ -238,17 +238,17 @@ export function subscribe(
     retryTimer = null;
     if (stopped) return;
     const conn: Connection = { since: lastId, reconnect: connections > 0, greeted: false, timer: null };
-    openSocket(transport, `/events${query()}`, (message) => onMessage(conn, message), { signal: options.signal })
+    transport
+      .openSocket(`/events${query()}`, (message) => onMessage(conn, message), { signal: options.signal })
       .then((socket) => {
         if (stopped) return void socket.close(1000);
         ws = socket;
         connections++;
         if (!conn.greeted) {
           conn.timer = setTimeout(() => opened(conn, null), HELLO_WAIT_MS);
-          conn.timer.unref();
+          unrefTimer(conn.timer);
         }
-        socket.on('error', () => undefined); // the close that follows says it
-        socket.on('close', (code, reason) => {
+        socket.onClose((code, reason) => {
           ws = null;
           if (conn.timer) clearTimeout(conn.timer);
           if (stopped) return;

@@ -12,11 +12,10 @@
  * the command itself, closes the socket and resolves the same way with what it got so far. There is
  * no default timeout: a command may stream for as long as it needs.
  */
-import type WebSocket from 'ws';
 import { EXEC_LIMITS } from '../contract/requests.ts';
 import { AbortError, type ApiError, errorOf, UnavailableError, ValidationError } from './errors.ts';
 import { isErrorCode } from '../domain/errors.ts';
-import { openSocket } from './socket.ts';
+import type { ApiSocket } from './socket.ts';
 import type { Transport } from './transport.ts';
 import type { ExecRequest } from './types.ts';
 
@@ -56,6 +55,7 @@ export interface ExecResult {
 }
 
 const CHUNK = 64 * 1024;
+const utf8 = new TextDecoder();
 const HIGH_WATER = 1024 * 1024;
 
 export async function execStream(
@@ -77,9 +77,9 @@ export async function execStream(
   let taskId: string | null = null;
 
   return new Promise<ExecResult>((resolve, reject) => {
-    let ws: WebSocket | null = null;
+    let ws: ApiSocket | null = null;
     let done = false;
-    let safetyNet: NodeJS.Timeout | null = null;
+    let safetyNet: ReturnType<typeof setTimeout> | null = null;
     const result = (exitCode: number | null, timedOut: boolean): ExecResult => ({
       exitCode,
       stdout,
@@ -97,7 +97,7 @@ export async function execStream(
       else reject(outcome.err);
     };
     const send = (message: object) => {
-      if (ws && ws.readyState === ws.OPEN) ws.send(JSON.stringify(message));
+      if (ws?.isOpen) ws.send(JSON.stringify(message));
     };
     /** Cancels the command on its worker (and closing the socket would do so too). */
     const cancel = () => {
@@ -172,7 +172,7 @@ export async function execStream(
       if (!done) send({ type: 'stdin_end' });
     };
     const write = async (chunk: string | Uint8Array) => {
-      const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+      const text = typeof chunk === 'string' ? chunk : utf8.decode(chunk);
       for (let at = 0; at < text.length; at += CHUNK) {
         while (ws && ws.bufferedAmount > HIGH_WATER && !done) await new Promise((r) => setTimeout(r, 10));
         if (done) return;
@@ -180,11 +180,12 @@ export async function execStream(
       }
     };
 
-    openSocket(transport, `/vms/${encodeURIComponent(vmId)}/exec/stream`, onMessage, { signal })
+    transport
+      .openSocket(`/vms/${encodeURIComponent(vmId)}/exec/stream`, onMessage, { signal })
       .then((socket) => {
         ws = socket;
         if (done) return void socket.close(1000);
-        socket.on('close', (code, reason) => {
+        socket.onClose((code, reason) => {
           if (done) return;
           finish({
             err: new UnavailableError(
@@ -194,7 +195,6 @@ export async function execStream(
             ),
           });
         });
-        socket.on('error', () => undefined); // the close that follows says it
         send({
           type: 'start',
           command,

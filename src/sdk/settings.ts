@@ -18,8 +18,9 @@ import { resolve } from 'node:path';
 import { type ConfigLocation, readTokenFile, resolveContext } from './config.ts';
 import { ConfigError } from './errors.ts';
 
-export const DEFAULT_API_URL = 'http://localhost:8080';
-export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+import { DEFAULT_API_URL, DEFAULT_REQUEST_TIMEOUT_MS } from './limits.ts';
+
+export { DEFAULT_API_URL, DEFAULT_REQUEST_TIMEOUT_MS };
 const DEV_KEY_FILE = '.aetherium/admin.key';
 
 export interface ClientOptions {

@@ -79,6 +79,8 @@ export type AuditEntry = RouteOutput<'audit'>['entries'][number];
 export type AuditQuery = Query<'audit'>;
 export type TokenListQuery = Query<'listTokens'>;
 export type HealthReport = RouteOutput<'health'>;
+/** The caller as the server sees it (`GET /auth/whoami`). */
+export type Identity = RouteOutput<'whoami'>;
 
 // Events
 export type { ClusterEvent, ClusterEventOf, EventType, EventData } from '../domain/events.ts';

@@ -25,3 +25,8 @@ export function wire<T extends object>(query: T): never {
   }
   return out as never;
 }
+
+/** Lets a timer not keep a Node process alive; a browser's timers are plain numbers. */
+export function unrefTimer(timer: ReturnType<typeof setTimeout>): void {
+  if (typeof timer === 'object' && timer !== null && 'unref' in timer) timer.unref();
+}

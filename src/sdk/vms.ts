@@ -9,7 +9,6 @@
  * between the create and a subscription, survives a reconnect without bookkeeping, and the pending
  * reason is only in the REST answer anyway. A VM running a second or so sooner is not worth that.
  */
-import { randomUUID } from 'node:crypto';
 import type { Caller, CallOptions } from './call.ts';
 import {
   AbortError,
@@ -257,7 +256,7 @@ export class Vms {
    */
   async create(spec: CreateVmSpec = {}, options: CreateOptions = {}): Promise<Vm> {
     const started = Date.now();
-    const key = options.idempotencyKey ?? `sdk-${randomUUID()}`;
+    const key = options.idempotencyKey ?? `sdk-${globalThis.crypto.randomUUID()}`;
     const { vm: data, task_id: taskId } = await this.caller.call(
       'createVm',
       { body: spec, headers: { 'idempotency-key': key } },

@@ -23,6 +23,8 @@ import { execStreamRoutes } from './routes/exec-stream.ts';
 import { healthRoutes } from './routes/health.ts';
 import { scheduleRoutes } from './routes/schedule.ts';
 import { taskRoutes } from './routes/tasks.ts';
+import { whoamiRoutes } from './routes/whoami.ts';
+import { installUi, type UiOptions } from './ui.ts';
 import { vmRoutes } from './routes/vms.ts';
 import { workerRoutes } from './routes/workers.ts';
 import { workerLogRoutes } from './routes/worker-logs.ts';
@@ -51,6 +53,8 @@ export interface AppOptions {
   /** Behind a load balancer: take the client address from X-Forwarded-For (Fastify's trustProxy). */
   trustProxy?: boolean | string[];
   version?: string;
+  /** Serve the web UI at `/`; without it `/` shows the API documentation. */
+  ui?: UiOptions;
 }
 
 export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise<FastifyInstance> {
@@ -124,8 +128,8 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
   });
   await app.register(swaggerUi, { routePrefix: '/api/docs', staticCSP: true });
 
-  // Until the web UI ships, the root shows the interactive API documentation.
-  app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/api/docs'));
+  if (options.ui) await installUi(app, options.ui);
+  else app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/api/docs'));
   await app.register(healthRoutes(deps));
   await app.register(
     async (v1) => {
@@ -136,6 +140,7 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
       await v1.register(workerLogRoutes(deps.workerLogs));
       await v1.register(scheduleRoutes(deps));
       await v1.register(tokenRoutes(deps));
+      await v1.register(whoamiRoutes(Boolean(options.auth?.authenticator)));
       await v1.register(auditRoutes(deps));
       if (deps.hub) {
         await v1.register(eventRoutes(deps.hub, deps.events));

@@ -76,6 +76,8 @@ export interface ControlPlaneDeps {
   agent?: { options: AgentServerOptions; ca: NodeCertificateAuthority | null; certTtlMs: number } | null;
   /** Worker logs without an agent port (`aetherium dev`: the in-process worker's). */
   workerLogs?: WorkerLogs;
+  /** The built web UI to serve at `/` (config `ui.dir` wins); null: none. */
+  uiDir?: string | null;
 }
 
 export class ControlPlane extends Service {
@@ -247,6 +249,15 @@ export class ControlPlane extends Service {
           ? { https: { cert: readFileSync(gateway.tls.cert_file), key: readFileSync(gateway.tls.key_file) } }
           : {}),
         version: this.deps.version,
+        ...(this.config.ui.enabled
+          ? {
+              ui: {
+                dir: this.config.ui.dir ?? this.deps.uiDir ?? null,
+                basePath: this.config.ui.base_path,
+                trustForwardedPrefix: gateway.trust_proxy !== false,
+              },
+            }
+          : {}),
       },
     );
     return this.app;

@@ -10,14 +10,14 @@
  *   `api_gateway.cors_origins`), so a page elsewhere cannot ride a user's credentials.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { WS_BEARER_PREFIX, WS_PROTOCOL } from '../../contract/websocket.ts';
 import { AetheriumError } from '../../domain/index.ts';
 import type { Authenticator } from './authenticator.ts';
 import { type Identity, LOCAL_ADMIN } from './identity.ts';
 import { accessOf } from './route-access.ts';
 import { roleAtLeast } from './roles.ts';
 
-export const WS_PROTOCOL = 'aetherium.v1';
-export const WS_BEARER_PREFIX = 'aetherium.bearer.';
+export { WS_BEARER_PREFIX, WS_PROTOCOL };
 
 declare module 'fastify' {
   interface FastifyRequest {

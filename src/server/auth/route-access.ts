@@ -14,7 +14,9 @@ export type Access = 'public' | Role;
 export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'GET /health': 'public',
   'GET /api/v1/health': 'public',
+  // The web UI's files: they hold no cluster data (the page signs in with its own token).
   'GET /': 'public',
+  'GET /*': 'public',
   'POST /api/v1/vms': 'operator',
   'GET /api/v1/vms': 'viewer',
   'GET /api/v1/vms/:id': 'viewer',
@@ -41,6 +43,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'GET /api/v1/cluster/distribution': 'viewer',
   'POST /api/v1/schedule/plan': 'viewer',
   'GET /api/v1/events': 'viewer',
+  'GET /api/v1/auth/whoami': 'viewer',
   'POST /api/v1/tokens': 'admin',
   'GET /api/v1/tokens': 'admin',
   'DELETE /api/v1/tokens/:id': 'admin',
