@@ -1,6 +1,7 @@
 /** API keys, join tokens and the audit log, as the API shows them: never a secret but once. */
 import * as z from 'zod';
-import { AUDIT_ACTOR_KINDS, AUDIT_OUTCOMES, JOIN_TOKEN_STATES, ROLES } from '../domain/index.ts';
+import { AUDIT_ACTOR_KINDS, AUDIT_OUTCOMES, ROLES } from '../domain/auth.ts';
+import { JOIN_TOKEN_STATES } from '../domain/join.ts';
 import { nullableTimestamp, timestamp, total } from './wire.ts';
 
 export const apiKey = z

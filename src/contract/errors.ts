@@ -3,7 +3,7 @@
  * error status it can answer, so clients can switch on `code` and the docs show it.
  */
 import * as z from 'zod';
-import { ERROR_CATALOGUE, type ErrorCode } from '../domain/index.ts';
+import { ERROR_CATALOGUE, type ErrorCode } from '../domain/errors.ts';
 
 const CODES = Object.keys(ERROR_CATALOGUE) as [ErrorCode, ...ErrorCode[]];
 

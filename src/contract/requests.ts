@@ -1,17 +1,14 @@
 /** Request schemas: every route validates its input with these, and OpenAPI is generated from them. */
 import * as z from 'zod';
-import {
-  DRIVER_NAMES,
-  IDEMPOTENCY_KEY_PATTERN,
-  JOIN_MAX_USES,
-  ROLES,
-  STRATEGIES,
-  TASK_STATUSES,
-  TASK_TYPES,
-  VM_DEFAULTS,
-  VM_STATUSES,
-  WORKER_STATUSES,
-} from '../domain/index.ts';
+// The web UI bundles the contract: it imports the domain's modules by name, never its index, which
+// reaches Node's crypto and Buffer (the UI's build refuses any `node:` import).
+import { ROLES } from '../domain/auth.ts';
+import { IDEMPOTENCY_KEY_PATTERN } from '../domain/idempotency-key.ts';
+import { JOIN_MAX_USES } from '../domain/join.ts';
+import { STRATEGIES } from '../domain/placement.ts';
+import { TASK_STATUSES, TASK_TYPES } from '../domain/task.ts';
+import { DRIVER_NAMES, VM_DEFAULTS, VM_STATUSES } from '../domain/vm.ts';
+import { WORKER_STATUSES } from '../domain/worker.ts';
 
 export const VM_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 

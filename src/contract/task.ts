@@ -1,6 +1,8 @@
 /** Tasks: one schema per task type (its payload and result), and the placement explanation. */
 import * as z from 'zod';
-import { DRIVER_NAMES, REJECTION_REASONS, STRATEGIES, TASK_STATUSES } from '../domain/index.ts';
+import { REJECTION_REASONS, STRATEGIES } from '../domain/placement.ts';
+import { TASK_STATUSES } from '../domain/task.ts';
+import { DRIVER_NAMES } from '../domain/vm.ts';
 import { nullableTimestamp, timestamp, total } from './wire.ts';
 
 const REASONS = Object.values(REJECTION_REASONS) as [string, ...string[]];

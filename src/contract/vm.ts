@@ -1,6 +1,7 @@
 /** VMs, their commands and the answers of the VM routes. */
 import * as z from 'zod';
-import { DRIVER_NAMES, TASK_STATUSES, VM_STATUSES } from '../domain/index.ts';
+import { TASK_STATUSES } from '../domain/task.ts';
+import { DRIVER_NAMES, VM_STATUSES } from '../domain/vm.ts';
 import { task } from './task.ts';
 import { labels, nullableTimestamp, timestamp, total } from './wire.ts';
 

@@ -1,6 +1,7 @@
 /** Workers, their metrics, drains, and the cluster views built on them. */
 import * as z from 'zod';
-import { VM_STATUSES, WORKER_STATUSES } from '../domain/index.ts';
+import { VM_STATUSES } from '../domain/vm.ts';
+import { WORKER_STATUSES } from '../domain/worker.ts';
 import { placementExplanation } from './task.ts';
 import { labels, nullableTimestamp, timestamp, total } from './wire.ts';
 import { vm } from './vm.ts';

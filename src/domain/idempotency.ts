@@ -12,9 +12,6 @@ import { createHash } from 'node:crypto';
 /** How long a key is remembered: a retry within this window gets the first answer's VM and task. */
 export const IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
 
-/** A key is 1-255 printable ASCII characters without spaces (the header's documented form). */
-export const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
-
 export interface IdempotencyRecord {
   /** Who used the key (`key:<id>`, `jwt:<subject>`, `local`): two callers' keys never meet. */
   scope: string;

@@ -1,22 +1,11 @@
-import { createHash, randomUUID } from 'node:crypto';
-
 /** Ids are UUIDs: unique across replicas without coordination, and valid Postgres `uuid` values. */
 export function newId(): string {
-  return randomUUID();
+  // Web Crypto: the same in Node and in a browser, so the domain's vocabularies load in both.
+  return globalThis.crypto.randomUUID();
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function isUuid(value: string): boolean {
   return UUID.test(value);
-}
-
-/**
- * A UUID derived from a name (the layout of a version 5 UUID over SHA-1): the same name always gives
- * the same id, so two replicas that decide the same thing at once write one row, not two.
- */
-export function idFromName(name: string): string {
-  const hex = createHash('sha1').update(name).digest('hex');
-  const variant = ((Number.parseInt(hex.slice(16, 18), 16) & 0x3f) | 0x80).toString(16);
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${variant}${hex.slice(18, 20)}-${hex.slice(20, 32)}`;
 }

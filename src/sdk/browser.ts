@@ -61,3 +61,9 @@ export {
 export type { ClientErrorCode, FieldIssue, SdkErrorCode, TimeoutKind } from './errors.ts';
 export type { ErrorCode } from '../domain/errors.ts';
 export type * from './types.ts';
+// The vocabularies a page shows and filters by, from the domain the server uses.
+export { WORKER_STATUSES } from '../domain/worker.ts';
+export { DRIVER_NAMES, VM_STATUSES } from '../domain/vm.ts';
+export { FINAL_TASK_STATUSES, TASK_STATUSES, TASK_TYPES } from '../domain/task.ts';
+export { STRATEGIES } from '../domain/placement.ts';
+export { ROLES, type Role, roleAtLeast } from '../domain/auth.ts';
