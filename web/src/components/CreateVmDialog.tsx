@@ -82,7 +82,7 @@ export function CreateVmDialog({ onClose }: { onClose: () => void }) {
               className="input"
               value={form.name}
               onChange={set('name')}
-              pattern="[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+              pattern="[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?"
             />
           </Field>
           <Field label="Driver">

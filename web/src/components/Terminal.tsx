@@ -76,14 +76,20 @@ export default function Terminal({ vm, onRan }: { vm: Vm; onRan?: () => void }) 
       const abort = new AbortController();
       running = { stdin, abort, input: '' };
       term.write('\r\n');
+      // The exit line starts a line of its own, whether or not the output ended one.
+      let atLineStart = true;
+      const out = (data: string) => {
+        if (data) atLineStart = data.endsWith('\n');
+        return data;
+      };
       try {
         const result = await vm.exec('sh', {
           args: ['-c', command],
           stdin,
           signal: abort.signal,
           collectOutput: false,
-          onStdout: (data) => term.write(data),
-          onStderr: (data) => term.write(`${RED}${data}${RESET}`),
+          onStdout: (data) => term.write(out(data)),
+          onStderr: (data) => term.write(`${RED}${out(data)}${RESET}`),
         });
         const code = result.exitCode;
         const tone = code === 0 ? DIM : RED;
