@@ -20,21 +20,17 @@ const json = (text: string) => JSON.parse(text);
 
 /** Makes the page believe its tab is hidden or shown again (what a switch of tabs does). */
 async function setHidden(hidden: boolean): Promise<void> {
-  await page.evaluate((value) => {
-    (window as unknown as { __hidden: boolean }).__hidden = value;
-    document.dispatchEvent(new Event('visibilitychange'));
-  }, hidden);
+  // Page-side code is a string: it runs in the page, not in this process (whose types have no DOM).
+  await page.evaluate(`window.__hidden = ${hidden}; document.dispatchEvent(new Event('visibilitychange'))`);
 }
 
 beforeAll(async () => {
   s = await startCliSystem();
   browser = await launchBrowser();
   // The page reads document.visibilityState; the test decides it (see setHidden).
-  await browser.context.addInitScript(() => {
-    (window as unknown as { __hidden: boolean }).__hidden = false;
-    Object.defineProperty(document, 'visibilityState', {
-      get: () => ((window as unknown as { __hidden: boolean }).__hidden ? 'hidden' : 'visible'),
-    });
+  await browser.context.addInitScript({
+    content: `window.__hidden = false;
+      Object.defineProperty(document, 'visibilityState', { get: () => (window.__hidden ? 'hidden' : 'visible') });`,
   });
   page = await browser.newPage();
   const workers = (await s.get('/workers')) as { workers: { id: string }[] };

@@ -57,7 +57,8 @@ export interface CliSystem {
   stop(): Promise<void>;
 }
 
-export async function startCliSystem(): Promise<CliSystem> {
+/** `env`: more of the process's environment (configuration such as `AETHERIUM_API_GATEWAY__TRUST_PROXY`). */
+export async function startCliSystem(options: { env?: Record<string, string> } = {}): Promise<CliSystem> {
   const dir = mkdtempSync(join(tmpdir(), 'aetherium-cli-'));
   const port = await freePort();
   const api = `http://127.0.0.1:${port}`;
@@ -73,6 +74,7 @@ export async function startCliSystem(): Promise<CliSystem> {
         ...isolatedEnv(dir),
         AETHERIUM_LOG__LEVEL: 'warn',
         AETHERIUM_WORKER__RESOURCES__CPU_CORES: '16',
+        ...options.env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     },

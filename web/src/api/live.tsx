@@ -18,6 +18,8 @@ export type LiveState = 'connecting' | 'live' | 'reconnecting' | 'paused' | 'fai
 export type LogEntry = { kind: 'event'; event: ClusterEvent } | { kind: 'note'; id: string; at: string; text: string };
 
 const BATCH_MS = 200;
+/** How many events before the page opened the log starts with. */
+const HISTORY = 200;
 const STALE_EVERY_MS = 1000;
 const KEEP = 1000;
 
@@ -73,6 +75,15 @@ class LiveStore {
     this.changed();
   }
 
+  /** Events from before the page opened: older than every entry, so they go last. */
+  addHistory(events: ClusterEvent[]): void {
+    if (events.length === 0) return;
+    const known = new Set(this.log.flatMap((e) => (e.kind === 'event' ? [e.event.id] : [])));
+    const older = events.filter((e) => !known.has(e.id)).reverse();
+    this.log = [...this.log, ...older.map((event) => ({ kind: 'event' as const, event }))].slice(0, KEEP);
+    this.changed();
+  }
+
   changed(): void {
     this.version++;
     for (const listener of this.#listeners) listener();
@@ -116,6 +127,28 @@ export function LiveProvider({ children }: { children: ReactNode }) {
 
     const resyncAll = () => void queryClient.invalidateQueries();
 
+    // The log starts with the last events before the page opened, read by a second, short
+    // subscription that stops at the live one's starting point. They only fill the log: the views
+    // are fetched fresh, and an old event must not patch them.
+    let history: Subscription | null = null;
+    const loadHistory = (upTo: number) => {
+      if (upTo <= 0) return;
+      const events: ClusterEvent[] = [];
+      const done = () => {
+        history?.close();
+        history = null;
+        store.addHistory(events);
+      };
+      history = client.events.subscribe(
+        { since: Math.max(0, upTo - HISTORY) },
+        (event) => {
+          if (event.id <= upTo) events.push(event);
+          if (event.id >= upTo) done();
+        },
+        { onGap: () => undefined, onError: (_err, { willRetry }) => !willRetry && done() },
+      );
+    };
+
     const start = () => {
       subscription = client.events.subscribe(
         store.lastId === null ? {} : { since: store.lastId },
@@ -127,8 +160,10 @@ export function LiveProvider({ children }: { children: ReactNode }) {
           onOpen: (info) => {
             // The first connection: what the pages fetched before it was positioned may predate
             // an event it will not replay, so fetch it once more now.
-            if (!opened) resyncAll();
-            else if (info.reconnect) note(`reconnected; resumed after event ${info.since ?? info.lastId}`);
+            if (!opened) {
+              resyncAll();
+              if (info.lastId !== null) loadHistory(info.lastId);
+            } else if (info.reconnect) note(`reconnected; resumed after event ${info.since ?? info.lastId}`);
             opened = true;
             store.set({ state: 'live', error: null, lastId: store.lastId ?? info.lastId });
           },
@@ -175,6 +210,7 @@ export function LiveProvider({ children }: { children: ReactNode }) {
     document.addEventListener('visibilitychange', onVisibility);
     return () => {
       document.removeEventListener('visibilitychange', onVisibility);
+      history?.close();
       stop();
       throttle.stop();
     };
