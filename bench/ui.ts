@@ -29,7 +29,7 @@ import type { NewEvent } from '../src/domain/index.ts';
 import type { EventBus } from '../src/ports/event-bus.ts';
 import { type DevSystem, startDev } from '../src/runtime/dev.ts';
 import { silentLogger } from '../src/runtime/logger.ts';
-import { type BrowserSession, collectPageErrors, launchBrowser } from '../test/harness/browser.ts';
+import { type BrowserSession, collectPageErrors, launchBrowser, screenshot } from '../test/harness/browser.ts';
 import { type Fleet, fleetEvents, seedFleet, verifySeed } from './ui-seed.ts';
 
 const WORKERS = 1000;
@@ -507,10 +507,32 @@ async function measureBrowser(address: string, system: DevSystem, fleet: Fleet):
   await measureRender(session, 'dashboard render', `${address}/`, 'dashboard', TARGET.dashboardMs, errors);
   await measureRender(session, 'workers page render', `${address}/workers`, 'workers', TARGET.workersMs, errors);
   await measureFirehose(session, address, system, fleet, errors);
+  await fleetScreenshots(session, address);
 
   report('API answers 429 (rate limited)', String(limited), '0', judge(limited === 0));
   report('page errors', String(errors.length), '0', judge(errors.length === 0));
   for (const error of errors.slice(0, 10)) notes.push(error.split('\n')[0]!);
+}
+
+/** The seeded fleet as a user sees it (UPDATE_SCREENSHOTS=1 keeps them for the README). */
+async function fleetScreenshots(session: BrowserSession, address: string): Promise<void> {
+  const page = await session.newPage();
+  try {
+    for (const [name, path, selector] of [
+      ['fleet-dashboard', '/', '[data-testid="total-workers"]'],
+      ['fleet-workers', '/workers?zone=eu-west-1a', '[data-testid^="worker-row-"]'],
+      ['fleet-heatmap', '/vms?view=heatmap', '[data-testid="heatmap"]'],
+    ] as const) {
+      await page.goto(`${address}${path}`);
+      await page.locator(selector).first().waitFor({ timeout: 15_000 });
+      await page.waitForTimeout(800); // charts draw after their chunk loads
+      notes.push(`screenshot: ${await screenshot(page, name)}`);
+    }
+  } catch (err) {
+    notes.push(`screenshots not taken: ${errorText(err)}`);
+  } finally {
+    await page.close();
+  }
 }
 
 // ── main ──────────────────────────────────────────────────────────────────────────────────────

@@ -5,6 +5,7 @@
  *
  *   src/cli/main.ts   → dist/cli/main.mjs   (what bin/aetherium.mjs runs)
  *   src/sdk/index.ts  → dist/sdk/index.mjs  (`aetherium/sdk`), with dist/sdk/index.d.ts from tsc
+ *   src/sdk/browser.ts → dist/sdk/browser.mjs (`aetherium/sdk` for bundlers targeting a browser)
  *   web/              → web/dist            (the web UI, by Vite: scripts/build-web.mjs)
  *
  * Code splitting keeps what only some commands need (the server, the engines, the drivers) in
@@ -37,6 +38,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DIST = join(ROOT, 'dist');
 const CLI_ENTRY = 'src/cli/main.ts';
 const SDK_ENTRY = 'src/sdk/index.ts';
+const BROWSER_SDK_ENTRY = 'src/sdk/browser.ts';
 /** Work directories beside dist/ (same depth, so the source maps' relative paths stay right). */
 const WORK_PREFIX = '.dist-';
 
@@ -183,7 +185,10 @@ async function buildDist() {
   const fresh = join(ROOT, `${WORK_PREFIX}new-${process.pid}`);
   rmSync(fresh, { recursive: true, force: true });
   const withSdk = existsSync(join(ROOT, SDK_ENTRY));
-  const entryPoints = { 'cli/main': CLI_ENTRY, ...(withSdk ? { 'sdk/index': SDK_ENTRY } : {}) };
+  const entryPoints = {
+    'cli/main': CLI_ENTRY,
+    ...(withSdk ? { 'sdk/index': SDK_ENTRY, 'sdk/browser': BROWSER_SDK_ENTRY } : {}),
+  };
   try {
     const dtsStarted = Date.now();
     const dts = withSdk ? declarations(fresh).then((done) => done && Date.now() - dtsStarted) : false;

@@ -4,6 +4,9 @@
  * (which speaks the same WHATWG interface) stands in as the platform's; the browser tests run the
  * same client in Chromium.
  */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Aetherium, ForbiddenError, NotFoundError, UnauthorizedError, UnavailableError } from '../src/sdk/browser.ts';
@@ -67,5 +70,28 @@ describe('the browser client', () => {
 
   it('refuses an API URL that is not http(s)', () => {
     expect(() => new Aetherium({ apiUrl: 'ftp://example.com' })).toThrow(/http:\/\/ or https:\/\//);
+  });
+});
+
+describe('the browser build of the SDK (dist/sdk/browser.mjs, `aetherium/sdk` under the browser condition)', () => {
+  it("reaches none of Node's modules through its chunks", () => {
+    const seen = new Set<string>();
+    const nodeOnly: string[] = [];
+    const visit = (file: string) => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      const text = readFileSync(file, 'utf8');
+      for (const match of text.matchAll(/(?:from|import)\s*\(?"([^"]+)"/g)) {
+        const specifier = match[1]!;
+        if (specifier.startsWith('.')) visit(resolve(dirname(file), specifier));
+        else if (specifier.startsWith('node:') || specifier === 'ws') nodeOnly.push(`${file} imports ${specifier}`);
+      }
+      for (const global of text.match(/\b(?:process|Buffer)\.\w+/g) ?? []) nodeOnly.push(`${file} uses ${global}`);
+    };
+    visit(fileURLToPath(new URL('../dist/sdk/browser.mjs', import.meta.url)));
+    expect(seen.size).toBeGreaterThan(1);
+    expect(nodeOnly).toEqual([]);
+    const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8'));
+    expect(pkg.exports['./sdk'].browser.import).toBe('./dist/sdk/browser.mjs');
   });
 });

@@ -64,6 +64,7 @@ describe('the web UI, end to end', () => {
     await page.getByTestId(`worker-row-${workerId}`).waitFor();
     await page.goto(`${s.api}/workers?status=draining`);
     await expect.poll(() => page.getByTestId('workers-count').textContent()).toBe('0 of 1 workers');
+    await screenshot(page, 'workers-filtered');
   });
 
   it('creates a VM from the UI and shows it boot', async () => {
@@ -127,6 +128,7 @@ describe('the web UI, end to end', () => {
     await page.getByTestId('vm-row-cli-vm').waitFor({ timeout: 30_000 });
     page.off('request', onRequest);
     expect(requests.some((url) => url.includes('/api/v1/vms'))).toBe(true);
+    await screenshot(page, 'vms-live');
   });
 
   it('drains a worker from its page, after a confirmation', async () => {
@@ -156,6 +158,7 @@ describe('the web UI, end to end', () => {
     expect(drained.code).toBe(0);
     await page.getByTestId('drain-state').getByText('from the cli').waitFor({ timeout: 15_000 });
     await page.getByText('draining', { exact: true }).first().waitFor();
+    await screenshot(page, 'worker-draining');
     expect((await s.cli(['workers', 'activate', workerId])).code).toBe(0);
     await page.getByRole('button', { name: 'Drain', exact: true }).waitFor({ timeout: 15_000 });
   });
@@ -192,6 +195,7 @@ describe('the web UI, end to end', () => {
     await setHidden(false);
     await page.locator('[data-testid="connection-state"][data-state="live"]').waitFor();
     await page.getByTestId('vm-row-while-hidden').waitFor({ timeout: 15_000 });
+    await screenshot(page, 'caught-up');
     await eventuallyPasses(
       async () =>
         expect(Number(await page.getByTestId('last-event-id').getAttribute('data-id'))).toBeGreaterThan(before),

@@ -27,6 +27,23 @@ let viewerKey: string;
 
 const json = (text: string) => JSON.parse(text);
 
+/** A page's screenshot name, the same on every host: `/workers/<id>` is `workers-worker`. */
+const slug = (path: string) => {
+  const names: Record<string, string> = {
+    [encodeURIComponent(workerId)]: 'worker',
+    [vmId]: 'vm',
+    [pendingTaskId]: 'task',
+  };
+  const [segments = '', query = ''] = path.split('?');
+  const named = segments.split('/').map((segment) => names[segment] ?? segment);
+  return (
+    [...named, query]
+      .join('-')
+      .replace(/[^a-z0-9]+/gi, '-')
+      .replace(/^-|-$/g, '') || 'dashboard'
+  );
+};
+
 /** Each page, and what shows once it has loaded its data. */
 function pages(): { path: string; ready: (page: Page) => Promise<unknown> }[] {
   return [
@@ -34,8 +51,7 @@ function pages(): { path: string; ready: (page: Page) => Promise<unknown> }[] {
     { path: '/workers', ready: (p) => p.getByTestId(`worker-row-${workerId}`).waitFor() },
     {
       path: `/workers/${encodeURIComponent(workerId)}`,
-      ready: (p) =>
-        p.getByRole('region', { name: 'Resource history (server-side)' }).locator('canvas, p').first().waitFor(),
+      ready: (p) => p.getByRole('region', { name: 'Resource history (server-side)' }).locator('canvas').waitFor(),
     },
     { path: '/vms', ready: (p) => p.getByTestId('vm-row-a11y-vm').waitFor() },
     { path: '/vms?view=heatmap', ready: (p) => p.getByTestId('heatmap').waitFor() },
@@ -57,7 +73,10 @@ function pages(): { path: string; ready: (page: Page) => Promise<unknown> }[] {
 }
 
 beforeAll(async () => {
-  s = await startCliSystem({ env: { AETHERIUM_API_GATEWAY__TRUST_PROXY: 'true' } });
+  // Metrics every second: the worker page's timeline has a history to draw from the server.
+  s = await startCliSystem({
+    env: { AETHERIUM_API_GATEWAY__TRUST_PROXY: 'true', AETHERIUM_WORKER__METRICS_INTERVAL: '1s' },
+  });
   browser = await launchBrowser();
   // A step that cannot happen fails with its own message, well before the test's timeout.
   browser.context.setDefaultTimeout(10_000);
@@ -108,8 +127,8 @@ describe('accessibility', () => {
           throw new Error(`${path} did not load: ${err.message}`);
         });
         await expectAccessible(page, `${path} (${theme})`);
+        await screenshot(page, `${theme}-${slug(path)}`);
       }
-      if (theme === 'dark') await screenshot(page, 'events-dark');
       expect(errors).toEqual([]);
       await page.evaluate(`localStorage.removeItem('aetherium.theme')`);
       await page.close();
@@ -123,6 +142,7 @@ describe('accessibility', () => {
     await page.getByRole('button', { name: 'Create VM' }).click();
     await page.getByRole('dialog', { name: 'Create a VM' }).waitFor();
     await expectAccessible(page, 'create VM dialog');
+    await screenshot(page, 'create-vm');
     await page.keyboard.press('Escape');
     await page.goto(`${s.api}/workers/${encodeURIComponent(workerId)}`);
     await page.getByRole('button', { name: 'Drain', exact: true }).click();
@@ -171,6 +191,7 @@ describe('keyboard', () => {
     await page.keyboard.press('?');
     await page.getByRole('dialog', { name: 'Keyboard shortcuts' }).waitFor();
     await expectAccessible(page, 'shortcuts dialog');
+    await screenshot(page, 'shortcuts');
     await page.keyboard.press('Escape');
     await page.getByRole('dialog', { name: 'Keyboard shortcuts' }).waitFor({ state: 'hidden' });
     await page.close();
@@ -231,6 +252,7 @@ describe('behind a reverse proxy, under /aetherium', () => {
     expect((await s.cli(['vm', 'create', '--name', 'via-proxy'])).code).toBe(0);
     await page.getByTestId('vm-row-via-proxy').waitFor({ timeout: 30_000 });
     expect(outside).toEqual([]);
+    await screenshot(page, 'under-prefix');
     // The 401 of the first probe is the only console error: before the token was given.
     expect(errors.filter((e) => !e.includes('401'))).toEqual([]);
     await page.close();

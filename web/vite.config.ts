@@ -33,7 +33,8 @@ export default defineConfig({
     emptyOutDir: true,
     target: 'es2022',
     sourcemap: false,
-    chunkSizeWarningLimit: 600,
+    // The budget that matters is measured by `npm run bench:ui`: initial JS gzipped under 350 KB.
+    chunkSizeWarningLimit: 800,
   },
   server: {
     port: 5173,

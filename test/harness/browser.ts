@@ -98,15 +98,25 @@ export async function launchBrowser(): Promise<BrowserSession> {
   };
 }
 
+/** The screenshots the README shows (docs/screenshots/); every other one stays in test-results. */
+const README_SCREENSHOTS: ReadonlySet<string> = new Set([
+  'fleet-dashboard',
+  'fleet-heatmap',
+  'terminal',
+  'drain-confirm',
+  'task-pending',
+  'dark-workers-worker',
+]);
+
 /**
- * Saves the viewport as test-results/screenshots/<name>.png, and as docs/screenshots/<name>.png
- * too with UPDATE_SCREENSHOTS=1 (the README's pictures). Returns the test-results path.
+ * Saves the viewport as test-results/screenshots/<name>.png, and, with UPDATE_SCREENSHOTS=1, the
+ * README's pictures as docs/screenshots/<name>.png too. Returns the test-results path.
  */
 export async function screenshot(page: Page, name: string): Promise<string> {
   const file = join(REPO, 'test-results', 'screenshots', `${name}.png`);
   mkdirSync(dirname(file), { recursive: true });
   const png = await page.screenshot({ path: file, fullPage: false });
-  if (process.env.UPDATE_SCREENSHOTS === '1') {
+  if (process.env.UPDATE_SCREENSHOTS === '1' && README_SCREENSHOTS.has(name)) {
     const docs = join(REPO, 'docs', 'screenshots', `${name}.png`);
     mkdirSync(dirname(docs), { recursive: true });
     writeFileSync(docs, png);

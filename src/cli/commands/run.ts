@@ -125,6 +125,7 @@ export function registerRunCommands(program: Command): void {
       const base = `http://localhost:${port}`;
       log.info(
         {
+          ui: config.ui.enabled ? `${base}/` : null,
           api: `${base}/api/v1`,
           docs: `${base}/api/docs`,
           worker: system.agent.id,
@@ -138,6 +139,7 @@ export function registerRunCommands(program: Command): void {
         // Where the key is, never the key: the CLI on this machine reads it; curl needs it spelled out.
         log.info(
           `the admin API key is in ${system.adminKeyFile} (mode 0600); \`npx aetherium\` uses it on this machine; ` +
+            `the web UI at ${base}/ signs in with it (cat ${system.adminKeyFile}); ` +
             `curl: -H "Authorization: Bearer $(cat ${system.adminKeyFile})"`,
         );
       }
