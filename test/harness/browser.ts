@@ -99,14 +99,7 @@ export async function launchBrowser(): Promise<BrowserSession> {
 }
 
 /** The screenshots the README shows (docs/screenshots/); every other one stays in test-results. */
-const README_SCREENSHOTS: ReadonlySet<string> = new Set([
-  'fleet-dashboard',
-  'fleet-heatmap',
-  'terminal',
-  'drain-confirm',
-  'task-pending',
-  'dark-workers-worker',
-]);
+const README_SCREENSHOTS: ReadonlySet<string> = new Set(['fleet-dashboard', 'terminal', 'task-pending']);
 
 /**
  * Saves the viewport as test-results/screenshots/<name>.png, and, with UPDATE_SCREENSHOTS=1, the
