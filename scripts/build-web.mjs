@@ -61,8 +61,13 @@ export async function buildWeb(root, { ifStale = false } = {}) {
   const fresh = join(root, 'web', `.dist-new-${process.pid}`);
   const old = join(root, 'web', `.dist-old-${process.pid}`);
   rmSync(fresh, { recursive: true, force: true });
+  // A production build whatever runs it: under Vitest NODE_ENV is `test`, and Vite (and so React)
+  // would take that for a development build.
+  const nodeEnv = process.env.NODE_ENV;
+  process.env.NODE_ENV = 'production';
   try {
     const result = await vite.build({
+      mode: 'production',
       configFile: join(root, 'web', 'vite.config.ts'),
       logLevel: 'warn',
       build: { outDir: fresh, emptyOutDir: true },
@@ -79,5 +84,8 @@ export async function buildWeb(root, { ifStale = false } = {}) {
   } catch (err) {
     rmSync(fresh, { recursive: true, force: true });
     throw err;
+  } finally {
+    if (nodeEnv === undefined) delete process.env.NODE_ENV;
+    else process.env.NODE_ENV = nodeEnv;
   }
 }

@@ -117,6 +117,11 @@ describe('real answers match the document', () => {
   it('through every route, successes and errors alike', async () => {
     expect((await call('health')).status).toBe(200);
     expect((await call('whoami')).body).toMatchObject({ kind: 'key', role: 'admin', auth_enabled: true });
+    expect((await call('authConfig')).body).toEqual({ auth_enabled: true, oidc: null });
+    const verifier = 'v'.repeat(43);
+    const noOidc = { code: 'c', code_verifier: verifier, redirect_uri: 'http://localhost/auth/callback' };
+    expect((await call('oidcToken', { body: noOidc })).status).toBe(404);
+    expect((await call('oidcToken', { body: { ...noOidc, code_verifier: 'short' } })).status).toBe(400);
     const created = await call('createVm', { query: 'wait=true&timeout=60', body: { name: 'contract-vm' } });
     expect(created.status).toBe(201);
     const vm = created.body.vm;

@@ -108,6 +108,19 @@ describe('every route, typed', () => {
     expect(anonymous).toBeInstanceOf(UnauthorizedError);
   });
 
+  it('authConfig and oidcToken: how to sign in, before any token; no OIDC provider here', async () => {
+    // The sign-in page's own calls, made without a token (test/ui.oidc.test.ts: with a provider).
+    const anonymous = t.client(null);
+    expect(await anonymous.call('authConfig', {})).toEqual({ auth_enabled: true, oidc: null });
+    const refused = await anonymous
+      .call('oidcToken', {
+        body: { code: 'c', code_verifier: 'v'.repeat(43), redirect_uri: 'http://localhost/auth/callback' },
+      })
+      .catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(NotFoundError);
+    expect((refused as NotFoundError).message).toMatch(/OIDC sign-in is not configured/);
+  });
+
   it('createVm waits until the VM runs and reports its phases', async () => {
     const progress: CreateProgress[] = [];
     vm = await operator.vms.create(

@@ -252,6 +252,24 @@ export const configSchema = z
                 clock_skew: duration('30s'),
               })
               .prefault({}),
+            /**
+             * Sign-in through an OIDC identity provider for the web UI (authorization code with PKCE;
+             * the control plane exchanges the code, so a client secret never reaches a browser). The
+             * token it hands the UI is verified like any bearer JWT: set `jwt` for this issuer too.
+             */
+            oidc: z
+              .object({
+                issuer: z.string().url().nullable().default(null),
+                client_id: z.string().min(1).nullable().default(null),
+                /** For a confidential client; kept on the server, never sent to a browser. */
+                client_secret: z.string().min(1).nullable().default(null),
+                scopes: z.string().min(1).default('openid profile email'),
+                /** Which token of the answer the UI signs in with: the ID token (audience: the client id) or the access token. */
+                token: z.enum(['id_token', 'access_token']).default('id_token'),
+                /** The name on the sign-in button; null: the issuer's host. */
+                display_name: z.string().min(1).max(64).nullable().default(null),
+              })
+              .prefault({}),
           })
           .prefault({}),
         rate_limit: z
@@ -300,6 +318,22 @@ export const configSchema = z
       .prefault({}),
   })
   .superRefine((config, ctx) => {
+    const { oidc, jwt } = config.api_gateway.auth;
+    if (oidc.issuer && !oidc.client_id) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['api_gateway', 'auth', 'oidc', 'client_id'],
+        message: 'OIDC sign-in needs the client id registered with the identity provider',
+      });
+    }
+    if (oidc.issuer && !jwt.jwks_url && !jwt.secret) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['api_gateway', 'auth', 'jwt', 'jwks_url'],
+        message:
+          "OIDC sign-in hands out the provider's tokens: set jwt.jwks_url (and issuer, audience) so they are accepted",
+      });
+    }
     if (config.worker.ttl <= config.worker.heartbeat_interval) {
       ctx.addIssue({
         code: 'custom',

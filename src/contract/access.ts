@@ -82,3 +82,37 @@ export const identity = z
     auth_enabled: z.boolean(),
   })
   .meta({ id: 'Identity' });
+
+/** What a sign-in page needs before it has a token: whether to ask, and how (OIDC, when configured). */
+export const authConfig = z.object({
+  auth_enabled: z.boolean(),
+  oidc: z
+    .object({
+      /** The sign-in button's name. */
+      name: z.string(),
+      issuer: z.string(),
+      authorization_endpoint: z.string(),
+      client_id: z.string(),
+      scopes: z.string(),
+    })
+    .nullable(),
+});
+
+/** RFC 7636 §4.1: 43-128 characters of the unreserved set. */
+const PKCE_VERIFIER = /^[A-Za-z0-9._~-]{43,128}$/;
+
+/** The code the provider gave the UI's callback, with the PKCE verifier the UI kept. */
+export const oidcTokenBody = z
+  .object({
+    code: z.string().min(1).max(4096),
+    code_verifier: z.string().regex(PKCE_VERIFIER, 'a PKCE code verifier is 43-128 characters of A-Z a-z 0-9 . _ ~ -'),
+    redirect_uri: z.string().url().max(2048),
+  })
+  .strict();
+
+/** The provider's token, verified as this server accepts it, and who it says the caller is. */
+export const oidcToken = z.object({
+  token: z.string(),
+  expires_in: z.number().nullable(),
+  identity,
+});

@@ -11,10 +11,13 @@ import {
   apiKeyCreated,
   apiKeyList,
   auditList,
+  authConfig,
   identity,
   joinToken,
   joinTokenCreated,
   joinTokenList,
+  oidcToken,
+  oidcTokenBody,
 } from './access.ts';
 import { COMMON_ERROR_STATUSES, errorBody } from './errors.ts';
 import { healthReport } from './health.ts';
@@ -335,6 +338,23 @@ export const ROUTES = {
     tags: ['tokens'],
     summary: 'Who the caller is: its key or JWT subject and its role (what a client may offer it)',
     responses: { 200: identity },
+  }),
+  authConfig: route({
+    method: 'GET',
+    path: '/auth/config',
+    tags: ['tokens'],
+    summary: 'How to sign in (public): whether authentication is on, and the OIDC provider when one is configured',
+    responses: { 200: authConfig },
+  }),
+  oidcToken: route({
+    method: 'POST',
+    path: '/auth/oidc/token',
+    tags: ['tokens'],
+    summary:
+      "Redeem an OIDC authorization code and its PKCE verifier (public): the provider's token, verified, for the caller to use as its bearer",
+    body: oidcTokenBody,
+    responses: { 200: oidcToken },
+    errors: [404],
   }),
   createToken: route({
     method: 'POST',

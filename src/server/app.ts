@@ -24,6 +24,8 @@ import { healthRoutes } from './routes/health.ts';
 import { scheduleRoutes } from './routes/schedule.ts';
 import { taskRoutes } from './routes/tasks.ts';
 import { whoamiRoutes } from './routes/whoami.ts';
+import { authConfigRoutes } from './routes/auth-config.ts';
+import type { OidcClient } from './auth/oidc.ts';
 import { installUi, type UiOptions } from './ui.ts';
 import { vmRoutes } from './routes/vms.ts';
 import { workerRoutes } from './routes/workers.ts';
@@ -55,6 +57,8 @@ export interface AppOptions {
   version?: string;
   /** Serve the web UI at `/`; without it `/` shows the API documentation. */
   ui?: UiOptions;
+  /** Sign-in through an OIDC provider (api_gateway.auth.oidc), for the UI. */
+  oidc?: OidcClient | null;
 }
 
 export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise<FastifyInstance> {
@@ -141,6 +145,7 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
       await v1.register(scheduleRoutes(deps));
       await v1.register(tokenRoutes(deps));
       await v1.register(whoamiRoutes(Boolean(options.auth?.authenticator)));
+      await v1.register(authConfigRoutes(Boolean(options.auth?.authenticator), options.oidc ?? null));
       await v1.register(auditRoutes(deps));
       if (deps.hub) {
         await v1.register(eventRoutes(deps.hub, deps.events));

@@ -35,6 +35,7 @@ import { TokenService } from './services/token-service.ts';
 import { JoinTokenService } from './services/join-token-service.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import { JwtVerifier } from './auth/jwt.ts';
+import { OidcClient } from './auth/oidc.ts';
 import { VmService } from './services/vm-service.ts';
 import { WorkerService } from './services/worker-service.ts';
 import { DirectWorkerLink } from './worker-link/direct-worker-link.ts';
@@ -99,6 +100,8 @@ export class ControlPlane extends Service {
   readonly agentServer: AgentServer | null;
   /** Null when authentication is off (allowed on a loopback listener only). */
   readonly authenticator: Authenticator | null;
+  /** Sign-in through an OIDC provider for the UI; null when not configured. */
+  readonly oidc: OidcClient | null;
   private app: FastifyInstance | null = null;
   private parts: ServiceGroup | null = null;
   private listen = true;
@@ -148,6 +151,11 @@ export class ControlPlane extends Service {
         ? new JwtVerifier({ ...auth.jwt, clock_skew_seconds: auth.jwt.clock_skew / 1000 })
         : null;
     this.authenticator = auth.enabled ? new Authenticator(deps.store, jwt, log.child({ component: 'auth' })) : null;
+    const { oidc } = auth;
+    this.oidc =
+      auth.enabled && oidc.issuer && oidc.client_id
+        ? new OidcClient({ ...oidc, issuer: oidc.issuer, client_id: oidc.client_id }, jwt)
+        : null;
     this.workers = new WorkerService(drainDeps, wake);
     const events = config.events;
     this.hub = config.api_gateway.enable_websocket
@@ -232,6 +240,7 @@ export class ControlPlane extends Service {
       {
         logger: this.deps.log.child({ component: 'http' }),
         auth: { authenticator: this.authenticator, allowedOrigins: gateway.cors_origins },
+        oidc: this.oidc,
         audit: { store: this.deps.store },
         browser: {
           corsOrigins: gateway.cors_origins,

@@ -44,6 +44,9 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'POST /api/v1/schedule/plan': 'viewer',
   'GET /api/v1/events': 'viewer',
   'GET /api/v1/auth/whoami': 'viewer',
+  // Before a page has a token: how to sign in, and the redeeming of an OIDC code (rate-limited).
+  'GET /api/v1/auth/config': 'public',
+  'POST /api/v1/auth/oidc/token': 'public',
   'POST /api/v1/tokens': 'admin',
   'GET /api/v1/tokens': 'admin',
   'DELETE /api/v1/tokens/:id': 'admin',

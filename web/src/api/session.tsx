@@ -5,6 +5,7 @@
  * which controls a page shows: the server refuses the rest anyway.
  */
 import { Aetherium, type Identity, type Role, roleAtLeast, UnauthorizedError } from '@aetherium/sdk';
+import { completeOidc, isOidcCallback } from './oidc.ts';
 import { createContext, type ReactNode, useCallback, useContext, useEffect, useMemo, useState } from 'react';
 
 export const TOKEN_KEY = 'aetherium.token';
@@ -60,8 +61,23 @@ export function SessionProvider({ children }: { children: ReactNode }) {
 
   useEffect(() => {
     let cancelled = false;
-    // A stored token, or none: a server with authentication off answers whoami without one.
-    open(storedToken())
+    const start = async () => {
+      // Back from the identity provider: its code becomes the token this tab signs in with.
+      if (isOidcCallback()) {
+        const anonymous = new Aetherium({ apiUrl: apiUrl() });
+        try {
+          storeToken(await completeOidc(anonymous), false);
+        } catch (err) {
+          // Shown on the sign-in page as it is (a refusal here is not a stale stored key).
+          throw new Error(messageOf(err));
+        } finally {
+          anonymous.close();
+        }
+      }
+      // A stored token, or none: a server with authentication off answers whoami without one.
+      return open(storedToken());
+    };
+    start()
       .then((session) => !cancelled && setState({ status: 'signed-in', ...session }))
       .catch((err: unknown) => {
         if (cancelled) return;

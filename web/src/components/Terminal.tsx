@@ -94,7 +94,7 @@ export default function Terminal({ vm, onRan }: { vm: Vm; onRan?: () => void }) 
         const code = result.exitCode;
         const tone = code === 0 ? DIM : RED;
         term.write(
-          `\r\n${tone}[exit ${code ?? 'none'}${result.timedOut ? ', timed out' : ''} · ${result.durationMs} ms]${RESET}`,
+          `${atLineStart ? '' : '\r\n'}${tone}[exit ${code ?? 'none'}${result.timedOut ? ', timed out' : ''} · ${result.durationMs} ms]${RESET}`,
         );
       } catch (err) {
         const e = err as { code?: string; message?: string };

@@ -3,7 +3,9 @@
  * token is checked with the server (`GET /auth/whoami`) before it is kept.
  */
 import { type FormEvent, useEffect, useRef, useState } from 'react';
-import { messageOf, useSessionApi } from '../api/session.tsx';
+import { Aetherium } from '@aetherium/sdk';
+import { type OidcConfig, startOidc } from '../api/oidc.ts';
+import { apiUrl, messageOf, useSessionApi } from '../api/session.tsx';
 import { ErrorNote } from '../components/ui.tsx';
 
 export function SignIn({ reason }: { reason: string | null }) {
@@ -14,6 +16,16 @@ export function SignIn({ reason }: { reason: string | null }) {
   const [error, setError] = useState<string | null>(null);
   const field = useRef<HTMLInputElement>(null);
   useEffect(() => field.current?.focus(), []);
+  const [oidc, setOidc] = useState<OidcConfig | null>(null);
+  useEffect(() => {
+    // How this server signs in: an identity provider's button when one is configured.
+    const anonymous = new Aetherium({ apiUrl: apiUrl() });
+    anonymous
+      .call('authConfig', {})
+      .then((config) => setOidc(config.oidc))
+      .catch(() => setOidc(null))
+      .finally(() => anonymous.close());
+  }, []);
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
@@ -42,6 +54,25 @@ export function SignIn({ reason }: { reason: string | null }) {
             {reason}
           </p>
         ) : null}
+        {oidc ? (
+          <>
+            <button
+              type="button"
+              className="btn btn-primary w-full justify-center"
+              disabled={busy}
+              onClick={() => {
+                setBusy(true);
+                startOidc(oidc).catch((err: unknown) => {
+                  setError(messageOf(err));
+                  setBusy(false);
+                });
+              }}
+            >
+              Sign in with {oidc.name}
+            </button>
+            <p className="text-center text-xs muted">or with an API key</p>
+          </>
+        ) : null}
         <label className="flex flex-col gap-1">
           <span className="label">API key or token</span>
           <input
@@ -59,7 +90,7 @@ export function SignIn({ reason }: { reason: string | null }) {
           Remember me on this browser
         </label>
         {error ? <ErrorNote error={new Error(error)} title="Sign-in failed" /> : null}
-        <button type="submit" className="btn btn-primary w-full justify-center" disabled={busy}>
+        <button type="submit" className={`btn w-full justify-center ${oidc ? '' : 'btn-primary'}`} disabled={busy}>
           {busy ? 'Signing in…' : 'Sign in'}
         </button>
         <p className="text-xs muted">
