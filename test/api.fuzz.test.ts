@@ -65,7 +65,7 @@ interface OperationDoc {
 
 type Method = 'GET' | 'POST' | 'DELETE';
 /** `api`: JSON answers; `redirect`: `GET /`; `static`: the docs' files; `unknown`: no such route. */
-type Kind = 'api' | 'redirect' | 'static' | 'unknown';
+type Kind = 'api' | 'ui' | 'static' | 'unknown';
 
 interface Op {
   key: string;
@@ -98,7 +98,7 @@ function operationsOf(doc: { paths: Record<string, Record<string, OperationDoc>>
       });
     }
   }
-  // Not in the document, but routes all the same: the redirect, the docs and their files, and a miss.
+  // Not in the document, but routes all the same: the web UI's pages, the docs and their files, and a miss.
   const extra = (method: Method, path: string, kind: Kind, pathParams: string[] = []): Op => ({
     key: `${method} ${path}`,
     method,
@@ -110,7 +110,8 @@ function operationsOf(doc: { paths: Record<string, Record<string, OperationDoc>>
     body: null,
   });
   ops.push(
-    extra('GET', '/', 'redirect'),
+    extra('GET', '/', 'ui'),
+    extra('GET', '/{page}', 'ui', ['page']),
     extra('GET', '/api/docs/json', 'api'),
     extra('GET', '/api/docs/static/{file}', 'static', ['file']),
     extra('GET', '/api/v1/{route}', 'unknown', ['route']),
@@ -694,7 +695,14 @@ function httpProblems(r: HttpRequest, status: number, text: string): string[] {
     parsed = false;
   }
   const jsonRoute = r.op.kind === 'api' || r.op.kind === 'unknown';
-  if (r.op.kind === 'redirect' && status < 400 && status !== 302) problems.push(`GET / answered ${status}, not 302`);
+  // A page of the UI is its index (the app), whatever the path; a file it does not have is a JSON 404.
+  if (
+    r.op.kind === 'ui' &&
+    status < 300 &&
+    !/^<!doctype html>/i.test(text) &&
+    !/\.[A-Za-z0-9]+$/.test(r.url.split('?')[0]!)
+  )
+    problems.push(`${r.url} answered ${status} without the UI's page`);
   if (jsonRoute && !parsed) problems.push('the body is not JSON');
   if (status >= 400) {
     const shape = parsed ? errorShapeProblem(body) : 'the error body is not JSON';

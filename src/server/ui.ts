@@ -13,6 +13,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { MAX_ID_LENGTH } from '../contract/requests.ts';
 import { AetheriumError } from '../domain/index.ts';
 
 export interface UiOptions {
@@ -72,12 +73,29 @@ export async function installUi(app: FastifyInstance, options: UiOptions): Promi
       .send(index.html.replace('<head>', `<head>\n    <base href="${base}" />`));
   };
 
-  app.get('/', { schema: { hide: true } }, page);
-  app.get('/*', { schema: { hide: true } }, async (request, reply) => {
-    const path = (request.params as { '*': string })['*'];
+  // Before the handler (and so before @fastify/websocket would upgrade the socket just to close
+  // it): what the wildcard must not answer with a page. An API path no route took is the API's
+  // error, as it was without the UI: a path parameter over the router's limit (which makes the
+  // router fall through to this wildcard instead of refusing it) is 400, anything else 404; and a
+  // WebSocket upgrade anywhere here is refused over HTTP.
+  const refuse = async (request: FastifyRequest) => {
+    const path = (request.params as { '*'?: string })['*'] ?? '';
     if (path === 'api' || path.startsWith('api/')) {
+      const segments = path.split('?')[0]!.split('/');
+      if (segments.some((segment) => segment.length > MAX_ID_LENGTH))
+        throw new AetheriumError(
+          'validation_failed',
+          `invalid params: a path parameter is longer than ${MAX_ID_LENGTH} characters (ids and names are at most ${MAX_ID_LENGTH})`,
+        );
       throw new AetheriumError('not_found', `no route GET /${path.split('?')[0]}; see /api/docs`);
     }
+    if (request.headers.upgrade)
+      throw new AetheriumError('not_found', `no WebSocket route at ${request.url.split('?')[0]}; see /api/docs`);
+  };
+
+  app.get('/', { schema: { hide: true }, onRequest: refuse }, page);
+  app.get('/*', { schema: { hide: true }, onRequest: refuse }, async (request, reply) => {
+    const path = (request.params as { '*': string })['*'];
     // A name with an extension is a file of the build (or nothing); any other path is a page.
     if (!/\.[A-Za-z0-9]+$/.test(path)) return page(request, reply);
     if (!dir) throw new AetheriumError('not_found', `no file /${path}: the web UI is not built`);

@@ -145,7 +145,8 @@ export function LiveProvider({ children }: { children: ReactNode }) {
           if (event.id <= upTo) events.push(event);
           if (event.id >= upTo) done();
         },
-        { onGap: () => undefined, onError: (_err, { willRetry }) => !willRetry && done() },
+        // Older than the server keeps: the log starts with what it still has.
+        { onGap: () => done(), onError: (_err, { willRetry }) => !willRetry && done() },
       );
     };
 
