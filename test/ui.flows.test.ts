@@ -52,18 +52,18 @@ describe('the web UI, end to end', () => {
     await screenshot(page, 'dashboard');
     await page.getByRole('link', { name: 'Workers', exact: true }).click();
     await page.getByTestId(`worker-row-${workerId}`).waitFor();
-    await expect.poll(() => page.getByTestId('workers-count').textContent()).toBe('1 workers');
+    await expect.poll(() => page.getByTestId('workers-count').textContent()).toBe('1 worker');
     await screenshot(page, 'workers');
   });
 
   it('keeps the workers filter in the URL, so a view can be shared', async () => {
     await page.getByTestId('workers-search').fill('no-such-worker');
-    await expect.poll(() => page.getByTestId('workers-count').textContent()).toBe('0 of 1 workers');
+    await expect.poll(() => page.getByTestId('workers-count').textContent()).toBe('0 of 1 worker');
     expect(new URL(page.url()).searchParams.get('q')).toBe('no-such-worker');
     await page.goto(`${s.api}/workers?status=active`);
     await page.getByTestId(`worker-row-${workerId}`).waitFor();
     await page.goto(`${s.api}/workers?status=draining`);
-    await expect.poll(() => page.getByTestId('workers-count').textContent()).toBe('0 of 1 workers');
+    await expect.poll(() => page.getByTestId('workers-count').textContent()).toBe('0 of 1 worker');
     await screenshot(page, 'workers-filtered');
   });
 

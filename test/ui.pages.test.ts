@@ -59,7 +59,7 @@ function pages(): { path: string; ready: (page: Page) => Promise<unknown> }[] {
     { path: `/vms/${vmId}`, ready: (p) => p.getByTestId('terminal').locator('.xterm-rows').waitFor() },
     { path: '/tasks', ready: (p) => p.getByTestId(`task-row-${pendingTaskId}`).waitFor() },
     { path: `/tasks/${pendingTaskId}`, ready: (p) => p.getByTestId('placement').waitFor() },
-    { path: '/control', ready: (p) => p.getByRole('button', { name: /Cancel \d+ tasks/ }).waitFor() },
+    { path: '/control', ready: (p) => p.getByRole('button', { name: /Cancel \d+ tasks?…/ }).waitFor() },
     {
       path: '/plan',
       ready: async (p) => {
@@ -162,12 +162,12 @@ describe('accessibility', () => {
     await page.goto(`${s.api}/control?zone=default`);
     await expect
       .poll(() => page.getByTestId('bulk-preview').textContent())
-      .toMatch(/^1 workers match: 1 can be drained/);
-    await page.getByRole('button', { name: 'Drain 1 workers…' }).click();
+      .toMatch(/^1 worker matches: 1 can be drained/);
+    await page.getByRole('button', { name: 'Drain 1 worker…' }).click();
     await page.getByRole('button', { name: 'Drain…' }).click();
     await page
       .getByRole('dialog', { name: `Drain worker ${workerId}` })
-      .getByText('1 VM run there now')
+      .getByText('1 VM runs there now')
       .waitFor();
     await expectAccessible(page, 'bulk drain confirmation');
     await screenshot(page, 'bulk-drain');
@@ -189,7 +189,7 @@ describe('keyboard', () => {
     await page.keyboard.press('/');
     expect(await page.evaluate(`document.activeElement?.getAttribute('data-testid')`)).toBe('workers-search');
     await page.keyboard.type('zzz');
-    await expect.poll(() => page.getByTestId('workers-count').textContent()).toBe('0 of 1 workers');
+    await expect.poll(() => page.getByTestId('workers-count').textContent()).toBe('0 of 1 worker');
     await page.locator('body').click({ position: { x: 5, y: 300 } });
     await page.keyboard.press('g');
     await page.keyboard.press('t');

@@ -168,12 +168,12 @@ export function Layout() {
           ) : null}
         </div>
       </header>
-      <div className="flex">
+      <div className="flex flex-col md:flex-row">
         <nav
           aria-label="Main"
-          className="min-h-[calc(100vh-49px)] w-44 shrink-0 border-r border-slate-200 p-2 dark:border-slate-800"
+          className="shrink-0 border-b border-slate-200 p-2 md:min-h-[calc(100vh-49px)] md:w-44 md:border-r md:border-b-0 dark:border-slate-800"
         >
-          <ul className="space-y-0.5">
+          <ul className="flex flex-wrap gap-0.5 md:block md:space-y-0.5">
             {NAV.map((item) => (
               <li key={item.to}>
                 <NavLink

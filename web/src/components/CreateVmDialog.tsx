@@ -1,8 +1,9 @@
 /** Create a VM: its size, driver, image, zone and labels; then its page shows it boot. */
-import { DRIVER_NAMES, STRATEGIES, ValidationError } from '@aetherium/sdk';
+import { type DRIVER_NAMES, STRATEGIES, ValidationError } from '@aetherium/sdk';
 import { type FormEvent, useState } from 'react';
 import { useNavigate } from 'react-router';
 import { useSession } from '../api/session.tsx';
+import { useFleetOptions } from './fleet-options.ts';
 import { Modal } from './Modal.tsx';
 import { ErrorNote, Field } from './ui.tsx';
 
@@ -35,6 +36,7 @@ export function CreateVmDialog({ onClose }: { onClose: () => void }) {
     workerLabels: '',
     strategy: '',
   });
+  const fleet = useFleetOptions();
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const set = (key: keyof typeof form) => (e: { target: { value: string } }) =>
@@ -88,7 +90,7 @@ export function CreateVmDialog({ onClose }: { onClose: () => void }) {
           <Field label="Driver">
             <select className="input" value={form.driver} onChange={set('driver')}>
               <option value="">Any the worker has</option>
-              {DRIVER_NAMES.map((d) => (
+              {fleet.drivers.map((d) => (
                 <option key={d}>{d}</option>
               ))}
             </select>
@@ -105,7 +107,15 @@ export function CreateVmDialog({ onClose }: { onClose: () => void }) {
             />
           </Field>
           <Field label="Memory (MiB)">
-            <input className="input" type="number" min={16} required value={form.memory} onChange={set('memory')} />
+            <input
+              className="input"
+              type="number"
+              min={16}
+              max={1_048_576}
+              required
+              value={form.memory}
+              onChange={set('memory')}
+            />
           </Field>
           <Field label="Disk (GB)">
             <input className="input" type="number" min={0} required value={form.disk} onChange={set('disk')} />
@@ -114,7 +124,12 @@ export function CreateVmDialog({ onClose }: { onClose: () => void }) {
             <input className="input" value={form.image} onChange={set('image')} />
           </Field>
           <Field label="Zone" hint="empty: any zone">
-            <input className="input" value={form.zone} onChange={set('zone')} />
+            <input className="input" list="fleet-zones" value={form.zone} onChange={set('zone')} />
+            <datalist id="fleet-zones">
+              {fleet.zones.map((z) => (
+                <option key={z} value={z} />
+              ))}
+            </datalist>
           </Field>
           <Field label="Strategy">
             <select className="input" value={form.strategy} onChange={set('strategy')}>
@@ -131,9 +146,13 @@ export function CreateVmDialog({ onClose }: { onClose: () => void }) {
             <input className="input" value={form.workerLabels} onChange={set('workerLabels')} />
           </Field>
         </div>
-        {error ? <ErrorNote error={error} title="The VM was not created" /> : null}
+        {error && issues.length === 0 ? <ErrorNote error={error} title="The VM was not created" /> : null}
         {issues.length ? (
-          <ul className="list-disc pl-5 text-sm">
+          <ul
+            role="alert"
+            aria-label="The VM was not created"
+            className="list-disc rounded-md border border-red-300 bg-red-50 py-2 pr-2 pl-7 text-sm text-red-900 dark:border-red-800 dark:bg-red-950 dark:text-red-100"
+          >
             {issues.map((i) => (
               <li key={`${i.field}${i.message}`}>
                 <code className="font-mono">{i.field || '(request)'}</code>: {i.message}

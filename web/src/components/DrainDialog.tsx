@@ -147,7 +147,8 @@ export function DrainDialog({ workers, onClose }: { workers: readonly Worker[]; 
       {step === 'confirm' ? (
         <div className="space-y-4">
           <p className="text-sm">
-            Drain <strong>{name}</strong>: {describe(effective, custom)}. {vms} VM{vms === 1 ? '' : 's'} run there now.
+            Drain <strong>{name}</strong>: {describe(effective, custom)}. {vms === 1 ? '1 VM runs' : `${vms} VMs run`}{' '}
+            there now.
           </p>
           {workers.length > 1 ? (
             <ul className="max-h-40 overflow-auto rounded border border-slate-200 p-2 font-mono text-xs dark:border-slate-700">

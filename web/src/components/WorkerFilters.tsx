@@ -50,9 +50,9 @@ export function WorkerFilters({
         </select>
       </label>
       <label className="flex flex-col gap-1">
-        <span className="label">Capability</span>
+        <span className="label">Driver</span>
         <select className="input" value={filter.capability} onChange={(e) => set({ capability: e.target.value })}>
-          <option value="">Any capability</option>
+          <option value="">Any driver</option>
           {f.capabilities.map((c) => (
             <option key={c}>{c}</option>
           ))}

@@ -92,7 +92,7 @@ export function WorkerLogs({ workerId }: { workerId: string }) {
           const r = render(line);
           return (
             // biome-ignore lint/suspicious/noArrayIndexKey: lines only append
-            <div key={i} className="whitespace-pre-wrap break-all">
+            <div key={i} className="whitespace-pre-wrap [overflow-wrap:anywhere]">
               <span className="text-slate-400">{r.time}</span>{' '}
               <span
                 className={

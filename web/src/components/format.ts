@@ -52,3 +52,8 @@ export function shortId(id: string | null | undefined): string {
   if (!id) return '—';
   return id.length > 14 ? `${id.slice(0, 12)}…` : id;
 }
+
+/** `1 worker`, `2 workers`; `irregular` for the plural when it is not the noun and an s. */
+export function count(n: number, noun: string, irregular?: string): string {
+  return `${n} ${n === 1 ? noun : (irregular ?? `${noun}s`)}`;
+}

@@ -1,5 +1,6 @@
 /** The small building blocks every page uses: cards, badges, errors, empty states, fields. */
 import type { ReactNode } from 'react';
+import { Link } from 'react-router';
 import { messageOf } from '../api/session.tsx';
 
 export function Spinner({ label }: { label: string }) {
@@ -139,5 +140,28 @@ export function UsageBar({ used, label }: { used: number; label: string }) {
     >
       <div className={`h-full ${tone}`} style={{ width: `${value}%` }} />
     </div>
+  );
+}
+
+/** A page whose subject could not be loaded (a wrong id, a refusal): what happened, and the way back. */
+export function PageFailed({
+  title,
+  error,
+  back,
+}: {
+  title: string;
+  error: unknown;
+  back: { to: string; label: string };
+}) {
+  return (
+    <>
+      <PageTitle title={title} />
+      <ErrorNote error={error} />
+      <p className="mt-4 text-sm">
+        <Link to={back.to} className="link">
+          ← {back.label}
+        </Link>
+      </p>
+    </>
   );
 }

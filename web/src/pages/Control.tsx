@@ -10,6 +10,7 @@ import { useTasks, useWorkers } from '../api/queries.ts';
 import { messageOf, useSession } from '../api/session.tsx';
 import { Confirm } from '../components/Confirm.tsx';
 import { DrainDialog } from '../components/DrainDialog.tsx';
+import { count } from '../components/format.ts';
 import { Card, Empty, ErrorNote, PageTitle, StatusBadge } from '../components/ui.tsx';
 import { filterFromParams, matches, paramsFromFilter } from '../components/worker-filter.ts';
 import { WorkerFilters } from '../components/WorkerFilters.tsx';
@@ -72,7 +73,9 @@ function BulkDrain() {
           onChange={(next) => setParams(paramsFromFilter(next, params), { replace: true })}
         />
         <p className="text-sm" data-testid="bulk-preview">
-          {anyFilter ? `${selected.length} workers match: ` : 'Choose workers with the filters above. '}
+          {anyFilter
+            ? `${count(selected.length, 'worker')} ${selected.length === 1 ? 'matches' : 'match'}: `
+            : 'Choose workers with the filters above. '}
           {anyFilter ? `${drainable.length} can be drained, ${activatable.length} can be activated.` : ''}
         </p>
         {anyFilter && selected.length ? (
@@ -95,7 +98,7 @@ function BulkDrain() {
             disabled={!anyFilter || drainable.length === 0}
             onClick={() => setDraining(true)}
           >
-            Drain {drainable.length} workers…
+            {anyFilter ? `Drain ${count(drainable.length, 'worker')}…` : 'Drain…'}
           </button>
           <button
             type="button"
@@ -103,7 +106,7 @@ function BulkDrain() {
             disabled={!anyFilter || activatable.length === 0}
             onClick={() => setConfirmActivate(true)}
           >
-            Activate {activatable.length} workers…
+            {anyFilter ? `Activate ${count(activatable.length, 'worker')}…` : 'Activate…'}
           </button>
         </div>
         {activating ? (
@@ -115,7 +118,7 @@ function BulkDrain() {
       {draining ? <DrainDialog workers={drainable} onClose={() => setDraining(false)} /> : null}
       {confirmActivate ? (
         <Confirm
-          title={`Activate ${activatable.length} workers?`}
+          title={`Activate ${count(activatable.length, 'worker')}?`}
           confirm="Confirm activate"
           onConfirm={activateAll}
           onClose={() => setConfirmActivate(false)}
@@ -199,7 +202,7 @@ function BulkCancel() {
           disabled={list.length === 0}
           onClick={() => setConfirming(true)}
         >
-          Cancel {list.length} tasks…
+          Cancel {count(list.length, 'task')}…
         </button>
         {result ? (
           <p className="text-sm" role="status">
@@ -209,7 +212,7 @@ function BulkCancel() {
       </div>
       {confirming ? (
         <Confirm
-          title={`Cancel ${list.length} tasks?`}
+          title={`Cancel ${count(list.length, 'task')}?`}
           confirm="Confirm cancel"
           danger
           onConfirm={cancelAll}

@@ -9,7 +9,7 @@ import { useEventLog } from '../api/live.tsx';
 import { useDistribution, useStats, useTasks, useWorkers } from '../api/queries.ts';
 import { ChartCanvas } from '../components/ChartCanvas.tsx';
 import { EventLine } from '../components/EventLine.tsx';
-import { cores, mb } from '../components/format.ts';
+import { cores, count, mb } from '../components/format.ts';
 import { Gauge } from '../components/Gauge.tsx';
 import { pendingReason } from '../components/pending.ts';
 import { Card, Empty, ErrorNote, PageTitle, Spinner } from '../components/ui.tsx';
@@ -52,7 +52,7 @@ function Totals({ stats }: { stats: ClusterStats }) {
       <Total label="VMs" value={stats.total_vms} detail={`${stats.available_vm_slots} slots free`} testId="total-vms" />
       <Total
         label="Capacity free"
-        value={`${cores(stats.available_cpu_cores)} cores`}
+        value={stats.available_cpu_cores === 1 ? '1 core' : `${cores(stats.available_cpu_cores)} cores`}
         detail={`${mb(stats.available_memory_mb)} memory`}
         testId="capacity-free"
       />
@@ -74,7 +74,7 @@ function ZoneChart({ stats, distribution }: { stats: ClusterStats; distribution:
           { label: 'VMs', data: zones.map((z) => vms.get(z) ?? 0), backgroundColor: '#10b981' },
         ],
       },
-      options: { scales: { x: {}, y: { beginAtZero: true } } },
+      options: { scales: { x: {}, y: { beginAtZero: true, ticks: { precision: 0 } } } },
     };
   }, [stats.zones, distribution]);
   const summary = Object.entries(stats.zones)
@@ -131,7 +131,7 @@ export function Dashboard() {
             className="xl:col-span-2"
             actions={
               <Link to="/workers" className="link text-sm">
-                All {workers.data?.total ?? ''} workers
+                {workers.data ? `All ${count(workers.data.total, 'worker')}` : 'All workers'}
               </Link>
             }
           >

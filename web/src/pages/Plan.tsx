@@ -2,10 +2,11 @@
  * What-if: where would a VM of this shape go now, or why would it wait? The scheduler's dry run
  * (`POST /schedule/plan`) reserves nothing.
  */
-import { DRIVER_NAMES, type PlanRequest, STRATEGIES } from '@aetherium/sdk';
+import { type DRIVER_NAMES, type PlanRequest, STRATEGIES } from '@aetherium/sdk';
 import { useMutation } from '@tanstack/react-query';
 import { type FormEvent, useState } from 'react';
 import { useSession } from '../api/session.tsx';
+import { useFleetOptions } from '../components/fleet-options.ts';
 import { parseLabels } from '../components/CreateVmDialog.tsx';
 import { PlacementView } from '../components/PlacementView.tsx';
 import { Card, ErrorNote, Field, PageTitle } from '../components/ui.tsx';
@@ -14,7 +15,7 @@ export default function Plan() {
   const { client } = useSession();
   const [form, setForm] = useState({
     vcpus: '1',
-    memory: '512',
+    memory: '256',
     disk: '1',
     driver: '',
     zone: '',
@@ -22,9 +23,13 @@ export default function Plan() {
     strategy: '',
   });
   const [inputError, setInputError] = useState<string | null>(null);
+  const fleet = useFleetOptions();
   const plan = useMutation({ mutationFn: (request: PlanRequest) => client.schedule.plan(request) });
-  const set = (key: keyof typeof form) => (e: { target: { value: string } }) =>
+  // A changed question makes the last answer stale: it goes until the scheduler is asked again.
+  const set = (key: keyof typeof form) => (e: { target: { value: string } }) => {
     setForm({ ...form, [key]: e.target.value });
+    plan.reset();
+  };
 
   const submit = (e: FormEvent) => {
     e.preventDefault();
@@ -60,7 +65,15 @@ export default function Plan() {
               />
             </Field>
             <Field label="Memory (MiB)">
-              <input className="input" type="number" min={16} required value={form.memory} onChange={set('memory')} />
+              <input
+                className="input"
+                type="number"
+                min={16}
+                max={1_048_576}
+                required
+                value={form.memory}
+                onChange={set('memory')}
+              />
             </Field>
             <Field label="Disk (GB)">
               <input className="input" type="number" min={0} required value={form.disk} onChange={set('disk')} />
@@ -68,13 +81,18 @@ export default function Plan() {
             <Field label="Driver">
               <select className="input" value={form.driver} onChange={set('driver')}>
                 <option value="">Any</option>
-                {DRIVER_NAMES.map((d) => (
+                {fleet.drivers.map((d) => (
                   <option key={d}>{d}</option>
                 ))}
               </select>
             </Field>
             <Field label="Zone">
-              <input className="input" value={form.zone} onChange={set('zone')} />
+              <input className="input" list="fleet-zones" value={form.zone} onChange={set('zone')} />
+              <datalist id="fleet-zones">
+                {fleet.zones.map((z) => (
+                  <option key={z} value={z} />
+                ))}
+              </datalist>
             </Field>
             <Field label="Strategy">
               <select className="input" value={form.strategy} onChange={set('strategy')}>

@@ -3,7 +3,7 @@
  * token is checked with the server (`GET /auth/whoami`) before it is kept.
  */
 import { type FormEvent, useEffect, useRef, useState } from 'react';
-import { Aetherium } from '@aetherium/sdk';
+import { Aetherium, UnauthorizedError } from '@aetherium/sdk';
 import { type OidcConfig, startOidc } from '../api/oidc.ts';
 import { apiUrl, messageOf, useSessionApi } from '../api/session.tsx';
 import { ErrorNote } from '../components/ui.tsx';
@@ -35,7 +35,10 @@ export function SignIn({ reason }: { reason: string | null }) {
     try {
       await signIn(token, remember);
     } catch (err) {
-      setError(messageOf(err));
+      // The server's reason, after what it means for the user.
+      setError(
+        err instanceof UnauthorizedError ? `That key or token was not accepted: ${messageOf(err)}.` : messageOf(err),
+      );
       setBusy(false);
     }
   };

@@ -10,7 +10,7 @@ import { Confirm } from '../components/Confirm.tsx';
 import { time } from '../components/format.ts';
 import { pendingReason } from '../components/pending.ts';
 import { PlacementView } from '../components/PlacementView.tsx';
-import { Card, ErrorNote, KeyValues, PageTitle, Spinner, StatusBadge } from '../components/ui.tsx';
+import { Card, KeyValues, PageFailed, PageTitle, Spinner, StatusBadge } from '../components/ui.tsx';
 
 function CancelButton({ task }: { task: Task }) {
   const { client, can } = useSession();
@@ -53,7 +53,8 @@ export default function TaskPage() {
   const id = useParams().id!;
   const task = useTask(id);
   if (task.isPending) return <Spinner label="Loading the task" />;
-  if (task.isError) return <ErrorNote error={task.error} />;
+  if (task.isError)
+    return <PageFailed title={`Task ${id}`} error={task.error} back={{ to: '/tasks', label: 'The task queue' }} />;
   const t = task.data;
   const waiting = t.status === 'pending' || t.status === 'scheduled';
   return (

@@ -8,7 +8,7 @@ import { useExecutions, useTasks, useVm } from '../api/queries.ts';
 import { useSession } from '../api/session.tsx';
 import { Confirm } from '../components/Confirm.tsx';
 import { ago, duration, mb, time, type When } from '../components/format.ts';
-import { Card, Empty, ErrorNote, KeyValues, PageTitle, Spinner, StatusBadge } from '../components/ui.tsx';
+import { Card, Empty, ErrorNote, KeyValues, PageFailed, PageTitle, Spinner, StatusBadge } from '../components/ui.tsx';
 
 const Terminal = lazy(() => import('../components/Terminal.tsx'));
 
@@ -180,7 +180,7 @@ export default function VmPage() {
   const vm = useVm(id);
   const creates = useTasks({ vm_id: id, type: 'vm:create' });
   if (vm.isPending) return <Spinner label="Loading the VM" />;
-  if (vm.isError) return <ErrorNote error={vm.error} />;
+  if (vm.isError) return <PageFailed title={`VM ${id}`} error={vm.error} back={{ to: '/vms', label: 'All VMs' }} />;
   const v = vm.data;
   const task = creates.data?.tasks[0] as TaskOf<'vm:create'> | undefined;
   return (

@@ -6,7 +6,7 @@ import { useDistribution, useVms } from '../api/queries.ts';
 import { useSession } from '../api/session.tsx';
 import { CreateVmDialog } from '../components/CreateVmDialog.tsx';
 import { Heatmap } from '../components/Heatmap.tsx';
-import { ErrorNote, PageTitle, Spinner } from '../components/ui.tsx';
+import { Empty, ErrorNote, PageTitle, Spinner } from '../components/ui.tsx';
 import { VmTable } from '../components/VmTable.tsx';
 
 function List({ params, setParam }: { params: URLSearchParams; setParam: (k: string, v: string) => void }) {
@@ -51,7 +51,13 @@ function List({ params, setParam }: { params: URLSearchParams; setParam: (k: str
       </search>
       {vms.isPending ? <Spinner label="Loading VMs" /> : null}
       {vms.isError ? <ErrorNote error={vms.error} /> : null}
-      {vms.data ? <VmTable vms={shown} /> : null}
+      {vms.data && vms.data.total === 0 ? (
+        <Empty>
+          No VMs yet{status ? ` with status ${status}` : ''}. Create one with “Create VM”, or `npx aetherium vm create`.
+        </Empty>
+      ) : null}
+      {vms.data && vms.data.total > 0 && shown.length === 0 ? <Empty>No VM matches “{q}”.</Empty> : null}
+      {vms.data && shown.length > 0 ? <VmTable vms={shown} /> : null}
     </>
   );
 }

@@ -12,6 +12,7 @@ import {
   Empty,
   ErrorNote,
   KeyValues,
+  PageFailed,
   PageTitle,
   Spinner,
   StatusBadge,
@@ -84,21 +85,21 @@ function Timeline({ samples }: { samples: MetricSample[] }) {
             data: ordered.map((s) => s.cpu_usage),
             borderColor: '#6366f1',
             pointRadius: 0,
-            tension: 0.2,
+            tension: 0,
           },
           {
             label: 'Memory %',
             data: ordered.map((s) => s.memory_usage),
             borderColor: '#10b981',
             pointRadius: 0,
-            tension: 0.2,
+            tension: 0,
           },
           {
             label: 'Disk %',
             data: ordered.map((s) => s.disk_usage),
             borderColor: '#f59e0b',
             pointRadius: 0,
-            tension: 0.2,
+            tension: 0,
           },
         ],
       },
@@ -126,7 +127,8 @@ export default function WorkerPage() {
   const metrics = useWorkerMetrics(id);
 
   if (worker.isPending) return <Spinner label="Loading the worker" />;
-  if (worker.isError) return <ErrorNote error={worker.error} />;
+  if (worker.isError)
+    return <PageFailed title={`Worker ${id}`} error={worker.error} back={{ to: '/workers', label: 'All workers' }} />;
   const w = worker.data;
   return (
     <>
@@ -198,11 +200,15 @@ export default function WorkerPage() {
           <DrainState worker={w} />
         </Card>
         <Card title="Resource history (server-side)" className="lg:col-span-3">
+          <p className="mb-2 text-xs muted">
+            What the host uses, as the worker measures it (all its processes, not only its VMs), kept by the control
+            plane; the bars above are what the scheduler has reserved.
+          </p>
           {metrics.isError ? <ErrorNote error={metrics.error} /> : null}
-          {metrics.data && metrics.data.metrics.length === 0 ? (
-            <Empty>No samples yet: they arrive with heartbeats.</Empty>
+          {metrics.data && metrics.data.metrics.length < 2 ? (
+            <Empty>Collecting samples: the worker sends one every metrics interval (30 s by default).</Empty>
           ) : null}
-          {metrics.data && metrics.data.metrics.length > 0 ? <Timeline samples={metrics.data.metrics} /> : null}
+          {metrics.data && metrics.data.metrics.length >= 2 ? <Timeline samples={metrics.data.metrics} /> : null}
         </Card>
         <Card title={`VMs${vms.data ? ` (${vms.data.total})` : ''}`} className="lg:col-span-3">
           {vms.isError ? <ErrorNote error={vms.error} /> : null}

@@ -2,7 +2,7 @@
 import { useMemo } from 'react';
 import { Link, useSearchParams } from 'react-router';
 import { useWorkers } from '../api/queries.ts';
-import { ago, pct } from '../components/format.ts';
+import { ago, count, pct } from '../components/format.ts';
 import { ErrorNote, PageTitle, Spinner, StatusBadge } from '../components/ui.tsx';
 import { VirtualTable } from '../components/VirtualRows.tsx';
 import { filterFromParams, matches, paramsFromFilter } from '../components/worker-filter.ts';
@@ -22,7 +22,9 @@ export function Workers() {
     <>
       <PageTitle title="Workers">
         <span className="text-sm muted" data-testid="workers-count">
-          {shown.length === all.length ? `${all.length} workers` : `${shown.length} of ${all.length} workers`}
+          {shown.length === all.length
+            ? count(all.length, 'worker')
+            : `${shown.length} of ${count(all.length, 'worker')}`}
         </span>
       </PageTitle>
       <div className="mb-3">
