@@ -35,35 +35,10 @@ export class Aetherium extends BaseClient {
   }
 }
 
-export { Events } from './base-client.ts';
-export { Vm, Vms } from './vms.ts';
-export type { CreateOptions, CreateProgress, RunOptions, TaskActionOptions, WaitUntil } from './vms.ts';
-export type { ExecOptions, ExecResult, StdinSource } from './exec.ts';
-export type { EventFilter, EventHandler, Gap, OpenInfo, SubscribeOptions, Subscription, Topic } from './events.ts';
-export { Audit, Cluster, Schedule, Tasks, Tokens, Workers } from './resources.ts';
-export type { LogFollow, Signal, WaitOptions } from './resources.ts';
-export type { CallOptions, RestRouteName, RouteAnswer, RouteInput, RouteOutput } from './call.ts';
-export {
-  AbortError,
-  ApiError,
-  ConflictError,
-  ForbiddenError,
-  NotFoundError,
-  ProtocolError,
-  RateLimitError,
-  TaskCancelledError,
-  TaskFailedError,
-  TimeoutError,
-  UnauthorizedError,
-  UnavailableError,
-  ValidationError,
-} from './errors.ts';
-export type { ClientErrorCode, FieldIssue, SdkErrorCode, TimeoutKind } from './errors.ts';
-export type { ErrorCode } from '../domain/errors.ts';
-export type * from './types.ts';
+export * from './common-exports.ts';
 // The vocabularies a page shows and filters by, from the domain the server uses.
 export { WORKER_STATUSES } from '../domain/worker.ts';
 export { DRIVER_NAMES, VM_STATUSES } from '../domain/vm.ts';
 export { FINAL_TASK_STATUSES, TASK_STATUSES, TASK_TYPES } from '../domain/task.ts';
-export { STRATEGIES } from '../domain/placement.ts';
+export { STRATEGIES, type Strategy } from '../domain/placement.ts';
 export { ROLES, type Role, roleAtLeast } from '../domain/auth.ts';

@@ -1,42 +1,17 @@
-/** Create a VM: its size, driver, image, zone and labels; then its page shows it boot. */
-import { type DRIVER_NAMES, STRATEGIES, ValidationError } from '@aetherium/sdk';
+/** Create a VM: its name, image, labels and shape; then its page shows it boot. */
+import { ValidationError } from '@aetherium/sdk';
 import { type FormEvent, useState } from 'react';
 import { useNavigate } from 'react-router';
 import { useSession } from '../api/session.tsx';
-import { useFleetOptions } from './fleet-options.ts';
 import { Modal } from './Modal.tsx';
 import { ErrorNote, Field } from './ui.tsx';
-
-/** `k=v, k2=v2` → a record, or an error message. */
-export function parseLabels(text: string): Record<string, string> | string {
-  const out: Record<string, string> = {};
-  for (const part of text
-    .split(',')
-    .map((p) => p.trim())
-    .filter(Boolean)) {
-    const at = part.indexOf('=');
-    if (at <= 0) return `“${part}” is not key=value`;
-    out[part.slice(0, at).trim()] = part.slice(at + 1).trim();
-  }
-  return out;
-}
+import { DEFAULT_SHAPE, parseLabels, shapeRequest, type VmShape, VmShapeFields } from './VmShapeFields.tsx';
 
 export function CreateVmDialog({ onClose }: { onClose: () => void }) {
   const { client } = useSession();
   const navigate = useNavigate();
-  const [form, setForm] = useState({
-    name: '',
-    vcpus: '1',
-    memory: '256',
-    disk: '1',
-    driver: '',
-    image: '',
-    zone: '',
-    labels: '',
-    workerLabels: '',
-    strategy: '',
-  });
-  const fleet = useFleetOptions();
+  const [form, setForm] = useState({ name: '', image: '', labels: '' });
+  const [shape, setShape] = useState<VmShape>(DEFAULT_SHAPE);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const set = (key: keyof typeof form) => (e: { target: { value: string } }) =>
@@ -45,24 +20,18 @@ export function CreateVmDialog({ onClose }: { onClose: () => void }) {
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     const labels = parseLabels(form.labels);
-    const workerLabels = parseLabels(form.workerLabels);
     if (typeof labels === 'string') return setError(new Error(`Labels: ${labels}`));
-    if (typeof workerLabels === 'string') return setError(new Error(`Worker labels: ${workerLabels}`));
+    const request = shapeRequest(shape);
+    if (typeof request === 'string') return setError(new Error(request));
     setBusy(true);
     setError(null);
     try {
       const vm = await client.vms.create(
         {
+          ...request,
           ...(form.name.trim() ? { name: form.name.trim() } : {}),
-          vcpus: Number(form.vcpus),
-          memory_mb: Number(form.memory),
-          disk_gb: Number(form.disk),
-          ...(form.driver ? { driver: form.driver as (typeof DRIVER_NAMES)[number] } : {}),
           ...(form.image.trim() ? { image: form.image.trim() } : {}),
-          ...(form.zone.trim() ? { zone: form.zone.trim() } : {}),
           ...(Object.keys(labels).length ? { labels } : {}),
-          ...(Object.keys(workerLabels).length ? { worker_labels: workerLabels } : {}),
-          ...(form.strategy ? { strategy: form.strategy as (typeof STRATEGIES)[number] } : {}),
         },
         { waitUntil: 'created' },
       );
@@ -74,6 +43,7 @@ export function CreateVmDialog({ onClose }: { onClose: () => void }) {
     }
   };
 
+  // The server named the fields it refused: say each once, not the whole message again.
   const issues = error instanceof ValidationError ? error.fields : [];
   return (
     <Modal title="Create a VM" onClose={onClose} wide>
@@ -85,65 +55,15 @@ export function CreateVmDialog({ onClose }: { onClose: () => void }) {
               value={form.name}
               onChange={set('name')}
               pattern="[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?"
+              title="1-63 lowercase letters, digits and -, starting and ending with a letter or digit"
             />
-          </Field>
-          <Field label="Driver">
-            <select className="input" value={form.driver} onChange={set('driver')}>
-              <option value="">Any the worker has</option>
-              {fleet.drivers.map((d) => (
-                <option key={d}>{d}</option>
-              ))}
-            </select>
-          </Field>
-          <Field label="vCPUs">
-            <input
-              className="input"
-              type="number"
-              min={1}
-              max={256}
-              required
-              value={form.vcpus}
-              onChange={set('vcpus')}
-            />
-          </Field>
-          <Field label="Memory (MiB)">
-            <input
-              className="input"
-              type="number"
-              min={16}
-              max={1_048_576}
-              required
-              value={form.memory}
-              onChange={set('memory')}
-            />
-          </Field>
-          <Field label="Disk (GB)">
-            <input className="input" type="number" min={0} required value={form.disk} onChange={set('disk')} />
           </Field>
           <Field label="Image" hint="empty: the driver's default">
             <input className="input" value={form.image} onChange={set('image')} />
           </Field>
-          <Field label="Zone" hint="empty: any zone">
-            <input className="input" list="fleet-zones" value={form.zone} onChange={set('zone')} />
-            <datalist id="fleet-zones">
-              {fleet.zones.map((z) => (
-                <option key={z} value={z} />
-              ))}
-            </datalist>
-          </Field>
-          <Field label="Strategy">
-            <select className="input" value={form.strategy} onChange={set('strategy')}>
-              <option value="">The scheduler's default</option>
-              {STRATEGIES.map((s) => (
-                <option key={s}>{s}</option>
-              ))}
-            </select>
-          </Field>
-          <Field label="Labels" hint="team=ci, purpose=agent">
+          <VmShapeFields shape={shape} onChange={(key, value) => setShape({ ...shape, [key]: value })} />
+          <Field label="Labels" hint="of the VM: team=ci, purpose=agent">
             <input className="input" value={form.labels} onChange={set('labels')} />
-          </Field>
-          <Field label="Worker labels" hint="only workers with these labels">
-            <input className="input" value={form.workerLabels} onChange={set('workerLabels')} />
           </Field>
         </div>
         {error && issues.length === 0 ? <ErrorNote error={error} title="The VM was not created" /> : null}
