@@ -26,6 +26,7 @@ import { taskRoutes } from './routes/tasks.ts';
 import { whoamiRoutes } from './routes/whoami.ts';
 import { authConfigRoutes } from './routes/auth-config.ts';
 import type { OidcClient } from './auth/oidc.ts';
+import type { ControlPlaneMetrics } from './metrics/control-plane-metrics.ts';
 import { installUi, type UiOptions } from './ui.ts';
 import { vmRoutes } from './routes/vms.ts';
 import { workerRoutes } from './routes/workers.ts';
@@ -59,6 +60,8 @@ export interface AppOptions {
   ui?: UiOptions;
   /** Sign-in through an OIDC provider (api_gateway.auth.oidc), for the UI. */
   oidc?: OidcClient | null;
+  /** Prometheus metrics: every request timed, and `GET /metrics`. */
+  metrics?: ControlPlaneMetrics;
 }
 
 export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise<FastifyInstance> {
@@ -132,6 +135,17 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
   });
   await app.register(swaggerUi, { routePrefix: '/api/docs', staticCSP: true });
 
+  const { metrics } = options;
+  if (metrics) {
+    metrics.instrument(app);
+    // Prometheus scrapes with a key (any role: `authorization: credentials_file` in its scrape config).
+    app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
+      reply
+        .type(metrics.contentType)
+        .header('cache-control', 'no-store')
+        .send(await metrics.text()),
+    );
+  }
   if (options.ui) await installUi(app, options.ui);
   else app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/api/docs'));
   await app.register(healthRoutes(deps));

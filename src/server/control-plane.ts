@@ -36,6 +36,7 @@ import { JoinTokenService } from './services/join-token-service.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import { JwtVerifier } from './auth/jwt.ts';
 import { OidcClient } from './auth/oidc.ts';
+import { ControlPlaneMetrics } from './metrics/control-plane-metrics.ts';
 import { VmService } from './services/vm-service.ts';
 import { WorkerService } from './services/worker-service.ts';
 import { DirectWorkerLink } from './worker-link/direct-worker-link.ts';
@@ -102,6 +103,8 @@ export class ControlPlane extends Service {
   readonly authenticator: Authenticator | null;
   /** Sign-in through an OIDC provider for the UI; null when not configured. */
   readonly oidc: OidcClient | null;
+  /** Prometheus metrics of this replica (`GET /metrics`). */
+  readonly metrics: ControlPlaneMetrics;
   private app: FastifyInstance | null = null;
   private parts: ServiceGroup | null = null;
   private listen = true;
@@ -151,6 +154,7 @@ export class ControlPlane extends Service {
         ? new JwtVerifier({ ...auth.jwt, clock_skew_seconds: auth.jwt.clock_skew / 1000 })
         : null;
     this.authenticator = auth.enabled ? new Authenticator(deps.store, jwt, log.child({ component: 'auth' })) : null;
+    this.metrics = new ControlPlaneMetrics({ store: deps.store, eventClients: () => this.hub?.clients ?? null });
     const { oidc } = auth;
     this.oidc =
       auth.enabled && oidc.issuer && oidc.client_id
@@ -241,6 +245,7 @@ export class ControlPlane extends Service {
         logger: this.deps.log.child({ component: 'http' }),
         auth: { authenticator: this.authenticator, allowedOrigins: gateway.cors_origins },
         oidc: this.oidc,
+        metrics: this.metrics,
         audit: { store: this.deps.store },
         browser: {
           corsOrigins: gateway.cors_origins,
@@ -289,6 +294,7 @@ export class ControlPlane extends Service {
       () => {
         unsubscribe = this.deps.events.subscribe((event) => {
           if (WAKING_EVENTS.has(event.type)) this.scheduler.trigger();
+          this.metrics.observe(event);
         });
       },
       () => unsubscribe?.(),

@@ -14,6 +14,8 @@ export type Access = 'public' | Role;
 export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'GET /health': 'public',
   'GET /api/v1/health': 'public',
+  // Prometheus scrapes with a key of its own; any role may read the cluster's numbers.
+  'GET /metrics': 'viewer',
   // The web UI's files: they hold no cluster data (the page signs in with its own token).
   'GET /': 'public',
   'GET /*': 'public',
