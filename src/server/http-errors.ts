@@ -31,7 +31,7 @@ export function frameworkErrors(err: FastifyError, request: FastifyRequest, repl
     void reply.status(400).send({
       error: {
         code: 'validation_failed',
-        message: `invalid params: a path parameter is longer than ${MAX_ID_LENGTH} characters (ids and names are at most ${MAX_ID_LENGTH})`,
+        message: PARAM_TOO_LONG,
       },
     });
     return;
@@ -41,6 +41,9 @@ export function frameworkErrors(err: FastifyError, request: FastifyRequest, repl
     .status(500)
     .send({ error: { code: 'internal', message: 'internal error; the server log has the details' } });
 }
+
+/** The answer to a path parameter over the router's limit, here and where the UI's wildcard sees one. */
+export const PARAM_TOO_LONG = `invalid params: a path parameter is longer than ${MAX_ID_LENGTH} characters (ids and names are at most ${MAX_ID_LENGTH})`;
 
 /** Fastify options for the edge: give them to `Fastify()`, with `installErrorHandling` after it. */
 /** HTTP status and code for what Node's parser refuses before Fastify sees a request. */

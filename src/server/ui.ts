@@ -15,6 +15,7 @@ import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { MAX_ID_LENGTH } from '../contract/requests.ts';
 import { AetheriumError } from '../domain/index.ts';
+import { PARAM_TOO_LONG } from './http-errors.ts';
 
 export interface UiOptions {
   /** The built UI (index.html and assets/); null or missing: `/` explains how to build it. */
@@ -83,10 +84,7 @@ export async function installUi(app: FastifyInstance, options: UiOptions): Promi
     if (path === 'api' || path.startsWith('api/')) {
       const segments = path.split('?')[0]!.split('/');
       if (segments.some((segment) => segment.length > MAX_ID_LENGTH))
-        throw new AetheriumError(
-          'validation_failed',
-          `invalid params: a path parameter is longer than ${MAX_ID_LENGTH} characters (ids and names are at most ${MAX_ID_LENGTH})`,
-        );
+        throw new AetheriumError('validation_failed', PARAM_TOO_LONG);
       throw new AetheriumError('not_found', `no route GET /${path.split('?')[0]}; see /api/docs`);
     }
     if (request.headers.upgrade)

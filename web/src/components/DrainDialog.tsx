@@ -5,15 +5,14 @@
 import type { Worker } from '@aetherium/sdk';
 import { useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
-import { messageOf, useSession } from '../api/session.tsx';
+import { runBounded } from '../api/bulk.ts';
+import { useSession } from '../api/session.tsx';
 import { DRAIN_PRESETS, type DrainChoice, drainBody } from './drain.ts';
 import { duration } from './format.ts';
 import { Modal } from './Modal.tsx';
 import { ErrorNote } from './ui.tsx';
 
 type Outcome = { id: string; ok: true } | { id: string; ok: false; error: string };
-
-const CONCURRENCY = 8;
 
 function describe(choice: DrainChoice, text: string | null): string {
   switch (choice.kind) {
@@ -44,20 +43,14 @@ export function DrainDialog({ workers, onClose }: { workers: readonly Worker[]; 
   const run = async () => {
     if (typeof body === 'string') return;
     setStep('running');
-    const queue = [...workers];
     const results: Outcome[] = [];
-    await Promise.all(
-      Array.from({ length: Math.min(CONCURRENCY, queue.length) }, async () => {
-        for (let w = queue.shift(); w; w = queue.shift()) {
-          try {
-            await client.workers.drain(w.id, body);
-            results.push({ id: w.id, ok: true });
-          } catch (err) {
-            results.push({ id: w.id, ok: false, error: messageOf(err) });
-          }
-          setOutcomes([...results]);
-        }
-      }),
+    await runBounded(
+      workers,
+      (w) => client.workers.drain(w.id, body),
+      (w, error) => {
+        results.push(error === null ? { id: w.id, ok: true } : { id: w.id, ok: false, error });
+        setOutcomes([...results]);
+      },
     );
     await queryClient.invalidateQueries({ queryKey: ['workers'] });
     await queryClient.invalidateQueries({ queryKey: ['worker'] });

@@ -7,35 +7,14 @@ import { useQueryClient } from '@tanstack/react-query';
 import { useMemo, useState } from 'react';
 import { Link, useSearchParams } from 'react-router';
 import { useTasks, useWorkers } from '../api/queries.ts';
-import { messageOf, useSession } from '../api/session.tsx';
+import { useSession } from '../api/session.tsx';
 import { Confirm } from '../components/Confirm.tsx';
 import { DrainDialog } from '../components/DrainDialog.tsx';
 import { count } from '../components/format.ts';
 import { Card, Empty, ErrorNote, PageTitle, StatusBadge } from '../components/ui.tsx';
 import { filterFromParams, matches, paramsFromFilter } from '../components/worker-filter.ts';
 import { WorkerFilters } from '../components/WorkerFilters.tsx';
-
-const CONCURRENCY = 8;
-
-/** Runs `each` over the items, a few at a time; answers the failures. */
-async function forEach<T>(items: readonly T[], each: (item: T) => Promise<unknown>, progress: (done: number) => void) {
-  const queue = [...items];
-  const failures: { item: T; error: string }[] = [];
-  let done = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(CONCURRENCY, queue.length) }, async () => {
-      for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
-        try {
-          await each(item);
-        } catch (err) {
-          failures.push({ item, error: messageOf(err) });
-        }
-        progress(++done);
-      }
-    }),
-  );
-  return failures;
-}
+import { runBounded } from '../api/bulk.ts';
 
 function BulkDrain() {
   const { client } = useSession();
@@ -55,10 +34,10 @@ function BulkDrain() {
   const activateAll = async () => {
     setConfirmActivate(false);
     setActivating({ done: 0, failures: [] });
-    const failures = await forEach(
+    const failures = await runBounded(
       activatable,
       (w: Worker) => client.workers.activate(w.id),
-      (done) => setActivating((a) => ({ done, failures: a?.failures ?? [] })),
+      (_w, _error, done) => setActivating((a) => ({ done, failures: a?.failures ?? [] })),
     );
     setActivating({ done: activatable.length, failures: failures.map((f) => `${f.item.id}: ${f.error}`) });
     void queryClient.invalidateQueries({ queryKey: ['workers'] });
@@ -144,10 +123,10 @@ function BulkCancel() {
     setConfirming(false);
     const targets = list;
     setResult({ done: 0, failures: [] });
-    const failures = await forEach(
+    const failures = await runBounded(
       targets,
       (t: Task) => client.tasks.cancel(t.id),
-      (done) => setResult((r) => ({ done, failures: r?.failures ?? [] })),
+      (_t, _error, done) => setResult((r) => ({ done, failures: r?.failures ?? [] })),
     );
     setResult({ done: targets.length, failures: failures.map((f) => `${f.item.id}: ${f.error}`) });
     void queryClient.invalidateQueries({ queryKey: ['tasks'] });
