@@ -89,6 +89,7 @@ async function withPostgres(workers: number, placements: number, concurrency: nu
         created_at: now,
         updated_at: now,
         deleted_at: null,
+        phases: {},
       };
       const payload = { worker_labels: request.labels ?? {}, strategy: request.strategy ?? null };
       const task = newTask('vm:create', payload, { vm_id: id });

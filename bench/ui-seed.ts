@@ -194,6 +194,7 @@ function planVms(count: number, workers: SeededWorker[], rand: Rand): { vm: Vm; 
         created_at: created,
         updated_at: created,
         deleted_at: null,
+        phases: {},
       },
     });
   }

@@ -190,6 +190,7 @@ describe('node restriction', () => {
       created_at: now,
       updated_at: now,
       deleted_at: null,
+      phases: {},
     };
     const create = newTask('vm:create', { worker_labels: {}, strategy: null }, { vm_id: vm.id });
     await engines.store.insertVmWithTask(vm, create);

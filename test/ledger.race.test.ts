@@ -40,6 +40,7 @@ function vmRow(name: string): Vm {
     created_at: now,
     updated_at: now,
     deleted_at: null,
+    phases: {},
   };
 }
 

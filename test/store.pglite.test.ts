@@ -36,6 +36,7 @@ describe('pglite on a data directory', () => {
       created_at: now,
       updated_at: now,
       deleted_at: null,
+      phases: {},
     };
     const task: Task = {
       id: newId(),
@@ -54,6 +55,7 @@ describe('pglite on a data directory', () => {
       started_at: null,
       completed_at: null,
       cancel_requested_at: null,
+      trace: null,
     };
 
     const first = await openStore({ kind: 'pglite', dataDir });

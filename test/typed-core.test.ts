@@ -98,6 +98,7 @@ const vm: Vm = {
   created_at: AT,
   updated_at: AT,
   deleted_at: null,
+  phases: {},
 };
 
 const workerLike = {

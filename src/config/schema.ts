@@ -146,6 +146,18 @@ const workerSchema = z
     drain_deadline: duration('5m'),
     metrics_interval: duration('30s'),
     /**
+     * The worker's own Prometheus metrics (docs/METRICS.md), on a listener of its own: loopback
+     * unless told otherwise. With a token, a scrape must send `Authorization: Bearer <token>`.
+     */
+    metrics: z
+      .object({
+        enabled: z.boolean().default(true),
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(9464),
+        token: z.string().min(16).nullable().default(null),
+      })
+      .prefault({}),
+    /**
      * The control plane's agent ports (`host:port`), tried in turn: the only addresses a worker
      * needs. A worker in a cluster holds no database, queue or registry credentials.
      */
@@ -308,6 +320,34 @@ export const configSchema = z
         max_creates_in_flight_per_worker: z.number().int().min(1).default(3),
         /** A scheduled task whose queue message may have been lost is sent again after this long. */
         redeliver_after: duration('30s'),
+      })
+      .prefault({}),
+    metrics: z
+      .object({
+        /** The history of worker metrics behind `GET /workers/{id}/metrics?since=&step=`. */
+        history: z
+          .object({
+            /** Raw samples (one per worker.metrics_interval) are kept this long. */
+            raw_retention: duration('24h'),
+            /** Then one average per downsample_step is kept this long. */
+            downsampled_retention: duration('30d'),
+            downsample_step: duration('5m'),
+            /** How often a control plane downsamples and prunes (every replica may; it is idempotent). */
+            compact_interval: duration('5m'),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
+    telemetry: z
+      .object({
+        /** OpenTelemetry trace export over OTLP/HTTP (JSON): off unless an endpoint is set. */
+        otlp: z
+          .object({
+            endpoint: z.string().url().nullable().default(null),
+            headers: z.record(z.string(), z.string()).default({}),
+            service_name: z.string().min(1).default('aetherium'),
+          })
+          .prefault({}),
       })
       .prefault({}),
     log: z

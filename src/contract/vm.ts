@@ -1,9 +1,23 @@
 /** VMs, their commands and the answers of the VM routes. */
 import * as z from 'zod';
 import { TASK_STATUSES } from '../domain/task.ts';
-import { DRIVER_NAMES, VM_STATUSES } from '../domain/vm.ts';
+import { DRIVER_NAMES, VM_BOOT_PHASES, VM_STATUSES, type VmBootPhase } from '../domain/vm.ts';
 import { task } from './task.ts';
 import { labels, nullableTimestamp, timestamp, total } from './wire.ts';
+
+/** The boot waterfall: when each phase of the VM's start was reached (a phase not reached is absent). */
+export const vmPhases = z
+  .object(
+    Object.fromEntries(VM_BOOT_PHASES.map((phase) => [phase, timestamp.optional()])) as Record<
+      VmBootPhase,
+      z.ZodOptional<typeof timestamp>
+    >,
+  )
+  .meta({
+    id: 'VmPhases',
+    description:
+      'accepted (the create written), placed (a worker chosen), delivered (claimed by that worker), driver_started (the VMM launched), agent_ready (the guest agent answering), running (reported running)',
+  });
 
 export const vm = z
   .object({
@@ -22,6 +36,7 @@ export const vm = z
     created_at: timestamp,
     updated_at: timestamp,
     deleted_at: nullableTimestamp,
+    phases: vmPhases,
   })
   .meta({ id: 'Vm' });
 

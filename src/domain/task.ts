@@ -107,6 +107,16 @@ interface TaskBase {
   completed_at: Date | null;
   /** A cancel asked for while the task ran; the worker holding it aborts it. */
   cancel_requested_at: Date | null;
+  /** The request that made the task, named on every log line about it (null: made by the system). */
+  trace: TaskTrace | null;
+}
+
+/** What ties a task to the API call that made it, across processes. */
+export interface TaskTrace {
+  /** The control plane's id of the request (its `x-request-id` answer header). */
+  request_id: string;
+  /** The W3C trace context the caller sent, or one the control plane began for the request. */
+  traceparent: string | null;
 }
 
 export interface CreateTask extends TaskBase {
@@ -201,6 +211,7 @@ export function newTask(
     started_at: null,
     completed_at: null,
     cancel_requested_at: null,
+    trace: null,
     ...rest,
   } as Task;
 }

@@ -155,7 +155,10 @@ const vmReport = z.discriminatedUnion('kind', [
     from: z.array(z.enum(VM_STATUSES)).optional(),
     error: text(100_000).nullable().optional(),
   }),
-  z.object({ kind: z.literal('booted') }),
+  z.object({
+    kind: z.literal('booted'),
+    phases: z.object({ driver_started: date.optional(), agent_ready: date.optional() }).strict().optional(),
+  }),
   z.object({ kind: z.literal('deleted'), reason: text(10_000) }),
   z.object({ kind: z.literal('lost'), error: text(100_000) }),
 ]);

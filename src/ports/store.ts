@@ -21,6 +21,7 @@ import type {
   TaskStatus,
   Vm,
   VmFilter,
+  VmPhases,
   VmStatus,
   Worker,
   WorkerFilter,
@@ -36,6 +37,27 @@ export type TaskPatch = Partial<
 >;
 
 export type UnplacedDelete = { outcome: 'deleted'; vm: Vm; cancelled: Task[] } | { outcome: 'placed' | 'not_found' };
+
+/** A worker's timeline: from `since` to `until`, one averaged sample per step. */
+export interface HistoryQuery {
+  since: Date;
+  until: Date;
+  stepSeconds: number;
+}
+
+/** What the metrics history keeps: raw samples for a while, then one average per step. */
+export interface HistoryPolicy {
+  now: Date;
+  rawRetentionMs: number;
+  downsampledRetentionMs: number;
+  stepSeconds: number;
+}
+
+export interface CompactionReport {
+  rolled_up: number;
+  raw_deleted: number;
+  rollups_deleted: number;
+}
 
 export type PlacementOutcome = 'placed' | 'task_not_pending' | 'insufficient_capacity';
 
@@ -59,7 +81,12 @@ export interface Store {
   markStaleWorkersOffline(now: Date): Promise<Worker[]>;
   deleteWorker(id: string): Promise<boolean>;
   recordWorkerMetrics(sample: WorkerMetricSample): Promise<void>;
+  /** The newest raw samples first. */
   listWorkerMetrics(workerId: string, limit?: number): Promise<WorkerMetricSample[]>;
+  /** A timeline oldest first, averaged per step, from raw samples and the downsampled history. */
+  workerMetricHistory(workerId: string, query: HistoryQuery): Promise<WorkerMetricSample[]>;
+  /** Downsamples the raw samples of every whole step, then drops what is past its retention. */
+  compactWorkerMetrics(policy: HistoryPolicy): Promise<CompactionReport>;
 
   // ── vms ──────────────────────────────────────────────────────────────────────────────────────
   /**
@@ -74,6 +101,8 @@ export interface Store {
   listVms(filter?: VmFilter): Promise<Vm[]>;
   /** Compare-and-set on the VM's status when `from` is given; null when nothing matched. */
   updateVm(id: string, patch: VmPatch, from?: readonly VmStatus[]): Promise<Vm | null>;
+  /** Records when phases of a VM's start were reached (each given phase replaces its stored time). */
+  recordVmPhases(id: string, phases: VmPhases): Promise<void>;
   /**
    * One transaction: a VM that no worker holds is marked deleted, its pending creates cancelled and
    * `deleteTask` (already completed) written, unless a placement got there first ('placed').

@@ -32,6 +32,8 @@ export interface VmRuntimeInfo {
   pid?: number;
   /** Milliseconds from create to ready, when the driver measured it. */
   boot_ms?: number;
+  /** When this call launched the VMM (QEMU, Firecracker, the sandbox's init); absent when it launched none. */
+  launched_at?: Date;
 }
 
 export interface ExecRequest {

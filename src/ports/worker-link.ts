@@ -16,6 +16,7 @@ import type {
   Execution,
   Task,
   Vm,
+  VmPhases,
   VmStatus,
   WorkerMetricSample,
   WorkerRegistration,
@@ -46,7 +47,8 @@ export type OutcomeAck = 'retrying' | 'final' | 'stale';
 export type VmReport =
   | { kind: 'status'; to: VmStatus; from?: readonly VmStatus[]; error?: string | null }
   /** starting → running: the VM can execute commands. */
-  | { kind: 'booted' }
+  /** With the phases only the worker sees: the VMM launched, the guest agent answering. */
+  | { kind: 'booted'; phases?: Pick<VmPhases, 'driver_started' | 'agent_ready'> }
   /** Gone from the host for good (deleted, or lost in a restart): its capacity is returned. */
   | { kind: 'deleted'; reason: string }
   | { kind: 'lost'; error: string };

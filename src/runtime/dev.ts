@@ -58,6 +58,8 @@ export async function startDev(
     });
     const link = controlPlane.workerLink();
     const agent = new WorkerAgent(workerAgentOptions(config), { link, channels: engines.channels, drivers, log });
+    // One process, one scrape: the worker's metrics are served with the control plane's.
+    controlPlane.metrics.include(agent.metrics.registry);
     await agent.start();
     stack.unshift(() => agent.stop());
     const admin = await ensureDevAdminKey(config, controlPlane);

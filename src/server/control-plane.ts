@@ -37,6 +37,7 @@ import { Authenticator } from './auth/authenticator.ts';
 import { JwtVerifier } from './auth/jwt.ts';
 import { OidcClient } from './auth/oidc.ts';
 import { ControlPlaneMetrics } from './metrics/control-plane-metrics.ts';
+import { timedPort } from '../observability/timed-port.ts';
 import { VmService } from './services/vm-service.ts';
 import { WorkerService } from './services/worker-service.ts';
 import { DirectWorkerLink } from './worker-link/direct-worker-link.ts';
@@ -82,6 +83,19 @@ export interface ControlPlaneDeps {
   uiDir?: string | null;
 }
 
+/** The engines with every round trip timed (`aetherium_engine_request_duration_seconds`). */
+function timedEngines(deps: ControlPlaneDeps, metrics: ControlPlaneMetrics): ControlPlaneDeps {
+  const timed = <T extends object>(engine: string, port: T, skip?: ReadonlySet<string>) =>
+    timedPort(port, (operation, seconds, failed) => metrics.engineCall(engine, operation, seconds, failed), skip);
+  return {
+    ...deps,
+    store: timed('store', deps.store, new Set(['close', 'migrate'])),
+    queue: timed('queue', deps.queue, new Set(['close'])),
+    events: timed('events', deps.events, new Set(['close'])),
+    registry: timed('registry', deps.registry, new Set(['close'])),
+  };
+}
+
 export class ControlPlane extends Service {
   readonly ledger: Ledger;
   readonly workerLedger: WorkerLedger;
@@ -111,14 +125,26 @@ export class ControlPlane extends Service {
   /** Where the API listens once started with `listen`. */
   address: string | null = null;
 
+  private readonly deps: ControlPlaneDeps;
+
   constructor(
     private readonly config: Config,
-    private readonly deps: ControlPlaneDeps,
+    given: ControlPlaneDeps,
   ) {
     super('control plane');
+    // The metrics read the raw store at a scrape; everything else goes through the timed engines.
+    this.metrics = new ControlPlaneMetrics({
+      store: given.store,
+      eventClients: () => this.hub?.clients ?? null,
+      health: () => this.health(),
+      version: given.version,
+      mode: given.mode,
+    });
+    const deps = timedEngines(given, this.metrics);
+    this.deps = deps;
     const log = deps.log.child({ component: 'control-plane' });
     const s = config.scheduler;
-    this.ledger = new Ledger(deps.store, deps.events);
+    this.ledger = new Ledger(deps.store, deps.events, this.metrics);
     this.workerLedger = new WorkerLedger(deps.store, deps.events);
     const schedulerOptions = {
       intervalMs: s.interval,
@@ -132,6 +158,7 @@ export class ControlPlane extends Service {
       deps.queue,
       schedulerOptions,
       log.child({ component: 'scheduler' }),
+      (seconds) => this.metrics.schedulerPass(seconds),
     );
     const wake = () => this.scheduler.trigger();
     const reapEvery = Math.max(1000, Math.floor(config.worker.heartbeat_interval / 2));
@@ -154,7 +181,6 @@ export class ControlPlane extends Service {
         ? new JwtVerifier({ ...auth.jwt, clock_skew_seconds: auth.jwt.clock_skew / 1000 })
         : null;
     this.authenticator = auth.enabled ? new Authenticator(deps.store, jwt, log.child({ component: 'auth' })) : null;
-    this.metrics = new ControlPlaneMetrics({ store: deps.store, eventClients: () => this.hub?.clients ?? null });
     const { oidc } = auth;
     this.oidc =
       auth.enabled && oidc.issuer && oidc.client_id
@@ -167,6 +193,10 @@ export class ControlPlane extends Service {
           maxBufferedBytes: events.max_buffered_bytes,
           pingIntervalMs: events.ping_interval,
           positionIntervalMs: events.position_interval,
+          observer: {
+            delivered: (lagSeconds) => this.metrics.eventDelivered(lagSeconds),
+            dropped: (reason) => this.metrics.eventStreamDropped(reason),
+          },
         })
       : null;
     const agent = deps.agent ?? null;

@@ -47,6 +47,7 @@ export class SchedulerLoop extends Periodic {
     private readonly queue: TaskQueue,
     private readonly options: SchedulerLoopOptions,
     private readonly log: Logger,
+    private readonly onPass: (seconds: number) => void = () => {},
   ) {
     super('scheduler loop', () => this.pass(), {
       intervalMs: options.intervalMs,
@@ -65,8 +66,10 @@ export class SchedulerLoop extends Periodic {
 
   /** One pass: place what is pending, then redeliver what looks lost. Exposed for tests. */
   async pass(): Promise<void> {
+    const started = performance.now();
     await this.placePending();
     await this.redeliver();
+    this.onPass((performance.now() - started) / 1000);
   }
 
   /** The workers as the scheduler sees them now, with the creates in flight on each. */

@@ -8,7 +8,8 @@
  * queue and start the timers (heartbeat, task audit, metrics). Stop undoes it in reverse order:
  * timers, queue (the tasks in hand finish), cancel subscription, deregister.
  */
-import { hostname as osHostname, networkInterfaces } from 'node:os';
+import { statfsSync } from 'node:fs';
+import { hostname as osHostname, networkInterfaces, totalmem } from 'node:os';
 import type { DrainRequest, DriverName, Vm, WorkerRegistration, WorkerResources } from '../domain/index.ts';
 import { errorMessage } from '../domain/index.ts';
 import { Periodic } from '../lifecycle/periodic.ts';
@@ -22,6 +23,7 @@ import type { WorkerContext } from './context.ts';
 import { hostAdmission, UsageSampler } from './host-resources.ts';
 import { reconcile } from './reconcile.ts';
 import { TaskRunner } from './task-runner.ts';
+import { WorkerMetrics } from './worker-metrics.ts';
 
 export interface WorkerAgentOptions {
   id?: string;
@@ -46,6 +48,8 @@ export interface WorkerAgentDeps {
   channels: ExecChannels;
   drivers: ReadonlyMap<DriverName, VmDriver>;
   log: Logger;
+  /** Node's process metrics in this worker's registry too (a worker process of its own). */
+  processMetrics?: boolean;
 }
 
 export class WorkerAgent extends Service {
@@ -56,6 +60,9 @@ export class WorkerAgent extends Service {
   private readonly link: WorkerLink;
   private running: ServiceGroup | null = null;
   private heartbeatFailures = 0;
+  private readonly drivers: ReadonlyMap<DriverName, VmDriver>;
+  /** This worker's Prometheus metrics (docs/METRICS.md). */
+  readonly metrics: WorkerMetrics;
 
   constructor(
     private readonly options: WorkerAgentOptions,
@@ -64,18 +71,23 @@ export class WorkerAgent extends Service {
     const id = options.id ?? osHostname();
     super(`worker ${id}`);
     this.id = id;
-    this.link = deps.link;
+    this.metrics = new WorkerMetrics({
+      processMetrics: deps.processMetrics ?? false,
+      inFlight: () => this.runner.inFlight,
+    });
+    this.link = this.metrics.timeLink(deps.link);
+    this.drivers = this.metrics.timeDrivers(deps.drivers);
     const log = deps.log.child({ component: 'worker', worker_id: this.id });
     this.ctx = {
       workerId: this.id,
-      link: deps.link,
+      link: this.link,
       channels: deps.channels,
-      drivers: deps.drivers,
+      drivers: this.drivers,
       log,
       vmsChanged: () => void this.pushResources(),
       admit: options.admit ?? hostAdmission,
     };
-    this.runner = new TaskRunner(this.ctx);
+    this.runner = new TaskRunner(this.ctx, (type, outcome, seconds) => this.metrics.taskRan(type, outcome, seconds));
     this.sampler = new UsageSampler(options.stateDir);
   }
 
@@ -165,6 +177,7 @@ export class WorkerAgent extends Service {
       this.heartbeatFailures = 0;
     } catch (err) {
       this.heartbeatFailures++;
+      this.metrics.heartbeatFailed();
       this.ctx.log.warn({ err: errorMessage(err), failures: this.heartbeatFailures }, 'heartbeat failed');
     }
   }
@@ -195,12 +208,22 @@ export class WorkerAgent extends Service {
 
   async recordMetrics(): Promise<void> {
     let vmCount = 0;
-    for (const driver of this.deps.drivers.values())
-      vmCount += (await driver.list()).filter((vm) => vm.state === 'running').length;
+    const running = new Map<DriverName, number>();
+    for (const [name, driver] of this.deps.drivers) {
+      const n = (await driver.list()).filter((vm) => vm.state === 'running').length;
+      running.set(name, n);
+      vmCount += n;
+    }
+    const usage = this.sampler.sample();
+    this.metrics.vmsRunning(running);
+    this.metrics.hostSampled(usage, {
+      memoryBytes: totalmem(),
+      diskBytes: fileSystemBytes(this.options.stateDir),
+    });
     await this.link.recordMetrics({
       worker_id: this.id,
       timestamp: new Date(),
-      ...this.sampler.sample(),
+      ...usage,
       vm_count: vmCount,
       tasks_processed: this.runner.tasksProcessed,
       network_in_mb: 0,
@@ -247,6 +270,16 @@ function subscription(name: string, subscribe: () => () => void) {
     },
     () => unsubscribe?.(),
   );
+}
+
+/** The size of the file system holding `dir` (0 when it cannot be read). */
+function fileSystemBytes(dir: string): number {
+  try {
+    const fs = statfsSync(dir);
+    return fs.blocks * fs.bsize;
+  } catch {
+    return 0;
+  }
 }
 
 function primaryAddress(): string {

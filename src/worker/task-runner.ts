@@ -61,10 +61,18 @@ export class TaskRunner {
   private readonly inHand = new Map<string, AbortController>();
   private processed = 0;
 
-  constructor(private readonly ctx: WorkerContext) {}
+  constructor(
+    private readonly ctx: WorkerContext,
+    private readonly onRan: (type: string, outcome: string, seconds: number) => void = () => {},
+  ) {}
 
   get tasksProcessed(): number {
     return this.processed;
+  }
+
+  /** Tasks in hand now. */
+  get inFlight(): number {
+    return this.inHand.size;
   }
 
   /** Whether this process is working on the task right now. */
@@ -118,6 +126,7 @@ export class TaskRunner {
     // The work is done: reporting it must outlast a database restart, or the task would be stuck.
     const ack = await retryTransient(() => link.reportOutcome(workerId, task.id, outcome));
     if (ack === 'final') this.processed++;
+    this.onRan(task.type, outcome.kind, (Date.now() - started) / 1000);
     // One line per task: what `aetherium workers logs` shows of the work a worker does.
     this.ctx.log.info(
       {

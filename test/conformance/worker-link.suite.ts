@@ -67,7 +67,7 @@ function vmRow(): Vm {
   const now = new Date();
   const base = { vcpus: 2, memory_mb: 512, disk_gb: 4, labels: {}, image: null, zone: null, driver: null, error: null };
   const row = { id: newId(), name: `vm-${uid()}`, status: 'created' as const, worker_id: null };
-  return { ...base, ...row, created_at: now, updated_at: now, deleted_at: null };
+  return { ...base, ...row, created_at: now, updated_at: now, deleted_at: null, phases: {} };
 }
 
 function placementRecord(workerId: string): PlacementRecord {

@@ -16,6 +16,7 @@ import type {
   TaskStatus,
   Vm,
   VmFilter,
+  VmPhases,
   VmStatus,
   PlacementRecord,
   Worker,
@@ -25,7 +26,17 @@ import type {
   WorkerResources,
   WorkerStatus,
 } from '../../domain/index.ts';
-import type { PlacementOutcome, Store, TaskPatch, UnplacedDelete, VmPatch } from '../../ports/store.ts';
+import type {
+  CompactionReport,
+  HistoryPolicy,
+  HistoryQuery,
+  PlacementOutcome,
+  Store,
+  TaskPatch,
+  UnplacedDelete,
+  VmPatch,
+} from '../../ports/store.ts';
+import * as history from './metric-history-rows.ts';
 import * as audit from './audit-rows.ts';
 import * as capacity from './capacity.ts';
 import * as executions from './execution-rows.ts';
@@ -125,6 +136,12 @@ export class SqlStore implements Store {
   listWorkerMetrics(workerId: string, limit?: number): Promise<WorkerMetricSample[]> {
     return workers.listWorkerMetrics(this.client, workerId, limit);
   }
+  workerMetricHistory(workerId: string, query: HistoryQuery): Promise<WorkerMetricSample[]> {
+    return history.workerMetricHistory(this.client, workerId, query);
+  }
+  compactWorkerMetrics(policy: HistoryPolicy): Promise<CompactionReport> {
+    return history.compactWorkerMetrics(this.client, policy);
+  }
 
   // ── vms ──────────────────────────────────────────────────────────────────────────────────────
   insertVmWithTask(vm: Vm, task: Task, ifAbsent = false): Promise<boolean> {
@@ -145,6 +162,9 @@ export class SqlStore implements Store {
   }
   updateVm(id: string, patch: VmPatch, from?: readonly VmStatus[]): Promise<Vm | null> {
     return vms.updateVm(this.client, id, patch, from);
+  }
+  recordVmPhases(id: string, phases: VmPhases): Promise<void> {
+    return vms.recordVmPhases(this.client, id, phases);
   }
   deleteUnplacedVm(vmId: string, deleteTask: Task, reason: string): Promise<UnplacedDelete> {
     return capacity.deleteUnplacedVm(this.client, vmId, deleteTask, reason);

@@ -2,6 +2,7 @@
 import {
   isUuid,
   type PlacementRecord,
+  type TaskTrace,
   TASK_STATUSES,
   type Task,
   type TaskFilter,
@@ -25,7 +26,7 @@ import {
 } from './sql-values.ts';
 
 export const TASK_COLUMNS = `id, type, status, vm_id, worker_id, payload, result, error, placement, retry_count, max_retries,
-  created_at, updated_at, started_at, completed_at, cancel_requested_at`;
+  created_at, updated_at, started_at, completed_at, cancel_requested_at, trace`;
 
 /** The row as the union it stores: the type column decides the shape of payload and result. */
 export function toTask(row: Row): Task {
@@ -46,6 +47,7 @@ export function toTask(row: Row): Task {
     started_at: dateOrNull(row.started_at),
     completed_at: dateOrNull(row.completed_at),
     cancel_requested_at: dateOrNull(row.cancel_requested_at),
+    trace: jsonOrNull<TaskTrace>(row.trace),
   };
   // Every row was written from a Task of its type; the columns are read back as they went in.
   return task as Task;
@@ -57,8 +59,8 @@ const first = (rows: Row[]): Task | null => (rows[0] ? toTask(rows[0]) : null);
 export async function insertTask(db: SqlExecutor, task: Task, ifAbsent = false): Promise<boolean> {
   const rows = await db.query(
     `INSERT INTO tasks (id, type, status, vm_id, worker_id, payload, result, error, placement, retry_count, max_retries,
-                        created_at, updated_at, started_at, completed_at)
-     VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9::jsonb, $10, $11, $12, $13, $14, $15)
+                        created_at, updated_at, started_at, completed_at, trace)
+     VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9::jsonb, $10, $11, $12, $13, $14, $15, $16::jsonb)
      ${ifAbsent ? 'ON CONFLICT (id) DO NOTHING' : ''} RETURNING id`,
     [
       task.id,
@@ -76,6 +78,7 @@ export async function insertTask(db: SqlExecutor, task: Task, ifAbsent = false):
       task.updated_at,
       task.started_at,
       task.completed_at,
+      jsonParam(task.trace ?? null),
     ],
   );
   return rows.length > 0;

@@ -1,5 +1,14 @@
 /** The `vms` table: row mapper and queries. The hidden `reserved` column is handled in capacity.ts. */
-import { conflict, isUuid, type DriverName, type Vm, type VmFilter, type VmStatus } from '../../domain/index.ts';
+import {
+  conflict,
+  isUuid,
+  VM_BOOT_PHASES,
+  type DriverName,
+  type Vm,
+  type VmFilter,
+  type VmPhases,
+  type VmStatus,
+} from '../../domain/index.ts';
 import type { VmPatch } from '../../ports/store.ts';
 import { isSqlError, UNIQUE_VIOLATION, type SqlExecutor } from './sql-client.ts';
 import {
@@ -19,7 +28,7 @@ import {
 export const VM_LIVE_NAME_INDEX = 'idx_vms_name_live';
 
 export const VM_COLUMNS = `id, name, status, driver, worker_id, zone, labels, image, vcpus, memory_mb, disk_gb, error,
-  created_at, updated_at, deleted_at`;
+  created_at, updated_at, deleted_at, phases`;
 
 export function toVm(row: Row): Vm {
   return {
@@ -38,7 +47,28 @@ export function toVm(row: Row): Vm {
     created_at: date(row.created_at),
     updated_at: date(row.updated_at),
     deleted_at: dateOrNull(row.deleted_at),
+    phases: toPhases(row.phases),
   };
+}
+
+/** The stored phases (ISO strings) as dates; an unknown key or a bad time is left out. */
+function toPhases(value: unknown): VmPhases {
+  const stored = json<Record<string, unknown>>(value, {});
+  const phases: VmPhases = {};
+  for (const phase of VM_BOOT_PHASES) {
+    const at = stored[phase];
+    if (typeof at !== 'string') continue;
+    const when = new Date(at);
+    if (!Number.isNaN(when.getTime())) phases[phase] = when;
+  }
+  return phases;
+}
+
+/** Records phases of a VM's start: each given phase's time replaces the one stored, the others stay. */
+export async function recordVmPhases(db: SqlExecutor, id: string, phases: VmPhases): Promise<void> {
+  if (!isUuid(id) || Object.keys(phases).length === 0) return;
+  const stored = Object.fromEntries(Object.entries(phases).map(([phase, at]) => [phase, at.toISOString()]));
+  await db.query(`UPDATE vms SET phases = phases || $2::jsonb WHERE id = $1`, [id, jsonParam(stored)]);
 }
 
 const first = (rows: Row[]): Vm | null => (rows[0] ? toVm(rows[0]) : null);
@@ -51,8 +81,8 @@ export async function insertVm(db: SqlExecutor, vm: Vm, ifAbsent = false): Promi
   try {
     const rows = await db.query(
       `INSERT INTO vms (id, name, status, driver, worker_id, zone, labels, image, vcpus, memory_mb, disk_gb, error,
-                        reserved, created_at, updated_at, deleted_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, false, $13, $14, $15)
+                        reserved, created_at, updated_at, deleted_at, phases)
+       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, false, $13, $14, $15, $16::jsonb)
        ${ifAbsent ? 'ON CONFLICT (id) DO NOTHING' : ''} RETURNING id`,
       [
         vm.id,
@@ -70,6 +100,7 @@ export async function insertVm(db: SqlExecutor, vm: Vm, ifAbsent = false): Promi
         vm.created_at,
         vm.updated_at,
         vm.deleted_at,
+        jsonParam(Object.fromEntries(Object.entries(vm.phases ?? {}).map(([phase, at]) => [phase, at.toISOString()]))),
       ],
     );
     return rows.length > 0;

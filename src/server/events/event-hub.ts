@@ -32,6 +32,11 @@ export interface EventHubOptions {
   pingIntervalMs: number;
   /** How often a client whose filter skipped events is told its position (`{ type: 'position' }`). */
   positionIntervalMs: number;
+  /** Told of each event handed to a client (its lag since publication) and of each client dropped or told of a gap. */
+  observer?: {
+    delivered(lagSeconds: number): void;
+    dropped(reason: 'slow_consumer' | 'gap'): void;
+  };
 }
 
 export class EventSession {
@@ -92,17 +97,26 @@ export class EventSession {
     this.told = event.id;
     // Events that arrive together (one read of the stream) leave together: one frame, one line each.
     this.batch.push(serialised ?? JSON.stringify(event));
+    this.batchTimes.push(Date.parse(event.timestamp));
     this.hub.schedule(this);
   }
 
   /** Lines waiting for the next flush. */
   private batch: string[] = [];
+  /** When each event of the batch was published (its timestamp), for the fan-out lag. */
+  private batchTimes: number[] = [];
 
   flush(): void {
     if (this.batch.length === 0) return;
     const text = this.batch.join('\n');
+    const times = this.batchTimes;
     this.batch = [];
-    this.write(text);
+    this.batchTimes = [];
+    if (!this.write(text)) return;
+    const observer = this.hub.options.observer;
+    if (!observer) return;
+    const now = Date.now();
+    for (const at of times) if (Number.isFinite(at)) observer.delivered((now - at) / 1000);
   }
 
   /** The backlog (replayed events) has been sent: live events flow straight through from now. */
@@ -111,6 +125,11 @@ export class EventSession {
     const waiting = this.pending ?? [];
     this.pending = null;
     for (const event of waiting) this.deliver(event);
+  }
+
+  /** The client was told of a gap (its `since` is older than what is retained). */
+  gapTold(): void {
+    this.hub.options.observer?.dropped('gap');
   }
 
   /** The requested `since` is older than what is retained: the client must resync, then goes live. */
@@ -135,17 +154,19 @@ export class EventSession {
     this.send(JSON.stringify({ type: 'position', last_id: this.cursor }));
   }
 
-  private write(text: string): void {
-    if (this.socket.readyState !== this.socket.OPEN) return;
+  /** False when nothing was sent: the socket is closed, or the client was dropped for not reading. */
+  private write(text: string): boolean {
+    if (this.socket.readyState !== this.socket.OPEN) return false;
     if (this.socket.bufferedAmount > this.hub.options.maxBufferedBytes) {
       this.hub.drop(
         this,
         CLOSE_CODES.slowConsumer,
         'slow consumer: the client did not read its events fast enough; reconnect with since=<last id>',
       );
-      return;
+      return false;
     }
     this.socket.send(text);
+    return true;
   }
 }
 
@@ -217,7 +238,10 @@ export class EventHub {
 
   drop(session: EventSession, code: number, reason: string): void {
     if (!this.sessions.delete(session)) return;
-    if (code === CLOSE_CODES.slowConsumer) this.slowConsumersDropped++;
+    if (code === CLOSE_CODES.slowConsumer) {
+      this.slowConsumersDropped++;
+      this.options.observer?.dropped('slow_consumer');
+    }
     session.socket.close(code, reason.slice(0, 120));
     // A client that does not read will not complete the close handshake either.
     setTimeout(() => session.socket.terminate(), 1000).unref();

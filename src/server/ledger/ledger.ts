@@ -14,15 +14,31 @@ import {
   type Task,
   type TaskStatus,
   type Vm,
+  type VmPhases,
   type VmStatus,
 } from '../../domain/index.ts';
 import type { EventBus } from '../../ports/event-bus.ts';
 import type { PlacementOutcome, Store } from '../../ports/store.ts';
 
+/**
+ * Told of the transitions this replica wrote (never of another replica's): counted here, each is
+ * counted once across the cluster, where a count of the events would count it on every replica.
+ */
+export interface LedgerObserver {
+  placed(task: CreateTask, at: Date): void;
+  /** The scheduler left a create pending with a new reason. */
+  unplaceable(task: CreateTask): void;
+  requeued(task: Task): void;
+  taskEnded(task: Task): void;
+  /** A VM reported running after a create, with its boot phases. */
+  vmRunning(vm: Vm): void;
+}
+
 export class Ledger {
   constructor(
     readonly store: Store,
     readonly events: EventBus,
+    private readonly observer: LedgerObserver | null = null,
   ) {}
 
   // ── tasks ──────────────────────────────────────────────────────────────────────────────────────
@@ -43,22 +59,30 @@ export class Ledger {
     if (!vmId) return 'task_not_pending';
     const outcome = await this.store.placeTask(task.id, vmId, placement.worker_id, placement.driver, record);
     if (outcome === 'placed') {
+      const at = new Date();
       const scheduled = { ...task, status: 'scheduled' as const, worker_id: placement.worker_id };
+      await this.store.recordVmPhases(vmId, { placed: at });
       await this.events.publish(evt.taskScheduled(scheduled, placement));
+      this.observer?.placed(task, at);
     }
     return outcome;
   }
 
   /** Keeps the scheduler's latest explanation on a task that still waits. */
-  explainPending(task: CreateTask, record: PlacementRecord): Promise<Task | null> {
-    return this.store.updateTask(task.id, { placement: record }, ['pending']);
+  async explainPending(task: CreateTask, record: PlacementRecord): Promise<Task | null> {
+    const kept = await this.store.updateTask(task.id, { placement: record }, ['pending']);
+    if (kept) this.observer?.unplaceable(task);
+    return kept;
   }
 
   /** A create goes back to the scheduler (worker dead, draining, or refusing the VM). */
   async unplace(task: Task, reason: string, refused = false): Promise<Task | null> {
     const from = task.worker_id;
     const back = await this.store.unplaceTask(task.id, reason, refused);
-    if (back && from) await this.events.publish(evt.taskRequeued(back, from, reason));
+    if (back && from) {
+      await this.events.publish(evt.taskRequeued(back, from, reason));
+      this.observer?.requeued(back);
+    }
     return back;
   }
 
@@ -77,7 +101,12 @@ export class Ledger {
       { status: 'running', started_at: task.started_at ?? new Date() },
       from,
     );
-    if (started) await this.events.publish(evt.taskStarted(started));
+    if (started) {
+      // A create claimed by its worker: the `delivered` phase of the VM's boot.
+      if (started.type === 'vm:create' && started.vm_id && !resume)
+        await this.store.recordVmPhases(started.vm_id, { delivered: new Date() });
+      await this.events.publish(evt.taskStarted(started));
+    }
     return started;
   }
 
@@ -87,7 +116,7 @@ export class Ledger {
       { status: 'completed', result, error: null, completed_at: new Date() },
       ['running'],
     );
-    if (done) await this.events.publish(evt.taskCompleted(done));
+    if (done) await this.ended(done, evt.taskCompleted(done));
     return done;
   }
 
@@ -109,7 +138,7 @@ export class Ledger {
 
   async fail(task: Task, error: string, from: readonly TaskStatus[] = ['running', 'scheduled']): Promise<Task | null> {
     const failed = await this.store.updateTask(task.id, { status: 'failed', error, completed_at: new Date() }, from);
-    if (failed) await this.events.publish(evt.taskFailed(failed, error));
+    if (failed) await this.ended(failed, evt.taskFailed(failed, error));
     return failed;
   }
 
@@ -120,7 +149,7 @@ export class Ledger {
       { status: 'cancelled', error: reason, completed_at: new Date() },
       ['pending', 'scheduled'],
     );
-    if (cancelled) await this.events.publish(evt.taskCancelled(cancelled, reason));
+    if (cancelled) await this.ended(cancelled, evt.taskCancelled(cancelled, reason));
     return cancelled;
   }
 
@@ -138,8 +167,13 @@ export class Ledger {
       { status: 'cancelled', error: reason, completed_at: new Date() },
       ['running'],
     );
-    if (done) await this.events.publish(evt.taskCancelled(done, reason));
+    if (done) await this.ended(done, evt.taskCancelled(done, reason));
     return done;
+  }
+
+  private async ended(task: Task, event: Parameters<EventBus['publish']>[0]): Promise<void> {
+    await this.events.publish(event);
+    this.observer?.taskEnded(task);
   }
 
   // ── VMs ────────────────────────────────────────────────────────────────────────────────────────
@@ -158,14 +192,17 @@ export class Ledger {
    * The VM booted: starting → running, and `vm.created` (a resumed create that finds it running
    * already announces nothing). Null when the VM was deleted or failed meanwhile: tear it down.
    */
-  async vmBooted(vm: Vm): Promise<Vm | null> {
+  async vmBooted(vm: Vm, workerPhases: VmPhases = {}): Promise<Vm | null> {
     const running = await this.store.updateVm(vm.id, { status: 'running', error: null }, ['starting', 'running']);
     if (!running || running.deleted_at) return null;
-    if (vm.status !== 'running') {
-      await this.events.publish(evt.vmStateChanged(running, vm.status, 'running', null));
-      await this.events.publish(evt.vmCreated(running));
-    }
-    return running;
+    if (vm.status === 'running') return running;
+    const phases = { ...running.phases, ...workerPhases, running: new Date() };
+    await this.store.recordVmPhases(vm.id, { ...workerPhases, running: phases.running });
+    const booted = { ...running, phases };
+    await this.events.publish(evt.vmStateChanged(booted, vm.status, 'running', null));
+    await this.events.publish(evt.vmCreated(booted));
+    this.observer?.vmRunning(booted);
+    return booted;
   }
 
   /** The VM failed for good: its capacity goes back (once, whoever calls it). */
@@ -203,7 +240,7 @@ export class Ledger {
     const reason = 'the VM was deleted before it was placed';
     const outcome = await this.store.deleteUnplacedVm(vm.id, deleteTask, reason);
     if (outcome.outcome !== 'deleted') return null;
-    for (const create of outcome.cancelled) await this.events.publish(evt.taskCancelled(create, reason));
+    for (const create of outcome.cancelled) await this.ended(create, evt.taskCancelled(create, reason));
     await this.events.publish(evt.vmDeleted(outcome.vm, 'deleted before it was placed'));
     return deleteTask;
   }

@@ -104,6 +104,7 @@ async function catchUp(session: EventSession, bus: EventBus, since: number): Pro
   for (;;) {
     const page = await bus.replay(after, REPLAY_PAGE);
     if ('gap' in page) {
+      session.gapTold();
       session.send(
         JSON.stringify({
           type: 'gap',

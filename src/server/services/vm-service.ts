@@ -163,6 +163,7 @@ export class VmService {
       created_at: now,
       updated_at: now,
       deleted_at: null,
+      phases: { accepted: now },
     };
     // The VM row holds its requirements; the task only what placement needs beyond them.
     const task = newTask(

@@ -256,7 +256,7 @@ export class DirectWorkerLink implements WorkerLink {
           ...(report.error === undefined ? {} : { error: report.error }),
         });
       case 'booted':
-        return ledger.vmBooted(vm);
+        return ledger.vmBooted(vm, report.phases);
       case 'deleted':
         return ledger.vmDeleted(vm, report.reason);
       case 'lost':

@@ -34,8 +34,12 @@ export async function createVm(
       disk_gb: vm.disk_gb,
       image: vm.image,
     };
+    const called = new Date();
     const info = await driver.create(spec, signal);
-    if (!(await reportVm(ctx, starting, { kind: 'booted' }))) {
+    // The guest agent answers when create returns; the VMM started when the driver says it did
+    // (a driver that launches none, or found the VM running already, says nothing: the call).
+    const phases = { driver_started: info.launched_at ?? called, agent_ready: new Date() };
+    if (!(await reportVm(ctx, starting, { kind: 'booted', phases }))) {
       // Deleted while it booted, or its create given up on: leave no VM behind that nobody sees.
       await driver.delete(vm.id);
       return { vm_id: vm.id, driver: vm.driver, deleted_while_creating: true };

@@ -359,6 +359,7 @@ export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDri
     await api.put('/vsock', vsockBody({ udsPath: layout.vsock_vmm }));
     if (signal?.aborted) throw abortError(signal);
     await api.action('InstanceStart');
+    const launchedAt = new Date();
 
     await this.waitFor(`the guest agent (vsock port ${this.agentPort})`, id, vmm, deadline, signal, async () => {
       try {
@@ -375,7 +376,7 @@ export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDri
     });
     record.boot_ms = Date.now() - started;
     await writeJsonAtomic(this.state.file(id, 'firecracker.json'), record);
-    return running(id, record);
+    return { ...running(id, record), launched_at: launchedAt };
   }
 
   private async waitFor(

@@ -264,6 +264,7 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
     });
     // -daemonize: the parent exits once the VM is set up; the VM outlives this process.
     await run(this.qemu, args, 30_000);
+    const launchedAt = new Date();
     const pid = Number((await readFile(f('qemu.pid'), 'utf8')).trim());
     if (!Number.isInteger(pid) || pid <= 1)
       throw new AetheriumError('driver_failed', `qemu wrote no usable pid file for VM ${id}`);
@@ -296,7 +297,7 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
       started_at: new Date().toISOString(),
     };
     await writeJsonAtomic(f('run.json'), record);
-    return { id, state: 'running', pid, boot_ms: record.boot_ms };
+    return { id, state: 'running', pid, boot_ms: record.boot_ms, launched_at: launchedAt };
   }
 
   /**

@@ -229,6 +229,7 @@ export class SandboxDriver extends StatefulDriver<VmRecord> implements VmDriver 
     });
     for (const p of problems) if (!this.info.warnings.includes(p)) this.info.warnings.push(p);
     await linkHostEntries(this.state.rootDir(id), this.layout);
+    const launchedAt = new Date(); // bwrap is spawned now; it answers once its init is ready
     const init = await bootSandbox({
       bwrap: this.tools.bwrap,
       sh: this.tools.sh,
@@ -249,7 +250,7 @@ export class SandboxDriver extends StatefulDriver<VmRecord> implements VmDriver 
       process.kill(init.pid, 'SIGKILL');
       throw err;
     }
-    return running(id, init);
+    return { ...running(id, init), launched_at: launchedAt };
   }
 
   /** Kills everything of the VM: its pid 1 (the kernel then kills the rest of the pid namespace), every process left in its cgroups, and the commands we run in it. */
