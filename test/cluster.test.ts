@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisEventBus } from '../src/adapters/events/redis-event-bus.ts';
 import type { ClusterEvent } from '../src/domain/index.ts';
 import { apiCall, startCluster, type Cluster } from './harness/cluster.ts';
+import { merged, parseSamples, type Samples, sumOf } from './harness/prometheus-text.ts';
 
 let cluster: Cluster;
 let db: pg.Pool;
@@ -138,6 +139,70 @@ describe('cluster mode', () => {
     expect(ids).toEqual([...ids].sort((a, b) => a - b));
     expect(new Set(ids).size).toBe(ids.length);
   }, 240_000);
+
+  it('every worker and every replica serves /metrics behind a token; they move with a create, exec and delete', async () => {
+    const scrape = async (url: string, token: string): Promise<Samples> => {
+      const res = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
+      expect(res.status, url).toBe(200);
+      return parseSamples(await res.text());
+    };
+    const workers = [...cluster.workers.values()];
+    const everyWorker = async () =>
+      merged(await Promise.all(workers.map((w) => scrape(w.metricsUrl, cluster.workerMetricsToken))));
+    const everyReplica = async () =>
+      merged(await Promise.all(cluster.servers.map((s) => scrape(`${s.url}/metrics`, cluster.adminKey))));
+
+    // A worker's listener refuses a scrape without its token, and with the wrong one.
+    expect((await fetch(workers[0]!.metricsUrl)).status).toBe(401);
+    const wrong = await fetch(workers[0]!.metricsUrl, { headers: { authorization: 'Bearer nope' } });
+    expect(wrong.status).toBe(401);
+    expect(((await wrong.json()) as { error: { code: string } }).error.code).toBe('unauthorized');
+
+    const [w0, r0] = [await everyWorker(), await everyReplica()];
+    expect(sumOf(w0, 'process_cpu_user_seconds_total')).toBeGreaterThan(0); // a process of its own
+    const names = ['metered-1', 'metered-2', 'metered-3'];
+    for (const res of await Promise.all(
+      names.map((name) => api('POST', '/vms?wait=true&timeout=60', { name, driver: 'sandbox' })),
+    ))
+      expect(res.body.vm?.status, JSON.stringify(res.body)).toBe('running');
+    for (const name of names)
+      expect((await api('POST', `/vms/${name}/exec`, { command: 'true' })).body.exit_code).toBe(0);
+    for (const res of await Promise.all(names.map((name) => api('DELETE', `/vms/${name}?wait=true&timeout=60`))))
+      expect(res.body.status).toBe('completed');
+    const [w1, r1] = [await everyWorker(), await everyReplica()];
+
+    const moved = (before: Samples, after: Samples, name: string, labels: Record<string, string> = {}) =>
+      sumOf(after, name, labels) - sumOf(before, name, labels);
+    for (const type of ['vm:create', 'vm:execute', 'vm:delete'])
+      expect(moved(w0, w1, 'aetherium_worker_tasks_total', { type, outcome: 'completed' }), type).toBe(3);
+    expect(
+      moved(w0, w1, 'aetherium_worker_driver_operation_duration_seconds_count', {
+        driver: 'sandbox',
+        operation: 'create',
+      }),
+    ).toBe(3);
+    expect(moved(w0, w1, 'aetherium_worker_link_request_duration_seconds_count')).toBeGreaterThan(0);
+    // The replicas saw each boot through its phases: one observation per phase per VM.
+    for (const phase of ['placed', 'delivered', 'driver_started', 'agent_ready', 'running'])
+      expect(moved(r0, r1, 'aetherium_vm_boot_phase_duration_seconds_count', { phase, driver: 'sandbox' }), phase).toBe(
+        3,
+      );
+    expect(moved(r0, r1, 'aetherium_vm_boot_duration_seconds_count', { driver: 'sandbox' })).toBe(3);
+    expect(moved(r0, r1, 'aetherium_placements_total', { outcome: 'placed' })).toBeGreaterThanOrEqual(3);
+    expect(moved(r0, r1, 'aetherium_engine_request_duration_seconds_count', { engine: 'store' })).toBeGreaterThan(0);
+    expect(sumOf(r1, 'aetherium_engine_up', { engine: 'store' })).toBe(cluster.servers.length);
+
+    // The boot waterfall is on the VM, in order.
+    const vm = await api('POST', '/vms?wait=true&timeout=60', { name: 'waterfall', driver: 'sandbox' });
+    const { phases } = (await api('GET', '/vms/waterfall')).body;
+    const order = ['accepted', 'placed', 'delivered', 'driver_started', 'agent_ready', 'running'];
+    const times = order.map((p) => Date.parse(phases[p]));
+    for (const [i, t] of times.entries())
+      expect(Number.isNaN(t), `${order[i]} in ${JSON.stringify(phases)}`).toBe(false);
+    expect([...times].sort((a, b) => a - b)).toEqual(times);
+    expect(vm.body.vm.status).toBe('running');
+    expect((await api('DELETE', '/vms/waterfall?wait=true&timeout=60')).body.status).toBe('completed');
+  }, 120_000);
 
   it('a worker killed with SIGKILL goes offline within its TTL; its queued creates finish elsewhere, none lost or run twice', async () => {
     const dead = cluster.workers.get('w3')!;

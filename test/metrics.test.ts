@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearer } from './harness/auth.ts';
 import { startTestSystem, type TestSystem } from './harness/dev-system.ts';
 import { eventuallyPasses } from './harness/eventually.ts';
+import { parseSamples } from './harness/prometheus-text.ts';
 
 let t: TestSystem;
 
@@ -22,13 +23,7 @@ async function scrape(): Promise<Map<string, number>> {
   const res = await t.app.inject({ method: 'GET', url: '/metrics' });
   expect(res.statusCode).toBe(200);
   expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
-  const samples = new Map<string, number>();
-  for (const line of res.body.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const at = line.lastIndexOf(' ');
-    samples.set(line.slice(0, at), Number(line.slice(at + 1)));
-  }
-  return samples;
+  return parseSamples(res.body);
 }
 
 const value = (samples: Map<string, number>, key: string) => samples.get(key) ?? 0;
@@ -93,5 +88,65 @@ describe('GET /metrics', () => {
       10_000,
       100,
     );
+  });
+
+  it('GET /workers/{id}/metrics?since=&step= answers a timeline; bad ranges are 400s', async () => {
+    const store = t.system.engines.store;
+    const now = Date.now();
+    const start = Math.floor((now - 2 * 3_600_000) / 600_000) * 600_000;
+    for (let i = 0; i < 4; i++)
+      await store.recordWorkerMetrics({
+        worker_id: 'test-worker',
+        timestamp: new Date(start + i * 150_000),
+        cpu_usage: 10 * (i + 1),
+        memory_usage: 50,
+        disk_usage: 20,
+        vm_count: i,
+        tasks_processed: 7 + i,
+        network_in_mb: 0,
+        network_out_mb: 0,
+      });
+    const since = new Date(start - 1000).toISOString();
+    const until = new Date(start + 600_000).toISOString();
+    const res = await t.app.inject({
+      method: 'GET',
+      url: `/api/v1/workers/test-worker/metrics?since=${since}&until=${until}&step=5m`,
+    });
+    expect(res.statusCode, res.body).toBe(200);
+    const body = res.json();
+    expect(body).toMatchObject({ since, until, step_seconds: 300, total: 2 });
+    expect(
+      body.metrics.map((m: { timestamp: string; cpu_usage: number; vm_count: number }) => [
+        m.timestamp,
+        m.cpu_usage,
+        m.vm_count,
+      ]),
+    ).toEqual([
+      [new Date(start).toISOString(), 15, 0.5],
+      [new Date(start + 300_000).toISOString(), 35, 2.5],
+    ]);
+    // A duration back from now, with the step chosen for about 300 points.
+    const back = await t.app.inject({ method: 'GET', url: '/api/v1/workers/test-worker/metrics?since=3h' });
+    expect(back.statusCode).toBe(200);
+    expect(back.json().step_seconds).toBe(36);
+    expect(back.json().metrics.length).toBeGreaterThanOrEqual(4);
+    // Without since or step: the newest raw samples, newest first, as before.
+    const raw = (await t.app.inject({ method: 'GET', url: '/api/v1/workers/test-worker/metrics?limit=2' })).json();
+    expect(raw.step_seconds).toBeUndefined();
+    expect(raw.metrics).toHaveLength(2);
+    expect(Date.parse(raw.metrics[0].timestamp)).toBeGreaterThanOrEqual(Date.parse(raw.metrics[1].timestamp));
+
+    for (const [query, message] of [
+      ['since=yesterday', /since: expected a duration/],
+      ['since=1h&step=500ms', /step: expected a duration of at least 1s/],
+      ['since=1h&until=2h', /must be before until/],
+      ['since=30d&step=1s', /at most 10000/],
+    ] as const) {
+      const bad = await t.app.inject({ method: 'GET', url: `/api/v1/workers/test-worker/metrics?${query}` });
+      expect(bad.statusCode, query).toBe(400);
+      expect(bad.json().error.message, query).toMatch(message);
+    }
+    const missing = await t.app.inject({ method: 'GET', url: '/api/v1/workers/nope/metrics?since=1h' });
+    expect(missing.statusCode).toBe(404);
   });
 });

@@ -335,6 +335,14 @@ export const configSchema = z
             /** How often a control plane downsamples and prunes (every replica may; it is idempotent). */
             compact_interval: duration('5m'),
           })
+          .refine((h) => h.downsample_step >= 1000, {
+            message: 'downsample_step must be at least 1s',
+            path: ['downsample_step'],
+          })
+          .refine((h) => h.downsampled_retention >= h.raw_retention, {
+            message: 'downsampled_retention must be at least raw_retention (the history outlives the raw samples)',
+            path: ['downsampled_retention'],
+          })
           .prefault({}),
       })
       .prefault({}),

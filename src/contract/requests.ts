@@ -188,7 +188,19 @@ export const listWorkersQuery = z
   })
   .strict();
 
-export const metricsQuery = z.object({ limit: z.coerce.number().int().min(1).max(10_000).default(120) }).strict();
+/**
+ * Without `since` or `step`: the newest raw samples, newest first (`limit` of them). With either: a
+ * timeline oldest first from `since` (a duration back, `24h`, or an RFC 3339 time; default 1h) to
+ * `until` (default now), one average per `step` (default: the range over 300 points).
+ */
+export const metricsQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(10_000).default(120),
+    since: z.string().max(64).optional(),
+    until: z.string().max(64).optional(),
+    step: z.string().max(32).optional(),
+  })
+  .strict();
 
 export const eligibilityBody = z.object({ eligible: z.boolean() }).strict();
 

@@ -240,7 +240,8 @@ export const ROUTES = {
     method: 'GET',
     path: '/workers/:id/metrics',
     tags: ['workers'],
-    summary: 'Resource usage history of a worker, newest first',
+    summary:
+      'Resource usage history of a worker: the newest raw samples (?limit=), or a timeline (?since=24h&step=5m, oldest first)',
     params: idParam,
     querystring: metricsQuery,
     responses: { 200: metricList },

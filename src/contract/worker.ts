@@ -68,13 +68,21 @@ export const metricSample = z.object({
   cpu_usage: z.number(),
   memory_usage: z.number(),
   disk_usage: z.number(),
-  vm_count: z.number().int(),
+  /** Whole in a raw sample; the average over the step in a timeline. */
+  vm_count: z.number(),
   tasks_processed: z.number().int(),
   network_in_mb: z.number(),
   network_out_mb: z.number(),
 });
 
-export const metricList = z.object({ metrics: z.array(metricSample), total });
+export const metricList = z.object({
+  metrics: z.array(metricSample),
+  total,
+  /** Set for a timeline (`since` or `step` given): the range and the step it was averaged over. */
+  since: timestamp.optional(),
+  until: timestamp.optional(),
+  step_seconds: z.number().int().optional(),
+});
 
 /** One structured log line of a worker (pino's shape: `time`, `level`, `msg` and its fields). */
 export const logLine = z.record(z.string(), z.unknown());

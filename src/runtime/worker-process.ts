@@ -21,6 +21,7 @@ import type { Logger } from './logger.ts';
 import type { LogBuffer } from './log-buffer.ts';
 import { serveLogs } from './log-buffer.ts';
 import { describeCertificate, renewAt, resolveIdentity, saveIdentity, type WorkerIdentity } from './worker-identity.ts';
+import { checkMetricsConfig, type MetricsListener, startMetricsListener } from './metrics-listener.ts';
 import { acquireWorkerLock } from './worker-lock.ts';
 import { workerAgentOptions, workerId, workerStateDir } from './worker-options.ts';
 import { readFileSync } from 'node:fs';
@@ -30,6 +31,8 @@ export interface RunningWorker {
   address: null;
   agent: WorkerAgent;
   connection: AgentConnection;
+  /** The worker's own GET /metrics (worker.metrics), null when disabled or its port was taken. */
+  metrics: MetricsListener | null;
   identity(): WorkerIdentity;
   stop(): Promise<void>;
 }
@@ -42,10 +45,12 @@ export async function startWorker(given: Config, log: Logger, logs?: LogBuffer):
       'worker.servers is empty: give the control plane agent ports (--server host:4647, or AETHERIUM_WORKER__SERVERS)',
     );
   config = withCertificateId(config);
+  checkMetricsConfig(w.metrics);
   const stateDir = workerStateDir(config);
   const lock = await acquireWorkerLock(stateDir, workerId(config), log);
   let connection: AgentConnection | null = null;
   let renewer: NodeJS.Timeout | null = null;
+  let metrics: MetricsListener | null = null;
   try {
     let identity = await resolveIdentity(
       {
@@ -75,8 +80,9 @@ export async function startWorker(given: Config, log: Logger, logs?: LogBuffer):
 
     const { drivers, warnings } = await buildDrivers(config, 'worker', log);
     for (const warning of warnings) log.warn(warning);
-    const agent = new WorkerAgent(workerAgentOptions(config), { link, channels, drivers, log });
+    const agent = new WorkerAgent(workerAgentOptions(config), { link, channels, drivers, log, processMetrics: true });
     await agent.start();
+    metrics = await startMetricsListener(w.metrics, agent.metrics.registry, log.child({ component: 'metrics' }));
 
     const scheduleRenewal = (delayMs?: number) => {
       if (!identity.dir) {
@@ -113,6 +119,7 @@ export async function startWorker(given: Config, log: Logger, logs?: LogBuffer):
       address: null,
       agent,
       connection: conn,
+      metrics,
       identity: () => identity,
       stop: async () => {
         if (renewer) clearTimeout(renewer);
@@ -120,6 +127,7 @@ export async function startWorker(given: Config, log: Logger, logs?: LogBuffer):
         await agent.drainAndStop({ deadline_seconds: Math.ceil(w.drain_deadline / 1000) }, (progress) =>
           log.info({ vms_left: progress.vm_count, deadline: progress.drain?.deadline ?? null }, 'draining before exit'),
         );
+        await metrics?.close();
         for (const driver of drivers.values()) await driver.close();
         await conn.close();
         await lock.release();
@@ -127,6 +135,7 @@ export async function startWorker(given: Config, log: Logger, logs?: LogBuffer):
     };
   } catch (err) {
     if (renewer) clearTimeout(renewer);
+    await metrics?.close();
     await connection?.close().catch(() => undefined);
     await lock.release();
     throw err;

@@ -121,8 +121,15 @@ export class Workers {
     return this.caller.call('listWorkerVms', { params: { id } }, options);
   }
 
-  /** Its resource usage history, newest first (`limit`: 120 by default). */
-  metrics(id: string, query: { limit?: number } = {}, options: Signal = {}): Promise<MetricList> {
+  /**
+   * Its resource usage history: the newest raw samples, newest first (`limit`: 120 by default); or,
+   * with `since` (`24h` or an RFC 3339 time) and/or `step` (`5m`), a timeline oldest first to `until`.
+   */
+  metrics(
+    id: string,
+    query: { limit?: number; since?: string; until?: string; step?: string } = {},
+    options: Signal = {},
+  ): Promise<MetricList> {
     return this.caller.call('workerMetrics', { params: { id }, query: wire(query) }, options);
   }
 

@@ -40,6 +40,7 @@ import { ControlPlaneMetrics } from './metrics/control-plane-metrics.ts';
 import { timedPort } from '../observability/timed-port.ts';
 import { VmService } from './services/vm-service.ts';
 import { WorkerService } from './services/worker-service.ts';
+import { historyCompactor } from './metrics/history-compactor.ts';
 import { DirectWorkerLink } from './worker-link/direct-worker-link.ts';
 import { AgentServer, type AgentServerOptions } from './agent/agent-server.ts';
 import type { WorkerLogs } from './agent/log-relay.ts';
@@ -102,6 +103,8 @@ export class ControlPlane extends Service {
   readonly scheduler: SchedulerLoop;
   readonly reaper: Reaper;
   readonly drains: DrainLoop;
+  /** Downsamples and prunes the worker metrics history (metrics.history). */
+  readonly history: ReturnType<typeof historyCompactor>;
   readonly hub: EventHub | null;
   readonly watcher: RegistryWatcher;
   readonly vms: VmService;
@@ -170,6 +173,7 @@ export class ControlPlane extends Service {
       log: log.child({ component: 'drain' }),
     };
     this.drains = new DrainLoop(drainDeps, 1000, drainDeps.log);
+    this.history = historyCompactor(deps.store, config.metrics.history, log.child({ component: 'metrics-history' }));
     this.vms = new VmService(this.ledger, deps.queue, wake);
     this.tasks = new TaskService(this.ledger, deps.queue, deps.events);
     this.tokens = new TokenService(deps.store);
@@ -353,6 +357,7 @@ export class ControlPlane extends Service {
       this.scheduler,
       this.reaper,
       this.drains,
+      this.history,
       ...(this.agentServer ? [this.agentServer] : []),
       http,
     ];

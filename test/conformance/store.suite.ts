@@ -398,6 +398,75 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         expect(await store.listWorkerMetrics(`missing-${uid()}`)).toEqual([]);
       });
 
+      it('a history timeline averages per step; compaction keeps it, then drops what is past retention', async () => {
+        const w = await worker();
+        const STEP = 300;
+        const now = new Date();
+        // Three days back, on a 10-minute boundary, so two 5-minute steps make one 10-minute step.
+        const base = Math.floor((now.getTime() - 3 * 86_400_000) / 600_000) * 600_000;
+        const recent = Math.floor((now.getTime() - 3_600_000) / 600_000) * 600_000;
+        const sample = (at: number, cpu: number, vms: number, tasks: number) =>
+          store.recordWorkerMetrics({
+            worker_id: w.id,
+            timestamp: new Date(at),
+            cpu_usage: cpu,
+            memory_usage: cpu / 2,
+            disk_usage: 50,
+            vm_count: vms,
+            tasks_processed: tasks,
+            network_in_mb: 1,
+            network_out_mb: 2,
+          });
+        await sample(base, 10, 1, 100);
+        await sample(base + 60_000, 20, 2, 101);
+        await sample(base + 120_000, 30, 3, 102);
+        await sample(base + 300_000, 40, 4, 110);
+        await sample(base + 360_000, 60, 4, 120);
+        await sample(recent, 5, 0, 130);
+        await sample(recent + 60_000, 7, 1, 131);
+
+        const timeline = (stepSeconds: number) =>
+          store
+            .workerMetricHistory(w.id, { since: new Date(base - 1000), until: now, stepSeconds })
+            .then((points) => points.map((p) => [p.timestamp.getTime(), p.cpu_usage, p.vm_count, p.tasks_processed]));
+        const expected5m = [
+          [base, 20, 2, 102],
+          [base + 300_000, 50, 4, 120],
+          [recent, 6, 0.5, 131],
+        ];
+        expect(await timeline(STEP)).toEqual(expected5m);
+        // A coarser step weighs each point by its samples: (10+20+30+40+60)/5.
+        expect((await timeline(600))[0]).toEqual([base, 32, 2.8, 120]);
+        // A range with nothing in it answers no points, and another worker's samples are not mixed in.
+        expect(
+          await store.workerMetricHistory(w.id, {
+            since: new Date(base + 600_000),
+            until: new Date(recent),
+            stepSeconds: STEP,
+          }),
+        ).toEqual([]);
+        expect(
+          await store.workerMetricHistory(`missing-${uid()}`, { since: new Date(base), until: now, stepSeconds: STEP }),
+        ).toEqual([]);
+
+        const policy = { now, rawRetentionMs: 86_400_000, downsampledRetentionMs: 30 * 86_400_000, stepSeconds: STEP };
+        const first = await store.compactWorkerMetrics(policy);
+        expect(first.rolled_up).toBeGreaterThanOrEqual(2);
+        expect(first.raw_deleted).toBeGreaterThanOrEqual(5);
+        // The old raw samples are gone; the timeline is the same from the downsampled history.
+        expect((await store.listWorkerMetrics(w.id)).map((m) => m.cpu_usage)).toEqual([7, 5]);
+        expect(await timeline(STEP)).toEqual(expected5m);
+        expect((await timeline(600))[0]).toEqual([base, 32, 2.8, 120]);
+        // Again (another replica, or the next interval): nothing is written twice.
+        await store.compactWorkerMetrics(policy);
+        expect(await timeline(STEP)).toEqual(expected5m);
+
+        // Past the downsampled retention, the old steps go too.
+        const pruned = await store.compactWorkerMetrics({ ...policy, downsampledRetentionMs: 86_400_000 });
+        expect(pruned.rollups_deleted).toBeGreaterThanOrEqual(2);
+        expect(await timeline(STEP)).toEqual([expected5m[2]]);
+      });
+
       it('deleteWorker removes it and its metrics; its VMs and tasks lose the reference', async () => {
         const w = await worker();
         await store.recordWorkerMetrics({
@@ -432,6 +501,24 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         );
         expect(await store.getVm(vm.id)).toEqual(vm);
         expect(await store.getTask(task.id)).toEqual(task);
+      });
+
+      it('recordVmPhases adds to the boot waterfall; a phase reached again keeps its latest time', async () => {
+        const { vm } = await createVm();
+        const t0 = new Date(Date.now() - 10_000);
+        await store.recordVmPhases(vm.id, { accepted: t0, placed: new Date(t0.getTime() + 100) });
+        await store.recordVmPhases(vm.id, {
+          placed: new Date(t0.getTime() + 500),
+          delivered: new Date(t0.getTime() + 600),
+        });
+        const phases = (await store.getVm(vm.id))?.phases;
+        expect(phases).toEqual({
+          accepted: t0,
+          placed: new Date(t0.getTime() + 500),
+          delivered: new Date(t0.getTime() + 600),
+        });
+        expect((await store.listVms({ worker_id: undefined })).find((v) => v.id === vm.id)?.phases).toEqual(phases);
+        await store.recordVmPhases(`vm-missing-${uid()}`, { accepted: t0 }); // no such VM: nothing, no error
       });
 
       it('a duplicate live name is a conflict, and neither row is written', async () => {

@@ -7,6 +7,7 @@
  * its environment but its id, its zone, the agent addresses and that token.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -77,7 +78,12 @@ export interface Cluster {
   pki: { dir: string; caFile: string; caKeyFile: string; certFile: string; keyFile: string; fingerprint: string };
   /** The cluster's first admin key, bootstrapped through the API as an operator would. */
   adminKey: string;
-  workers: Map<string, ManagedProcess & { stateDir: string; spec: WorkerSpec; env: Record<string, string> }>;
+  workers: Map<
+    string,
+    ManagedProcess & { stateDir: string; spec: WorkerSpec; env: Record<string, string>; metricsUrl: string }
+  >;
+  /** The bearer token every worker's metrics listener asks for (worker.metrics.token). */
+  workerMetricsToken: string;
   /** Waits until the given workers are active and healthy as seen by server 0. */
   waitForWorkers(ids: string[], timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
@@ -175,6 +181,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   });
   const joinToken = ((await joinAnswer.json()) as { token: string }).token;
   const workers: Cluster['workers'] = new Map();
+  const workerMetricsToken = randomBytes(16).toString('hex');
   options.workers.forEach((spec, index) => {
     const host = network.hosts[index]!;
     const stateDir = join(stateRoot, spec.id);
@@ -195,6 +202,10 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       AETHERIUM_WORKER__RESOURCES__MEMORY_MB: '16384',
       AETHERIUM_WORKER__RESOURCES__DISK_GB: '100',
       AETHERIUM_WORKER__RESOURCES__MAX_VMS: '50',
+      // On the host's bridge address (its own namespace), behind a token, as a Prometheus would scrape it.
+      AETHERIUM_WORKER__METRICS__HOST: host.address,
+      AETHERIUM_WORKER__METRICS__PORT: '9464',
+      AETHERIUM_WORKER__METRICS__TOKEN: workerMetricsToken,
       ...Object.fromEntries(
         Object.entries(spec.labels ?? {}).map(([k, v]) => [`AETHERIUM_WORKER__LABELS__${k.toUpperCase()}`, v]),
       ),
@@ -203,7 +214,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       new ManagedProcess(spec.id, () =>
         host.spawn(process.execPath, [CLI, 'worker'], { env, stdio: ['ignore', 'pipe', 'pipe'] }),
       ),
-      { stateDir, spec, env },
+      { stateDir, spec, env, metricsUrl: `http://${host.address}:9464/metrics` },
     );
     worker.start();
     workers.set(spec.id, worker);
@@ -219,6 +230,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     pki,
     adminKey,
     workers,
+    workerMetricsToken,
     async waitForWorkers(ids, timeoutMs = 60_000) {
       await waitForHttp<{ workers: { id: string; status: string; is_healthy: boolean }[] }>(
         `${servers[0]!.url}/api/v1/workers`,

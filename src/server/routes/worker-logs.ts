@@ -6,22 +6,12 @@
  */
 import { PassThrough } from 'node:stream';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { parseDuration } from '../../config/duration.ts';
-import { AetheriumError, invalid } from '../../domain/index.ts';
+import { AetheriumError } from '../../domain/index.ts';
 import type { WorkerLogs } from '../agent/log-relay.ts';
 import { fastifySchema } from '../../contract/routes.ts';
+import { sinceOf } from './time-query.ts';
 
 const ANSWER_WITHIN_MS = 10_000;
-
-export function sinceOf(text: string | undefined, now = Date.now()): number | null {
-  if (text === undefined || text === '') return null;
-  const back = parseDuration(text);
-  if (back !== null) return now - back;
-  const at = Date.parse(text);
-  if (Number.isNaN(at))
-    throw invalid(`since: expected a duration such as "10m" or an RFC 3339 time, got ${JSON.stringify(text)}`);
-  return at;
-}
 
 export function workerLogRoutes(logs: () => WorkerLogs | null): FastifyPluginAsyncZod {
   return async (app) => {

@@ -22,6 +22,7 @@ function controlMessage(worker: WorkerStats): string {
   return `worker ${worker.id} is ${worker.status} and takes new VMs`;
 }
 import { fastifySchema } from '../../contract/routes.ts';
+import { sinceOf, stepOf, timeOf } from './time-query.ts';
 
 export function workerRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
   return async (app) => {
@@ -45,8 +46,19 @@ export function workerRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
     });
 
     app.get('/workers/:id/metrics', { schema: fastifySchema('workerMetrics') }, async (request) => {
-      const metrics = await deps.workers.metrics(request.params.id, request.query.limit);
-      return { metrics, total: metrics.length };
+      const { limit, since, until, step } = request.query;
+      if (since === undefined && step === undefined && until === undefined) {
+        const metrics = await deps.workers.metrics(request.params.id, limit);
+        return { metrics, total: metrics.length };
+      }
+      const now = Date.now();
+      const range = {
+        since: new Date(sinceOf(since, now) ?? now - 3_600_000),
+        until: new Date(timeOf('until', until, now) ?? now),
+        stepSeconds: stepOf(step),
+      };
+      const timeline = await deps.workers.metricHistory(request.params.id, range);
+      return { metrics: timeline.samples, total: timeline.samples.length, ...timeline.range };
     });
 
     app.post('/workers/:id/drain', { schema: fastifySchema('drainWorker') }, async (request) => {

@@ -1,6 +1,7 @@
 /** The seed's WorkerService: worker queries, cluster statistics, VM distribution, drain and activate. */
 import {
   type DrainRequest,
+  invalid,
   notFound,
   type Vm,
   type Worker,
@@ -23,6 +24,9 @@ export interface VmDistribution {
   max_vms: number;
   vms: Pick<Vm, 'id' | 'name' | 'status'>[];
 }
+
+const TIMELINE_POINTS = 300;
+const MAX_TIMELINE_POINTS = 10_000;
 
 export class WorkerService {
   private readonly store: Store;
@@ -94,6 +98,28 @@ export class WorkerService {
   async metrics(id: string, limit?: number): Promise<WorkerMetricSample[]> {
     await this.require(id);
     return this.store.listWorkerMetrics(id, limit);
+  }
+
+  /**
+   * A timeline from the raw samples and the downsampled history. Without a step, the range is cut
+   * into about TIMELINE_POINTS; a range or step that would answer more than MAX_TIMELINE_POINTS is
+   * refused rather than truncated, so a chart never silently shows part of what was asked.
+   */
+  async metricHistory(
+    id: string,
+    query: { since: Date; until: Date; stepSeconds: number | null },
+  ): Promise<{ samples: WorkerMetricSample[]; range: { since: Date; until: Date; step_seconds: number } }> {
+    const { since, until } = query;
+    const seconds = (until.getTime() - since.getTime()) / 1000;
+    if (!(seconds > 0)) throw invalid(`since (${since.toISOString()}) must be before until (${until.toISOString()})`);
+    const step = query.stepSeconds ?? Math.max(1, Math.ceil(seconds / TIMELINE_POINTS));
+    if (seconds / step > MAX_TIMELINE_POINTS)
+      throw invalid(
+        `step ${step}s over ${Math.round(seconds)}s would answer ${Math.ceil(seconds / step)} points (at most ${MAX_TIMELINE_POINTS}): use a larger step or a shorter range`,
+      );
+    await this.require(id);
+    const samples = await this.store.workerMetricHistory(id, { since, until, stepSeconds: step });
+    return { samples, range: { since, until, step_seconds: step } };
   }
 
   private async require(id: string): Promise<Worker> {
