@@ -43,6 +43,15 @@ const base = {
   started_at: nullableTimestamp,
   completed_at: nullableTimestamp,
   cancel_requested_at: nullableTimestamp,
+  /** The API request that made it (null: made by the system): grep the logs of any process for these. */
+  trace: z
+    .object({
+      request_id: z.string(),
+      /** W3C trace context of the request's span, whose trace the task's work joins. */
+      traceparent: z.string().nullable(),
+    })
+    .nullable()
+    .meta({ id: 'TaskTrace' }),
 };
 
 const createTask = z.object({

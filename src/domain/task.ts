@@ -178,6 +178,7 @@ export interface NewTaskFields {
   error?: string | null;
   started_at?: Date | null;
   completed_at?: Date | null;
+  trace?: TaskTrace | null;
 }
 
 /** A fresh task row of one type, with its own payload; the one place task defaults live. */

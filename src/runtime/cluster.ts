@@ -13,6 +13,7 @@ import { ControlPlane, type ControlPlaneDeps } from '../server/control-plane.ts'
 import { openEngines } from './engines.ts';
 import type { Logger } from './logger.ts';
 import { VERSION } from './version.ts';
+import { createTracing } from '../observability/tracing.ts';
 import { requireSafeBind } from './safe-bind.ts';
 import { packagePath } from '../adapters/package-root.ts';
 
@@ -43,9 +44,11 @@ export async function startServer(
   requireSafeBind(config, 'server');
   const agent = await agentPort(config, log);
   const engines = await openEngines(config, log);
+  const tracing = createTracing(config.telemetry.otlp, 'server', VERSION);
   const controlPlane = new ControlPlane(config, {
     ...engines,
     log,
+    tracing,
     mode: 'server',
     version: VERSION,
     agent,
@@ -59,6 +62,7 @@ export async function startServer(
       stop: async () => {
         await controlPlane.stop();
         await engines.close();
+        await tracing.shutdown().catch(() => undefined);
       },
     };
   } catch (err) {

@@ -11,6 +11,7 @@ import { buildDrivers } from './drivers.ts';
 import { openEngines, type Engines } from './engines.ts';
 import type { Logger } from './logger.ts';
 import { VERSION } from './version.ts';
+import { createTracing } from '../observability/tracing.ts';
 import { workerAgentOptions, workerId } from './worker-options.ts';
 import { ensureDevAdminKey } from './dev-admin-key.ts';
 import { requireSafeBind } from './safe-bind.ts';
@@ -47,9 +48,12 @@ export async function startDev(
     });
     for (const warning of warnings) log.warn(warning);
 
+    const tracing = createTracing(config.telemetry.otlp, 'dev', VERSION);
+    stack.push(() => tracing.shutdown()); // last: the spans of everything that stops before it
     const controlPlane = new ControlPlane(config, {
       ...engines,
       log,
+      tracing,
       mode: 'dev',
       version: VERSION,
       warnings: () => warnings,
@@ -57,7 +61,13 @@ export async function startDev(
       ...(options.logs ? { workerLogs: new LocalWorkerLogs(options.logs, workerId(config)) } : {}),
     });
     const link = controlPlane.workerLink();
-    const agent = new WorkerAgent(workerAgentOptions(config), { link, channels: engines.channels, drivers, log });
+    const agent = new WorkerAgent(workerAgentOptions(config), {
+      link,
+      channels: engines.channels,
+      drivers,
+      log,
+      tracing,
+    });
     // One process, one scrape: the worker's metrics are served with the control plane's.
     controlPlane.metrics.include(agent.metrics.registry);
     await agent.start();

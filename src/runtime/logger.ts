@@ -1,5 +1,6 @@
 /** One pino logger per process; components take children named after themselves. */
 import { type LoggerOptions, pino } from 'pino';
+import { logContext } from '../observability/trace-context.ts';
 import type { Logger } from '../ports/logger.ts';
 
 export type { Logger };
@@ -29,6 +30,8 @@ export function loggerOptions(options: { level: string; name?: string }): Logger
     name: options.name ?? 'aetherium',
     level: options.level,
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    // The request, trace and task of the work in progress, on every line it writes.
+    mixin: logContext,
   };
 }
 

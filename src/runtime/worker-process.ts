@@ -23,6 +23,8 @@ import { serveLogs } from './log-buffer.ts';
 import { describeCertificate, renewAt, resolveIdentity, saveIdentity, type WorkerIdentity } from './worker-identity.ts';
 import { checkMetricsConfig, type MetricsListener, startMetricsListener } from './metrics-listener.ts';
 import { acquireWorkerLock } from './worker-lock.ts';
+import { VERSION } from './version.ts';
+import { createTracing, type Tracing } from '../observability/tracing.ts';
 import { workerAgentOptions, workerId, workerStateDir } from './worker-options.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -51,6 +53,7 @@ export async function startWorker(given: Config, log: Logger, logs?: LogBuffer):
   let connection: AgentConnection | null = null;
   let renewer: NodeJS.Timeout | null = null;
   let metrics: MetricsListener | null = null;
+  let tracing: Tracing | null = null;
   try {
     let identity = await resolveIdentity(
       {
@@ -79,8 +82,16 @@ export async function startWorker(given: Config, log: Logger, logs?: LogBuffer):
     await conn.connected(60_000);
 
     const { drivers, warnings } = await buildDrivers(config, 'worker', log);
+    tracing = createTracing(config.telemetry.otlp, 'worker', VERSION);
     for (const warning of warnings) log.warn(warning);
-    const agent = new WorkerAgent(workerAgentOptions(config), { link, channels, drivers, log, processMetrics: true });
+    const agent = new WorkerAgent(workerAgentOptions(config), {
+      link,
+      channels,
+      drivers,
+      log,
+      processMetrics: true,
+      tracing,
+    });
     await agent.start();
     metrics = await startMetricsListener(w.metrics, agent.metrics.registry, log.child({ component: 'metrics' }));
 
@@ -130,6 +141,7 @@ export async function startWorker(given: Config, log: Logger, logs?: LogBuffer):
         await metrics?.close();
         for (const driver of drivers.values()) await driver.close();
         await conn.close();
+        await tracing?.shutdown().catch(() => undefined);
         await lock.release();
       },
     };

@@ -37,6 +37,8 @@ import { installAudit } from './auth/audit-hooks.ts';
 import { type BrowserSafetyOptions, installBrowserSafety } from './auth/browser-safety.ts';
 import { auditRoutes } from './routes/audit.ts';
 import type { Store } from '../ports/store.ts';
+import { idOnlyTracing, type Tracing } from '../observability/tracing.ts';
+import { installRequestTracing, requestId } from './request-trace.ts';
 
 export interface AppOptions {
   logger?: Logger;
@@ -62,6 +64,8 @@ export interface AppOptions {
   oidc?: OidcClient | null;
   /** Prometheus metrics: every request timed, and `GET /metrics`. */
   metrics?: ControlPlaneMetrics;
+  /** A span per request (exported when telemetry.otlp is set); default: ids only. */
+  tracing?: Tracing;
 }
 
 export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise<FastifyInstance> {
@@ -72,12 +76,16 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
     ...(options.trustProxy ? { trustProxy: options.trustProxy } : {}),
     ...(options.https ? { https: options.https } : {}),
     bodyLimit: 4 * 1024 * 1024,
+    genReqId: requestId,
+    // The request id comes from the log context (request-trace.ts) on every line, this one included.
+    childLoggerFactory: (logger, _bindings, options) => logger.child({}, options),
     // A bad %-escape in a path, an id over the length limit: answered in our error format.
     ...edgeOptions,
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandling(app);
+  installRequestTracing(app, options.tracing ?? idOnlyTracing);
 
   // The WebSocket plugin first: its hooks must see every upgrade, so that one refused by the hooks
   // below (authentication, origin, rate limit) still has its connection closed.

@@ -12,6 +12,7 @@ import type { RateLimitPluginOptions } from '@fastify/rate-limit';
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.ts';
+import type { Tracing } from '../observability/tracing.ts';
 import type { EventType } from '../domain/index.ts';
 import { lifecycle, Service } from '../lifecycle/service.ts';
 import { ServiceGroup } from '../lifecycle/service-group.ts';
@@ -82,6 +83,8 @@ export interface ControlPlaneDeps {
   workerLogs?: WorkerLogs;
   /** The built web UI to serve at `/` (config `ui.dir` wins); null: none. */
   uiDir?: string | null;
+  /** A span per API request (telemetry.otlp); default: ids only. */
+  tracing?: Tracing;
 }
 
 /** The engines with every round trip timed (`aetherium_engine_request_duration_seconds`). */
@@ -280,6 +283,7 @@ export class ControlPlane extends Service {
         auth: { authenticator: this.authenticator, allowedOrigins: gateway.cors_origins },
         oidc: this.oidc,
         metrics: this.metrics,
+        ...(this.deps.tracing ? { tracing: this.deps.tracing } : {}),
         audit: { store: this.deps.store },
         browser: {
           corsOrigins: gateway.cors_origins,

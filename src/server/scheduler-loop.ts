@@ -5,6 +5,7 @@
  * on the worker mean one wins and the others move on. It also sends again any scheduled task whose
  * queue message may be lost. The VM row is the one source of a VM's requirements.
  */
+import { taskLogFields, withLogContext } from '../observability/trace-context.ts';
 import { type CreateTask, errorMessage, placementRecord, type Task, type Vm, type Worker } from '../domain/index.ts';
 import { Periodic } from '../lifecycle/periodic.ts';
 import type { Logger } from '../ports/logger.ts';
@@ -94,36 +95,45 @@ export class SchedulerLoop extends Periodic {
     for (const task of pending) {
       if (this.shuttingDown) return;
       if (task.type !== 'vm:create' || !task.vm_id) continue;
-      const vm = await this.ledger.store.getVm(task.vm_id);
-      if (!vm || vm.deleted_at) {
-        await this.ledger.cancelWaiting(task, 'the VM was deleted before it was placed');
-        continue;
-      }
-      const request = requestOf(task, vm);
-      for (let attempt = 0; attempt < 2; attempt++) {
-        const { placement, explanation } = place(cluster, request, this.placementOptions());
-        if (!placement) {
-          if (task.placement?.reason !== explanation.reason) {
-            await this.ledger.explainPending(task, placementRecord(explanation, task.placement, null));
-            this.log.info({ task_id: task.id, vm: vm.name, reason: explanation.reason }, 'task stays pending');
-          }
-          break;
-        }
-        const outcome = await this.ledger.place(
-          task,
-          placement,
-          placementRecord(explanation, task.placement, new Date()),
-        );
-        if (outcome === 'placed') {
-          cluster.reserve(placement.worker_id, request);
-          await this.send(task, placement.worker_id);
-          break;
-        }
-        if (outcome === 'task_not_pending') break;
-        // Our snapshot was stale (another replica took the room): look again once.
-        cluster = new ClusterSnapshot(await this.snapshot());
-      }
+      // Its lines name the task and the request that made it, like the API's and the worker's.
+      cluster = await withLogContext(taskLogFields(task), () => this.placeOne(task, cluster));
     }
+  }
+
+  /** Places one pending create, or records why it waits; answers the snapshot to go on with. */
+  private async placeOne(task: CreateTask, given: ClusterSnapshot): Promise<ClusterSnapshot> {
+    let cluster = given;
+    const vm = task.vm_id ? await this.ledger.store.getVm(task.vm_id) : null;
+    if (!vm || vm.deleted_at) {
+      await this.ledger.cancelWaiting(task, 'the VM was deleted before it was placed');
+      return cluster;
+    }
+    const request = requestOf(task, vm);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const { placement, explanation } = place(cluster, request, this.placementOptions());
+      if (!placement) {
+        if (task.placement?.reason !== explanation.reason) {
+          await this.ledger.explainPending(task, placementRecord(explanation, task.placement, null));
+          this.log.info({ vm: vm.name, reason: explanation.reason }, 'task stays pending');
+        }
+        break;
+      }
+      const outcome = await this.ledger.place(
+        task,
+        placement,
+        placementRecord(explanation, task.placement, new Date()),
+      );
+      if (outcome === 'placed') {
+        cluster.reserve(placement.worker_id, request);
+        this.log.info({ vm: vm.name, worker_id: placement.worker_id }, 'task placed');
+        await this.send(task, placement.worker_id);
+        break;
+      }
+      if (outcome === 'task_not_pending') break;
+      // Our snapshot was stale (another replica took the room): look again once.
+      cluster = new ClusterSnapshot(await this.snapshot());
+    }
+    return cluster;
   }
 
   /** Placed is placed: should the queue be down, the redelivery pass sends it later. */

@@ -24,6 +24,7 @@ import { hostAdmission, UsageSampler } from './host-resources.ts';
 import { reconcile } from './reconcile.ts';
 import { TaskRunner } from './task-runner.ts';
 import { WorkerMetrics } from './worker-metrics.ts';
+import type { Tracing } from '../observability/tracing.ts';
 
 export interface WorkerAgentOptions {
   id?: string;
@@ -50,6 +51,8 @@ export interface WorkerAgentDeps {
   log: Logger;
   /** Node's process metrics in this worker's registry too (a worker process of its own). */
   processMetrics?: boolean;
+  /** A span per task run, in the trace of the request that made it (telemetry.otlp). */
+  tracing?: Tracing;
 }
 
 export class WorkerAgent extends Service {
@@ -87,7 +90,11 @@ export class WorkerAgent extends Service {
       vmsChanged: () => void this.pushResources(),
       admit: options.admit ?? hostAdmission,
     };
-    this.runner = new TaskRunner(this.ctx, (type, outcome, seconds) => this.metrics.taskRan(type, outcome, seconds));
+    this.runner = new TaskRunner(
+      this.ctx,
+      (type, outcome, seconds) => this.metrics.taskRan(type, outcome, seconds),
+      deps.tracing,
+    );
     this.sampler = new UsageSampler(options.stateDir);
   }
 

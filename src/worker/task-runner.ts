@@ -13,6 +13,8 @@
  * the row's cancel flag) aborts it, the handler tears down what it started, and the task ends
  * `cancelled`, never retried.
  */
+import { parseTraceparent, taskLogFields, withLogContext } from '../observability/trace-context.ts';
+import { idOnlyTracing, type Tracing } from '../observability/tracing.ts';
 import {
   AetheriumError,
   CANCELLED_BY_REQUEST,
@@ -23,7 +25,7 @@ import {
   type Vm,
 } from '../domain/index.ts';
 import type { QueuedTask } from '../ports/task-queue.ts';
-import type { TaskOutcome } from '../ports/worker-link.ts';
+import type { Claim, TaskOutcome } from '../ports/worker-link.ts';
 import type { WorkerContext } from './context.ts';
 import { createVm } from './handlers/create-vm.ts';
 import { deleteVm } from './handlers/delete-vm.ts';
@@ -64,6 +66,7 @@ export class TaskRunner {
   constructor(
     private readonly ctx: WorkerContext,
     private readonly onRan: (type: string, outcome: string, seconds: number) => void = () => {},
+    private readonly tracing: Tracing = idOnlyTracing,
   ) {}
 
   get tasksProcessed(): number {
@@ -109,6 +112,20 @@ export class TaskRunner {
     const { link, workerId } = this.ctx;
     const claim = await link.claimTask(workerId, queued.id, resume);
     if (!claim) return;
+    // Every line written while it runs (this runner's, the handler's, the driver's) names the task
+    // and the API request that made it; its span joins that request's trace.
+    const { task } = claim;
+    const span = this.tracing.start(`task ${task.type}`, 'internal', parseTraceparent(task.trace?.traceparent), {
+      'aetherium.task_id': task.id,
+      'aetherium.task_type': task.type,
+      'aetherium.worker_id': workerId,
+    });
+    const outcome = await withLogContext(taskLogFields(task), () => this.work(claim, shutdown, own, resume));
+    span.end({ 'aetherium.outcome': outcome.kind }, outcome.kind === 'failed' ? outcome.error : null);
+  }
+
+  private async work(claim: Claim, shutdown: AbortSignal, own: AbortController, resume: boolean): Promise<TaskOutcome> {
+    const { link, workerId } = this.ctx;
     const { task, vm } = claim;
     const started = Date.now();
     let outcome: TaskOutcome;
@@ -139,6 +156,7 @@ export class TaskRunner {
       },
       'task finished',
     );
+    return outcome;
   }
 
   private async outcomeOf(

@@ -45,7 +45,7 @@ export async function installBrowserSafety(app: FastifyInstance, options: Browse
     methods: ['GET', 'HEAD', 'POST', 'DELETE'],
     // Idempotency-Key makes a page's retried POST /vms safe; the answer says when it was a replay.
     allowedHeaders: ['authorization', 'content-type', 'idempotency-key'],
-    exposedHeaders: ['idempotent-replayed'],
+    exposedHeaders: ['idempotent-replayed', 'x-request-id'],
     maxAge: 600,
   });
   // The API answers JSON only; the docs page gets its own policy from the swagger UI plugin.

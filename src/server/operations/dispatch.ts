@@ -1,4 +1,5 @@
 /** A task for an existing VM goes straight to the queue of the worker that holds the VM. */
+import { currentTaskTrace } from '../../observability/trace-context.ts';
 import {
   type NewTaskFields,
   newTask,
@@ -29,7 +30,8 @@ export function taskForVm<T extends VmTaskType>(
   payload: PayloadOf<T>,
   fields: NewTaskFields = {},
 ) {
-  return newTask(type, payload, { vm_id: vm.id, worker_id: vm.worker_id, status: 'scheduled', ...fields });
+  const trace = currentTaskTrace();
+  return newTask(type, payload, { vm_id: vm.id, worker_id: vm.worker_id, status: 'scheduled', trace, ...fields });
 }
 
 /** Writes the task and queues it; with `ifAbsent`, a task whose id exists is not sent again (false). */

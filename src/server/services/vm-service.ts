@@ -8,6 +8,7 @@
  * same key's request still running, finished, or dead between the claim and the write), the answer
  * is the recorded VM and task, written now if nobody wrote them: never a second VM.
  */
+import { currentTaskTrace } from '../../observability/trace-context.ts';
 import {
   AetheriumError,
   conflict,
@@ -169,7 +170,7 @@ export class VmService {
     const task = newTask(
       'vm:create',
       { worker_labels: input.worker_labels ?? {}, strategy: input.strategy ?? null },
-      { id: taskId, vm_id: id },
+      { id: taskId, vm_id: id, trace: currentTaskTrace() },
     );
     return { vm, task };
   }
@@ -215,7 +216,7 @@ export class VmService {
       const done = newTask(
         'vm:delete',
         {},
-        { vm_id: vm.id, status: 'completed', result, started_at: now, completed_at: now },
+        { vm_id: vm.id, status: 'completed', result, started_at: now, completed_at: now, trace: currentTaskTrace() },
       );
       if (await this.ledger.deleteUnplaced(current, done)) return done;
     }
