@@ -26,7 +26,14 @@ export function parseTraceparent(header: string | undefined | null): TraceContex
   if (!header || header.length > 512) return null;
   const match = TRACEPARENT.exec(header.trim().toLowerCase());
   if (!match) return null;
-  const [, version, traceId, spanId, flags, rest] = match as unknown as [string, string, string, string, string, string?];
+  const [, version, traceId, spanId, flags, rest] = match as unknown as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string?,
+  ];
   if (version === 'ff' || (version === '00' && rest)) return null;
   if (/^0+$/.test(traceId) || /^0+$/.test(spanId)) return null;
   return { traceId, spanId, flags };

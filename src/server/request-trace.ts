@@ -41,7 +41,10 @@ export function installRequestTracing(app: FastifyInstance, tracing: Tracing): v
     });
   });
   app.addHook('onResponse', (request, reply, done) => {
-    request.span?.end({ 'http.response.status_code': reply.statusCode }, reply.statusCode >= 500 ? 'server error' : null);
+    request.span?.end(
+      { 'http.response.status_code': reply.statusCode },
+      reply.statusCode >= 500 ? 'server error' : null,
+    );
     done();
   });
 }
