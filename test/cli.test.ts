@@ -59,6 +59,11 @@ describe('--json: the API data, for every command group', () => {
 
     expect(json((await s.cli(['--json', 'vm', 'list'])).stdout)).toEqual(await s.get('/vms'));
     expect(json((await s.cli(['-o', 'json', 'vm', 'get', 'demo'])).stdout)).toEqual(await s.get('/vms/demo'));
+    // The table shows the boot waterfall under the fields, every phase in boot order.
+    const table = (await s.cli(['vm', 'get', 'demo'])).stdout;
+    expect(table).toMatch(/^boot \(.+ from accepted to running\):$/m);
+    const phases = [...table.matchAll(/^ {2}(\w+) +\d\d:\d\d:\d\d\.\d{3}/gm)].map((m) => m[1]);
+    expect(phases).toEqual(['accepted', 'placed', 'delivered', 'driver_started', 'agent_ready', 'running']);
     const exec = await s.cli(['--json', 'vm', 'exec', 'demo', '--', 'sh', '-c', 'echo out; exit 3']);
     expect(exec.code).toBe(3);
     expect(json(exec.stdout)).toMatchObject({ exit_code: 3, stdout: 'out\n', timed_out: false });

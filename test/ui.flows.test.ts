@@ -74,7 +74,15 @@ describe('the web UI, end to end', () => {
     await page.getByRole('button', { name: 'Create VM' }).last().click();
     await page.waitForURL(/\/vms\/[0-9a-f-]{36}$/);
     await expect.poll(() => page.getByTestId('vm-status').textContent(), { timeout: 60_000 }).toBe('running');
-    await expect.poll(() => page.locator('[data-phase="running"]').getAttribute('data-state')).toBe('done');
+    await expect
+      .poll(() => page.getByTestId('vm-phases').locator('[data-phase="running"]').getAttribute('data-state'))
+      .toBe('done');
+    // The boot waterfall: every phase in boot order, each after the first with its step time.
+    const waterfall = page.getByTestId('boot-waterfall');
+    await expect
+      .poll(() => waterfall.locator('li').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-phase'))))
+      .toEqual(['accepted', 'placed', 'delivered', 'driver_started', 'agent_ready', 'running']);
+    expect(await waterfall.getByTestId('step').last().textContent()).toMatch(/^\+\d+ ms$|^\+\d/);
     await screenshot(page, 'vm');
     const vms = (await s.get('/vms?name=ui-vm')) as { vms: { status: string }[] };
     expect(vms.vms.map((v) => v.status)).toEqual(['running']);

@@ -32,17 +32,40 @@ export type VmBootPhase = (typeof VM_BOOT_PHASES)[number];
 /** When each phase was reached (a phase reached again keeps its latest time). */
 export type VmPhases = Partial<Record<VmBootPhase, Date>>;
 
-/** The seconds spent reaching each phase from the one before it that was recorded. */
-export function phaseDurations(phases: VmPhases): { phase: VmBootPhase; seconds: number }[] {
-  const out: { phase: VmBootPhase; seconds: number }[] = [];
-  let previous: Date | undefined;
+/** One reached phase of a boot: when, how long after the first phase, how long after the one before. */
+export interface WaterfallStep {
+  phase: VmBootPhase;
+  at: Date;
+  since_start_ms: number;
+  step_ms: number;
+}
+
+/**
+ * The phases reached, in boot order, with their offsets: what `aetherium vm get` and the web UI
+ * draw. Takes the API's strings as well as Dates. A phase skipped (not recorded) is left out.
+ */
+export function bootWaterfall(phases: Partial<Record<VmBootPhase, Date | string>>): WaterfallStep[] {
+  const out: WaterfallStep[] = [];
+  let first: number | undefined;
+  let previous: number | undefined;
   for (const phase of VM_BOOT_PHASES) {
-    const at = phases[phase];
-    if (!at) continue;
-    if (previous) out.push({ phase, seconds: Math.max(0, (at.getTime() - previous.getTime()) / 1000) });
-    previous = at;
+    const given = phases[phase];
+    if (!given) continue;
+    const at = new Date(given);
+    const ms = at.getTime();
+    if (Number.isNaN(ms)) continue;
+    first ??= ms;
+    out.push({ phase, at, since_start_ms: Math.max(0, ms - first), step_ms: Math.max(0, ms - (previous ?? ms)) });
+    previous = ms;
   }
   return out;
+}
+
+/** The seconds spent reaching each phase from the one before it that was recorded. */
+export function phaseDurations(phases: VmPhases): { phase: VmBootPhase; seconds: number }[] {
+  return bootWaterfall(phases)
+    .slice(1)
+    .map((step) => ({ phase: step.phase, seconds: step.step_ms / 1000 }));
 }
 
 export interface Vm extends VmRequirements {

@@ -29,3 +29,6 @@ export {
 export type { ClientErrorCode, FieldIssue, SdkErrorCode, TimeoutKind } from './errors.ts';
 export type { ErrorCode } from '../domain/errors.ts';
 export type * from './types.ts';
+// A VM's boot phases in order, and their offsets from its `phases` (what `aetherium vm get` draws).
+export { bootWaterfall, VM_BOOT_PHASES } from '../domain/vm.ts';
+export type { VmBootPhase, WaterfallStep } from '../domain/vm.ts';

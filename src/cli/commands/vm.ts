@@ -1,6 +1,14 @@
 /** `aetherium vm …`: create, list, get, exec, start, stop, delete, executions. */
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import type { CreateProgress, CreateVmSpec, Execution, VmData, VmListFilter, VmRecord } from '../../sdk/index.ts';
+import {
+  bootWaterfall,
+  type CreateProgress,
+  type CreateVmSpec,
+  type Execution,
+  type VmData,
+  type VmListFilter,
+  type VmRecord,
+} from '../../sdk/index.ts';
 import { connect } from '../client.ts';
 import { CliError } from '../errors.ts';
 import { EXIT, exitCodeOf } from '../exit-codes.ts';
@@ -206,7 +214,9 @@ export function registerVmCommands(program: Command, global: () => GlobalOptions
     .action(async (id: string) => {
       const g = global();
       const client = await connect(g);
-      printRecord(g, await client.call('getVm', { params: { id } }), VM_FIELDS);
+      const data = await client.call('getVm', { params: { id } });
+      printRecord(g, data, VM_FIELDS);
+      if (outputFormat(g) !== 'json') out(renderWaterfall(data.phases ?? {}));
     });
 
   vm.command('exec')
@@ -310,3 +320,33 @@ function report(g: GlobalOptions, data: { task_id: string; status: string; error
   if (outputFormat(g) === 'json') return printJson(data);
   out(data.status === 'completed' ? `${done} (task ${data.task_id})\n` : `task ${data.task_id} is ${data.status}\n`);
 }
+
+const BAR_WIDTH = 30;
+
+/**
+ * The boot waterfall under `vm get`: each phase, when it was reached, the time it took from the
+ * one before, and a bar placed on the boot's timeline, so the slow step is the long bar.
+ */
+export function renderWaterfall(phases: Parameters<typeof bootWaterfall>[0]): string {
+  const steps = bootWaterfall(phases);
+  if (steps.length === 0) return '';
+  const total = steps[steps.length - 1]!.since_start_ms;
+  const scale = (ms: number) => (total > 0 ? Math.round((ms / total) * BAR_WIDTH) : 0);
+  const rows = steps.map((s) => {
+    const start = scale(s.since_start_ms - s.step_ms);
+    const width = s.step_ms > 0 ? Math.max(1, scale(s.since_start_ms) - start) : 0;
+    return [
+      s.phase,
+      s.at.toISOString().slice(11, 23),
+      s === steps[0] ? '' : `+${elapsed(s.step_ms)}`,
+      `${' '.repeat(start)}${'█'.repeat(width)}`,
+    ];
+  });
+  const widths = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const lines = rows.map((r) =>
+    `  ${r[0]!.padEnd(widths[0]!)}  ${r[1]!.padEnd(widths[1]!)}  ${r[2]!.padStart(widths[2]!)}  ${r[3]}`.trimEnd(),
+  );
+  return `\nboot (${elapsed(total)} from accepted to ${steps[steps.length - 1]!.phase}):\n${lines.join('\n')}\n`;
+}
+
+const elapsed = (ms: number) => (ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(2)} s`);

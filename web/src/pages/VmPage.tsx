@@ -6,6 +6,7 @@ import { Link, useNavigate, useParams } from 'react-router';
 import { keys } from '../api/keys.ts';
 import { useExecutions, useTasks, useVm } from '../api/queries.ts';
 import { useSession } from '../api/session.tsx';
+import { BootWaterfall } from '../components/BootWaterfall.tsx';
 import { Confirm } from '../components/Confirm.tsx';
 import { ago, duration, mb, time, type When } from '../components/format.ts';
 import { Card, Empty, ErrorNote, KeyValues, PageFailed, PageTitle, Spinner, StatusBadge } from '../components/ui.tsx';
@@ -199,6 +200,7 @@ export default function VmPage() {
       <div className="grid gap-4 lg:grid-cols-3">
         <Card title="Create" className="lg:col-span-3">
           <Phases vm={v} task={task} />
+          <BootWaterfall phases={v.phases} />
           {task ? (
             <p className="mt-3 text-xs">
               <Link to={`/tasks/${task.id}`} className="link">
