@@ -34,5 +34,6 @@ describe('renderWaterfall', () => {
     expect(text).toContain('boot (1.50 s from accepted to placed):');
     expect(text).not.toContain('delivered');
     expect(renderWaterfall({})).toBe('');
+    expect(renderWaterfall({ accepted: at(0) })).toBe(''); // a VM still waiting for a worker
   });
 });

@@ -11,13 +11,14 @@ export function timedPort<T extends object>(
   observe: CallObserver,
   skip: ReadonlySet<string> = new Set(),
 ): T {
-  const wrapped = new Map<PropertyKey, unknown>();
+  // Keyed by the function, not its name: a method replaced on the target is the one called.
+  const wrapped = new WeakMap<object, unknown>();
   return new Proxy(target, {
     get(obj, prop) {
       const value = Reflect.get(obj, prop, obj);
       if (typeof value !== 'function' || typeof prop !== 'string' || skip.has(prop) || prop === 'constructor')
         return value;
-      let fn = wrapped.get(prop);
+      let fn = wrapped.get(value);
       if (!fn) {
         fn = (...args: unknown[]) => {
           const started = performance.now();
@@ -34,7 +35,7 @@ export function timedPort<T extends object>(
             },
           );
         };
-        wrapped.set(prop, fn);
+        wrapped.set(value, fn);
       }
       return fn;
     },

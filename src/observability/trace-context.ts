@@ -26,14 +26,11 @@ export function parseTraceparent(header: string | undefined | null): TraceContex
   if (!header || header.length > 512) return null;
   const match = TRACEPARENT.exec(header.trim().toLowerCase());
   if (!match) return null;
-  const [, version, traceId, spanId, flags, rest] = match as unknown as [
-    string,
-    string,
-    string,
-    string,
-    string,
-    string?,
-  ];
+  const version = match[1]!;
+  const traceId = match[2]!;
+  const spanId = match[3]!;
+  const flags = match[4]!;
+  const rest = match[5];
   if (version === 'ff' || (version === '00' && rest)) return null;
   if (/^0+$/.test(traceId) || /^0+$/.test(spanId)) return null;
   return { traceId, spanId, flags };

@@ -329,7 +329,7 @@ const BAR_WIDTH = 30;
  */
 export function renderWaterfall(phases: Parameters<typeof bootWaterfall>[0]): string {
   const steps = bootWaterfall(phases);
-  if (steps.length === 0) return '';
+  if (steps.length < 2) return ''; // accepted alone: nothing has happened yet to draw
   const total = steps[steps.length - 1]!.since_start_ms;
   const scale = (ms: number) => (total > 0 ? Math.round((ms / total) * BAR_WIDTH) : 0);
   const rows = steps.map((s) => {
