@@ -42,6 +42,7 @@ import { timedPort } from '../observability/timed-port.ts';
 import { VmService } from './services/vm-service.ts';
 import { WorkerService } from './services/worker-service.ts';
 import { historyCompactor } from './metrics/history-compactor.ts';
+import type { Periodic } from '../lifecycle/periodic.ts';
 import { DirectWorkerLink } from './worker-link/direct-worker-link.ts';
 import { AgentServer, type AgentServerOptions } from './agent/agent-server.ts';
 import type { WorkerLogs } from './agent/log-relay.ts';
@@ -107,7 +108,7 @@ export class ControlPlane extends Service {
   readonly reaper: Reaper;
   readonly drains: DrainLoop;
   /** Downsamples and prunes the worker metrics history (metrics.history). */
-  readonly history: ReturnType<typeof historyCompactor>;
+  readonly history: Periodic;
   readonly hub: EventHub | null;
   readonly watcher: RegistryWatcher;
   readonly vms: VmService;

@@ -6,14 +6,14 @@
 import type { Config } from '../../config/schema.ts';
 import { Periodic } from '../../lifecycle/periodic.ts';
 import type { Logger } from '../../ports/logger.ts';
-import type { CompactionReport, Store } from '../../ports/store.ts';
+import type { Store } from '../../ports/store.ts';
 
 export function historyCompactor(
   store: Store,
   history: Config['metrics']['history'],
   log: Logger,
   now: () => Date = () => new Date(),
-): Periodic & { compact(): Promise<CompactionReport> } {
+): Periodic {
   const compact = async () => {
     const report = await store.compactWorkerMetrics({
       now: now(),
@@ -23,11 +23,9 @@ export function historyCompactor(
     });
     if (report.rolled_up || report.raw_deleted || report.rollups_deleted)
       log.debug(report, 'worker metrics history compacted');
-    return report;
   };
-  const loop = new Periodic('metrics history', async () => void (await compact()), {
+  return new Periodic('metrics history', compact, {
     intervalMs: history.compact_interval,
     onError: (err) => log.warn({ err }, 'compacting the worker metrics history failed; trying again next interval'),
   });
-  return Object.assign(loop, { compact });
 }
