@@ -141,6 +141,12 @@ const workerSchema = z
     heartbeat_interval: duration('10s'),
     /** How long after the last heartbeat the worker counts as gone. Must exceed the interval. */
     ttl: duration('30s'),
+    /**
+     * Read by the control plane: how long the VMs of a worker that went offline stay `unknown`
+     * (they go back to `running` if it returns with them) before they are `lost` and their capacity
+     * is returned. Like Nomad's `max_client_disconnect`; counted from the worker's last heartbeat.
+     */
+    lost_after: duration('5m'),
     concurrency: z.number().int().min(1).max(256).default(8),
     /** On SIGTERM a worker drains: its VMs get this long to finish before they are deleted. */
     drain_deadline: duration('5m'),
@@ -387,6 +393,13 @@ export const configSchema = z
         code: 'custom',
         path: ['worker', 'ttl'],
         message: `must be larger than worker.heartbeat_interval (${config.worker.heartbeat_interval} ms), or health checks flap; 3 × the interval is a good value`,
+      });
+    }
+    if (config.worker.lost_after <= config.worker.ttl) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['worker', 'lost_after'],
+        message: `must be larger than worker.ttl (${config.worker.ttl} ms): a VM is lost only after its worker counts as gone`,
       });
     }
   });

@@ -2,13 +2,31 @@
  * A VM's life, as the API and the database spell it:
  *
  *   created ──► starting ──► running ──► stopping ──► stopped
- *      │            │           ▲                        │
- *      └────────────┴──► failed │◄───────── start ───────┘
+ *      │            │         ▲  │  ▲                    │
+ *      └────────────┴──► failed  │  └──────── start ─────┘
+ *                                ▼
+ *                   unknown ──► lost
+ *
+ * `failed`: the create failed (capacity returned), or the VM died by itself on its host (its init
+ * or VMM exited, or it ran out of memory): then it keeps its reservation until it is deleted, since
+ * its directory and disk are still on that host.
+ * `unknown`: its worker stopped answering (offline); it goes back to `running` if the worker returns
+ * and finds it, or becomes `lost` after `worker.lost_after`: its capacity is returned, and should
+ * the worker come back with it, the worker stops it.
  *
  * `deleted` is not a status: a deleted VM keeps its row with `deleted_at` set, so that its tasks
  * and executions stay explainable.
  */
-export const VM_STATUSES = ['created', 'starting', 'running', 'stopping', 'stopped', 'failed'] as const;
+export const VM_STATUSES = [
+  'created',
+  'starting',
+  'running',
+  'stopping',
+  'stopped',
+  'failed',
+  'unknown',
+  'lost',
+] as const;
 export type VmStatus = (typeof VM_STATUSES)[number];
 
 export const DRIVER_NAMES = ['firecracker', 'qemu', 'sandbox', 'process'] as const;

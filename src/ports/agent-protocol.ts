@@ -161,6 +161,7 @@ const vmReport = z.discriminatedUnion('kind', [
   }),
   z.object({ kind: z.literal('deleted'), reason: text(10_000) }),
   z.object({ kind: z.literal('lost'), error: text(100_000) }),
+  z.object({ kind: z.literal('died'), reason: text(100_000) }),
 ]);
 
 const execution = z.object({

@@ -49,9 +49,12 @@ export type VmReport =
   /** starting → running: the VM can execute commands. */
   /** With the phases only the worker sees: the VMM launched, the guest agent answering. */
   | { kind: 'booted'; phases?: Pick<VmPhases, 'driver_started' | 'agent_ready'> }
-  /** Gone from the host for good (deleted, or lost in a restart): its capacity is returned. */
+  /** Gone from the host for good (deleted): its capacity is returned. */
   | { kind: 'deleted'; reason: string }
-  | { kind: 'lost'; error: string };
+  /** Not on the host after a restart or a return: lost, its capacity is returned. */
+  | { kind: 'lost'; error: string }
+  /** It died by itself (init or VMM exited, out of memory): failed with the reason, capacity kept until deleted. */
+  | { kind: 'died'; reason: string };
 
 export interface Claim {
   task: Task;

@@ -169,7 +169,14 @@ export class ControlPlane extends Service {
     );
     const wake = () => this.scheduler.trigger();
     const reapEvery = Math.max(1000, Math.floor(config.worker.heartbeat_interval / 2));
-    this.reaper = new Reaper(this.ledger, this.workerLedger, reapEvery, wake, log.child({ component: 'reaper' }));
+    this.reaper = new Reaper(
+      this.ledger,
+      this.workerLedger,
+      reapEvery,
+      wake,
+      log.child({ component: 'reaper' }),
+      config.worker.lost_after,
+    );
     const drainDeps = {
       ledger: this.ledger,
       workers: this.workerLedger,

@@ -7,12 +7,17 @@
  *   VM the user did not ask for. The VM is marked failed and its capacity returned, exactly once;
  *   if the worker comes back, its reconcile removes what is left on the host;
  * - a delete that was running completes the user's intent: the VM is closed and its capacity
- *   returned; the returning worker removes the leftovers the same way.
+ *   returned; the returning worker removes the leftovers the same way;
+ * - its running VMs turn `unknown` (like Nomad's allocations of a disconnected client): they may
+ *   well still run, so they keep their capacity, and a worker that returns with them reports them
+ *   `running` again (its reconcile). Once the worker has been silent for `worker.lost_after`,
+ *   they are `lost`: capacity returned, the reason on the VM, tasks waiting for them settled. A
+ *   worker that shows up later with a lost VM stops it, so it is never counted twice.
  *
  * Its pass also deletes expired idempotency keys, at most every PRUNE_KEYS_EVERY_MS (a claim
  * replaces an expired key by itself; pruning only keeps the table small).
  */
-import { AetheriumError, errorMessage, type Task, type Worker } from '../domain/index.ts';
+import { AetheriumError, errorMessage, type Task, type Vm, type Worker } from '../domain/index.ts';
 import { Periodic } from '../lifecycle/periodic.ts';
 import type { Logger } from '../ports/logger.ts';
 import type { Ledger } from './ledger/ledger.ts';
@@ -30,6 +35,8 @@ export class Reaper extends Periodic {
     intervalMs: number,
     private readonly onWorkAvailable: () => void,
     private readonly log: Logger,
+    /** How long a silent worker's VMs stay `unknown` before they are `lost` (`worker.lost_after`). */
+    private readonly lostAfterMs: number = 5 * 60_000,
   ) {
     super(
       'reaper',
@@ -65,8 +72,48 @@ export class Reaper extends Periodic {
       await this.workers.left(worker.id, 'heartbeat ttl expired', worker.last_seen);
       freed += await this.settle(worker);
     }
+    freed += await this.loseUnreachable(now);
     if (freed > 0) this.onWorkAvailable();
     return gone.map((w) => w.id);
+  }
+
+  /**
+   * VMs `unknown` for longer than `lost_after` since their worker's last heartbeat become `lost`.
+   * Every replica may run it: each step is a compare-and-set, and the capacity is released once.
+   */
+  async loseUnreachable(now = new Date()): Promise<number> {
+    const store = this.ledger.store;
+    const unknown = await store.listVms({ status: 'unknown', limit: 100_000 });
+    if (unknown.length === 0) return 0;
+    const offline = new Map((await store.listWorkers({ status: 'offline' })).map((w) => [w.id, w]));
+    let lost = 0;
+    for (const vm of unknown) {
+      const worker = vm.worker_id ? offline.get(vm.worker_id) : undefined;
+      // Its worker is back (its reconcile will tell), or still within lost_after: keep waiting.
+      if (vm.worker_id && !worker) continue;
+      if (worker && now.getTime() - worker.last_seen.getTime() < this.lostAfterMs) continue;
+      const reason = worker
+        ? `lost: its worker ${worker.id} has been unreachable since ${worker.last_seen.toISOString()}, longer than worker.lost_after`
+        : 'lost: its worker is no longer known';
+      const done = await this.ledger.vmLost(vm, reason);
+      if (!done) continue;
+      lost++;
+      this.log.warn({ vm_id: vm.id, worker_id: vm.worker_id }, 'VM lost with its worker: capacity returned');
+      await this.settleWaiting(done, reason);
+    }
+    return lost;
+  }
+
+  /** Tasks still queued for a lost VM's worker: a delete is done (nothing is left to run), others fail. */
+  private async settleWaiting(vm: Vm, reason: string): Promise<void> {
+    for (const task of await this.ledger.store.listTasks({ vm_id: vm.id, status: 'scheduled' })) {
+      if (task.type === 'vm:delete') {
+        await this.ledger.vmDeleted(vm, 'deleted while its worker was lost');
+        await this.ledger.completeWaiting(task, { vm_id: vm.id, deleted: true });
+      } else {
+        await this.ledger.fail(task, `the VM was lost before the task could run (${reason})`, ['scheduled']);
+      }
+    }
   }
 
   /** The work a dead worker held; returns how many tasks or VMs it freed. */
@@ -78,6 +125,10 @@ export class Reaper extends Periodic {
     }
     for (const task of await store.listTasks({ worker_id: worker.id, status: 'running' })) {
       if (await this.abandon(task, worker)) freed++;
+    }
+    const reason = `its worker ${worker.id} is unreachable (no heartbeat since ${worker.last_seen.toISOString()})`;
+    for (const vm of await store.listVms({ worker_id: worker.id, limit: 100_000 })) {
+      if (vm.status === 'running' || vm.status === 'stopping') await this.ledger.vmUnreachable(vm, reason);
     }
     return freed;
   }

@@ -755,17 +755,38 @@ export function workerLinkConformance(label: string, open: () => Promise<WorkerL
       );
 
       it(
-        'lost: the VM failed and its capacity is returned once',
+        'lost: the VM is lost and its capacity is returned once',
         async () => {
           const id = await worker();
           const lost = await runningVm(id);
           await runningVm(id);
           expect(await vmCount(id)).toBe(2);
           const failed = await link.reportVm(id, lost.id, { kind: 'lost', error: 'gone after a host restart' });
-          expect(failed).toMatchObject({ id: lost.id, status: 'failed', error: 'gone after a host restart' });
+          expect(failed).toMatchObject({ id: lost.id, status: 'lost', error: 'gone after a host restart' });
           expect(await vmCount(id)).toBe(1);
           await link.reportVm(id, lost.id, { kind: 'lost', error: 'gone after a host restart' });
           expect(await vmCount(id)).toBe(1);
+        },
+        TEST_TIMEOUT,
+      );
+
+      it(
+        'died: the VM is failed with the reason, keeps its capacity until deleted, and is announced once',
+        async () => {
+          const id = await worker();
+          const dead = await runningVm(id);
+          expect(await vmCount(id)).toBe(1);
+          const reason = "the VM's init exited with signal SIGKILL";
+          const failed = await link.reportVm(id, dead.id, { kind: 'died', reason });
+          expect(failed).toMatchObject({ id: dead.id, status: 'failed', error: reason });
+          // Kept: its files are still on the host until the delete frees them.
+          expect(await vmCount(id)).toBe(1);
+          // A second report of the same death changes nothing (the compare-and-set matched nothing).
+          expect(await link.reportVm(id, dead.id, { kind: 'died', reason })).toBeNull();
+          expect(await link.reportVm(id, dead.id, { kind: 'deleted', reason: 'deleted by its owner' })).toMatchObject({
+            status: 'stopped',
+          });
+          expect(await vmCount(id)).toBe(0);
         },
         TEST_TIMEOUT,
       );
@@ -779,6 +800,7 @@ export function workerLinkConformance(label: string, open: () => Promise<WorkerL
           await expectForbidden(link.reportVm(a, theirs.id, { kind: 'booted' }));
           await expectForbidden(link.reportVm(a, theirs.id, { kind: 'deleted', reason: 'mine now' }));
           await expectForbidden(link.reportVm(a, theirs.id, { kind: 'lost', error: 'mine now' }));
+          await expectForbidden(link.reportVm(a, theirs.id, { kind: 'died', reason: 'mine now' }));
           const after = await vmRowOf(theirs.id);
           expect(after.status).toBe('running');
           expect(after.deleted_at).toBeNull();

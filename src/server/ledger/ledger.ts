@@ -153,6 +153,17 @@ export class Ledger {
     return cancelled;
   }
 
+  /** A task that has not started is done without running (nothing was left for it to do). */
+  async completeWaiting(task: Task, result: NonNullable<Task['result']>): Promise<Task | null> {
+    const done = await this.store.updateTask(
+      task.id,
+      { status: 'completed', result, error: null, completed_at: new Date() },
+      ['pending', 'scheduled'],
+    );
+    if (done) await this.ended(done, evt.taskCompleted(done));
+    return done;
+  }
+
   /** A running task is flagged; its worker aborts it. Announced once, however often it is asked. */
   async requestCancel(task: Task, reason: string): Promise<Task | null> {
     const flagged = await this.store.requestCancel(task.id, new Date());
@@ -210,6 +221,39 @@ export class Ledger {
     const failed = await this.vmStatus(vm, 'failed', { error });
     await this.store.releaseVm(vm.id);
     return failed;
+  }
+
+  /**
+   * The VM died by itself on its host (its init or VMM exited, it ran out of memory): failed, with
+   * the reason. Its reservation stays until it is deleted: its directory and disk are still on that
+   * host, kept for a post-mortem, and a slot released now would be handed to a new VM while the old
+   * one's files still fill the disk. The delete returns it, exactly once, like any other.
+   */
+  vmDied(vm: Vm, reason: string): Promise<Vm | null> {
+    return this.vmStatus(vm, 'failed', { from: ['running', 'stopping'], error: reason });
+  }
+
+  /** Its worker stopped answering: the VM's state is unknown until the worker returns or it is lost. */
+  vmUnreachable(vm: Vm, reason: string): Promise<Vm | null> {
+    return this.vmStatus(vm, 'unknown', { from: ['running', 'stopping'], error: reason });
+  }
+
+  /** Its worker came back and found it running. */
+  vmReturned(vm: Vm): Promise<Vm | null> {
+    return this.vmStatus(vm, 'running', { from: ['unknown'], error: null });
+  }
+
+  /**
+   * Lost for good (its worker stayed away past `worker.lost_after`, or came back without it): the
+   * capacity is returned, exactly once; a worker that later shows up with it stops it.
+   */
+  async vmLost(vm: Vm, reason: string): Promise<Vm | null> {
+    const lost = await this.vmStatus(vm, 'lost', {
+      from: ['created', 'starting', 'running', 'stopping', 'stopped', 'unknown', 'failed'],
+      error: reason,
+    });
+    await this.store.releaseVm(vm.id);
+    return lost;
   }
 
   /** The VM is gone from its host: the row is closed and its capacity returned, exactly once. */

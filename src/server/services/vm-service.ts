@@ -207,6 +207,7 @@ export class VmService {
     const vm = await this.get(idOrName);
     for (let attempt = 0; attempt < 3; attempt++) {
       const current = attempt === 0 ? vm : await this.get(vm.id);
+      if (current.status === 'lost') return this.deleteLost(current);
       const target = placedVm(current);
       if (target) return this.send(target, taskForVm(target, 'vm:delete', {}));
       // Never placed: no host holds anything, so the delete completes here and now, in one
@@ -221,6 +222,30 @@ export class VmService {
       if (await this.ledger.deleteUnplaced(current, done)) return done;
     }
     throw conflict(`VM ${vm.name} kept changing state; try again`);
+  }
+
+  /**
+   * A lost VM has no worker to ask: the row is closed here (its capacity was returned when it was
+   * lost). Should its worker come back with it, its reconcile finds it deleted and removes it.
+   */
+  private async deleteLost(vm: Vm): Promise<Task> {
+    const now = new Date();
+    const done = newTask(
+      'vm:delete',
+      {},
+      {
+        vm_id: vm.id,
+        worker_id: vm.worker_id,
+        status: 'completed',
+        result: { vm_id: vm.id, deleted: true as const },
+        started_at: now,
+        completed_at: now,
+        trace: currentTaskTrace(),
+      },
+    );
+    await this.ledger.store.insertTask(done);
+    await this.ledger.vmDeleted(vm, 'deleted after it was lost with its worker');
+    return done;
   }
 
   async start(idOrName: string): Promise<Task> {
@@ -250,7 +275,9 @@ export class VmService {
           ? '; wait until it is running'
           : vm.status === 'stopped'
             ? '; start it first'
-            : '';
+            : vm.status === 'unknown'
+              ? `; ${vm.error ?? 'its worker is unreachable'}`
+              : '';
       throw conflict(`VM ${vm.name} is ${vm.status}${hint}`);
     }
     const target = this.placed(vm);

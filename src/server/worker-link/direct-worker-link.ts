@@ -260,7 +260,9 @@ export class DirectWorkerLink implements WorkerLink {
       case 'deleted':
         return ledger.vmDeleted(vm, report.reason);
       case 'lost':
-        return ledger.vmFailed(vm, report.error);
+        return ledger.vmLost(vm, report.error);
+      case 'died':
+        return ledger.vmDied(vm, report.reason);
     }
   }
 

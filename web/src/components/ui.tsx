@@ -67,6 +67,8 @@ const STATUS_TONE: Record<string, keyof typeof TONES> = {
   cancelled: 'gray',
   offline: 'red',
   failed: 'red',
+  unknown: 'amber',
+  lost: 'red',
   ineligible: 'amber',
 };
 
