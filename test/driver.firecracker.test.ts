@@ -5,8 +5,9 @@
  * test/fixtures/firecracker/firecracker.yaml. The one real boot test runs only where /dev/kvm and a
  * firecracker binary exist.
  */
+import { spawn } from 'node:child_process';
 import { accessSync, constants, existsSync, readdirSync } from 'node:fs';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -14,13 +15,14 @@ import type { Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { AetheriumError } from '../src/domain/index.ts';
 import type { ExecResult } from '../src/domain/index.ts';
-import type { VmSpec } from '../src/ports/vm-driver.ts';
+import type { VmExit, VmSpec } from '../src/ports/vm-driver.ts';
 import { FirecrackerApiClient } from '../src/adapters/vmm/firecracker/api-client.ts';
 import {
   FirecrackerDriver,
   type FirecrackerDriverOptions,
 } from '../src/adapters/vmm/firecracker/firecracker-driver.ts';
 import { buildJailerArgs, jailId } from '../src/adapters/vmm/firecracker/jailer.ts';
+import { ProcessLauncher } from '../src/adapters/vmm/firecracker/launcher.ts';
 import {
   REQUEST_DEFINITIONS,
   actionBody,
@@ -535,7 +537,7 @@ describe('firecracker driver: errors become clear errors, and a failed create cl
       guestConnection: toyClient,
       launcher,
     });
-    expect(await again.recover()).toEqual({ recovered: ['vm-live'], lost: ['vm-dead'] });
+    expect(await again.recover()).toEqual({ recovered: ['vm-live'], lost: ['vm-dead'], killed: [] });
     expect(existsSync(join(dir, 'state', 'vm-dead'))).toBe(false);
     expect((await again.status('vm-off')).state).toBe('stopped');
     expect((await again.exec('vm-live', { command: 'id' })).stdout).toBe('id\n');
@@ -547,6 +549,107 @@ describe('firecracker driver: errors become clear errors, and a failed create cl
   it('createDriver builds the firecracker driver', () => {
     const driver = createDriver('firecracker', { stateDir: join(dir, 'state') });
     expect(driver.info).toMatchObject({ name: 'firecracker', isolation: 'hardware-vm' });
+  });
+});
+
+describe('firecracker driver: deaths, cut-short boots and strays', () => {
+  const waitFor = async (check: () => boolean, ms: number): Promise<boolean> => {
+    const deadline = Date.now() + ms;
+    while (!check()) {
+      if (Date.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return true;
+  };
+
+  it('a VMM that exits on its own is reported by watch (a stop and a delete are not); the VM is stopped, exec refuses it', async () => {
+    const { driver, launcher } = makeDriver();
+    const heard: VmExit[] = [];
+    driver.watch((exit) => heard.push(exit));
+    await driver.create(vmSpec('vm-crash'));
+    await driver.create(vmSpec('vm-calm'));
+    await launcher.instances[0]!.exit(); // the VMM crashed
+    expect(await waitFor(() => heard.length > 0, 3_000)).toBe(true);
+    expect(heard[0]).toMatchObject({ id: 'vm-crash', exit_code: null, signal: null });
+    expect(heard[0]?.reason).toMatch(/^firecracker \(the VMM, host pid \d+\) is gone; its exit status is unknown/);
+    expect((await driver.status('vm-crash')).state).toBe('stopped');
+    await expectDriverError(driver.exec('vm-crash', { command: 'id' }), /stopped on its own/);
+    await driver.stop('vm-calm');
+    await driver.delete('vm-calm');
+    await driver.delete('vm-crash');
+    await new Promise((r) => setTimeout(r, 1_200));
+    expect(heard.map((e) => e.id)).toEqual(['vm-crash']);
+    await driver.close();
+    expect(launcher.violations()).toEqual([]);
+  });
+
+  it('a VM below the minimum memory is refused before anything starts', async () => {
+    const { driver, launcher } = makeDriver();
+    const error = await expectDriverError(driver.create(vmSpec('vm-tiny', { memory_mb: 64 })), /at least 128 MB/);
+    expect(error.code).toBe('validation_failed');
+    expect(launcher.launches).toEqual([]);
+  });
+
+  it('a delete, or a close, while the VMM boots stops it and fails the create saying why', async () => {
+    const { driver, launcher } = makeDriver({ noSocket: true }, { bootTimeoutMs: 20_000 });
+    // Rejections are taken at once: the create fails while the test awaits the delete.
+    const failure = (p: Promise<unknown>) =>
+      p.then(
+        () => Promise.reject(new Error('resolved')),
+        (err: unknown) => err,
+      );
+    const creating = failure(driver.create(vmSpec('vm-cut')));
+    expect(await waitFor(() => launcher.instances.length === 1, 3_000)).toBe(true);
+    const cutAt = Date.now();
+    await driver.delete('vm-cut');
+    await expectDriverError(Promise.reject(await creating), /deleted while it was being created/);
+    expect(Date.now() - cutAt).toBeLessThan(2_000);
+    expect(launcher.instances[0]!.exited).toBe(true);
+    expect(existsSync(join(dir, 'state', 'vm-cut'))).toBe(false);
+
+    const closing = failure(driver.create(vmSpec('vm-closed')));
+    expect(await waitFor(() => launcher.instances.length === 2, 3_000)).toBe(true);
+    await driver.close();
+    await expectDriverError(Promise.reject(await closing), /closed while VM "vm-closed" was being created/);
+    expect(launcher.instances[1]!.exited).toBe(true);
+    expect(existsSync(join(dir, 'state', 'vm-closed'))).toBe(false);
+  });
+
+  it('recover() kills a firecracker process of this state dir that no VM owns (found by its --api-sock)', async () => {
+    // A stand-in process named firecracker whose command line points into the state dir.
+    const binDir = join(dir, 'bin');
+    await mkdir(binDir);
+    const fake = join(binDir, 'firecracker');
+    await copyFile('/bin/sh', fake);
+    const stateDir = join(dir, 'state');
+    const stray = spawn(fake, ['-c', 'sleep 600; :', '--api-sock', join(stateDir, 'vm-gone', 'api.sock')], {
+      detached: true,
+      stdio: 'ignore',
+    });
+    try {
+      const real = new ProcessLauncher();
+      const { launcher } = makeDriver();
+      const driver = new FirecrackerDriver({
+        stateDir,
+        kernelImagePath: kernel,
+        rootfsPath: rootfs,
+        guestConnection: toyClient,
+        launcher: { ...launcher, vmProcesses: (d: string) => real.vmProcesses(d) },
+      });
+      expect(await waitFor(() => real.vmProcesses(stateDir).length === 1, 3_000)).toBe(true);
+      const report = await driver.recover();
+      expect(report.killed).toEqual([
+        { vm_id: 'vm-gone', pid: stray.pid, reason: expect.stringMatching(/not in the state dir/) as unknown },
+      ]);
+      expect(real.vmProcesses(stateDir)).toEqual([]);
+      await driver.close();
+    } finally {
+      try {
+        process.kill(-(stray.pid as number), 'SIGKILL');
+      } catch {
+        // gone with its group
+      }
+    }
   });
 });
 

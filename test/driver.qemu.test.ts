@@ -6,7 +6,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { VmSpec } from '../src/ports/vm-driver.ts';
+import type { VmExit, VmSpec } from '../src/ports/vm-driver.ts';
 import { detectDrivers } from '../src/adapters/vmm/detect.ts';
 import {
   FrameDecoder,
@@ -17,8 +17,10 @@ import {
   encodeJson,
 } from '../src/adapters/vmm/guest/protocol.ts';
 import { ensureGuestImage } from '../src/adapters/vmm/qemu/image.ts';
+import { kvmUsable, probeKvm } from '../src/adapters/vmm/qemu/kvm.ts';
 import { QemuDriver } from '../src/adapters/vmm/qemu/qemu-driver.ts';
-import { driverConformance } from './conformance/driver.suite.ts';
+import { findOnPath } from '../src/adapters/vmm/which.ts';
+import { driverConformance, eventually, hostProcessesMentioning } from './conformance/driver.suite.ts';
 
 // The image is built once (idempotent; ~10 s the first time, with a kernel download) into the default cache dir.
 const IMAGE_DIR = process.env.AETHERIUM_IMAGE_DIR ?? '.aetherium/images/default';
@@ -32,13 +34,19 @@ it('this host can run the qemu driver (qemu-system-x86 and qemu-utils installed)
 });
 
 describe('qemu driver (microvm)', () => {
+  // Probed once for the file: every driver in 'auto' mode would otherwise probe KVM again (up to 10 s).
+  let accel: 'kvm' | 'tcg' = 'tcg';
   beforeAll(async () => {
-    await ensureGuestImage({ dir: IMAGE_DIR });
+    const image = await ensureGuestImage({ dir: IMAGE_DIR });
+    const qemu = findOnPath('qemu-system-x86_64');
+    if (qemu && kvmUsable() && (await probeKvm(qemu, image.kernel))) accel = 'kvm';
   }, 600_000);
 
   // The guest's processes are not the host's: look for them inside the VM. The marker travels in
   // an environment variable, so the search itself does not match it. A stopped VM runs nothing.
-  driverConformance('qemu', async (stateDir) => new QemuDriver({ stateDir, imageDir: IMAGE_DIR }), {
+  driverConformance('qemu', async (stateDir) => new QemuDriver({ stateDir, imageDir: IMAGE_DIR, accel }), {
+    // No guest kernel answers within 50 ms, even under KVM: QEMU is up and must be killed.
+    impatient: async (stateDir) => new QemuDriver({ stateDir, imageDir: IMAGE_DIR, accel, bootTimeoutMs: 50 }),
     processesWithArg: async (driver, vmId, arg) => {
       if ((await driver.status(vmId)).state !== 'running') return 0;
       const script =
@@ -62,7 +70,7 @@ describe('qemu driver (microvm)', () => {
 
     beforeAll(async () => {
       stateDir = await mkdtemp(join(tmpdir(), 'aetherium-qemu-'));
-      driver = new QemuDriver({ stateDir, imageDir: IMAGE_DIR });
+      driver = new QemuDriver({ stateDir, imageDir: IMAGE_DIR, accel });
       await Promise.all([driver.create(alpha), driver.create(bravo)]);
     }, 240_000);
 
@@ -85,7 +93,7 @@ describe('qemu driver (microvm)', () => {
 
     it('the agent survives garbage and oversized frames, answers them with error frames, and execs still work', async () => {
       // Take the driver's agent session away (closing a driver leaves the VM running) and talk raw.
-      const raw = new QemuDriver({ stateDir, imageDir: IMAGE_DIR });
+      const raw = new QemuDriver({ stateDir, imageDir: IMAGE_DIR, accel });
       await raw.close();
       const socketPath = join(stateDir, bravo.id, 'agent-3.sock');
       const socket = connect(socketPath);
@@ -143,7 +151,7 @@ describe('qemu driver (microvm)', () => {
 
     it('recover: a new driver instance on the same state dir reattaches to both running VMs', async () => {
       const pids = [(await driver.status(alpha.id)).pid, (await driver.status(bravo.id)).pid];
-      const second = new QemuDriver({ stateDir, imageDir: IMAGE_DIR });
+      const second = new QemuDriver({ stateDir, imageDir: IMAGE_DIR, accel });
       try {
         const report = await second.recover();
         expect(report.recovered.sort()).toEqual([alpha.id, bravo.id].sort());
@@ -167,12 +175,62 @@ describe('qemu driver (microvm)', () => {
       process.kill(pid, 'SIGKILL');
       await new Promise((r) => setTimeout(r, 300));
       expect((await driver.status(vm.id)).state).toBe('stopped');
-      const restarted = new QemuDriver({ stateDir, imageDir: IMAGE_DIR });
+      const restarted = new QemuDriver({ stateDir, imageDir: IMAGE_DIR, accel });
       const report = await restarted.recover();
       await restarted.close();
       expect(report.lost).toEqual([vm.id]);
       expect(report.recovered.sort()).toEqual([alpha.id, bravo.id].sort());
       expect(existsSync(join(stateDir, vm.id))).toBe(false);
+    });
+
+    it('a guest kernel panic ends the VM and is reported with the panic message', async () => {
+      const vm = spec('panicking');
+      await driver.create(vm);
+      const heard: VmExit[] = [];
+      const off = driver.watch((exit) => heard.push(exit));
+      try {
+        // The kernel reboots on a panic (panic=-1) and QEMU, with -no-reboot, exits.
+        await driver.exec(vm.id, { command: 'sh', args: ['-c', 'echo c > /proc/sysrq-trigger'] }).catch(() => {});
+        expect(await eventually(() => heard.some((e) => e.id === vm.id), 10_000)).toBe(true);
+        const exit = heard.find((e) => e.id === vm.id);
+        expect(exit?.reason).toMatch(/^the guest kernel panicked: .*sysrq/i);
+        expect(exit?.oom).toBeFalsy();
+        expect((await driver.status(vm.id)).state).toBe('stopped');
+      } finally {
+        off();
+        await driver.delete(vm.id);
+      }
+    });
+
+    it('a delete or an abort in the middle of a boot stops QEMU at once and fails the create', async () => {
+      for (const how of ['delete', 'abort'] as const) {
+        const vm = spec(`cut-short-${how}`);
+        const vmDir = join(stateDir, vm.id);
+        const controller = new AbortController();
+        let settled = false;
+        const creating = driver.create(vm, controller.signal).then(
+          () => 'booted',
+          (err: Error) => err,
+        );
+        void creating.then(() => {
+          settled = true;
+        });
+        // Up: QEMU's command line names the VM's pid file; still booting: the create has not returned.
+        expect(await eventually(() => settled || hostProcessesMentioning(`${vmDir}/qemu.pid`).length > 0, 30_000)).toBe(
+          true,
+        );
+        expect(settled, 'the boot was over before it could be cut short').toBe(false);
+        const cutAt = Date.now();
+        if (how === 'delete') await driver.delete(vm.id);
+        else controller.abort();
+        const outcome = await creating;
+        expect(outcome).toBeInstanceOf(Error);
+        if (how === 'delete') expect((outcome as Error).message).toMatch(/deleted while it was being created/);
+        else expect((outcome as Error).name).toBe('AbortError');
+        expect(Date.now() - cutAt).toBeLessThan(5_000);
+        expect(hostProcessesMentioning(vmDir)).toEqual([]);
+        expect(existsSync(vmDir)).toBe(false);
+      }
     });
   });
 });

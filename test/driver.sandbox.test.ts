@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AetheriumError } from '../src/domain/index.ts';
-import type { ExecRequest, VmSpec } from '../src/ports/vm-driver.ts';
+import type { ExecRequest, VmExit, VmSpec } from '../src/ports/vm-driver.ts';
 import type { CgroupSet } from '../src/adapters/vmm/cgroups.ts';
-import { detectCgroupsV1, parseCgroupMounts, parseProcCgroup } from '../src/adapters/vmm/cgroups.ts';
+import { OomKillHistory, detectCgroupsV1, parseCgroupMounts, parseProcCgroup } from '../src/adapters/vmm/cgroups.ts';
 import { buildBwrapArgs, toHostname } from '../src/adapters/vmm/sandbox/bwrap-args.ts';
 import { detectDrivers } from '../src/adapters/vmm/detect.ts';
 import { SandboxDriver } from '../src/adapters/vmm/sandbox/sandbox-driver.ts';
@@ -26,7 +26,9 @@ it('this host can run the sandbox driver (bubblewrap installed, as .ci/run does)
 });
 
 describe('sandbox driver (bubblewrap)', () => {
-  driverConformance('sandbox', async (stateDir) => new SandboxDriver({ stateDir }));
+  driverConformance('sandbox', async (stateDir) => new SandboxDriver({ stateDir }), {
+    impatient: async (stateDir) => new SandboxDriver({ stateDir, bootTimeoutMs: 1 }),
+  });
 
   describe('isolation and limits', { timeout: 30_000 }, () => {
     let stateDir: string;
@@ -43,10 +45,16 @@ describe('sandbox driver (bubblewrap)', () => {
       driver.exec(id, { command: 'sh', args: ['-c', script], ...extra });
     const groupsOf = (id: string): CgroupSet =>
       JSON.parse(readFileSync(join(stateDir, id, 'cgroups.json'), 'utf8')) as CgroupSet;
+    const heard: VmExit[] = [];
+    const deathOf = async (id: string): Promise<VmExit | undefined> => {
+      await eventually(() => heard.some((e) => e.id === id), 5_000);
+      return heard.find((e) => e.id === id);
+    };
 
     beforeAll(async () => {
       stateDir = await mkdtemp(join(tmpdir(), 'aetherium-sandbox-'));
       driver = new SandboxDriver({ stateDir });
+      driver.watch((exit) => heard.push(exit));
       await Promise.all([driver.create(alpha), driver.create(bravo)]);
     }, 60_000);
 
@@ -150,8 +158,42 @@ describe('sandbox driver (bubblewrap)', () => {
       const big = await sh(bravo.id, 'x=$(head -c 200000000 /dev/zero | tr "\\000" a); echo survived ${#x}');
       expect(big.stdout).not.toMatch(/survived/);
       expect(big.exit_code).toBe(137);
-      // The VM is still usable afterwards.
+      // The VM is still usable afterwards, and a command the OOM killer took is no death of the VM.
       expect((await driver.exec(bravo.id, { command: 'echo', args: ['ok'] })).stdout).toBe('ok\n');
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(heard.filter((e) => e.id === bravo.id)).toEqual([]);
+    });
+
+    it("an init the OOM killer takes is reported as out of memory, with the VM's limit", async () => {
+      const vm = spec('oom-init', { memory_mb: 32 });
+      await driver.create(vm);
+      // The kernel picks the process with the highest score; the init is made that one (raising
+      // one's own score needs no privilege), as when a VM's memory runs out under its init.
+      const raised = await sh(vm.id, 'echo 1000 > /proc/2/oom_score_adj && cat /proc/2/oom_score_adj');
+      expect(raised.stdout).toBe('1000\n');
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell expansion, not a template
+      await sh(vm.id, 'x=$(head -c 200000000 /dev/zero | tr "\\000" a); echo survived ${#x}');
+      const exit = await deathOf(vm.id);
+      expect(exit).toMatchObject({ oom: true, signal: 'SIGKILL' });
+      expect(exit?.reason).toBe("out of memory: killed by the kernel's OOM killer (limit 32 MB)");
+      expect((await driver.status(vm.id)).state).toBe('stopped');
+      await driver.delete(vm.id);
+    });
+
+    it('killing the init from inside the VM (it is pid 2 there; pid 1, bwrap, ignores signals from inside) is noticed', async () => {
+      const vm = spec('suicidal');
+      await driver.create(vm);
+      const ps = await sh(vm.id, 'cat /proc/1/comm /proc/2/comm');
+      expect(ps.stdout).toBe('bwrap\nsleep\n');
+      const startedAt = Date.now();
+      await sh(vm.id, 'kill -9 2; sleep 5');
+      const exit = await deathOf(vm.id);
+      expect(exit).toMatchObject({ signal: 'SIGKILL', exit_code: null });
+      expect(exit?.reason).toBe("the VM's init exited with signal SIGKILL");
+      expect(exit?.oom).toBeFalsy();
+      expect(Date.now() - startedAt).toBeLessThan(4_000); // the command in it was killed with it
+      expect((await driver.status(vm.id)).state).toBe('stopped');
+      await driver.delete(vm.id);
     });
 
     it('sets pids.max and the CPU quota from vcpus', () => {
@@ -246,6 +288,28 @@ describe('sandbox driver (bubblewrap)', () => {
 });
 
 describe('sandbox helpers', () => {
+  it('counts an OOM kill against a death only when it came within the lag before it', async () => {
+    const group = await mkdtemp(join(tmpdir(), 'aetherium-oom-'));
+    const count = (n: number) =>
+      writeFileSync(join(group, 'memory.oom_control'), `oom_kill_disable 0\nunder_oom 0\noom_kill ${n}\n`);
+    try {
+      count(0);
+      const history = new OomKillHistory(group, 2_000);
+      expect(history.rose(1_000)).toBe(false);
+      count(1); // the OOM killer takes the init; a poll sees the count before the init is gone
+      history.sample(1_100);
+      expect(history.rose(1_200)).toBe(true);
+      history.sample(10_000); // long after: that kill is old news
+      history.sample(12_500);
+      expect(history.rose(12_600)).toBe(false);
+      count(2);
+      expect(history.rose(12_700)).toBe(true);
+      expect(new OomKillHistory(join(group, 'missing')).rose()).toBe(false);
+    } finally {
+      await rm(group, { recursive: true, force: true });
+    }
+  });
+
   it('builds a bwrap command line that unshares everything, drops capabilities and outlives the agent', () => {
     const args = buildBwrapArgs({
       rootDir: '/state/vm/root',

@@ -49,6 +49,7 @@ function withCreate(
     list: () => inner.list(),
     exec: (id, request) => inner.exec(id, request),
     recover: () => inner.recover(),
+    watch: (listener) => inner.watch(listener),
     close: () => inner.close(),
   };
 }

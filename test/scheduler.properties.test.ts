@@ -5,6 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { DRIVER_MINIMUMS, DRIVER_NAMES, type DriverName } from '../src/domain/vm.ts';
 import {
   ClusterSnapshot,
   place,
@@ -96,7 +97,10 @@ function couldHold(w: WorkerSnapshot, r: PlacementRequest): boolean {
   const labelOk = Object.entries(r.labels ?? {}).every(([k, c]) =>
     typeof c === 'string' ? w.labels[k] === c : c.in.includes(w.labels[k] ?? '\u0000'),
   );
-  const driverOk = r.driver ? w.capabilities.includes(r.driver) : w.capabilities.length > 0;
+  // A driver is usable when the worker has it and the VM is at least its minimum (DRIVER_MINIMUMS).
+  const fitsDriver = (d: DriverName) =>
+    w.capabilities.includes(d) && r.memory_mb >= DRIVER_MINIMUMS[d].memory_mb && r.vcpus >= DRIVER_MINIMUMS[d].vcpus;
+  const driverOk = r.driver ? fitsDriver(r.driver) : DRIVER_NAMES.some(fitsDriver);
   return (
     w.status === 'active' &&
     w.eligible &&

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { belowDriverMinimum, DRIVER_MINIMUMS, type DriverMinimum } from '../src/domain/index.ts';
+import { BELOW_DRIVER_MINIMUM, meetsDriverMinimum } from '../src/scheduler/checks.ts';
 import {
   CHECKS,
   ClusterSnapshot,
@@ -351,5 +353,58 @@ describe('spread', () => {
       evaluated: 7,
       sampled: true,
     });
+  });
+});
+
+describe('driver minimums', () => {
+  const tiny = { vcpus: 1, memory_mb: 32, disk_gb: 1 };
+
+  it('never places a VM on a driver it is below the minimum of, and says why', () => {
+    const qemuOnly = worker('q', { capabilities: ['qemu'] });
+    const result = place([qemuOnly], { ...tiny, driver: 'qemu' }, options);
+    expect(result.placement).toBeNull();
+    expect(result.explanation.rejected).toEqual({ [BELOW_DRIVER_MINIMUM]: 1 });
+    expect(result.explanation.reason).toBe(`no feasible worker: 1 × ${BELOW_DRIVER_MINIMUM}`);
+    // At the minimum it fits.
+    expect(
+      place([qemuOnly], { ...tiny, memory_mb: DRIVER_MINIMUMS.qemu.memory_mb, driver: 'qemu' }, options).placement,
+    ).toMatchObject({ worker_id: 'q', driver: 'qemu' });
+  });
+
+  it('without a driver asked for, picks the strongest driver the VM is big enough for', () => {
+    const both = worker('both', { capabilities: ['qemu', 'sandbox'] });
+    expect(place([both], tiny, options).placement).toMatchObject({ worker_id: 'both', driver: 'sandbox' });
+    const workers = [worker('q', { capabilities: ['qemu'] }), worker('s', { capabilities: ['sandbox'] })];
+    expect(place(workers, tiny, options).placement).toMatchObject({ worker_id: 's', driver: 'sandbox' });
+    const result = place([worker('q', { capabilities: ['qemu'] })], tiny, options);
+    expect(result.placement).toBeNull();
+    expect(result.explanation.rejected).toEqual({ [BELOW_DRIVER_MINIMUM]: 1 });
+    expect(driverAvailable(worker('none', { capabilities: [] }), compileQuery(tiny, options))).toBe(R.noVmDriver);
+  });
+
+  it('knows each driver minimum, memory and vCPUs: at it fits, below it does not', () => {
+    for (const [driver, min] of Object.entries(DRIVER_MINIMUMS) as [keyof typeof DRIVER_MINIMUMS, DriverMinimum][]) {
+      expect(meetsDriverMinimum(driver, min)).toBe(true);
+      expect(meetsDriverMinimum(driver, { ...min, memory_mb: min.memory_mb - 1 })).toBe(false);
+      expect(meetsDriverMinimum(driver, { ...min, vcpus: min.vcpus / 2 })).toBe(false);
+    }
+  });
+
+  it('in 500 random placements, the chosen driver always meets its minimum', () => {
+    const rand = prng(7);
+    const all = ['firecracker', 'qemu', 'sandbox', 'process'] as const;
+    for (let i = 0; i < 500; i++) {
+      const workers = Array.from({ length: 4 }, (_, w) =>
+        worker(`w${w}`, { capabilities: all.filter(() => rand() < 0.5) }),
+      );
+      const request = {
+        vcpus: 1,
+        memory_mb: 16 + Math.floor(rand() * 200),
+        disk_gb: 1,
+        driver: rand() < 0.3 ? all[Math.floor(rand() * all.length)] : undefined,
+      };
+      const placement = place(workers, request, options).placement;
+      if (placement) expect(belowDriverMinimum(placement.driver, request)).toBeNull();
+    }
   });
 });

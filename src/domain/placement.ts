@@ -24,6 +24,7 @@ export const REJECTION_REASONS = {
   zoneMismatch: 'zone mismatch',
   labelMismatch: 'label mismatch',
   driverUnavailable: 'driver unavailable',
+  belowDriverMinimum: 'below driver minimum',
   noVmDriver: 'no vm driver',
   insufficientCpu: 'insufficient cpu',
   insufficientMemory: 'insufficient memory',

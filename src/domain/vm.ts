@@ -110,3 +110,35 @@ export interface VmFilter {
   include_deleted?: boolean;
   limit?: number;
 }
+
+/** The least memory and CPU a VM must ask for to boot and run a command on a driver. */
+export interface DriverMinimum {
+  memory_mb: number;
+  vcpus: number;
+}
+
+/**
+ * Per driver, what a VM needs at least. qemu was measured with the guest image of image/build.sh
+ * (Debian cloud kernel): 84 MB boots with 8 MB to spare, 80 MB panics out of memory while its
+ * drivers load, 32 MB never starts the kernel and 16 MB spins a host core without printing a line;
+ * 96 MB leaves room for more vCPUs. Firecracker boots the operator's own kernel, which cannot be
+ * measured here: 128 MB is a cautious floor for a small Linux guest and its agent. A sandbox boots
+ * and runs a shell in 4 MB of its memory cgroup; the process driver limits nothing. vCPUs: the VMMs need a whole one, the cgroup CPU
+ * quota goes down to a hundredth of a core.
+ */
+export const DRIVER_MINIMUMS: Readonly<Record<DriverName, Readonly<DriverMinimum>>> = {
+  firecracker: { memory_mb: 128, vcpus: 1 },
+  qemu: { memory_mb: 96, vcpus: 1 },
+  sandbox: { memory_mb: 8, vcpus: 0.01 },
+  process: { memory_mb: 4, vcpus: 0.01 },
+};
+
+/** Why `vm` is too small for `driver` (one sentence), or null when it meets the driver's minimum. */
+export function belowDriverMinimum(driver: DriverName, vm: Pick<VmRequirements, 'memory_mb' | 'vcpus'>): string | null {
+  const min = DRIVER_MINIMUMS[driver];
+  if (vm.memory_mb < min.memory_mb)
+    return `the ${driver} driver needs at least ${min.memory_mb} MB of memory to boot a VM; ${vm.memory_mb} MB was asked for`;
+  if (vm.vcpus < min.vcpus)
+    return `the ${driver} driver needs at least ${min.vcpus} vCPU${min.vcpus === 1 ? '' : 's'}; ${vm.vcpus} was asked for`;
+  return null;
+}

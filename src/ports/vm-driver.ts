@@ -3,7 +3,7 @@
  * keyed by the VM id, so a retried or resumed task never starts a VM twice. The conformance suite
  * (test/conformance/driver.suite.ts) runs unchanged against every driver.
  */
-import type { DriverName, ExecResult } from '../domain/index.ts';
+import type { DriverMinimum, DriverName, ExecResult } from '../domain/index.ts';
 
 export type Isolation = 'hardware-vm' | 'namespaces' | 'none';
 
@@ -12,6 +12,8 @@ export interface DriverInfo {
   isolation: Isolation;
   /** Plain words for operators: what this driver does not protect against. */
   warnings: string[];
+  /** The least a VM must ask for to boot on this driver (DRIVER_MINIMUMS); create refuses less. */
+  min: DriverMinimum;
 }
 
 export interface VmSpec {
@@ -64,7 +66,37 @@ export interface RecoverReport {
   owners?: Record<string, string>;
   /** VMs another worker created in the same state dir: neither recovered nor cleaned, left as they are. */
   foreign?: { id: string; owner: string }[];
+  /**
+   * Host processes marked as VMs of this driver's state dir (by command line, environment or
+   * cgroup) that belong to no VM it knows, killed: a VM whose directory is gone, a stopped VM, or a
+   * second VMM next to the one a VM's record names (left by an interrupted boot).
+   */
+  killed: KilledProcess[];
 }
+
+export interface KilledProcess {
+  vm_id: string;
+  pid: number;
+  /** Plain words: why it was not ours to keep. */
+  reason: string;
+}
+
+/** A VM that stopped without being asked to: its VMM or init exited, was killed, or ran out of memory. */
+export interface VmExit {
+  id: string;
+  /** Plain words with the exit status, e.g. "the VM's init exited with signal SIGKILL". */
+  reason: string;
+  /** The exit code of the VM's init or VMM when it exited normally and the driver could learn it. */
+  exit_code?: number | null;
+  /** The signal that ended it ("SIGKILL"), when known. */
+  signal?: string | null;
+  /** True when the kernel's OOM killer ended it (the VM's memory cgroup counted the kill). */
+  oom?: boolean;
+  /** When the driver noticed (within a second or so of the death). */
+  at: Date;
+}
+
+export type VmExitListener = (exit: VmExit) => void;
 
 export interface VmDriver {
   readonly info: DriverInfo;
@@ -77,7 +109,20 @@ export interface VmDriver {
   status(id: string): Promise<VmRuntimeInfo>;
   list(): Promise<VmRuntimeInfo[]>;
   exec(id: string, request: ExecRequest): Promise<ExecResult>;
-  /** After an agent restart: reattach to VMs still running, report the ones that are lost. Never touches another worker's VMs. */
+  /**
+   * After an agent restart: reattach to VMs still running, report the ones that are lost, kill the
+   * VM processes no VM owns. Never touches another worker's VMs.
+   */
   recover(): Promise<RecoverReport>;
+  /**
+   * Calls `listener` once for every VM of this driver instance (created, started or recovered by
+   * it) that dies on its own: never for a stop, delete or close asked of this instance, never
+   * synchronously, never after close(). When it fires the VM is already `stopped` for status(),
+   * exec refuses it with a conflict naming the reason, its files are kept: start() boots it
+   * again, delete() frees it. Returns the function that unsubscribes. A listener that throws is
+   * ignored. Subscribe before recover(), so that no death of a recovered VM goes unheard.
+   */
+  watch(listener: VmExitListener): () => void;
+  /** Aborts the creates in progress (their VMs are torn down) and lets go of the VMs, which keep running. */
   close(): Promise<void>;
 }

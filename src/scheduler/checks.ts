@@ -7,6 +7,7 @@
  * exclusions as a set, the clock as a number), so that checking a worker allocates nothing.
  */
 import type { WorkerStatus } from '../domain/index.ts';
+import { DRIVER_MINIMUMS, type DriverName } from '../domain/vm.ts';
 import { type LabelConstraint, REJECTION_REASONS, type RejectionReason } from '../domain/placement.ts';
 import type { PlacementRequest, SchedulerOptions, WorkerSnapshot } from './types.ts';
 
@@ -42,13 +43,36 @@ export function labelMatches(value: string | undefined, constraint: LabelConstra
   return typeof constraint === 'string' ? value === constraint : constraint.in.includes(value);
 }
 
-/** The driver a VM gets on this worker: the one asked for, else the strongest isolation it offers. */
+/**
+ * Why a worker with the right drivers still cannot take the VM: it asks for less memory or CPU than
+ * every usable driver needs to boot (DRIVER_MINIMUMS).
+ */
+export const BELOW_DRIVER_MINIMUM: RejectionReason = REJECTION_REASONS.belowDriverMinimum;
+
+/** The VM is at least as big as the driver needs (a request that says nothing of its size is taken as fitting). */
+export function meetsDriverMinimum(
+  driver: DriverName,
+  request: Partial<Pick<PlacementRequest, 'memory_mb' | 'vcpus'>>,
+): boolean {
+  const min = DRIVER_MINIMUMS[driver];
+  return (request.memory_mb ?? Infinity) >= min.memory_mb && (request.vcpus ?? Infinity) >= min.vcpus;
+}
+
+/**
+ * The driver a VM gets on this worker: the one asked for, else the strongest isolation it offers
+ * among the drivers the VM is big enough for (a 32 MB VM goes to the sandbox, not to qemu, whose
+ * guest does not boot in that).
+ */
 export function pickDriver(
   worker: Pick<WorkerSnapshot, 'capabilities'>,
-  request: Pick<PlacementRequest, 'driver'>,
+  request: Pick<PlacementRequest, 'driver'> & Partial<Pick<PlacementRequest, 'memory_mb' | 'vcpus'>>,
 ): (typeof DRIVER_PREFERENCE)[number] | null {
-  if (request.driver) return worker.capabilities.includes(request.driver) ? request.driver : null;
-  for (const driver of DRIVER_PREFERENCE) if (worker.capabilities.includes(driver)) return driver;
+  if (request.driver)
+    return worker.capabilities.includes(request.driver) && meetsDriverMinimum(request.driver, request)
+      ? request.driver
+      : null;
+  for (const driver of DRIVER_PREFERENCE)
+    if (worker.capabilities.includes(driver) && meetsDriverMinimum(driver, request)) return driver;
   return null;
 }
 
@@ -89,10 +113,16 @@ export function labelsMatch(worker: WorkerSnapshot, query: Query): RejectionReas
   return null;
 }
 
-/** Asked for a driver the worker lacks, or asked for none and the worker offers no VM driver at all. */
+/**
+ * Asked for a driver the worker lacks, or asked for none and the worker offers no VM driver at all;
+ * or the worker has the driver(s) but the VM is smaller than they can boot.
+ */
 export function driverAvailable(worker: WorkerSnapshot, query: Query): RejectionReason | null {
   if (pickDriver(worker, query.request)) return null;
-  return query.request.driver ? REJECTION_REASONS.driverUnavailable : REJECTION_REASONS.noVmDriver;
+  const { driver } = query.request;
+  if (driver) return worker.capabilities.includes(driver) ? BELOW_DRIVER_MINIMUM : REJECTION_REASONS.driverUnavailable;
+  const hasAny = DRIVER_PREFERENCE.some((d) => worker.capabilities.includes(d));
+  return hasAny ? BELOW_DRIVER_MINIMUM : REJECTION_REASONS.noVmDriver;
 }
 
 export function cpuFits(worker: WorkerSnapshot, query: Query): RejectionReason | null {

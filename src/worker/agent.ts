@@ -23,6 +23,7 @@ import type { WorkerContext } from './context.ts';
 import { hostAdmission, UsageSampler } from './host-resources.ts';
 import { reconcile } from './reconcile.ts';
 import { TaskRunner } from './task-runner.ts';
+import { VmDeaths } from './vm-deaths.ts';
 import { WorkerMetrics } from './worker-metrics.ts';
 import type { Tracing } from '../observability/tracing.ts';
 
@@ -63,7 +64,10 @@ export class WorkerAgent extends Service {
   private readonly link: WorkerLink;
   private running: ServiceGroup | null = null;
   private heartbeatFailures = 0;
-  private readonly drivers: ReadonlyMap<DriverName, VmDriver>;
+  /** The host's drivers, each call timed (read by operators' tools and tests; the agent owns them). */
+  readonly drivers: ReadonlyMap<DriverName, VmDriver>;
+  private readonly deaths: VmDeaths;
+  private stopWatching: () => void = () => undefined;
   /** This worker's Prometheus metrics (docs/METRICS.md). */
   readonly metrics: WorkerMetrics;
 
@@ -96,6 +100,7 @@ export class WorkerAgent extends Service {
       deps.tracing,
     );
     this.sampler = new UsageSampler(options.stateDir);
+    this.deaths = new VmDeaths(this.ctx, (driver, oom) => this.metrics.vmDied(driver, oom));
   }
 
   registration(): WorkerRegistration {
@@ -124,6 +129,9 @@ export class WorkerAgent extends Service {
     const registration = this.registration();
     await this.link.register(registration);
 
+    // The drivers watch their VMs; one that dies by itself is reported failed with the reason.
+    // Watching starts before reconcile, so that a VM it recovers and that then dies is heard.
+    this.stopWatching = this.deaths.watch(this.deps.drivers);
     const report = await reconcile(this.ctx);
     if (report.recovered.length || report.lost.length || report.orphans.length)
       log.info(report, 'reconciled VMs after restart');
@@ -160,6 +168,7 @@ export class WorkerAgent extends Service {
   protected async onStop(): Promise<void> {
     await this.running?.stop();
     this.running = null;
+    this.stopWatching();
     try {
       await this.link.deregister(this.id);
     } catch (err) {
@@ -181,6 +190,7 @@ export class WorkerAgent extends Service {
       }
       if (this.heartbeatFailures > 0)
         this.ctx.log.info({ after_failures: this.heartbeatFailures }, 'heartbeat restored');
+      if (this.deaths.unreported > 0) await this.deaths.flush();
       this.heartbeatFailures = 0;
     } catch (err) {
       this.heartbeatFailures++;

@@ -47,6 +47,9 @@ export async function reconcile(ctx: WorkerContext): Promise<ReconcileReport> {
       for (const id of recovered.recovered) onHost.set(id, { driver, owner: recovered.owners?.[id] ?? null });
       for (const vm of recovered.foreign ?? []) others.set(vm.id, vm.owner);
       report.lost.push(...recovered.lost);
+      for (const killed of recovered.killed) {
+        ctx.log.warn({ driver: name, ...killed }, 'killed a VM process that belongs to no VM of this worker');
+      }
     } catch (err) {
       ctx.log.warn({ driver: name, err: errorMessage(err) }, 'driver could not recover its VMs');
     }

@@ -29,6 +29,7 @@ export class WorkerMetrics {
   readonly #linkDuration: Histogram<'operation'>;
   readonly #linkErrors: Counter<'operation'>;
   readonly #heartbeatFailures: Counter;
+  readonly #vmDeaths: Counter<'driver' | 'cause'>;
   readonly #vmsRunning: Gauge<'driver'>;
   readonly #cpu: Gauge;
   readonly #memory: Gauge;
@@ -96,6 +97,12 @@ export class WorkerMetrics {
       help: 'Heartbeats that did not reach the control plane',
       registers,
     });
+    this.#vmDeaths = new Counter({
+      name: 'aetherium_worker_vm_deaths_total',
+      help: 'VMs that died by themselves (init or VMM exited, out of memory), by driver and cause',
+      labelNames: ['driver', 'cause'],
+      registers,
+    });
     this.#cpu = new Gauge({
       name: 'aetherium_worker_host_cpu_usage_ratio',
       help: "The host's CPU use at the last sample (0-1)",
@@ -120,6 +127,10 @@ export class WorkerMetrics {
 
   heartbeatFailed(): void {
     this.#heartbeatFailures.inc();
+  }
+
+  vmDied(driver: DriverName, oom: boolean): void {
+    this.#vmDeaths.inc({ driver, cause: oom ? 'oom' : 'exited' });
   }
 
   /** The host's usage (percentages, as the history keeps them) and its sizes, to state them in bytes. */

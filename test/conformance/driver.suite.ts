@@ -6,15 +6,21 @@
  * The suite makes a fresh temporary state dir per run and passes it to `make`; it calls `make`
  * a second time with the same dir to play an agent restart (recover). Every VM it creates is
  * deleted in afterAll, and the dir removed.
+ *
+ * The faults part: a VM killed from outside is reported by `watch` (and one stopped or deleted on
+ * request is not), a boot that times out or a delete during a create leaves no process behind,
+ * and recover() kills the processes of VMs it has no record of. A VM's host processes are found by
+ * what marks them: the VM's directory on their command line or in their environment.
  */
 import { randomInt, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AetheriumError } from '../../src/domain/index.ts';
-import type { VmDriver, VmSpec } from '../../src/ports/vm-driver.ts';
+import { AetheriumError, DRIVER_MINIMUMS } from '../../src/domain/index.ts';
+import type { VmDriver, VmExit, VmSpec } from '../../src/ports/vm-driver.ts';
 
 export type MakeDriver = (stateDir: string) => Promise<VmDriver>;
 
@@ -25,6 +31,23 @@ export function hostProcessesWithArg(arg: string): number[] {
     if (!/^\d+$/.test(entry)) continue;
     try {
       if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').includes(arg)) pids.push(Number(entry));
+    } catch {
+      // exited while we looked
+    }
+  }
+  return pids;
+}
+
+/** Host pids whose command line or environment mentions `text` (a VM's directory marks its processes). */
+export function hostProcessesMentioning(text: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmdline === '') continue; // a zombie or a kernel thread
+      if (cmdline.includes(text) || readFileSync(`/proc/${entry}/environ`, 'utf8').includes(text))
+        pids.push(Number(entry));
     } catch {
       // exited while we looked
     }
@@ -72,6 +95,11 @@ export interface ConformanceOptions {
    * searched (sandboxes and plain processes are host processes); a real VM looks inside itself.
    */
   processesWithArg?: (driver: VmDriver, vmId: string, arg: string) => Promise<number>;
+  /**
+   * A driver on the same state dir whose boot timeout is shorter than its boot takes, for the
+   * boot-timeout case. The process driver has no boot that could time out, so it gives none.
+   */
+  impatient?: (stateDir: string) => Promise<VmDriver>;
 }
 
 export function driverConformance(label: string, make: MakeDriver, options: ConformanceOptions = {}): void {
@@ -326,6 +354,7 @@ export function driverConformance(label: string, make: MakeDriver, options: Conf
         expect(report.recovered).toContain(vm.id);
         expect(report.lost).not.toContain(vm.id);
         expect(report.lost).toContain(partial);
+        expect(report.killed).toEqual([]);
         expect(existsSync(join(stateDir, partial))).toBe(false);
         expect((await second.status(vm.id)).state).toBe('running');
         const result = await second.exec(vm.id, { command: 'cat', args: ['work/sub/file.txt'] });
@@ -376,6 +405,148 @@ export function driverConformance(label: string, make: MakeDriver, options: Conf
       await driver.create(spec);
       expect((await driver.exec(spec.id, { command: 'test', args: ['-e', 'old.txt'] })).exit_code).toBe(1);
       await driver.delete(spec.id);
+    });
+
+    it('declares its minimum (the domain table) and refuses a VM below it before starting anything', async () => {
+      expect(driver.info.min).toEqual(DRIVER_MINIMUMS[driver.info.name]);
+      const spec = newSpec({ memory_mb: driver.info.min.memory_mb - 1 });
+      const err = await errorOf(driver.create(spec));
+      expect((err as AetheriumError).code).toBe('validation_failed');
+      expect(err.message).toMatch(/at least/);
+      expect(existsSync(join(stateDir, spec.id))).toBe(false);
+    });
+
+    it('watch: a VM killed from outside is reported within seconds, by a recovered instance too; it is stopped, exec refuses it at once, start brings it back', async () => {
+      const spec = newSpec();
+      const info = await driver.create(spec);
+      const pid = info.pid as number;
+      expect(pid).toBeGreaterThan(1);
+      const heard: VmExit[] = [];
+      const heardAfterRestart: VmExit[] = [];
+      const off = driver.watch((exit) => heard.push(exit));
+      // A second instance on the same dir (a restarted agent): the VM is no child of it, it must poll.
+      const second = await make(stateDir);
+      const offSecond = second.watch((exit) => heardAfterRestart.push(exit));
+      try {
+        expect((await second.recover()).recovered).toContain(spec.id);
+        const killedAt = Date.now();
+        process.kill(pid, 'SIGKILL');
+        const mine = (list: VmExit[]) => list.filter((e) => e.id === spec.id);
+        expect(await eventually(() => mine(heard).length > 0 && mine(heardAfterRestart).length > 0, 5_000)).toBe(true);
+        const [exit] = mine(heard);
+        expect(exit?.reason).toMatch(/SIGKILL|killed/);
+        expect(exit?.oom).toBeFalsy();
+        expect(exit?.at.getTime()).toBeGreaterThanOrEqual(killedAt);
+        expect(mine(heardAfterRestart)[0]?.reason).not.toBe('');
+        await sleep(700); // one poll more: a death is reported once
+        expect(mine(heard)).toHaveLength(1);
+        expect(mine(heardAfterRestart)).toHaveLength(1);
+
+        expect((await driver.status(spec.id)).state).toBe('stopped');
+        expect((await driver.list()).find((v) => v.id === spec.id)?.state).toBe('stopped');
+        const started = Date.now();
+        const err = await errorOf(driver.exec(spec.id, { command: 'echo', args: ['ghost'] }));
+        expect((err as AetheriumError).code).toBe('conflict');
+        expect(err.message).toContain(exit?.reason ?? 'no exit heard');
+        expect(Date.now() - started).toBeLessThan(2_000);
+
+        expect((await driver.start(spec.id)).state).toBe('running');
+        expect((await driver.exec(spec.id, { command: 'echo', args: ['back'] })).stdout).toBe('back\n');
+      } finally {
+        off();
+        offSecond();
+        await second.close();
+        await driver.delete(spec.id);
+      }
+    });
+
+    it('watch: a stop, a start and a delete asked for are not reported as deaths', async () => {
+      const spec = newSpec();
+      await driver.create(spec);
+      const heard: VmExit[] = [];
+      const off = driver.watch((exit) => heard.push(exit));
+      try {
+        await driver.stop(spec.id);
+        await driver.start(spec.id);
+        await driver.delete(spec.id);
+        await sleep(1_500); // three polls of the watcher
+        expect(heard.filter((e) => e.id === spec.id)).toEqual([]);
+      } finally {
+        off();
+      }
+    });
+
+    if (options.impatient) {
+      const makeImpatient = options.impatient;
+      it('a boot that times out fails the create with the reason, and leaves no process and no files', async () => {
+        const spec = newSpec();
+        const impatient = await makeImpatient(stateDir);
+        try {
+          const err = await errorOf(impatient.create(spec));
+          expect((err as AetheriumError).code).toBe('driver_failed');
+          expect(err.message).toMatch(/within \d+ ms/);
+          expect(hostProcessesMentioning(join(stateDir, spec.id))).toEqual([]);
+          expect(existsSync(join(stateDir, spec.id))).toBe(false);
+          expect((await driver.status(spec.id)).state).toBe('missing');
+        } finally {
+          await impatient.close();
+        }
+      });
+    }
+
+    it('a delete while the VM is being created fails the create saying so, and leaves nothing', async () => {
+      const spec = newSpec();
+      const creating = driver.create(spec);
+      const deleting = driver.delete(spec.id);
+      const err = await errorOf(creating);
+      await deleting;
+      expect((err as AetheriumError).code).toBe('conflict');
+      expect(err.message).toMatch(/deleted while it was being created/);
+      expect((await driver.status(spec.id)).state).toBe('missing');
+      expect(existsSync(join(stateDir, spec.id))).toBe(false);
+      expect(hostProcessesMentioning(join(stateDir, spec.id))).toEqual([]);
+    });
+
+    it('a delete as soon as the VM has a process on the host leaves nothing, whether or not the create had finished', async () => {
+      const spec = newSpec();
+      const vmDir = join(stateDir, spec.id);
+      let settled = false;
+      const creating = driver.create(spec).then(
+        (info) => info.state,
+        (err: unknown) => (err instanceof AetheriumError ? err.code : String(err)),
+      );
+      void creating.then(() => {
+        settled = true;
+      });
+      expect(await eventually(() => settled || hostProcessesMentioning(vmDir).length > 0, 60_000)).toBe(true);
+      await driver.delete(spec.id);
+      expect(['running', 'conflict']).toContain(await creating);
+      expect((await driver.status(spec.id)).state).toBe('missing');
+      expect(existsSync(vmDir)).toBe(false);
+      expect(hostProcessesMentioning(vmDir)).toEqual([]);
+    });
+
+    it('recover kills the processes of a VM it has no record of, and says so', async () => {
+      const spec = newSpec();
+      const info = await driver.create(spec);
+      const vmDir = join(stateDir, spec.id);
+      expect(hostProcessesMentioning(vmDir)).toContain(info.pid);
+      // The record goes, the VM keeps running: what a crash in the middle of a delete leaves.
+      await rm(vmDir, { recursive: true, force: true });
+      const second = await make(stateDir);
+      try {
+        const report = await second.recover();
+        const killed = report.killed.filter((k) => k.vm_id === spec.id);
+        expect(killed.map((k) => k.pid)).toContain(info.pid);
+        expect(killed[0]?.reason).toMatch(/not in the state dir/);
+        expect(hostProcessesMentioning(vmDir)).toEqual([]);
+        // The VMs it does know are left alone.
+        expect(report.recovered).toContain(vm.id);
+        expect(report.killed.some((k) => k.vm_id === vm.id)).toBe(false);
+        expect((await second.status(vm.id)).state).toBe('running');
+      } finally {
+        await second.close();
+      }
     });
   });
 }

@@ -261,3 +261,80 @@ async function subgroups(dir: string): Promise<string[]> {
     return [];
   }
 }
+
+/**
+ * How many processes of the group the kernel's OOM killer has killed (`oom_kill` in cgroup v1's
+ * memory.oom_control, kernel 4.13+), or null when the group or the counter is not there.
+ * Synchronous: the exit watcher samples it on every poll.
+ */
+export function readOomKills(memoryDir: string | undefined): number | null {
+  if (!memoryDir) return null;
+  let text: string;
+  try {
+    text = readFileSync(join(memoryDir, 'memory.oom_control'), 'utf8');
+  } catch {
+    return null;
+  }
+  const match = /^oom_kill (\d+)$/m.exec(text);
+  return match ? Number(match[1]) : null;
+}
+
+/**
+ * The VM groups of one scope present under the host's parents (`aetherium-<scope>-<vmId>`), by VM
+ * id: what recover() looks at to find groups whose VM no longer exists.
+ */
+export async function listVmCgroups(host: CgroupHost, scope: string): Promise<Map<string, CgroupSet>> {
+  const out = new Map<string, CgroupSet>();
+  const prefix = `aetherium-${scope}-`;
+  for (const controller of CONTROLLERS) {
+    const parent = host.parents[controller];
+    if (!parent) continue;
+    for (const dir of await subgroups(parent)) {
+      const name = dir.slice(parent.length + 1);
+      if (!name.startsWith(prefix)) continue;
+      const id = name.slice(prefix.length);
+      const set = out.get(id) ?? {};
+      set[controller] = dir;
+      out.set(id, set);
+    }
+  }
+  return out;
+}
+
+/**
+ * A memory group's OOM-kill count over time, to tell whether a death was the OOM killer's. A
+ * sandbox's init stays alive for some 100 ms after the OOM killer took it (its pid namespace is
+ * torn down first), so a poll in between already counts the kill: the death is compared with the
+ * count of at least `lagMs` before it. A command OOM-killed longer ago does not count against it.
+ */
+export class OomKillHistory {
+  private samples: { at: number; kills: number }[] = [];
+
+  constructor(
+    private readonly memoryDir: string | undefined,
+    private readonly lagMs = 2_000,
+  ) {
+    const kills = readOomKills(memoryDir);
+    if (kills !== null) this.samples.push({ at: Number.NEGATIVE_INFINITY, kills });
+  }
+
+  sample(now = Date.now()): void {
+    const kills = readOomKills(this.memoryDir);
+    if (kills === null) return;
+    this.samples.push({ at: now, kills });
+    // Keep the newest sample older than the lag, and the ones after it.
+    let oldEnough = 0;
+    for (let i = 0; i < this.samples.length; i++)
+      if ((this.samples[i] as { at: number }).at <= now - this.lagMs) oldEnough = i;
+    this.samples = this.samples.slice(oldEnough);
+  }
+
+  /** The group counted an OOM kill in the last `lagMs` (or since it was first read, if that is more recent). */
+  rose(now = Date.now()): boolean {
+    const kills = readOomKills(this.memoryDir);
+    let baseline: number | null = null;
+    for (const s of this.samples) if (s.at <= now - this.lagMs) baseline = s.kills;
+    baseline ??= this.samples[0]?.kills ?? null;
+    return kills !== null && baseline !== null && kills > baseline;
+  }
+}

@@ -2,7 +2,7 @@
  * Input checks shared by the drivers. A VM id becomes a directory name and a cgroup name, so it is
  * held to a strict alphabet; everything else is checked only as far as the drivers depend on it.
  */
-import { invalid } from '../../domain/index.ts';
+import { type DriverName, belowDriverMinimum, invalid } from '../../domain/index.ts';
 import type { ExecRequest, VmSpec } from '../../ports/vm-driver.ts';
 
 const VM_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -37,6 +37,12 @@ export function validateSpec(spec: VmSpec): VmSpec {
   }
   if (spec.env !== undefined) validateEnv(spec.env, 'spec.env');
   return spec;
+}
+
+/** A VM smaller than the driver can boot is refused up front, not left to time out (or spin) in its boot. */
+export function validateMinimum(spec: VmSpec, driver: DriverName): void {
+  const shortfall = belowDriverMinimum(driver, spec);
+  if (shortfall) throw invalid(`VM ${JSON.stringify(spec.id)}: ${shortfall}`);
 }
 
 export function validateExecRequest(request: ExecRequest): void {

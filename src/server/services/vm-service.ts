@@ -11,9 +11,11 @@
 import { currentTaskTrace } from '../../observability/trace-context.ts';
 import {
   AetheriumError,
+  belowDriverMinimum,
   conflict,
   type CreateTask,
   type DriverName,
+  DRIVER_MINIMUMS,
   IDEMPOTENCY_KEY_PATTERN,
   IDEMPOTENCY_TTL_MS,
   type IdempotencyRecord,
@@ -22,6 +24,7 @@ import {
   type LabelConstraint,
   newId,
   newTask,
+  invalid,
   notFound,
   requestFingerprint,
   type Strategy,
@@ -79,6 +82,11 @@ export class VmService {
   }
 
   async create(input: CreateVmInput, options: CreateVmOptions = {}): Promise<CreatedVm> {
+    // A VM its driver cannot boot is refused here, not accepted to fail (or spin) on a worker.
+    if (input.driver) {
+      const shortfall = belowDriverMinimum(input.driver, input);
+      if (shortfall) throw invalid(shortfall, { driver: input.driver, minimum: DRIVER_MINIMUMS[input.driver] });
+    }
     if (options.idempotency) return this.createOnce(input, options.idempotency);
     const { vm, task } = this.newVm(input, newId(), newId());
     await this.ledger.createVm(vm, task);

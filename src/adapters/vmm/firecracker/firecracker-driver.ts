@@ -14,14 +14,16 @@
  */
 import { chown, copyFile, link, mkdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { AetheriumError, conflict, invalid, notFound } from '../../../domain/index.ts';
+import { AetheriumError, DRIVER_MINIMUMS, invalid, notFound } from '../../../domain/index.ts';
 import type { ExecResult } from '../../../domain/index.ts';
 import type { DriverInfo, ExecRequest, VmDriver, VmRuntimeInfo, VmSpec } from '../../../ports/vm-driver.ts';
+import type { VmProcess } from '../host-processes.ts';
 import { abortError } from '../process-tree.ts';
 import { sleep } from '../procfs.ts';
 import { commandEnv, validateExecRequest, validateVmId } from '../validation.ts';
 import { type Recovered, StatefulDriver } from '../vm-lifecycle.ts';
 import { readJsonFile, removeTree, writeJsonAtomic } from '../vm-dir.ts';
+import { type ExitStatus, exitWords } from '../vm-watch.ts';
 import { findOnPath } from '../which.ts';
 import { FirecrackerApiClient, DEFAULT_API_TIMEOUT_MS } from './api-client.ts';
 import {
@@ -147,6 +149,7 @@ export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDri
           : ['VMs have no network interface (no tap device configured); only the vsock guest agent reaches them.']),
         'disk_gb is not enforced: each VM gets a copy of the base root filesystem image at its size.',
       ],
+      min: DRIVER_MINIMUMS.firecracker,
     };
   }
 
@@ -198,7 +201,7 @@ export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDri
       const vm = await this.readVm(id);
       if (!vm) throw notFound('VM', id);
       const live = await this.liveVmm(id);
-      if (!live) throw conflict(`VM ${JSON.stringify(id)} is stopped; start it before running commands`);
+      if (!live) throw this.notRunning(id);
       const stream = await connectVsock(live.layout.vsock_host, this.agentPort, this.apiTimeoutMs);
       let conn: GuestConnection;
       try {
@@ -228,7 +231,10 @@ export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDri
     const record = await readJsonFile<VmmRecord>(this.state.file(id, 'firecracker.json'));
     const live = vm && record ? await this.liveVmm(id) : null;
     const answers = live ? await this.apiAnswers(live.layout.api_socket) : false;
-    if (vm && live && answers) return 'running';
+    if (vm && live && answers) {
+      this.watchVmm(id, live.vmm);
+      return 'running';
+    }
     // Stopped on purpose before the restart: its files are kept, `start` boots it again.
     if (vm && !record) return 'stopped';
     await this.halt(id, false);
@@ -236,10 +242,20 @@ export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDri
     return 'lost';
   }
 
-  /** Closes the guest connections of this instance; the VMs themselves keep running. */
+  /** Closes the guest connections of this instance and stops the VMs it is still booting; the others keep running. */
   async close(): Promise<void> {
-    this.closed = true;
+    await this.shutdown();
     for (const id of [...this.guests.keys()]) this.closeGuests(id);
+  }
+
+  protected override vmProcesses(id?: string): VmProcess[] {
+    const found = this.launcher.vmProcesses?.(this.state.path) ?? [];
+    return id === undefined ? found : found.filter((p) => p.vmId === id);
+  }
+
+  protected override async keptPids(id: string): Promise<Set<number>> {
+    const live = (await this.readVm(id)) ? await this.liveVmm(id) : null;
+    return new Set(live ? [live.vmm.pid] : []);
   }
 
   // --- internals ---------------------------------------------------------------------------
@@ -376,7 +392,29 @@ export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDri
     });
     record.boot_ms = Date.now() - started;
     await writeJsonAtomic(this.state.file(id, 'firecracker.json'), record);
+    this.watchVmm(id, vmm);
     return { ...running(id, record), launched_at: launchedAt };
+  }
+
+  /** Watches the VMM process; its exit status is known when this instance launched it. */
+  private watchVmm(id: string, vmm: VmmProcess): void {
+    let status: ExitStatus | null = null;
+    void vmm.exited?.then((s) => {
+      status = s;
+      this.watcher.poke(id);
+    });
+    this.watcher.track(id, {
+      alive: () => vmm.alive(),
+      describe: async () => {
+        if (vmm.exited) status = await Promise.race([vmm.exited, sleep(1_000).then(() => null)]);
+        const words = exitWords(
+          `firecracker (the VMM, host pid ${vmm.pid})`,
+          status,
+          'it was started before this worker restarted, so it is not a child of this worker',
+        );
+        return { ...words, reason: `${words.reason}${await this.logTail(id)}` };
+      },
+    });
   }
 
   private async waitFor(
@@ -420,6 +458,7 @@ export class FirecrackerDriver extends StatefulDriver<VmRecord> implements VmDri
    * `reboot=k`) and up to stopGraceMs for it to exit; then SIGKILL. Removes the pid file and sockets.
    */
   protected override async halt(id: string, graceful = true): Promise<void> {
+    this.watcher.untrack(id); // whatever halts a VM was asked to: not a death
     this.closeGuests(id);
     const live = await this.liveVmm(id);
     if (live) {

@@ -7,7 +7,9 @@ import { spawn } from 'node:child_process';
 import { closeSync, constants, openSync, accessSync } from 'node:fs';
 import { basename } from 'node:path';
 import { AetheriumError } from '../../../domain/index.ts';
+import { type VmProcess, findVmProcesses, vmIdOfPath } from '../host-processes.ts';
 import { isProcessAlive, readCmdline, readProcStat, sleep } from '../procfs.ts';
+import type { ExitStatus } from '../vm-watch.ts';
 import { findOnPath } from '../which.ts';
 
 export interface LaunchRequest {
@@ -39,6 +41,8 @@ export interface VmmProcess {
   alive(): boolean;
   /** Signals the process; a process already gone is fine. */
   kill(signal: NodeJS.Signals): void;
+  /** How it ended, when this launcher started it (a child); absent for a process found again by attach(). */
+  exited?: Promise<ExitStatus>;
 }
 
 export interface FirecrackerLauncher {
@@ -47,6 +51,12 @@ export interface FirecrackerLauncher {
   launch(request: LaunchRequest): Promise<VmmProcess>;
   /** The process of a pid file, when it is still alive and still ours; null otherwise. */
   attach(record: VmmRecord, vmId: string): VmmProcess | null;
+  /**
+   * The VMM processes on the host whose command line places them in `stateDir` (their API socket
+   * is `<stateDir>/<id>/api.sock`), recorded or not: what recover() kills when no VM owns them.
+   * Jailed VMMs see only their chroot and cannot be told apart this way.
+   */
+  vmProcesses?(stateDir: string): VmProcess[];
 }
 
 export class ProcessLauncher implements FirecrackerLauncher {
@@ -78,6 +88,10 @@ export class ProcessLauncher implements FirecrackerLauncher {
     const log = openSync(request.logFile, 'a', 0o600);
     try {
       const child = spawn(request.file, request.args, { detached: true, stdio: ['ignore', log, log], cwd: '/' });
+      const exited = new Promise<ExitStatus>((resolve) => {
+        child.once('exit', (code, signal) => resolve({ code, signal }));
+        child.once('error', () => resolve({ code: null, signal: null }));
+      });
       await new Promise<void>((resolve, reject) => {
         child.once('spawn', resolve);
         child.once('error', (err) =>
@@ -91,10 +105,18 @@ export class ProcessLauncher implements FirecrackerLauncher {
         startTime = readProcStat(pid)?.startTime ?? null;
         if (startTime === null) await sleep(5);
       }
-      return processHandle(pid, startTime);
+      return { ...processHandle(pid, startTime), exited };
     } finally {
       closeSync(log);
     }
+  }
+
+  vmProcesses(stateDir: string): VmProcess[] {
+    return findVmProcesses((argv) => {
+      if (!/firecracker/.test(basename(argv[0] ?? ''))) return null;
+      const at = argv.indexOf('--api-sock');
+      return at < 0 ? null : vmIdOfPath(stateDir, argv[at + 1] ?? '', 'api.sock');
+    });
   }
 
   attach(record: VmmRecord, vmId: string): VmmProcess | null {

@@ -4,22 +4,35 @@
  * a command sees and can touch everything the agent's user can. Meant for development and for hosts
  * where nothing better runs, and only when the operator asks for it.
  *
+ * A running VM has an init of sorts: a shell started detached in its root directory, named by its
+ * command line (`sh -c … aetherium-vm <vm dir>`), that waits as long as the VM's directory exists.
+ * It does nothing but stand for the VM: it is the pid status() reports, the process whose death (a
+ * kill, the OOM killer) means the VM died, and what recover() finds again after a restart, or kills
+ * when no VM owns it. It outlives the agent, as VMs do, but not its directory: a state dir removed
+ * without its VMs being deleted (a test, an operator's rm -r) leaves no process behind for long.
+ *
  * Files of a VM, in `<stateDir>/<vmId>/`:
  *   owner.json  the worker that created it (see vm-lifecycle.ts)
  *   vm.json     the spec; its presence means "the VM exists"
- *   stopped     present while the VM is stopped (exec refuses to run)
+ *   init.json   the running init (pid, start time); removed by stop
+ *   stopped     present while the VM is stopped on purpose (also what VMs made before init.json say)
  *   root/       the commands' default working directory and HOME
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
-import { conflict, invalid, notFound } from '../../../domain/index.ts';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { basename, isAbsolute, resolve } from 'node:path';
+import { AetheriumError, DRIVER_MINIMUMS, invalid, notFound } from '../../../domain/index.ts';
 import type { ExecResult } from '../../../domain/index.ts';
 import type { DriverInfo, ExecRequest, VmDriver, VmRuntimeInfo, VmSpec } from '../../../ports/vm-driver.ts';
-import { CommandRegistry, type RunningCommand, abortError, startCommand } from '../process-tree.ts';
-import { commandEnv, validateExecRequest, validateVmId } from '../validation.ts';
+import { type VmProcess, findVmProcesses, killHostProcesses, vmIdOfPath } from '../host-processes.ts';
+import { CommandRegistry, type RunningCommand, abortError, killProcessGroup, startCommand } from '../process-tree.ts';
+import { isProcessAlive, readCmdline, readProcStat, sleep, waitForExit } from '../procfs.ts';
+import { DEFAULT_PATH, commandEnv, validateExecRequest, validateVmId } from '../validation.ts';
 import { type Recovered, StatefulDriver } from '../vm-lifecycle.ts';
-import { isDirectory, removeTree, writeJsonAtomic } from '../vm-dir.ts';
+import { isDirectory, readJsonFile, removeTree, writeJsonAtomic } from '../vm-dir.ts';
+import { type ExitStatus, exitWords } from '../vm-watch.ts';
+import { findOnPath } from '../which.ts';
 
 export interface ProcessDriverOptions {
   stateDir: string;
@@ -27,15 +40,27 @@ export interface ProcessDriverOptions {
   owner?: string;
 }
 
+/** The init's $0: with the VM's directory after it, what marks the process as this VM's init. */
+export const INIT_NAME = 'aetherium-vm';
+/** Waits while the VM's directory exists (looked at every 5 s); `sleep` in the background so that a kill of the group ends it at once. */
+const INIT_SCRIPT = 'while [ -d "$1" ]; do sleep 5 & wait $!; done';
+
 interface VmRecord {
   spec: VmSpec;
   created_at: string;
   boot_ms: number;
 }
 
+interface InitRecord {
+  pid: number;
+  start_time: string;
+  started_at: string;
+}
+
 export class ProcessDriver extends StatefulDriver<VmRecord> implements VmDriver {
   readonly info: DriverInfo;
   private readonly commands = new CommandRegistry();
+  private readonly sh = findOnPath('sh') ?? '/bin/sh';
 
   constructor(options: ProcessDriverOptions) {
     super(options.stateDir, 'process', options.owner);
@@ -48,6 +73,7 @@ export class ProcessDriver extends StatefulDriver<VmRecord> implements VmDriver 
         "A command's whole process group is killed when it exits, times out or is aborted; a process that starts its own session escapes that.",
         'Use it for development only, or where a workload is fully trusted.',
       ],
+      min: DRIVER_MINIMUMS.process,
     };
   }
 
@@ -56,39 +82,34 @@ export class ProcessDriver extends StatefulDriver<VmRecord> implements VmDriver 
     const id = spec.id;
     const started = performance.now();
     await this.state.ensure();
-    await removeTree(this.state.vmDir(id)); // leftovers of an interrupted create
+    await this.halt(id); // an init left by an interrupted create
+    await removeTree(this.state.vmDir(id));
     try {
       await this.makeVmDir(id, 0o755);
       await mkdir(this.state.rootDir(id), { mode: 0o755 });
       if (signal?.aborted) throw abortError(signal);
+      const init = await this.startInit(id);
       const record: VmRecord = {
         spec: { ...spec, env: { ...(spec.env ?? {}) } },
         created_at: new Date().toISOString(),
         boot_ms: Math.round(performance.now() - started),
       };
+      if (signal?.aborted) throw abortError(signal);
       await writeJsonAtomic(this.state.file(id, 'vm.json'), record);
-      return { id, state: 'running', boot_ms: record.boot_ms };
+      return { id, state: 'running', pid: init.pid, boot_ms: record.boot_ms };
     } catch (err) {
+      await this.halt(id).catch(() => {});
       await removeTree(this.state.vmDir(id)).catch(() => {});
       throw err;
     }
-  }
-
-  /** Not halt + destroy: halt would mark the VM stopped, writing into a directory that may not exist. */
-  override async delete(id: string): Promise<void> {
-    validateVmId(id);
-    await this.mutex.run(id, async () => {
-      this.assertOpen();
-      await this.commands.killVm(id);
-      await removeTree(this.state.vmDir(id));
-    });
   }
 
   async status(id: string): Promise<VmRuntimeInfo> {
     validateVmId(id);
     const vm = await this.readVm(id);
     if (!vm) return { id, state: 'missing' };
-    return this.isStopped(id) ? { id, state: 'stopped' } : { id, state: 'running', boot_ms: vm.boot_ms };
+    const init = await this.liveInit(id);
+    return init ? { id, state: 'running', pid: init.pid, boot_ms: vm.boot_ms } : { id, state: 'stopped' };
   }
 
   async exec(id: string, request: ExecRequest): Promise<ExecResult> {
@@ -101,7 +122,7 @@ export class ProcessDriver extends StatefulDriver<VmRecord> implements VmDriver 
       this.assertOpen();
       const vm = await this.readVm(id);
       if (!vm) throw notFound('VM', id);
-      if (this.isStopped(id)) throw conflict(`VM ${JSON.stringify(id)} is stopped; start it before running commands`);
+      if (!(await this.liveInit(id))) throw this.notRunning(id);
       const root = this.state.rootDir(id);
       const cwd = request.cwd === undefined ? root : isAbsolute(request.cwd) ? request.cwd : resolve(root, request.cwd);
       if (!(await isDirectory(cwd)))
@@ -125,32 +146,158 @@ export class ProcessDriver extends StatefulDriver<VmRecord> implements VmDriver 
     return command.result;
   }
 
-  /** There is nothing to reattach to: every VM directory found is taken back (stopped ones stay stopped). */
+  /**
+   * A VM whose init still runs is taken back; one stopped on purpose stays stopped; one made before
+   * VMs had an init gets one now. A VM whose init died meanwhile is lost, like a sandbox whose init did.
+   */
   protected override async recoverVm(id: string): Promise<Recovered> {
-    if (await this.readVm(id)) return this.isStopped(id) ? 'stopped' : 'running';
-    await removeTree(this.state.vmDir(id)); // a create that never finished
-    return 'lost';
+    const vm = await this.readVm(id);
+    if (!vm) {
+      await this.halt(id);
+      await removeTree(this.state.vmDir(id)); // a create that never finished
+      return 'lost';
+    }
+    const record = await readJsonFile<InitRecord>(this.state.file(id, 'init.json'));
+    const init = record && this.isOurInit(id, record) ? record : null;
+    if (init) {
+      this.watchInit(id, init);
+      return 'running';
+    }
+    if (record) {
+      await this.halt(id);
+      await removeTree(this.state.vmDir(id));
+      return 'lost';
+    }
+    if (this.isStopped(id)) return 'stopped';
+    await this.startInit(id);
+    return 'running';
   }
 
-  /** Kills the commands still running: nothing could reattach to them after a restart. */
+  /** Kills the commands still running (nothing could reattach to them after a restart); the inits keep running. */
   async close(): Promise<void> {
-    this.closed = true;
+    await this.shutdown();
     await this.commands.killAll();
   }
 
   protected override async ensureRunning(id: string, vm: VmRecord): Promise<VmRuntimeInfo> {
+    const live = await this.liveInit(id);
+    if (live) return { id, state: 'running', pid: live.pid, boot_ms: vm.boot_ms };
+    const init = await this.startInit(id);
     await rm(this.state.file(id, 'stopped'), { force: true });
-    return { id, state: 'running', boot_ms: vm.boot_ms };
+    return { id, state: 'running', pid: init.pid, boot_ms: vm.boot_ms };
   }
 
+  /** Kills the init and the commands; marks the VM stopped on purpose when it still exists. */
   protected override async halt(id: string): Promise<void> {
-    await writeFile(this.state.file(id, 'stopped'), `${new Date().toISOString()}\n`);
+    this.watcher.untrack(id); // whatever halts a VM was asked to: not a death
+    const record = await readJsonFile<InitRecord>(this.state.file(id, 'init.json'));
+    if (record && this.isOurInit(id, record)) {
+      killProcessGroup(record.pid); // the shell and the sleep it waits on
+      await waitForExit(record.pid, 5_000, record.start_time);
+    }
+    await killHostProcesses(this.vmProcesses(id)); // an init started by a create that was cut short
     await this.commands.killVm(id);
+    await rm(this.state.file(id, 'init.json'), { force: true });
+    if (existsSync(this.state.vmDir(id)))
+      await writeFile(this.state.file(id, 'stopped'), `${new Date().toISOString()}\n`);
+  }
+
+  protected override vmProcesses(id?: string): VmProcess[] {
+    return findVmProcesses((argv) => {
+      const vm = initOf(argv) === null ? null : vmIdOfPath(this.state.path, initOf(argv) as string);
+      return vm !== null && (id === undefined || vm === id) ? vm : null;
+    });
+  }
+
+  protected override async keptPids(id: string): Promise<Set<number>> {
+    const init = (await this.readVm(id)) ? await this.liveInit(id) : null;
+    return new Set(init ? [init.pid] : []);
+  }
+
+  private async startInit(id: string): Promise<InitRecord> {
+    const child = spawn(this.sh, ['-c', INIT_SCRIPT, INIT_NAME, this.state.vmDir(id)], {
+      cwd: this.state.rootDir(id),
+      env: { PATH: DEFAULT_PATH },
+      detached: true,
+      stdio: 'ignore',
+    });
+    const exited = new Promise<ExitStatus>((resolve) => {
+      child.once('exit', (code, signal) => resolve({ code, signal }));
+      child.once('error', () => resolve({ code: null, signal: null }));
+    });
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', (err) =>
+        reject(new AetheriumError('driver_failed', `cannot start the init of VM ${id}: ${err.message}`)),
+      );
+    });
+    child.unref();
+    const pid = child.pid as number;
+    let stat = readProcStat(pid);
+    for (let i = 0; i < 20 && !stat; i++) {
+      await sleep(5);
+      stat = readProcStat(pid);
+    }
+    if (!stat)
+      throw new AetheriumError('driver_failed', `the init of VM ${id} (pid ${pid}) vanished right after it started`);
+    const init: InitRecord = { pid, start_time: stat.startTime, started_at: new Date().toISOString() };
+    try {
+      await writeJsonAtomic(this.state.file(id, 'init.json'), init);
+    } catch (err) {
+      child.kill('SIGKILL');
+      throw err;
+    }
+    this.watchInit(id, init, exited);
+    void exited.then(() => this.watcher.poke(id));
+    return init;
+  }
+
+  /** Its death also ends the VM's commands: a VM that died runs nothing. */
+  private watchInit(id: string, init: InitRecord, exited?: Promise<ExitStatus>): void {
+    let status: ExitStatus | null = null;
+    void exited?.then((s) => {
+      status = s;
+    });
+    this.watcher.track(id, {
+      alive: () => isProcessAlive(init.pid, init.start_time),
+      describe: async () => {
+        if (exited) status = await Promise.race([exited, sleep(1_000).then(() => null)]);
+        void this.commands.killVm(id);
+        if (!existsSync(this.state.vmDir(id)))
+          return {
+            reason: `the VM's directory was removed from the host, and its init ended with it`,
+            exit_code: null,
+            signal: null,
+          };
+        return exitWords(
+          "the VM's init",
+          status,
+          'it was started before this worker restarted, so it is not a child of this worker',
+        );
+      },
+    });
+  }
+
+  private async liveInit(id: string): Promise<InitRecord | null> {
+    const record = await readJsonFile<InitRecord>(this.state.file(id, 'init.json'));
+    return record && this.isOurInit(id, record) ? record : null;
+  }
+
+  /** Alive, started when recorded, and still marked as this VM's init (not a stranger that got the pid). */
+  private isOurInit(id: string, record: InitRecord): boolean {
+    if (!Number.isInteger(record.pid) || record.pid <= 1) return false;
+    if (!isProcessAlive(record.pid, record.start_time)) return false;
+    return initOf(readCmdline(record.pid) ?? []) === this.state.vmDir(id);
   }
 
   private isStopped(id: string): boolean {
     return existsSync(this.state.file(id, 'stopped'));
   }
+}
+
+/** The VM directory an init's command line names (`sh -c <script> aetherium-vm <dir>`), or null. */
+function initOf(argv: readonly string[]): string | null {
+  return basename(argv[0] ?? '') === 'sh' && argv[1] === '-c' && argv[3] === INIT_NAME ? (argv[4] ?? null) : null;
 }
 
 function userLabel(): string {

@@ -5,6 +5,8 @@ import { readFileSync } from 'node:fs';
 export const AGENT_PORTS = 4;
 
 export interface QemuArgsInput {
+  /** The VM id: the guest is named `aetherium-<id>`, so that `ps` tells one QEMU from another. */
+  vmId: string;
   kernel: string;
   initramfs: string;
   disk: string;
@@ -15,6 +17,9 @@ export interface QemuArgsInput {
   /** Unix socket paths of the agent ports (AGENT_PORTS of them). */
   agentSockets: string[];
   qmpSocket: string;
+  /** A second QMP monitor, held open by the exit watcher for QEMU's events. */
+  eventsSocket: string;
+  /** Inside the VM's directory of the state dir: with it, recover() tells the VMs of this state dir. */
   pidFile: string;
   consoleLog: string;
 }
@@ -36,7 +41,7 @@ export function kernelCommandLine(tscKhz: number | null): string {
 export function buildQemuArgs(input: QemuArgsInput): string[] {
   const args = [
     '-name',
-    'aetherium',
+    `aetherium-${input.vmId}`,
     '-M',
     'microvm',
     '-accel',
@@ -75,6 +80,8 @@ export function buildQemuArgs(input: QemuArgsInput): string[] {
     'virtio-blk-device,drive=root',
     '-qmp',
     `unix:${input.qmpSocket},server=on,wait=off`,
+    '-qmp',
+    `unix:${input.eventsSocket},server=on,wait=off`,
     '-pidfile',
     input.pidFile,
     '-daemonize',

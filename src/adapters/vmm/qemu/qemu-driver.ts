@@ -10,19 +10,23 @@
  *   disk.qcow2       the VM's root disk: an overlay on the image's rootfs.ext4
  *   qemu.pid         QEMU's -pidfile
  *   qmp.sock         QMP (query-status, system_powerdown, quit)
+ *   events.sock      a second QMP monitor, held open by the exit watcher (SHUTDOWN, GUEST_PANICKED)
  *   agent-N.sock     virtio-serial ports of the guest agent, one session each (AGENT_PORTS)
  *   console.log      the guest's serial console
+ *
+ * QEMU is found again by its command line: `-name aetherium-<id>` and `-pidfile <stateDir>/<id>/qemu.pid`.
  */
 import { spawn } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
 import { readFileSync, statSync } from 'node:fs';
-import { posix } from 'node:path';
-import { AetheriumError, conflict, invalid, notFound } from '../../../domain/index.ts';
+import { basename, posix } from 'node:path';
+import { AetheriumError, DRIVER_MINIMUMS, invalid, notFound } from '../../../domain/index.ts';
 import type { ExecResult } from '../../../domain/index.ts';
 import type { DriverInfo, ExecRequest, VmDriver, VmRuntimeInfo, VmSpec } from '../../../ports/vm-driver.ts';
 import { GuestClient } from '../guest/guest-client.ts';
+import { type VmProcess, findVmProcesses, killHostProcesses, vmIdOfPath } from '../host-processes.ts';
 import { abortError } from '../process-tree.ts';
-import { isProcessAlive, readCmdline, waitForExit } from '../procfs.ts';
+import { isProcessAlive, readCmdline, readProcStat, waitForExit } from '../procfs.ts';
 import { commandEnv, validateExecRequest, validateVmId } from '../validation.ts';
 import { type Recovered, StatefulDriver } from '../vm-lifecycle.ts';
 import { readJsonFile, removeTree, writeJsonAtomic } from '../vm-dir.ts';
@@ -30,7 +34,8 @@ import { findOnPath } from '../which.ts';
 import { type GuestImage, DEFAULT_IMAGE_DIR, ensureGuestImage } from './image.ts';
 import { kvmUsable, probeKvm } from './kvm.ts';
 import { AGENT_PORTS, buildQemuArgs, hostTscKhz } from './qemu-args.ts';
-import { qmpCommand, qmpQueryStatus } from './qmp.ts';
+import { qemuExitWords } from './qemu-exit.ts';
+import { type QmpEvent, qmpCommand, qmpEvents, qmpQueryStatus } from './qmp.ts';
 
 export interface QemuDriverOptions {
   stateDir: string;
@@ -104,6 +109,7 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
         'disk_gb sets the size of the qcow2 overlay disk; the ext4 filesystem inside keeps the size of the base image (1 GiB by default) because the guest image has no resize2fs.',
         'VMs have no network device.',
       ],
+      min: DRIVER_MINIMUMS.qemu,
     };
   }
 
@@ -113,7 +119,7 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
     this.checkSocketPaths(id);
     const startedAt = Date.now();
     await this.state.ensure();
-    await this.halt(id);
+    await this.halt(id, true); // a QEMU left by an interrupted create
     await removeTree(this.state.vmDir(id));
     const record: VmRecord = { spec: { ...spec, env: { ...(spec.env ?? {}) } }, created_at: new Date().toISOString() };
     try {
@@ -142,7 +148,8 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
       await writeJsonAtomic(this.state.file(id, 'vm.json'), record);
       return info;
     } catch (err) {
-      await this.halt(id).catch(() => {});
+      // A boot that failed, timed out or was aborted: nothing of it may keep running.
+      await this.halt(id, true).catch(() => {});
       await removeTree(this.state.vmDir(id)).catch(() => {});
       throw err;
     }
@@ -164,8 +171,7 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
       this.assertOpen();
       const vm = await this.readVm(id);
       if (!vm) throw notFound('VM', id);
-      if (!(await this.liveRun(id)))
-        throw conflict(`VM ${JSON.stringify(id)} is stopped; start it before running commands`);
+      if (!(await this.liveRun(id))) throw this.notRunning(id);
       const client = await this.client(id, 10_000, request.signal);
       // Wrapped: returning the bare promise would make the mutex wait for the command to finish.
       return {
@@ -199,15 +205,36 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
         healthy = false;
       }
     }
-    if (vm && live && healthy) return 'running';
-    await this.halt(id);
+    if (vm && live && healthy) {
+      this.watchQemu(id, live.pid, vm.spec);
+      return 'running';
+    }
+    await this.halt(id, true);
     await removeTree(this.state.vmDir(id));
     return 'lost';
   }
 
-  /** Closes this instance's agent sessions (the agent kills their commands); the VMs keep running. */
+  /** QEMU processes whose -pidfile is in a VM directory of this state dir. */
+  protected override vmProcesses(id?: string): VmProcess[] {
+    return findVmProcesses((argv) => {
+      if (!basename(argv[0] ?? '').startsWith('qemu-system')) return null;
+      const at = argv.indexOf('-pidfile');
+      const vm = at < 0 ? null : vmIdOfPath(this.state.path, argv[at + 1] ?? '', 'qemu.pid');
+      return vm !== null && (id === undefined || vm === id) ? vm : null;
+    });
+  }
+
+  protected override async keptPids(id: string): Promise<Set<number>> {
+    const live = (await this.readVm(id)) ? await this.liveRun(id) : null;
+    return new Set(live ? [live.pid] : []);
+  }
+
+  /**
+   * Closes this instance's agent sessions (the agent kills their commands) and stops the VMs it is
+   * still booting; the running VMs keep running.
+   */
   async close(): Promise<void> {
-    this.closed = true;
+    await this.shutdown();
     const clients = [...this.clients.values()];
     this.clients.clear();
     await Promise.all(clients.map(async (c) => (await c.catch(() => null))?.close()));
@@ -229,7 +256,7 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
     try {
       return await this.boot(id, vm.spec, Date.now(), signal);
     } catch (err) {
-      await this.halt(id).catch(() => {});
+      await this.halt(id, true).catch(() => {});
       throw err;
     }
   }
@@ -248,8 +275,10 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
       await this.accelProbe;
     }
     const f = (name: string): string => this.state.file(id, name);
-    for (const name of ['qemu.pid', 'qmp.sock', ...agentSocketNames()]) await rm(f(name), { force: true });
+    for (const name of ['qemu.pid', 'qmp.sock', 'events.sock', ...agentSocketNames()])
+      await rm(f(name), { force: true });
     const args = buildQemuArgs({
+      vmId: id,
       kernel: image.kernel,
       initramfs: image.initramfs,
       disk: f('disk.qcow2'),
@@ -259,15 +288,27 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
       tscKhz: this.tscKhz,
       agentSockets: agentSocketNames().map(f),
       qmpSocket: f('qmp.sock'),
+      eventsSocket: f('events.sock'),
       pidFile: f('qemu.pid'),
       consoleLog: f('console.log'),
     });
+    if (signal?.aborted) throw abortError(signal);
     // -daemonize: the parent exits once the VM is set up; the VM outlives this process.
     await run(this.qemu, args, 30_000);
     const launchedAt = new Date();
-    const pid = Number((await readFile(f('qemu.pid'), 'utf8')).trim());
+    const pidText = await readFile(f('qemu.pid'), 'utf8').catch(() => null);
+    if (pidText === null) {
+      // QEMU removes its pid file as it exits: it stopped right after it started (e.g. the guest reset at once).
+      throw new AetheriumError(
+        'driver_failed',
+        `qemu exited right after it started VM ${id} (no pid file left); console: ${this.consoleTail(id)}`,
+      );
+    }
+    const pid = Number(pidText.trim());
     if (!Number.isInteger(pid) || pid <= 1)
       throw new AetheriumError('driver_failed', `qemu wrote no usable pid file for VM ${id}`);
+    // An abort that came while QEMU was starting: an 'abort' listener added now would never fire.
+    if (signal?.aborted) throw abortError(signal);
     // Stop waiting for the agent as soon as QEMU dies, or the caller aborts.
     const watcher = new AbortController();
     const onAbort = (): void => watcher.abort(signal?.reason);
@@ -297,7 +338,37 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
       started_at: new Date().toISOString(),
     };
     await writeJsonAtomic(f('run.json'), record);
+    // A death during the boot fails the create (the poll above); from now on it is a VM that died.
+    this.watchQemu(id, pid, spec);
     return { id, state: 'running', pid, boot_ms: record.boot_ms, launched_at: launchedAt };
+  }
+
+  /**
+   * Watches QEMU: its pid, and its events monitor (the connection closes the moment QEMU exits;
+   * SHUTDOWN says why a guest ended). The death is described from the last event and the end of
+   * the guest's console (a kernel panic, out of memory).
+   */
+  private watchQemu(id: string, pid: number, spec: VmSpec): void {
+    const startTime = readProcStat(pid)?.startTime;
+    const consoleFrom = fileSize(this.state.file(id, 'console.log'));
+    const events: QmpEvent[] = [];
+    const stream = qmpEvents(this.state.file(id, 'events.sock'), {
+      onEvent: (event) => {
+        if (event.event === 'SHUTDOWN' || event.event === 'GUEST_PANICKED') events.push(event);
+      },
+      onClose: () => this.watcher.poke(id),
+    });
+    this.watcher.track(id, {
+      alive: () => isProcessAlive(pid, startTime),
+      describe: async () =>
+        qemuExitWords({
+          pid,
+          events,
+          console: readFileFrom(this.state.file(id, 'console.log'), consoleFrom),
+          memoryMb: spec.memory_mb,
+        }),
+      dispose: () => stream.close(),
+    });
   }
 
   /**
@@ -353,12 +424,22 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
 
   /**
    * Stops QEMU: the agent kills the commands and syncs the disk, then QMP `quit`. Without an agent
-   * answer: QMP `system_powerdown`, a grace period, `quit`, and SIGKILL as the last resort.
+   * answer: QMP `system_powerdown`, a grace period, `quit`, and SIGKILL as the last resort. `kill`:
+   * SIGKILL at once (a boot that failed has nothing to sync). Either way, any other QEMU of the VM
+   * found by its command line (a boot cut short before its pid file was read) is killed too.
    */
-  protected override async halt(id: string): Promise<void> {
+  protected override async halt(id: string, kill = false): Promise<void> {
+    this.watcher.untrack(id); // whatever halts a VM was asked to: not a death
     const f = (name: string): string => this.state.file(id, name);
     const live = await this.liveRun(id, true);
-    if (live) {
+    if (live && kill) {
+      try {
+        process.kill(live.pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+      await waitForExit(live.pid, 5_000);
+    } else if (live) {
       let synced = false;
       try {
         const client = await this.client(id, 3_000);
@@ -380,10 +461,12 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
         await waitForExit(live.pid, 5_000);
       }
     }
+    await killHostProcesses(this.vmProcesses(id));
     const client = this.clients.get(id);
     this.clients.delete(id);
     (await client?.catch(() => null))?.close();
-    for (const name of ['run.json', 'qemu.pid', 'qmp.sock', ...agentSocketNames()]) await rm(f(name), { force: true });
+    for (const name of ['run.json', 'qemu.pid', 'qmp.sock', 'events.sock', ...agentSocketNames()])
+      await rm(f(name), { force: true });
   }
 
   /** The run record when its QEMU is alive and really ours (pid reuse is checked against the command line). */
@@ -415,6 +498,24 @@ export class QemuDriver extends StatefulDriver<VmRecord> implements VmDriver {
     } catch {
       return '(none)';
     }
+  }
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** The file's text from byte `from` on (at most its last 16 KiB). */
+function readFileFrom(path: string, from: number): string {
+  try {
+    const buffer = readFileSync(path);
+    return buffer.subarray(Math.max(from, buffer.length - 16_384)).toString('utf8');
+  } catch {
+    return '';
   }
 }
 

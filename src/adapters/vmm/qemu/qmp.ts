@@ -80,3 +80,56 @@ export function qmpCommand(
 export async function qmpQueryStatus(path: string, timeoutMs = 3_000): Promise<{ running: boolean; status: string }> {
   return (await qmpCommand(path, 'query-status', undefined, timeoutMs)) as { running: boolean; status: string };
 }
+
+export interface QmpEvent {
+  event: string;
+  data?: Record<string, unknown>;
+}
+
+export interface QmpEventStream {
+  close(): void;
+}
+
+/**
+ * A long-lived QMP connection that only listens, on a monitor of its own (QEMU serves one client
+ * per monitor, so the one-shot commands above keep theirs). After capabilities negotiation QEMU
+ * sends it every event (SHUTDOWN, GUEST_PANICKED …). `onClose` is called once when the connection
+ * ends, whichever side ended it: QEMU exiting closes it at once, which is how a death is heard
+ * before the next poll. A monitor that cannot be reached (an older VM without one) just closes.
+ */
+export function qmpEvents(
+  path: string,
+  handlers: { onEvent: (event: QmpEvent) => void; onClose: () => void },
+): QmpEventStream {
+  const socket = connect(path);
+  let buffer = '';
+  let closed = false;
+  const finish = (): void => {
+    if (closed) return;
+    closed = true;
+    socket.destroy();
+    handlers.onClose();
+  };
+  socket.setEncoding('utf8');
+  socket.on('error', finish);
+  socket.on('close', finish);
+  socket.on('data', (chunk: string) => {
+    buffer += chunk;
+    let newline: number;
+    while ((newline = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, newline).trim();
+      buffer = buffer.slice(newline + 1);
+      if (!line) continue;
+      let msg: Record<string, unknown>;
+      try {
+        msg = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        continue; // one bad line does not end the watch
+      }
+      if ('QMP' in msg) socket.write(`${JSON.stringify({ execute: 'qmp_capabilities' })}\n`);
+      else if (typeof msg.event === 'string')
+        handlers.onEvent({ event: msg.event, data: msg.data as Record<string, unknown> | undefined });
+    }
+  });
+  return { close: finish };
+}

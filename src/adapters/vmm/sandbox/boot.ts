@@ -12,6 +12,7 @@ import { joinCgroupsArgv } from '../cgroups.ts';
 import { abortError, killProcessGroup } from '../process-tree.ts';
 import { readProcStat } from '../procfs.ts';
 import { DEFAULT_PATH } from '../validation.ts';
+import type { ExitStatus } from '../vm-watch.ts';
 import { INFO_FD, READY_FD } from './bwrap-args.ts';
 import type { InitRecord } from './init-record.ts';
 
@@ -22,27 +23,41 @@ export interface BootOptions {
   /** `cgroup.procs` files the init joins before bwrap runs. */
   cgroupProcs: string[];
   logFile: string;
+  /** Where bwrap's --json-status-fd output goes (STATUS_FD), when the args ask for it. */
+  statusFile?: string;
   timeoutMs: number;
   signal?: AbortSignal;
 }
 
-export async function bootSandbox(options: BootOptions): Promise<InitRecord> {
+export interface BootedSandbox {
+  init: InitRecord;
+  /** The outer bwrap's exit (it waits for the init and passes its status on, 128 + n for signal n). */
+  exited: Promise<ExitStatus>;
+}
+
+export async function bootSandbox(options: BootOptions): Promise<BootedSandbox> {
   const { signal } = options;
   if (signal?.aborted) throw abortError(signal);
   const started = performance.now();
   const { file, args } = joinCgroupsArgv(options.sh, options.cgroupProcs, options.bwrap, options.bwrapArgs);
   const logFd = openSync(options.logFile, 'a', 0o600);
+  const statusFd = options.statusFile === undefined ? null : openSync(options.statusFile, 'w', 0o600);
   let child: ChildProcess;
   try {
     child = spawn(file, args, {
       cwd: '/',
       env: { PATH: DEFAULT_PATH },
       detached: true,
-      stdio: ['ignore', logFd, logFd, 'pipe', 'pipe'],
+      stdio: ['ignore', logFd, logFd, 'pipe', 'pipe', ...(statusFd === null ? [] : [statusFd])],
     });
   } finally {
     closeSync(logFd);
+    if (statusFd !== null) closeSync(statusFd);
   }
+  const exited = new Promise<ExitStatus>((resolve) => {
+    child.once('exit', (code, sig) => resolve({ code, signal: sig }));
+    child.once('error', () => resolve({ code: null, signal: null }));
+  });
   const infoPipe = child.stdio[INFO_FD] as Readable;
   const readyPipe = child.stdio[READY_FD] as Readable;
   let infoText = '';
@@ -133,11 +148,14 @@ export async function bootSandbox(options: BootOptions): Promise<InitRecord> {
       `sandbox pid 1 (host pid ${pid}) vanished right after boot: ${logTail(options.logFile)}`,
     );
   return {
-    pid,
-    start_time: stat.startTime,
-    monitor_pid: child.pid ?? 0,
-    started_at: new Date().toISOString(),
-    boot_ms: Math.round(performance.now() - started),
+    init: {
+      pid,
+      start_time: stat.startTime,
+      monitor_pid: child.pid ?? 0,
+      started_at: new Date().toISOString(),
+      boot_ms: Math.round(performance.now() - started),
+    },
+    exited,
   };
 }
 

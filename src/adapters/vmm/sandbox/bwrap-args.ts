@@ -10,6 +10,12 @@ import { lstatSync, readlinkSync } from 'node:fs';
 export const INFO_FD = 3;
 /** fd on which the init writes "ready" once it runs inside the finished sandbox. */
 export const READY_FD = 4;
+/**
+ * fd of the VM's `status.json`, on which bwrap (>= 0.5, `--json-status-fd`) writes the exit status
+ * of the sandbox's init when it ends: how a worker that restarted since still learns why it died.
+ * bwrap does not pass the fd on into the sandbox.
+ */
+export const STATUS_FD = 5;
 
 /**
  * The sandbox's long-lived process. bwrap itself is pid 1 (it reaps orphans); this runs as pid 2,
@@ -66,9 +72,11 @@ export interface BwrapArgsInput {
   layout: HostLayout;
   /** bwrap >= 0.5 knows --perms (gives /tmp mode 1777); older ones get a root-only /tmp. */
   perms: boolean;
+  /** Write the init's exit status on STATUS_FD (bwrap >= 0.5). */
+  jsonStatus?: boolean;
 }
 
-export function buildBwrapArgs({ rootDir, hostname, layout, perms }: BwrapArgsInput): string[] {
+export function buildBwrapArgs({ rootDir, hostname, layout, perms, jsonStatus }: BwrapArgsInput): string[] {
   const args = [
     '--unshare-all', // pid, mount, net (loopback only), ipc, uts, cgroup; no user namespace when run as root
     '--bind',
@@ -103,6 +111,7 @@ export function buildBwrapArgs({ rootDir, hostname, layout, perms }: BwrapArgsIn
     '/',
     '--info-fd',
     String(INFO_FD),
+    ...(jsonStatus ? ['--json-status-fd', String(STATUS_FD)] : []),
     // Deliberately no --die-with-parent: the sandbox outlives the agent, recover() reattaches.
     '--',
     '/bin/sh',

@@ -9,35 +9,48 @@
  *   vm.json       the spec; written once the first boot succeeded: its presence means "the VM exists"
  *   init.json     the running init (pid, start time); removed by stop
  *   init.log      stdout/stderr of bwrap and the init
+ *   status.json   bwrap's --json-status-fd: the init's host pid, then its exit status when it ends
  *   root/         the VM's `/`
  */
-import { mkdir, readlink, rm, rmdir } from 'node:fs/promises';
+import { mkdir, readFile, readlink, rm, rmdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { posix, join } from 'node:path';
+import { basename, posix, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { AetheriumError, conflict, invalid, notFound } from '../../../domain/index.ts';
+import { AetheriumError, DRIVER_MINIMUMS, invalid, notFound } from '../../../domain/index.ts';
 import type { ExecResult } from '../../../domain/index.ts';
-import type { DriverInfo, ExecRequest, VmDriver, VmRuntimeInfo, VmSpec } from '../../../ports/vm-driver.ts';
+import type {
+  DriverInfo,
+  ExecRequest,
+  KilledProcess,
+  VmDriver,
+  VmRuntimeInfo,
+  VmSpec,
+} from '../../../ports/vm-driver.ts';
 import {
   type CgroupHost,
   type CgroupSet,
   CONTROLLERS,
   applyCgroupLimits,
+  cgroupPids,
   cgroupScope,
   detectCgroupsV1,
   joinCgroupsArgv,
   killCgroupTree,
+  listVmCgroups,
   procsFiles,
+  OomKillHistory,
   removeCgroupTree,
   removeSubgroups,
   vmCgroupPaths,
 } from '../cgroups.ts';
+import { type VmProcess, findVmProcesses, killHostProcesses, vmIdOfPath } from '../host-processes.ts';
 import { CommandRegistry, type RunningCommand, abortError, startCommand } from '../process-tree.ts';
-import { waitForExit } from '../procfs.ts';
+import { isProcessAlive, sleep, waitForExit } from '../procfs.ts';
 import { commandEnv, validateExecRequest, validateVmId } from '../validation.ts';
 import { type Recovered, StatefulDriver } from '../vm-lifecycle.ts';
 import { isDirectory, readJsonFile, removeTree, writeJsonAtomic } from '../vm-dir.ts';
+import { type ExitStatus, exitWords, fromShellStatus, oomWords } from '../vm-watch.ts';
 import { findOnPath } from '../which.ts';
 import { type HostLayout, buildBwrapArgs, parseBwrapVersion, probeHostLayout, toHostname } from './bwrap-args.ts';
 import { bootSandbox } from './boot.ts';
@@ -102,6 +115,7 @@ export class SandboxDriver extends StatefulDriver<VmRecord> implements VmDriver 
         ...(process.getuid?.() === 0 ? [] : ['The agent is not root: bubblewrap may fail to create the namespaces.']),
         ...this.cgroupHost.warnings,
       ],
+      min: DRIVER_MINIMUMS.sandbox,
     };
   }
 
@@ -146,7 +160,7 @@ export class SandboxDriver extends StatefulDriver<VmRecord> implements VmDriver 
       const vm = await this.readVm(id);
       if (!vm) throw notFound('VM', id);
       const init = await this.liveInit(id);
-      if (!init) throw conflict(`VM ${JSON.stringify(id)} is stopped; start it before running commands`);
+      if (!init) throw this.notRunning(id);
       const cwd = posix.resolve('/', request.cwd ?? '/');
       if (!(await isDirectory(`/proc/${init.pid}/root${cwd}`))) {
         throw invalid(`cwd ${JSON.stringify(cwd)} is not a directory in VM ${JSON.stringify(id)}`);
@@ -192,7 +206,10 @@ export class SandboxDriver extends StatefulDriver<VmRecord> implements VmDriver 
   protected override async recoverVm(id: string): Promise<Recovered> {
     const vm = await this.readVm(id);
     const init = await readJsonFile<InitRecord>(this.state.file(id, 'init.json'));
-    if (vm && init && isOurInit(init, this.state.rootDir(id))) return 'running';
+    if (vm && init && isOurInit(init, this.state.rootDir(id))) {
+      await this.watchInit(id, init, vm.spec);
+      return 'running';
+    }
     // Stopped on purpose before the restart: its files are kept, `start` boots it again.
     if (vm && !init) return 'stopped';
     await this.halt(id);
@@ -200,10 +217,49 @@ export class SandboxDriver extends StatefulDriver<VmRecord> implements VmDriver 
     return 'lost';
   }
 
-  /** Kills the commands this instance is running; the sandboxes themselves keep running. */
+  /** Kills the commands this instance is running, and the sandboxes it is still booting; the others keep running. */
   async close(): Promise<void> {
-    this.closed = true;
+    await this.shutdown();
     await this.commands.killAll();
+  }
+
+  /** The bwrap processes (outer and pid 1) whose command line binds a VM root of this state dir. */
+  protected override vmProcesses(id?: string): VmProcess[] {
+    return findVmProcesses((argv) => {
+      if (basename(argv[0] ?? '') !== 'bwrap') return null;
+      for (const arg of argv) {
+        const vm = vmIdOfPath(this.state.path, arg, 'root');
+        if (vm !== null) return id === undefined || vm === id ? vm : null;
+      }
+      return null;
+    });
+  }
+
+  protected override async keptPids(id: string): Promise<Set<number>> {
+    const init = (await this.readVm(id)) ? await this.liveInit(id) : null;
+    return new Set(init ? [init.pid, init.monitor_pid] : []);
+  }
+
+  /** Also the cgroups of VMs that are not in the state dir any more, and whatever still runs in them. */
+  protected override async sweepStrays(killed: KilledProcess[]): Promise<void> {
+    await super.sweepStrays(killed);
+    for (const [id, groups] of await listVmCgroups(this.cgroupHost, this.cgroupScope)) {
+      await this.mutex.run(id, async () => {
+        if (this.isCreating(id) || (await isDirectory(this.state.vmDir(id)))) return;
+        const pids = new Set<number>();
+        for (const dir of Object.values(groups)) for (const pid of await cgroupPids(dir)) pids.add(pid);
+        for (const dir of Object.values(groups)) {
+          await killCgroupTree(dir);
+          await removeCgroupTree(dir).catch(() => {});
+        }
+        for (const pid of pids)
+          killed.push({
+            vm_id: id,
+            pid,
+            reason: `left in the cgroups of VM ${id}, which is not in the state dir any more`,
+          });
+      });
+    }
   }
 
   // --- internals ---------------------------------------------------------------------------
@@ -230,7 +286,7 @@ export class SandboxDriver extends StatefulDriver<VmRecord> implements VmDriver 
     for (const p of problems) if (!this.info.warnings.includes(p)) this.info.warnings.push(p);
     await linkHostEntries(this.state.rootDir(id), this.layout);
     const launchedAt = new Date(); // bwrap is spawned now; it answers once its init is ready
-    const init = await bootSandbox({
+    const { init, exited } = await bootSandbox({
       bwrap: this.tools.bwrap,
       sh: this.tools.sh,
       bwrapArgs: buildBwrapArgs({
@@ -238,9 +294,11 @@ export class SandboxDriver extends StatefulDriver<VmRecord> implements VmDriver 
         hostname: toHostname(spec.name),
         layout: this.layout,
         perms: this.tools.perms,
+        jsonStatus: this.tools.perms, // the same bwrap version (0.5) brought both
       }),
       cgroupProcs: procsFiles(groups),
       logFile: this.state.file(id, 'init.log'),
+      statusFile: this.tools.perms ? this.state.file(id, 'status.json') : undefined,
       timeoutMs: this.bootTimeoutMs,
       signal,
     });
@@ -250,11 +308,58 @@ export class SandboxDriver extends StatefulDriver<VmRecord> implements VmDriver 
       process.kill(init.pid, 'SIGKILL');
       throw err;
     }
+    await this.watchInit(id, init, spec, exited);
+    // The outer bwrap ends right after the init: a death is heard at once, not at the next poll.
+    void exited.then(() => this.watcher.poke(id));
     return { ...running(id, init), launched_at: launchedAt };
+  }
+
+  /**
+   * Watches the VM's pid 1. Its death is described with the status bwrap passed on (from the
+   * outer bwrap's exit when this instance launched it, else from status.json), and counts as out
+   * of memory when it was a SIGKILL and the VM's memory cgroup counted an OOM kill just before.
+   */
+  private async watchInit(id: string, init: InitRecord, spec: VmSpec, exited?: Promise<ExitStatus>): Promise<void> {
+    const memory = (await this.readCgroups(id)).memory;
+    const oomKills = new OomKillHistory(memory);
+    this.watcher.track(id, {
+      alive: () => isProcessAlive(init.pid, init.start_time),
+      sample: () => oomKills.sample(),
+      describe: async () => {
+        const status = await this.initStatus(id, exited);
+        if (oomKills.rose() && (status === null || status.signal === 'SIGKILL'))
+          return oomWords(memory ? spec.memory_mb : null, status);
+        return exitWords(
+          "the VM's init",
+          status,
+          'it was started before this worker restarted, and bwrap left no status',
+        );
+      },
+    });
+  }
+
+  /** The init's exit status: bwrap writes it to status.json as it exits; its own exit says the same. */
+  private async initStatus(id: string, exited?: Promise<ExitStatus>): Promise<ExitStatus | null> {
+    let fromChild: ExitStatus | null = null;
+    void exited?.then((s) => {
+      fromChild = s;
+    });
+    const deadline = Date.now() + 1_000;
+    for (;;) {
+      const text = await readFile(this.state.file(id, 'status.json'), 'utf8').catch(() => '');
+      const match = /"exit-code"\s*:\s*(\d+)/.exec(text);
+      if (match) return fromShellStatus(Number(match[1]));
+      const child = fromChild as ExitStatus | null;
+      // bwrap exited with a code: the init's status passed on. Killed by a signal: bwrap itself was.
+      if (child?.code !== null && child?.code !== undefined) return fromShellStatus(child.code);
+      if (Date.now() >= deadline || (!exited && !this.tools.perms)) return null;
+      await sleep(25);
+    }
   }
 
   /** Kills everything of the VM: its pid 1 (the kernel then kills the rest of the pid namespace), every process left in its cgroups, and the commands we run in it. */
   protected override async halt(id: string): Promise<void> {
+    this.watcher.untrack(id); // whatever halts a VM was asked to: not a death
     const init = await readJsonFile<InitRecord>(this.state.file(id, 'init.json'));
     if (init && isOurInit(init, this.state.rootDir(id))) {
       try {
@@ -271,6 +376,8 @@ export class SandboxDriver extends StatefulDriver<VmRecord> implements VmDriver 
       await killCgroupTree(dir);
       await removeSubgroups(dir).catch(() => {}); // the per-command groups
     }
+    // Without cgroups, a boot interrupted before init.json leaves bwrap processes only their argv names.
+    await killHostProcesses(this.vmProcesses(id));
     await this.commands.killVm(id);
     await rm(this.state.file(id, 'init.json'), { force: true });
   }
