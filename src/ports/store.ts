@@ -61,6 +61,15 @@ export interface CompactionReport {
 
 export type PlacementOutcome = 'placed' | 'task_not_pending' | 'insufficient_capacity';
 
+/** One placement of a batch (`placeTasks`): the task, its VM, and the worker and driver chosen. */
+export interface BatchPlacement {
+  task_id: string;
+  vm_id: string;
+  worker_id: string;
+  driver: string;
+  placement: PlacementRecord;
+}
+
 export interface Store {
   readonly kind: 'pglite' | 'postgres';
   /** Applies pending migrations under an advisory lock; returns the versions it applied. */
@@ -96,6 +105,8 @@ export interface Store {
    */
   insertVmWithTask(vm: Vm, task: Task, ifAbsent?: boolean): Promise<boolean>;
   getVm(id: string): Promise<Vm | null>;
+  /** The VMs of these ids, deleted ones included (as `getVm`), in no particular order; unknown ids are left out. */
+  getVms(ids: readonly string[]): Promise<Vm[]>;
   /** A live (not deleted) VM by id or by name. */
   findVm(idOrName: string): Promise<Vm | null>;
   listVms(filter?: VmFilter): Promise<Vm[]>;
@@ -121,6 +132,19 @@ export interface Store {
     driver: string,
     placement: PlacementRecord,
   ): Promise<PlacementOutcome>;
+  /**
+   * `placeTask` for many at once, in ONE transaction, with the same guarantees: each task goes pending
+   * → scheduled, each VM is reserved exactly once, only on an active, eligible worker, never
+   * overbooking it. Per worker, the batch's placements are taken in batch order for as long as they
+   * fit; from the first that does not, the rest of that worker's are `insufficient_capacity` (the
+   * others still commit). Answers one outcome per entry, in order: a task not pending, or a VM that
+   * is gone, deleted or reserved already (or named before in the batch), is `task_not_pending`; an
+   * unknown, inactive or ineligible worker, or no room, `insufficient_capacity`. With `placedAt`, the
+   * placed VMs' `placed` phase is that time, written in the same transaction.
+   */
+  placeTasks(batch: readonly BatchPlacement[], placedAt?: Date): Promise<PlacementOutcome[]>;
+  /** Per worker, its `vm:create` tasks scheduled or running (the scheduler's creates in flight); absent: none. */
+  countCreatesInFlight(): Promise<Map<string, number>>;
   /** Returns a VM's reservation to its worker. Idempotent: only the first call releases anything. */
   releaseVm(vmId: string): Promise<boolean>;
   /**

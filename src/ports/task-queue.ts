@@ -38,10 +38,22 @@ export interface EnqueueOptions {
   delayMs?: number;
 }
 
+/** A message for one worker's queue (`enqueueMany`). */
+export interface QueuedDelivery {
+  workerId: string;
+  task: QueuedTask;
+}
+
 export interface TaskQueue {
   readonly kind: string;
   /** Idempotent while the message waits: a second enqueue of the same task id is ignored. */
   enqueue(workerId: string, task: QueuedTask, options?: EnqueueOptions): Promise<void>;
+  /**
+   * `enqueue` (without delay) of many messages, each to its worker's queue, in as few round trips as
+   * the engine allows; idempotent per message the same way. When it fails, some of the messages may
+   * have been sent: sending them again is harmless.
+   */
+  enqueueMany(messages: readonly QueuedDelivery[]): Promise<void>;
   /** Removes a message that has not been taken yet; false when it was not waiting. */
   remove(workerId: string, taskId: string): Promise<boolean>;
   /** Messages waiting for the worker (not yet taken, delayed ones included). */

@@ -1,12 +1,24 @@
 /**
- * Drives the pure scheduler: takes pending tasks, snapshots the workers, asks `place()` for a
- * decision and commits it through the ledger (the store's conditional UPDATE plus `task.scheduled`).
- * Several replicas can run this loop at once: the compare-and-set on the task and the capacity check
- * on the worker mean one wins and the others move on. It also sends again any scheduled task whose
- * queue message may be lost. The VM row is the one source of a VM's requirements.
+ * Drives the pure scheduler: takes a batch of pending tasks, snapshots the workers, asks `place()`
+ * for a decision on each (in memory, against the snapshot) and commits the whole batch through the
+ * ledger in one transaction (the store's conditional, set-based UPDATEs plus `task.scheduled`).
+ * Several replicas can run this loop at once: the compare-and-set on the tasks and the capacity
+ * check on the workers mean one wins each race and the others move on. It also sends again any
+ * scheduled task whose queue message may be lost. The VM row is the one source of a VM's
+ * requirements.
  */
 import { taskLogFields, withLogContext } from '../observability/trace-context.ts';
-import { type CreateTask, errorMessage, placementRecord, type Task, type Vm, type Worker } from '../domain/index.ts';
+import {
+  type CreateTask,
+  errorMessage,
+  type Placement,
+  type PlacementExplanation,
+  type PlacementRecord,
+  placementRecord,
+  type Task,
+  type Vm,
+  type Worker,
+} from '../domain/index.ts';
 import { Periodic } from '../lifecycle/periodic.ts';
 import type { Logger } from '../ports/logger.ts';
 import type { TaskQueue } from '../ports/task-queue.ts';
@@ -42,6 +54,24 @@ export function requestOf(task: CreateTask, vm: Vm): PlacementRequest {
   };
 }
 
+/** A pending create whose VM is live, with what it asks of the scheduler. */
+interface Candidate {
+  task: CreateTask;
+  vm: Vm;
+  request: PlacementRequest;
+}
+
+/** A candidate the scheduler found a place for, with the record of why. */
+interface Decided extends Candidate {
+  placement: Placement;
+  record: PlacementRecord;
+}
+
+/** Its lines name the task and the request that made it, like the API's and the worker's. */
+function inContext<T>(task: Task, fn: () => T): T {
+  return withLogContext(taskLogFields(task), fn);
+}
+
 export class SchedulerLoop extends Periodic {
   constructor(
     private readonly ledger: Ledger,
@@ -54,6 +84,14 @@ export class SchedulerLoop extends Periodic {
       intervalMs: options.intervalMs,
       onError: (err) => log.error({ err: errorMessage(err) }, 'scheduler pass failed'),
     });
+  }
+
+  /**
+   * A stop was asked for while a pass runs: the pass ends early. (A loop never started is not
+   * stopping: its `pass()` runs in full, as tests and benchmarks call it.)
+   */
+  private get stopRequested(): boolean {
+    return this.state === 'stopping';
   }
 
   /** A dry run: what would happen to this request now. Reserves nothing. */
@@ -76,71 +114,97 @@ export class SchedulerLoop extends Periodic {
   /** The workers as the scheduler sees them now, with the creates in flight on each. */
   async snapshot(): Promise<WorkerSnapshot[]> {
     const store = this.ledger.store;
-    const [workers, scheduled, running] = await Promise.all([
-      store.listWorkers(),
-      store.listTasks({ status: 'scheduled', type: 'vm:create' }),
-      store.listTasks({ status: 'running', type: 'vm:create' }),
-    ]);
-    const inFlight = new Map<string, number>();
-    for (const task of [...scheduled, ...running]) {
-      if (task.worker_id) inFlight.set(task.worker_id, (inFlight.get(task.worker_id) ?? 0) + 1);
-    }
+    const [workers, inFlight] = await Promise.all([store.listWorkers(), store.countCreatesInFlight()]);
     return workers.map((w: Worker) => ({ ...w, creates_in_flight: inFlight.get(w.id) ?? 0 }));
   }
 
+  /**
+   * Places the pending batch: each task against the snapshot in memory (which records each
+   * placement, so later ones see the room earlier ones took), then all of them in one transaction.
+   * Those that lost their race (another replica took the room first) are placed once more, against
+   * a fresh snapshot.
+   */
   private async placePending(): Promise<void> {
-    const pending = await this.ledger.store.listPendingTasks(this.options.batchSize);
+    const store = this.ledger.store;
+    const pending = (await store.listPendingTasks(this.options.batchSize)).filter(
+      (task): task is CreateTask & { vm_id: string } => task.type === 'vm:create' && task.vm_id !== null,
+    );
     if (pending.length === 0) return;
-    let cluster = new ClusterSnapshot(await this.snapshot());
+    // The VMs hold the requirements: one query for the whole batch.
+    const [vms, workers] = await Promise.all([store.getVms(pending.map((task) => task.vm_id)), this.snapshot()]);
+    const byId = new Map(vms.map((vm) => [vm.id, vm]));
+    let candidates: Candidate[] = [];
     for (const task of pending) {
-      if (this.shuttingDown) return;
-      if (task.type !== 'vm:create' || !task.vm_id) continue;
-      // Its lines name the task and the request that made it, like the API's and the worker's.
-      cluster = await withLogContext(taskLogFields(task), () => this.placeOne(task, cluster));
+      const vm = byId.get(task.vm_id);
+      if (vm && !vm.deleted_at) {
+        candidates.push({ task, vm, request: requestOf(task, vm) });
+        continue;
+      }
+      if (this.stopRequested) return;
+      await inContext(task, () => this.ledger.cancelWaiting(task, 'the VM was deleted before it was placed'));
+    }
+    let cluster = new ClusterSnapshot(workers);
+    for (let attempt = 0; attempt < 2 && candidates.length > 0; attempt++) {
+      if (this.stopRequested) return;
+      // Our snapshot was stale for these (another replica took the room): look again once.
+      if (attempt > 0) cluster = new ClusterSnapshot(await this.snapshot());
+      candidates = await this.placeBatch(candidates, cluster);
     }
   }
 
-  /** Places one pending create, or records why it waits; answers the snapshot to go on with. */
-  private async placeOne(task: CreateTask, given: ClusterSnapshot): Promise<ClusterSnapshot> {
-    let cluster = given;
-    const vm = task.vm_id ? await this.ledger.store.getVm(task.vm_id) : null;
-    if (!vm || vm.deleted_at) {
-      await this.ledger.cancelWaiting(task, 'the VM was deleted before it was placed');
-      return cluster;
-    }
-    const request = requestOf(task, vm);
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const { placement, explanation } = place(cluster, request, this.placementOptions());
+  /** Decides in memory, commits in one go, sends the placed; answers those that lost their race. */
+  private async placeBatch(candidates: readonly Candidate[], cluster: ClusterSnapshot): Promise<Candidate[]> {
+    const options = this.placementOptions();
+    const decided: Decided[] = [];
+    const waiting: { candidate: Candidate; explanation: PlacementExplanation }[] = [];
+    for (const candidate of candidates) {
+      const { placement, explanation } = place(cluster, candidate.request, options);
       if (!placement) {
-        if (task.placement?.reason !== explanation.reason) {
-          await this.ledger.explainPending(task, placementRecord(explanation, task.placement, null));
-          this.log.info({ vm: vm.name, reason: explanation.reason }, 'task stays pending');
-        }
-        break;
+        waiting.push({ candidate, explanation });
+        continue;
       }
-      const outcome = await this.ledger.place(
-        task,
+      cluster.reserve(placement.worker_id, candidate.request);
+      decided.push({
+        ...candidate,
         placement,
-        placementRecord(explanation, task.placement, new Date()),
-      );
-      if (outcome === 'placed') {
-        cluster.reserve(placement.worker_id, request);
-        this.log.info({ vm: vm.name, worker_id: placement.worker_id }, 'task placed');
-        await this.send(task, placement.worker_id);
-        break;
-      }
-      if (outcome === 'task_not_pending') break;
-      // Our snapshot was stale (another replica took the room): look again once.
-      cluster = new ClusterSnapshot(await this.snapshot());
+        record: placementRecord(explanation, candidate.task.placement, new Date()),
+      });
     }
-    return cluster;
+    if (this.stopRequested) return [];
+    const outcomes = decided.length > 0 ? await this.ledger.placeMany(decided) : [];
+    const placed: Decided[] = [];
+    const lost: Candidate[] = [];
+    outcomes.forEach((outcome, i) => {
+      const d = decided[i]!;
+      if (outcome === 'placed') placed.push(d);
+      else if (outcome === 'insufficient_capacity') lost.push({ task: d.task, vm: d.vm, request: d.request });
+    });
+    for (const d of placed)
+      inContext(d.task, () => this.log.info({ vm: d.vm.name, worker_id: d.placement.worker_id }, 'task placed'));
+    await this.send(placed);
+    for (const { candidate, explanation } of waiting) {
+      const { task, vm } = candidate;
+      if (task.placement?.reason === explanation.reason) continue;
+      await inContext(task, async () => {
+        await this.ledger.explainPending(task, placementRecord(explanation, task.placement, null));
+        this.log.info({ vm: vm.name, reason: explanation.reason }, 'task stays pending');
+      });
+    }
+    return lost;
   }
 
-  /** Placed is placed: should the queue be down, the redelivery pass sends it later. */
-  private async send(task: Task, workerId: string): Promise<void> {
-    await this.queue
-      .enqueue(workerId, { id: task.id, type: task.type })
-      .catch((err) => this.log.warn({ task_id: task.id, err: errorMessage(err) }, 'enqueue failed; will redeliver'));
+  /** Placed is placed: should the queue be down, the redelivery pass sends them later. */
+  private async send(placed: readonly Decided[]): Promise<void> {
+    if (placed.length === 0) return;
+    const messages = placed.map(({ task, placement }) => ({
+      workerId: placement.worker_id,
+      task: { id: task.id, type: task.type },
+    }));
+    await this.queue.enqueueMany(messages).catch((err) => {
+      const message = errorMessage(err);
+      for (const { task } of placed)
+        inContext(task, () => this.log.warn({ task_id: task.id, err: message }, 'enqueue failed; will redeliver'));
+    });
   }
 
   private async redeliver(): Promise<void> {

@@ -769,6 +769,273 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
       });
     });
 
+    // ── batched placements ─────────────────────────────────────────────────────────────────────
+    describe('batched placements (placeTasks)', () => {
+      const need = { vcpus: 2, memory_mb: 1024, disk_gb: 5 };
+
+      /** `count` pending creates of `size`, as entries of a batch onto `workerId`. */
+      async function creates(count: number, workerId: string, size: Partial<Vm> = need) {
+        const pairs = await Promise.all(Array.from({ length: count }, () => createVm(size)));
+        return pairs.map(({ vm, task }) => ({ vm, task, entry: entry(task.id, vm.id, workerId) }));
+      }
+
+      function entry(taskId: string, vmId: string, workerId: string, placement = record()) {
+        return { task_id: taskId, vm_id: vmId, worker_id: workerId, driver: 'process', placement };
+      }
+
+      /** What the reserved VMs on a worker add up to: it must always equal the worker's usage. */
+      async function reservedOn(workerId: string) {
+        const vms = await store.listVms({ worker_id: workerId, limit: 10_000 });
+        return {
+          cpu: vms.reduce((sum, vm) => sum + vm.vcpus, 0),
+          mem: vms.reduce((sum, vm) => sum + vm.memory_mb, 0),
+          disk: vms.reduce((sum, vm) => sum + vm.disk_gb, 0),
+          vms: vms.length,
+        };
+      }
+
+      it('commits a batch across workers: tasks scheduled, VMs bound and reserved, the placed phase written', async () => {
+        const [a, b] = [await worker(), await worker()];
+        const onA = await creates(2, a.id, { vcpus: 3, memory_mb: 3000, disk_gb: 30 });
+        const onB = await creates(1, b.id);
+        const placedAt = new Date('2026-06-01T12:00:00.000Z');
+        const placement = record({
+          reason: 'least loaded',
+          chosen: { worker_id: a.id, driver: 'process', score: 0.5 },
+        });
+        const batch = [{ ...onA[0]!.entry, placement }, onB[0]!.entry, onA[1]!.entry];
+
+        expect(await store.placeTasks(batch, placedAt)).toEqual(['placed', 'placed', 'placed']);
+        expect(await store.getTask(onA[0]!.task.id)).toMatchObject({ status: 'scheduled', worker_id: a.id, placement });
+        expect(await store.getTask(onB[0]!.task.id)).toMatchObject({ status: 'scheduled', worker_id: b.id });
+        expect(await store.getVm(onA[1]!.vm.id)).toMatchObject({ worker_id: a.id, driver: 'process' });
+        expect((await store.getVm(onB[0]!.vm.id))?.phases).toEqual({ placed: placedAt });
+        expect(await usage(a.id)).toEqual({ cpu: 6, mem: 6000, disk: 60, vms: 2 });
+        expect(await usage(b.id)).toEqual({ cpu: 2, mem: 1024, disk: 5, vms: 1 });
+        // Reserved exactly once: each VM's reservation is given back once, and then there is none.
+        for (const { vm } of [...onA, ...onB]) expect(await store.releaseVm(vm.id)).toBe(true);
+        for (const { vm } of [...onA, ...onB]) expect(await store.releaseVm(vm.id)).toBe(false);
+        expect(await usage(a.id)).toEqual({ cpu: 0, mem: 0, disk: 0, vms: 0 });
+        expect(await store.placeTasks([])).toEqual([]);
+      });
+
+      const tight: Array<[string, Partial<WorkerRegistration>]> = [
+        ['cpu', { cpu_cores: 10 }],
+        ['memory', { memory_mb: 5 * 1024 }],
+        ['disk', { disk_gb: 25 }],
+        ['max_vms', { max_vms: 5 }],
+      ];
+      it.each(tight)('a batch that overfills a worker (%s) places exactly the ones that fit', async (_dim, limits) => {
+        // Room for exactly 5 of the 8, in the tight dimension; one VM is placed there already.
+        const w = await worker({ cpu_cores: 100, memory_mb: 100_000, disk_gb: 1000, max_vms: 100, ...limits });
+        const [first, ...rest] = await creates(8, w.id);
+        expect(await store.placeTasks([first!.entry])).toEqual(['placed']);
+
+        const outcomes = await store.placeTasks(rest.map((c) => c.entry));
+        // In batch order: the first four fit beside the one there, the rest do not.
+        expect(outcomes).toEqual([...Array(4).fill('placed'), ...Array(3).fill('insufficient_capacity')]);
+        expect(await usage(w.id)).toEqual({ cpu: 10, mem: 5 * 1024, disk: 25, vms: 5 });
+        expect(await reservedOn(w.id)).toEqual(await usage(w.id));
+        for (const { task, vm } of rest.slice(4)) {
+          expect(await store.getTask(task.id)).toMatchObject({ status: 'pending', worker_id: null, placement: null });
+          expect(await store.getVm(vm.id)).toMatchObject({ worker_id: null, driver: null, phases: {} });
+        }
+        // Nothing fits any more, as a batch or alone.
+        expect(await store.placeTasks(rest.slice(4).map((c) => c.entry))).toEqual(
+          Array(3).fill('insufficient_capacity'),
+        );
+        expect(await usage(w.id)).toEqual({ cpu: 10, mem: 5 * 1024, disk: 25, vms: 5 });
+      });
+
+      it('counts each worker apart: mixed workers in one batch, each filled to its own room', async () => {
+        const a = await worker({ cpu_cores: 4 }); // room for 2
+        const b = await worker({ cpu_cores: 6 }); // room for 3
+        const onA = await creates(3, a.id);
+        const onB = await creates(4, b.id);
+        const batch = [onA[0], onB[0], onA[1], onB[1], onA[2], onB[2], onB[3]].map((c) => c!.entry);
+
+        expect(await store.placeTasks(batch)).toEqual([
+          'placed',
+          'placed',
+          'placed',
+          'placed',
+          'insufficient_capacity',
+          'placed',
+          'insufficient_capacity',
+        ]);
+        expect(await usage(a.id)).toMatchObject({ cpu: 4, vms: 2 });
+        expect(await usage(b.id)).toMatchObject({ cpu: 6, vms: 3 });
+        expect(await reservedOn(a.id)).toEqual(await usage(a.id));
+        expect(await reservedOn(b.id)).toEqual(await usage(b.id));
+        expect((await store.getTask(onA[2]!.task.id))?.status).toBe('pending');
+      });
+
+      it('a task not pending, a deleted, missing or reserved VM, or a repeat: task_not_pending, the rest commits', async () => {
+        const w = await worker();
+        const [placedBefore, cancelled, deleted, repeated, fine, secondTaskOfVm, spare] = await creates(7, w.id);
+        expect(await store.placeTask(placedBefore!.task.id, placedBefore!.vm.id, w.id, 'process', record())).toBe(
+          'placed',
+        );
+        await store.updateTask(cancelled!.task.id, { status: 'cancelled' }, ['pending']);
+        await store.updateVm(deleted!.vm.id, { deleted_at: new Date() });
+        const before = await usage(w.id);
+
+        const outcomes = await store.placeTasks([
+          placedBefore!.entry, // its task is scheduled already
+          { ...placedBefore!.entry, task_id: secondTaskOfVm!.task.id }, // a pending task, but its VM is reserved
+          cancelled!.entry,
+          deleted!.entry,
+          repeated!.entry,
+          entry(newId(), spare!.vm.id, w.id), // no such task
+          entry(repeated!.task.id, repeated!.vm.id, w.id), // the same task again
+          entry('not-a-uuid', 'nor-this', w.id),
+          fine!.entry,
+        ]);
+        expect(outcomes).toEqual([
+          'task_not_pending',
+          'task_not_pending',
+          'task_not_pending',
+          'task_not_pending',
+          'placed',
+          'task_not_pending',
+          'task_not_pending',
+          'task_not_pending',
+          'placed',
+        ]);
+        expect(await usage(w.id)).toEqual({
+          cpu: before.cpu + 4,
+          mem: before.mem + 2048,
+          disk: before.disk + 10,
+          vms: before.vms + 2,
+        });
+        expect(await reservedOn(w.id)).toEqual(await usage(w.id));
+        expect(await store.getTask(cancelled!.task.id)).toMatchObject({ status: 'cancelled', worker_id: null });
+        expect(await store.getTask(deleted!.task.id)).toMatchObject({ status: 'pending', worker_id: null });
+        expect(await store.getVm(deleted!.vm.id)).toMatchObject({ worker_id: null, driver: null });
+        expect(await store.getTask(secondTaskOfVm!.task.id)).toMatchObject({ status: 'pending', worker_id: null });
+        expect(await store.getVm(spare!.vm.id)).toMatchObject({ worker_id: null, driver: null });
+      });
+
+      const unavailable: Array<[string, (id: string) => Promise<unknown>]> = [
+        ['draining', (id) => store.setWorkerStatus(id, 'draining')],
+        ['offline', (id) => store.setWorkerStatus(id, 'offline')],
+        ['not eligible', (id) => store.setWorkerStatus(id, 'active', false)],
+        ['unknown', async () => undefined],
+      ];
+      it.each(unavailable)(
+        'a worker that is %s gets none of the batch; the others still commit',
+        async (_s, makeIt) => {
+          const target = await worker();
+          const other = await worker();
+          await makeIt(target.id);
+          const targetId = _s === 'unknown' ? `missing-${uid()}` : target.id;
+          const refused = await creates(2, targetId);
+          const accepted = await creates(1, other.id);
+
+          expect(await store.placeTasks([refused[0]!.entry, accepted[0]!.entry, refused[1]!.entry])).toEqual([
+            'insufficient_capacity',
+            'placed',
+            'insufficient_capacity',
+          ]);
+          expect(await usage(target.id)).toEqual({ cpu: 0, mem: 0, disk: 0, vms: 0 });
+          expect(await usage(other.id)).toEqual({ cpu: 2, mem: 1024, disk: 5, vms: 1 });
+          for (const { task, vm } of refused) {
+            expect(await store.getTask(task.id)).toMatchObject({ status: 'pending', worker_id: null });
+            expect(await store.getVm(vm.id)).toMatchObject({ worker_id: null, driver: null });
+          }
+        },
+      );
+
+      it('concurrent batches racing for one worker never overbook it: exactly as many as fit win', async () => {
+        for (let round = 0; round < 5; round++) {
+          const w = await worker({ cpu_cores: 10, memory_mb: 100_000, disk_gb: 1000, max_vms: 100 }); // room for 5
+          const batches = await Promise.all(Array.from({ length: 4 }, () => creates(6, w.id)));
+          const outcomes = (await Promise.all(batches.map((b) => store.placeTasks(b.map((c) => c.entry))))).flat();
+
+          expect(outcomes.filter((o) => o === 'placed')).toHaveLength(5);
+          expect(outcomes.filter((o) => o === 'insufficient_capacity')).toHaveLength(19);
+          expect(await usage(w.id)).toEqual({ cpu: 10, mem: 5 * 1024, disk: 25, vms: 5 });
+          expect(await reservedOn(w.id)).toEqual(await usage(w.id));
+          const scheduled = await store.listTasks({ worker_id: w.id, status: 'scheduled' });
+          expect(scheduled).toHaveLength(5);
+        }
+      });
+
+      it('batches that cross two workers in opposite orders, raced, neither deadlock nor overbook', async () => {
+        const a = await worker({ cpu_cores: 8 }); // room for 4 each
+        const b = await worker({ cpu_cores: 8 });
+        const forward = [...(await creates(3, a.id)), ...(await creates(3, b.id))];
+        const backward = [...(await creates(3, b.id)), ...(await creates(3, a.id))];
+        const single = await creates(4, a.id);
+        const outcomes = (
+          await Promise.all([
+            store.placeTasks(forward.map((c) => c.entry)),
+            store.placeTasks(backward.map((c) => c.entry)),
+            ...single.map(({ task, vm }) => store.placeTask(task.id, vm.id, a.id, 'process', record())),
+          ])
+        ).flat();
+
+        expect(outcomes.filter((o) => o === 'placed')).toHaveLength(8);
+        expect(await usage(a.id)).toMatchObject({ cpu: 8, vms: 4 });
+        expect(await usage(b.id)).toMatchObject({ cpu: 8, vms: 4 });
+        expect(await reservedOn(a.id)).toEqual(await usage(a.id));
+        expect(await reservedOn(b.id)).toEqual(await usage(b.id));
+      });
+
+      it('a batch racing deletes of its VMs: each VM is either placed or deleted, never both, books balanced', async () => {
+        const w = await worker({ cpu_cores: 1000, memory_mb: 1_000_000, disk_gb: 100_000, max_vms: 1000 });
+        for (let round = 0; round < 5; round++) {
+          const batch = await creates(10, w.id);
+          const doomed = batch.filter((_, i) => i % 2 === round % 2);
+          const deleteTask = (vmId: string) =>
+            taskRecord({ type: 'vm:delete', payload: {}, vm_id: vmId, status: 'completed', completed_at: new Date() });
+          const [outcomes, ...deletes] = await Promise.all([
+            store.placeTasks(batch.map((c) => c.entry)),
+            ...doomed.map(({ vm }) => store.deleteUnplacedVm(vm.id, deleteTask(vm.id), 'deleted before placement')),
+          ]);
+          doomed.forEach(({ vm }, i) => {
+            const placed = outcomes[batch.findIndex((c) => c.vm.id === vm.id)] === 'placed';
+            expect(deletes[i]!.outcome).toBe(placed ? 'placed' : 'deleted');
+          });
+          for (const [i, { vm, task }] of batch.entries()) {
+            const [after, create] = [await store.getVm(vm.id), await store.getTask(task.id)];
+            if (outcomes[i] === 'placed') {
+              expect(after).toMatchObject({ deleted_at: null, worker_id: w.id });
+              expect(create?.status).toBe('scheduled');
+            } else {
+              expect(after?.deleted_at).not.toBeNull();
+              expect(create?.status).toBe('cancelled');
+              expect(await store.releaseVm(vm.id)).toBe(false);
+            }
+          }
+        }
+        expect(await reservedOn(w.id)).toEqual(await usage(w.id));
+      });
+
+      it('getVms reads many VMs at once, deleted ones included; unknown ids are left out', async () => {
+        const [{ vm: a }, { vm: b }] = [await createVm(), await createVm()];
+        await store.updateVm(b.id, { deleted_at: new Date() });
+        const found = await store.getVms([a.id, b.id, a.id, newId(), 'not-a-uuid']);
+        expect(found.map((vm) => vm.id).sort()).toEqual([a.id, b.id].sort());
+        expect(found.find((vm) => vm.id === a.id)).toEqual(await store.getVm(a.id));
+        expect(found.find((vm) => vm.id === b.id)?.deleted_at).toBeInstanceOf(Date);
+        expect(await store.getVms([])).toEqual([]);
+      });
+
+      it('countCreatesInFlight counts the scheduled and running creates of each worker', async () => {
+        const [a, b] = [await worker(), await worker()];
+        const onA = await creates(3, a.id);
+        const onB = await creates(1, b.id);
+        await store.placeTasks([...onA, ...onB].map((c) => c.entry));
+        await store.updateTask(onA[0]!.task.id, { status: 'running', started_at: new Date() }, ['scheduled']);
+        await store.updateTask(onA[1]!.task.id, { status: 'completed', completed_at: new Date() }, ['scheduled']);
+        const counts = await store.countCreatesInFlight();
+        expect(counts.get(a.id)).toBe(2);
+        expect(counts.get(b.id)).toBe(1);
+        expect(counts.has((await worker()).id)).toBe(false);
+      });
+    });
+
     // ── tasks ──────────────────────────────────────────────────────────────────────────────────
     describe('tasks', () => {
       it('insertTask and getTask round-trip every field', async () => {

@@ -143,6 +143,48 @@ export function taskQueueConformance(label: string, make: () => Promise<TaskQueu
     );
 
     it(
+      'enqueueMany sends each message to its own worker, in order, ignoring the ones already waiting or in hand',
+      async () => {
+        const queue = await open();
+        const [a, b] = [workerId(), workerId()];
+        const held = task();
+        const release = deferred();
+        const onA = consume(queue, a, { hold: release.promise });
+        await queue.enqueue(a, held);
+        await eventually(() => expect(onA.received).toEqual([held]));
+        await onA.consumer.pause();
+        const waitingBefore = task({ type: 'vm:stop' });
+        await queue.enqueue(b, waitingBefore);
+
+        const forA = [task(), task({ type: 'vm:execute', attempt: 2 })];
+        const forB = [task({ type: 'vm:start' }), task()];
+        await queue.enqueueMany([
+          { workerId: a, task: forA[0]! },
+          { workerId: b, task: forB[0]! },
+          { workerId: a, task: held }, // in hand: ignored
+          { workerId: b, task: waitingBefore }, // waiting already: ignored
+          { workerId: a, task: forA[1]! },
+          { workerId: b, task: forB[1]! },
+          { workerId: b, task: forB[1]! }, // twice in the same call: once
+        ]);
+        await queue.enqueueMany([]);
+        expect(await queue.waiting(a)).toEqual(forA);
+        expect(await queue.waiting(b)).toEqual([waitingBefore, ...forB]);
+
+        onA.consumer.resume();
+        release.resolve();
+        await eventually(() => expect(onA.received).toEqual([held, ...forA]));
+        const onB = consume(queue, b, { concurrency: 3 });
+        await eventually(() => expect(onB.received).toHaveLength(3));
+        expect(onB.received.sort(byId)).toEqual([waitingBefore, ...forB].sort(byId));
+        await sleep(100);
+        expect(onA.received).toHaveLength(3);
+        expect(onB.received).toHaveLength(3);
+      },
+      TEST_TIMEOUT,
+    );
+
+    it(
       'treats another attempt of a task as a separate message, and keeps the attempt',
       async () => {
         const queue = await open();

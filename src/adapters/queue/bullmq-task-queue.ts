@@ -10,6 +10,8 @@
  *   refuses ids that look like integers; task ids are UUIDs). While a job exists (waiting, delayed
  *   or active) a second enqueue of the same id is ignored; jobs are removed on completion and on
  *   failure, so the same id can be sent again later.
+ * - `enqueueMany` sends one `addBulk` per worker's queue (one pipeline each, all at once); the same
+ *   ids are ignored the same way.
  * - `delayMs` makes a BullMQ delayed job: it lives in Redis and survives a restart of this process
  *   (and of Redis when Redis persists its data).
  * - Jobs have `attempts: 1`: retries are the task runner's business, never BullMQ's. A processor
@@ -49,6 +51,7 @@ import {
   type EnqueueOptions,
   messageId,
   type QueueConsumer,
+  type QueuedDelivery,
   type QueuedTask,
   type TaskProcessor,
   type TaskQueue,
@@ -96,6 +99,10 @@ export function queueName(workerId: string): string {
 
 export function jobId(task: QueuedTask): string {
   return escapeId(messageId(task));
+}
+
+function jobData(task: QueuedTask): JobData {
+  return { id: task.id, type: task.type, ...(task.attempt ? { attempt: task.attempt } : {}) };
 }
 
 function taskOf(data: JobData): QueuedTask {
@@ -158,10 +165,26 @@ export class BullmqTaskQueue implements TaskQueue {
   async enqueue(workerId: string, task: QueuedTask, options: EnqueueOptions = {}): Promise<void> {
     const queue = this.queue(workerId);
     await whenReady(this.producer);
-    const data: JobData = { id: task.id, type: task.type, ...(task.attempt ? { attempt: task.attempt } : {}) };
     const delay = options.delayMs && options.delayMs > 0 ? Math.ceil(options.delayMs) : 0;
     // An existing job with this id (waiting, delayed or active) makes BullMQ ignore the add.
-    await queue.add(task.type, data, { jobId: jobId(task), ...(delay ? { delay } : {}) });
+    await queue.add(task.type, jobData(task), { jobId: jobId(task), ...(delay ? { delay } : {}) });
+  }
+
+  async enqueueMany(messages: readonly QueuedDelivery[]): Promise<void> {
+    const byWorker = new Map<string, QueuedTask[]>();
+    for (const { workerId, task } of messages) {
+      const tasks = byWorker.get(workerId);
+      if (tasks) tasks.push(task);
+      else byWorker.set(workerId, [task]);
+    }
+    if (byWorker.size === 0) return;
+    const queues = [...byWorker].map(([workerId, tasks]) => ({ queue: this.queue(workerId), tasks }));
+    await whenReady(this.producer);
+    await Promise.all(
+      queues.map(({ queue, tasks }) =>
+        queue.addBulk(tasks.map((task) => ({ name: task.type, data: jobData(task), opts: { jobId: jobId(task) } }))),
+      ),
+    );
   }
 
   async remove(workerId: string, taskId: string): Promise<boolean> {

@@ -8,6 +8,7 @@ import {
   type EnqueueOptions,
   messageId,
   type QueueConsumer,
+  type QueuedDelivery,
   type QueuedTask,
   type TaskProcessor,
   type TaskQueue,
@@ -52,6 +53,10 @@ export class MemoryTaskQueue implements TaskQueue {
     }
     queue.waiting.push(message);
     queue.wake?.();
+  }
+
+  async enqueueMany(messages: readonly QueuedDelivery[]): Promise<void> {
+    for (const { workerId, task } of messages) await this.enqueue(workerId, task);
   }
 
   async remove(workerId: string, taskId: string): Promise<boolean> {

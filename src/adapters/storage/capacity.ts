@@ -167,9 +167,10 @@ export async function unplaceTask(
 
 /**
  * Deletes a VM that no worker holds, in one transaction with the placement it might race: its
- * pending creates are cancelled first (the same row order as `placeTask`, so the two wait for each
- * other instead of deadlocking), then the VM is marked deleted only if it is still unplaced. If a
- * placement got there first, nothing changes and the caller deletes it on its worker instead.
+ * pending creates are cancelled first (tasks before VMs, the row order of `placeTask` and of the
+ * batches' `placeTasks`, so they wait for each other instead of deadlocking), then the VM is marked
+ * deleted only if it is still unplaced. If a placement got there first, nothing changes and the
+ * caller deletes it on its worker instead.
  */
 export async function deleteUnplacedVm(
   client: SqlClient,

@@ -1,7 +1,8 @@
 /**
  * The Store over SQL: one implementation, the same statements on Postgres and on PGlite. The queries
  * live beside it, one module per table (worker-rows, vm-rows, task-rows, execution-rows, token-rows,
- * audit-rows, join-token-rows, idempotency-rows) and one for capacity accounting (capacity).
+ * audit-rows, join-token-rows, idempotency-rows), one for capacity accounting (capacity) and one for
+ * the scheduler's batches (placement-batch).
  */
 import type {
   ApiKeyRecord,
@@ -27,6 +28,7 @@ import type {
   WorkerStatus,
 } from '../../domain/index.ts';
 import type {
+  BatchPlacement,
   CompactionReport,
   HistoryPolicy,
   HistoryQuery,
@@ -43,6 +45,7 @@ import * as executions from './execution-rows.ts';
 import * as idempotency from './idempotency-rows.ts';
 import * as joins from './join-token-rows.ts';
 import { migrate, migrateDown, type MigratorOptions } from './migrator.ts';
+import * as batches from './placement-batch.ts';
 import type { SqlClient } from './sql-client.ts';
 import * as tasks from './task-rows.ts';
 import * as tokens from './token-rows.ts';
@@ -154,6 +157,9 @@ export class SqlStore implements Store {
   getVm(id: string): Promise<Vm | null> {
     return vms.getVm(this.client, id);
   }
+  getVms(ids: readonly string[]): Promise<Vm[]> {
+    return batches.getVms(this.client, ids);
+  }
   findVm(idOrName: string): Promise<Vm | null> {
     return vms.findVm(this.client, idOrName);
   }
@@ -179,6 +185,12 @@ export class SqlStore implements Store {
     placement: PlacementRecord,
   ): Promise<PlacementOutcome> {
     return capacity.placeTask(this.client, taskId, vmId, workerId, driver, placement);
+  }
+  placeTasks(batch: readonly BatchPlacement[], placedAt?: Date): Promise<PlacementOutcome[]> {
+    return batches.placeTasks(this.client, batch, placedAt);
+  }
+  countCreatesInFlight(): Promise<Map<string, number>> {
+    return batches.countCreatesInFlight(this.client);
   }
   releaseVm(vmId: string): Promise<boolean> {
     return capacity.releaseVm(this.client, vmId);

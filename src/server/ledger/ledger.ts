@@ -20,6 +20,13 @@ import {
 import type { EventBus } from '../../ports/event-bus.ts';
 import type { PlacementOutcome, Store } from '../../ports/store.ts';
 
+/** A placement the scheduler decided, for `placeMany` to commit. */
+export interface PlacementDecision {
+  task: CreateTask;
+  placement: Placement;
+  record: PlacementRecord;
+}
+
 /**
  * Told of the transitions this replica wrote (never of another replica's): counted here, each is
  * counted once across the cluster, where a count of the events would count it on every replica.
@@ -66,6 +73,43 @@ export class Ledger {
       this.observer?.placed(task, at);
     }
     return outcome;
+  }
+
+  /**
+   * `place` for a batch: one transaction commits them all (those that fit; see `Store.placeTasks`),
+   * the placed VMs get their `placed` phase in it, and each placed task is announced. One outcome per
+   * decision, in order.
+   */
+  async placeMany(decisions: readonly PlacementDecision[]): Promise<PlacementOutcome[]> {
+    const outcomes: PlacementOutcome[] = decisions.map(() => 'task_not_pending');
+    const sent = decisions.flatMap((d, index) => (d.task.vm_id ? [{ ...d, vmId: d.task.vm_id, index }] : []));
+    if (sent.length === 0) return outcomes;
+    const at = new Date();
+    const answers = await this.store.placeTasks(
+      sent.map((d) => ({
+        task_id: d.task.id,
+        vm_id: d.vmId,
+        worker_id: d.placement.worker_id,
+        driver: d.placement.driver,
+        placement: d.record,
+      })),
+      at,
+    );
+    for (const [i, d] of sent.entries()) outcomes[d.index] = answers[i] ?? 'task_not_pending';
+    const placed = decisions.filter((_, index) => outcomes[index] === 'placed');
+    // The bus takes one event per call: all are sent at once, in order (Redis pipelines them).
+    const published = await Promise.allSettled(
+      placed.map(({ task, placement }) =>
+        this.events.publish(
+          evt.taskScheduled({ ...task, status: 'scheduled' as const, worker_id: placement.worker_id }, placement),
+        ),
+      ),
+    );
+    for (const { task } of placed) this.observer?.placed(task, at);
+    // Committed is committed: every placement is counted before a failed announcement is reported.
+    const failed = published.find((p): p is PromiseRejectedResult => p.status === 'rejected');
+    if (failed) throw failed.reason;
+    return outcomes;
   }
 
   /** Keeps the scheduler's latest explanation on a task that still waits. */
@@ -258,9 +302,11 @@ export class Ledger {
 
   /** The VM is gone from its host: the row is closed and its capacity returned, exactly once. */
   async vmDeleted(vm: Vm, reason: string): Promise<Vm | null> {
+    // Released first, and also for a VM already closed: a replica that died between the two
+    // writes left it closed but still reserved, and the retry must not stop at the closed row.
+    await this.store.releaseVm(vm.id);
     if (vm.deleted_at) return vm;
     const deleted = await this.store.updateVm(vm.id, { status: 'stopped', deleted_at: new Date() });
-    await this.store.releaseVm(vm.id);
     if (deleted) await this.events.publish(evt.vmDeleted(deleted, reason));
     return deleted;
   }
