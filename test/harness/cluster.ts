@@ -16,7 +16,7 @@ import { issueServerCert } from '../../src/adapters/pki/certificates.ts';
 import { createDriver } from '../../src/adapters/vmm/create-driver.ts';
 import { startEtcd } from './etcd.ts';
 import { createTestNetwork, type TestNetwork } from './netns.ts';
-import { createDatabase, startPostgres, type PostgresServer } from './postgres.ts';
+import { createDatabase, startPostgres, type PostgresServer, type StartOptions } from './postgres.ts';
 import { CLI, exited, freePort, waitForHttp } from './processes.ts';
 import { mkdirSync } from 'node:fs';
 import { startRedis } from './redis.ts';
@@ -37,6 +37,8 @@ export interface ClusterOptions {
   certTtl?: string;
   /** Extra environment of the workers only (applied last). */
   workerEnv?: Record<string, string>;
+  /** How Postgres is started (e.g. `settings` for durable commits in crash tests). */
+  postgres?: StartOptions;
 }
 
 export class ManagedProcess {
@@ -94,7 +96,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const gateway = network.gateway;
   const stateRoot = mkdtempSync(join(tmpdir(), 'aetherium-cluster-'));
   // Loopback only: no worker namespace can reach them.
-  const postgres = await startPostgres();
+  const postgres = await startPostgres(options.postgres);
   const redis = await startRedis();
   const etcd = await startEtcd();
   const databaseUrl = await createDatabase(postgres.url);

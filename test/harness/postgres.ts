@@ -14,6 +14,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { trackChild, waitForExit } from './child-processes.ts';
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { appendFile, chmod, chown, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -28,6 +29,13 @@ export interface PostgresServer {
   stop(): Promise<void>;
   /** Stops the server (fast shutdown) and starts it again on the same port and data. */
   restart(downMs?: number): Promise<void>;
+  /**
+   * A crash: SIGKILL to the postmaster and every backend at once, nothing flushed, nobody told.
+   * `start()` brings it back on the same port and data (it runs crash recovery first).
+   */
+  crash(): Promise<void>;
+  /** Starts a crashed server again; does nothing while it runs. */
+  start(): Promise<void>;
 }
 
 interface RunAs {
@@ -156,6 +164,12 @@ export interface StartOptions {
   readyTimeoutMs?: number;
   /** Addresses to listen on besides 127.0.0.1 (e.g. a bridge for test network namespaces); trusted. */
   extraListen?: string[];
+  /**
+   * Server settings over the defaults (which favour speed: fsync, synchronous_commit and
+   * full_page_writes off). `{ synchronous_commit: 'on' }` makes a commit survive `crash()`:
+   * with it off the last commits of a killed server are lost, acknowledged or not.
+   */
+  settings?: Record<string, string>;
   /** TLS only (see the header); without it, plain TCP as before. */
   tls?: {
     /** The server presents `certs.server`; client certificates must be signed by `certs.ca`. */
@@ -267,6 +281,8 @@ export async function startPostgres(options: StartOptions = {}): Promise<Postgre
           '-c',
           'log_min_messages=warning',
           ...(tls?.settings ?? []),
+          // Given last: a repeated -c wins.
+          ...Object.entries(options.settings ?? {}).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
         ],
         { cwd: base, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'], ...runAs },
       );
@@ -298,6 +314,7 @@ export async function startPostgres(options: StartOptions = {}): Promise<Postgre
       }
 
       let stopped = false;
+      const running = () => current.child.exitCode === null && current.child.signalCode === null;
       return {
         url,
         port,
@@ -313,11 +330,59 @@ export async function startPostgres(options: StartOptions = {}): Promise<Postgre
           current = launch(port);
           await waitUntilReady(url, current.child, current.log, options.readyTimeoutMs ?? 30_000);
         },
+        async crash() {
+          const postmaster = current.child.pid;
+          if (postmaster === undefined || !running()) return;
+          // The backends are the postmaster's children: all of them die together, as with the host.
+          const backends = childrenOf(postmaster);
+          for (const pid of [postmaster, ...backends]) {
+            try {
+              process.kill(pid, 'SIGKILL');
+            } catch {
+              // gone already
+            }
+          }
+          await waitForExit(current.child, 5000);
+          const deadline = Date.now() + 5000;
+          while (backends.some(isAlive) && Date.now() < deadline) await sleep(20);
+        },
+        async start() {
+          if (stopped) throw new Error('the Postgres server was stopped for good');
+          if (running()) return;
+          current = launch(port);
+          await waitUntilReady(url, current.child, current.log, options.readyTimeoutMs ?? 30_000);
+        },
       };
     }
   } catch (err) {
     await rm(base, { recursive: true, force: true });
     throw err;
+  }
+}
+
+/** Pids whose parent is `parent` (from /proc). */
+function childrenOf(parent: number): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === parent) pids.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return pids;
+}
+
+/** Alive and not a zombie. */
+function isAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^[ZXx]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+  } catch {
+    return false;
   }
 }
 

@@ -38,8 +38,12 @@ export interface RedisServer {
    * folder, after `downMs` (default 0) of outage.
    */
   restart(downMs?: number): Promise<void>;
-  /** Stops the server without removing its folder; `start()` brings it back (outage tests). */
-  kill(): Promise<void>;
+  /**
+   * Stops the server without removing its folder; `start()` brings it back (outage tests).
+   * SIGTERM (default) flushes the AOF first; SIGKILL is a crash: the last second of writes
+   * (`appendfsync everysec`) may be lost.
+   */
+  kill(signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
   start(): Promise<void>;
 }
 
@@ -155,11 +159,11 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
     throw new Error(`redis-server did not answer PING within ${readyTimeoutMs} ms:\n${log}`);
   }
 
-  async function halt(): Promise<void> {
+  async function halt(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
     const proc = child;
     child = null;
     if (!proc) return;
-    proc.kill('SIGTERM'); // graceful: flushes the AOF
+    proc.kill(signal); // SIGTERM is graceful: it flushes the AOF
     if (!(await waitForExit(proc, 10_000))) {
       proc.kill('SIGKILL');
       await waitForExit(proc, 5000);
@@ -201,8 +205,8 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
       if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
       await launch(port);
     },
-    async kill() {
-      await halt();
+    async kill(signal = 'SIGTERM') {
+      await halt(signal);
     },
     async start() {
       if (removed) throw new Error('the Redis server was stopped for good');

@@ -190,8 +190,14 @@ export async function updateWorkerResources(
 /** Every not-yet-offline worker whose last heartbeat is at least `ttl_seconds` before `now` goes offline. */
 export async function markStaleWorkersOffline(db: SqlExecutor, now: Date): Promise<Worker[]> {
   const rows = await db.query<Row>(
+    // The rows are locked in id order first, as a batch of placements locks them, so the two
+    // cannot deadlock.
     `UPDATE workers SET status = 'offline', updated_at = now()
-     WHERE status <> 'offline' AND last_seen <= $1::timestamptz - make_interval(secs => ttl_seconds)
+     WHERE id IN (
+       SELECT id FROM workers
+       WHERE status <> 'offline' AND last_seen <= $1::timestamptz - make_interval(secs => ttl_seconds)
+       ORDER BY id FOR NO KEY UPDATE)
+     AND status <> 'offline' AND last_seen <= $1::timestamptz - make_interval(secs => ttl_seconds)
      RETURNING ${WORKER_COLUMNS}`,
     [now],
   );

@@ -65,6 +65,12 @@ export class DirectWorkerLink implements WorkerLink {
   private readonly inHand = new Map<string, number>();
   /** Tasks a worker claimed and has not finished reporting: it may report them after they moved. */
   private readonly claimed = new Set<string>();
+  /**
+   * Workers that registered again while the record called them offline (an agent channel that
+   * reconnected after a partition re-registers first): their next heartbeat here says
+   * `was_offline`, so that they reconcile, as one that had only heartbeated would.
+   */
+  private readonly cameBack = new Set<string>();
 
   constructor(private readonly deps: DirectWorkerLinkDeps) {
     this.store = deps.ledger.store;
@@ -76,7 +82,10 @@ export class DirectWorkerLink implements WorkerLink {
   }
 
   async register(registration: WorkerRegistration, options: { resume?: boolean } = {}): Promise<{ created: boolean }> {
+    const before = await this.store.getWorker(registration.id);
     const { worker, created } = await this.store.upsertWorker(registration, new Date());
+    // A restart reconciles by itself; a resumed channel learns it from its next heartbeat.
+    if (before?.status === 'offline' && options.resume) this.cameBack.add(worker.id);
     await this.external?.register(registration);
     this.registryStatus.delete(worker.id);
     // Joins and leaves are announced from the registry's watch, exactly once; a restart is news too.
@@ -100,7 +109,8 @@ export class DirectWorkerLink implements WorkerLink {
         this.registryStatus.set(workerId, worker.status);
       }
     }
-    return { status: worker.status, was_offline: before?.status === 'offline' };
+    const cameBack = this.cameBack.delete(workerId);
+    return { status: worker.status, was_offline: before?.status === 'offline' || cameBack };
   }
 
   async deregister(workerId: string): Promise<void> {
