@@ -192,7 +192,7 @@ async function pinnedVm(ctx: FaultContext, workerId: string, name: string): Prom
     payload,
   );
   const vm = made?.body.vm;
-  if (!made || made.status !== 201 || !vm || vm.status !== 'running') {
+  if (made?.status !== 201 || !vm || vm.status !== 'running') {
     throw new Error(`the fault's own VM ${name} on ${workerId} did not start: ${JSON.stringify(made)}`);
   }
   return vm.id;
