@@ -13,7 +13,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { type Cluster, startCluster, type WorkerSpec } from '../harness/cluster.ts';
 import { ResumingEventClient } from './events-client.ts';
-import { FAULTS, type Fault, type FaultContext, PLANNED_FAULTS } from './faults.ts';
+import { FAULTS, type Fault, type FaultContext, type Injected, PLANNED_FAULTS } from './faults.ts';
 import {
   capacityMatches,
   type CheckResult,
@@ -260,7 +260,29 @@ export async function runFaultSuite(
     for (let round = 0; round < profile.rounds; round++) {
       for (const fault of profile.faults) {
         const preparedAt = Date.now();
-        const injected = await fault.inject(ctx, round);
+        // A fault that cannot even be set up (no room for its own VM, say) is a finding too: it
+        // goes into the table as never noticed, and the invariants are still checked and printed.
+        const injected = await fault.inject(ctx, round).catch(
+          (err: unknown): Injected => ({
+            target: '-',
+            note: `could not inject: ${(err as Error).message.slice(0, 200)}`,
+            heal: async () => undefined,
+          }),
+        );
+        if (injected.note?.startsWith('could not inject')) {
+          log(`[faults] round ${round + 1} ${fault.name}: ${injected.note}`);
+          times.push({
+            fault: fault.name,
+            target: '-',
+            note: injected.note,
+            injectedAt: preparedAt,
+            noticedAt: null,
+            healStartedAt: preparedAt,
+            backAt: null,
+            windowEnd: Date.now(),
+          });
+          continue;
+        }
         const injectedAt = injected.at ?? preparedAt;
         const noticedAt = await pollUntil(() => fault.noticed(ctx, injected, injectedAt), profile.detectTimeoutMs);
         if (fault.holdMs > 0) await sleep(fault.holdMs);
