@@ -82,8 +82,11 @@ export interface Store {
   upsertWorker(registration: WorkerRegistration, now: Date): Promise<{ worker: Worker; created: boolean }>;
   getWorker(id: string): Promise<Worker | null>;
   listWorkers(filter?: WorkerFilter): Promise<Worker[]>;
-  /** Heartbeat: moves last_seen to `now`; an offline worker that beats again turns active. */
-  touchWorker(id: string, now: Date): Promise<Worker | null>;
+  /**
+   * Heartbeat, in one statement: moves last_seen to `now`; an offline worker that beats again turns
+   * active, and `was_offline` says so.
+   */
+  touchWorker(id: string, now: Date): Promise<(Worker & { was_offline: boolean }) | null>;
   setWorkerStatus(id: string, status: WorkerStatus, eligible?: boolean): Promise<Worker | null>;
   updateWorkerResources(id: string, resources: Partial<WorkerResources>): Promise<Worker | null>;
   /** Marks every worker whose TTL ran out as offline and returns them (the reaper). */

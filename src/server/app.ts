@@ -36,6 +36,7 @@ import { type AuthOptions, chooseProtocol, installAuth } from './auth/auth-hooks
 import { installAudit } from './auth/audit-hooks.ts';
 import { type BrowserSafetyOptions, installBrowserSafety } from './auth/browser-safety.ts';
 import { auditRoutes } from './routes/audit.ts';
+import { type ScriptingRedis, sharedRateCountStore } from './auth/shared-rate-count.ts';
 import type { Store } from '../ports/store.ts';
 import { idOnlyTracing, type Tracing } from '../observability/tracing.ts';
 import { installRequestTracing, requestId } from './request-trace.ts';
@@ -103,7 +104,10 @@ export async function buildApp(deps: ApiDeps, options: AppOptions = {}): Promise
       // The auth hook ran first: callers are counted by who they are, not by where they come from.
       keyGenerator: (request) =>
         request.identity ? `${request.identity.kind}:${request.identity.id}` : `ip:${request.ip}`,
-      ...(options.rateLimit.redis ? { redis: options.rateLimit.redis, nameSpace: 'aetherium-rate-limit:' } : {}),
+      // Counted in Redis without a round trip per request where the answer cannot depend on it.
+      ...(options.rateLimit.redis
+        ? { store: sharedRateCountStore(options.rateLimit.redis as ScriptingRedis, 'aetherium-rate-limit:') }
+        : {}),
       // Redis away: serve rather than refuse everyone; the engines' own health says Redis is down.
       skipOnError: true,
       errorResponseBuilder: (_request, context) => ({

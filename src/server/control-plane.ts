@@ -382,5 +382,7 @@ export class ControlPlane extends Service {
   protected async onStop(): Promise<void> {
     await this.parts?.stop();
     this.parts = null;
+    // The worker read model stops following events.
+    this.workers.close();
   }
 }

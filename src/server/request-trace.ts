@@ -27,9 +27,11 @@ export function installRequestTracing(app: FastifyInstance, tracing: Tracing): v
   app.addHook('onRequest', (request, reply, done) => {
     const header = request.headers.traceparent;
     const parent = parseTraceparent(typeof header === 'string' ? header : null);
-    const span = tracing.start(`${request.method} ${routeOf(request)}`, 'server', parent, {
+    // Read once: Fastify builds `routeOptions` afresh on every access.
+    const route = routeOf(request);
+    const span = tracing.start(`${request.method} ${route}`, 'server', parent, {
       'http.request.method': request.method,
-      'http.route': routeOf(request),
+      'http.route': route,
       'aetherium.request_id': request.id,
     });
     request.span = span;

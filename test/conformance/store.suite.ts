@@ -280,11 +280,13 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
         const touched = await store.touchWorker(w.id, t1);
         expect(touched?.last_seen.getTime()).toBe(t1.getTime());
         expect(touched?.status).toBe('active');
+        expect(touched?.was_offline).toBe(false);
 
         await store.setWorkerStatus(w.id, 'offline');
         const t2 = new Date(t1.getTime() + 15_000);
         const revived = await store.touchWorker(w.id, t2);
-        expect(revived?.status).toBe('active');
+        expect(revived).toMatchObject({ status: 'active', was_offline: true });
+        expect((await store.touchWorker(w.id, t2))?.was_offline).toBe(false);
         expect((await store.getWorker(w.id))?.last_seen.getTime()).toBe(t2.getTime());
 
         // A draining worker's heartbeat does not end the drain.

@@ -15,6 +15,8 @@ export function openRateLimitRedis(
     enableOfflineQueue: false,
     connectTimeout: 2000,
     retryStrategy: reconnectDelayMs,
+    // Requests arriving together share one round trip.
+    enableAutoPipelining: true,
   });
   client.on('error', onError);
   return { client, close: () => closeClient(client) };

@@ -118,7 +118,7 @@ export class SqlStore implements Store {
   listWorkers(filter?: WorkerFilter): Promise<Worker[]> {
     return workers.listWorkers(this.client, filter);
   }
-  touchWorker(id: string, now: Date): Promise<Worker | null> {
+  touchWorker(id: string, now: Date): Promise<(Worker & { was_offline: boolean }) | null> {
     return workers.touchWorker(this.client, id, now);
   }
   setWorkerStatus(id: string, status: WorkerStatus, eligible?: boolean): Promise<Worker | null> {

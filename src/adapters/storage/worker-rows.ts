@@ -140,16 +140,27 @@ export async function listWorkers(db: SqlExecutor, filter: WorkerFilter = {}): P
   return rows.map(toWorker);
 }
 
-export async function touchWorker(db: SqlExecutor, id: string, now: Date): Promise<Worker | null> {
-  return first(
-    await db.query<Row>(
-      `UPDATE workers SET last_seen = $2,
-              status = CASE WHEN status = 'offline' THEN 'active' ELSE status END,
-              updated_at = now()
-       WHERE id = $1 RETURNING ${WORKER_COLUMNS}`,
-      [id, now],
-    ),
+/**
+ * One statement per heartbeat (it runs for every worker every few seconds): last_seen moves, an
+ * offline worker turns active, and the answer says whether it was offline, read from the row as
+ * it was locked, so no second round trip is needed to tell.
+ */
+export async function touchWorker(
+  db: SqlExecutor,
+  id: string,
+  now: Date,
+): Promise<(Worker & { was_offline: boolean }) | null> {
+  const rows = await db.query<Row>(
+    `UPDATE workers SET last_seen = $2,
+            status = CASE WHEN workers.status = 'offline' THEN 'active' ELSE workers.status END,
+            updated_at = now()
+     FROM (SELECT id AS before_id, status AS before_status FROM workers WHERE id = $1 FOR UPDATE) before
+     WHERE workers.id = before.before_id
+     RETURNING ${WORKER_COLUMNS}, before.before_status = 'offline' AS was_offline`,
+    [id, now],
   );
+  const row = rows[0];
+  return row ? { ...toWorker(row), was_offline: row.was_offline === true } : null;
 }
 
 export async function setWorkerStatus(

@@ -80,13 +80,14 @@ function detailsOf(action: string | undefined, request: FastifyRequest): Details
 }
 
 export function installAudit(app: FastifyInstance, store: Store, log?: Logger): void {
-  app.addHook('onResponse', async (request, reply) => {
+  // A callback hook: a read that was not refused (most requests) leaves without making a promise.
+  app.addHook('onResponse', (request, reply, done) => {
     const url = request.routeOptions.url;
-    if (url === undefined) return;
+    if (url === undefined) return done();
     const status = reply.statusCode;
     const denied = status === 401 || status === 403;
     const action = auditAction(request.method, url);
-    if (!denied && !action) return;
+    if (!denied && !action) return done();
     const identity = request.identity;
     const params = (request.params ?? {}) as Record<string, unknown>;
     const entry = {
@@ -106,8 +107,9 @@ export function installAudit(app: FastifyInstance, store: Store, log?: Logger): 
       details: denied ? {} : storableDetails(detailsOf(action, request)),
     };
     // The answer has gone out already; a lost audit row is logged loudly rather than failing it.
-    await store
+    store
       .insertAudit(entry)
-      .catch((err: unknown) => log?.error({ err, route: entry.route }, 'audit write failed'));
+      .catch((err: unknown) => log?.error({ err, route: entry.route }, 'audit write failed'))
+      .finally(() => done());
   });
 }

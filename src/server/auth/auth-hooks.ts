@@ -9,13 +9,13 @@
  * - a WebSocket upgrade from a web page must come from an allowed origin (the same host, or one of
  *   `api_gateway.cors_origins`), so a page elsewhere cannot ride a user's credentials.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest, onSendHookHandler } from 'fastify';
 import { WS_BEARER_PREFIX, WS_PROTOCOL } from '../../contract/websocket.ts';
 import { AetheriumError } from '../../domain/index.ts';
 import type { Authenticator } from './authenticator.ts';
 import { type Identity, LOCAL_ADMIN } from './identity.ts';
 import { accessOf } from './route-access.ts';
-import { roleAtLeast } from './roles.ts';
+import { type Role, roleAtLeast } from './roles.ts';
 
 export { WS_BEARER_PREFIX, WS_PROTOCOL };
 
@@ -25,6 +25,8 @@ declare module 'fastify' {
   }
 }
 
+const REVOKE_KEY_ROUTE = '/api/v1/tokens/:id';
+
 export interface AuthOptions {
   /** Null when authentication is off (loopback only): every caller is the local admin. */
   authenticator: Authenticator | null;
@@ -33,6 +35,7 @@ export interface AuthOptions {
 
 export function installAuth(app: FastifyInstance, options: AuthOptions): void {
   app.decorateRequest('identity', null);
+  const { authenticator } = options;
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) {
       if (accessOf(method, route.url) === undefined) {
@@ -41,23 +44,44 @@ export function installAuth(app: FastifyInstance, options: AuthOptions): void {
         );
       }
     }
-  });
-  app.addHook('onRequest', async (request) => {
-    const url = request.routeOptions.url;
-    if (url === undefined) return; // no such route: the not-found handler answers
-    const access = accessOf(request.method, url);
-    if (isUpgrade(request)) checkOrigin(request, options.allowedOrigins);
-    if (access === 'public') return;
-    if (access === undefined) throw new AetheriumError('forbidden', `${request.method} ${url} is not open to anyone`);
-    const identity = options.authenticator ? await options.authenticator.authenticate(tokenOf(request)) : LOCAL_ADMIN;
-    request.identity = identity;
-    if (!roleAtLeast(identity.role, access)) {
-      throw new AetheriumError(
-        'forbidden',
-        `${request.method} ${url} needs the ${access} role; ${identity.name} has ${identity.role}`,
-      );
+    // Key records are remembered for a moment (key-records.ts): a revocation through this replica
+    // takes effect here before its answer goes out, not at the next recheck.
+    if (authenticator && [route.method].flat().includes('DELETE') && route.url === REVOKE_KEY_ROUTE) {
+      const forget: onSendHookHandler = (_request, reply, payload, done) => {
+        if (reply.statusCode < 400) authenticator.keysChanged();
+        done(null, payload);
+      };
+      route.onSend = [...[route.onSend ?? []].flat(), forget];
     }
   });
+  // A callback hook, not an async one: a caller whose key was checked a moment ago is admitted
+  // without a promise, on the path every request takes.
+  app.addHook('onRequest', (request, _reply, done) => {
+    const url = request.routeOptions.url;
+    if (url === undefined) return done(); // no such route: the not-found handler answers
+    const access = accessOf(request.method, url);
+    let identity: Identity | Promise<Identity>;
+    try {
+      if (isUpgrade(request)) checkOrigin(request, options.allowedOrigins);
+      if (access === 'public') return done();
+      if (access === undefined) throw new AetheriumError('forbidden', `${request.method} ${url} is not open to anyone`);
+      identity = authenticator ? authenticator.authenticateNow(tokenOf(request)) : LOCAL_ADMIN;
+    } catch (err) {
+      return done(err as Error);
+    }
+    if (identity instanceof Promise) identity.then((known) => done(admit(request, known, access)), done);
+    else done(admit(request, identity, access));
+  });
+}
+
+/** Records who is calling; the error to answer with when their role is not enough. */
+function admit(request: FastifyRequest, identity: Identity, access: Role): AetheriumError | undefined {
+  request.identity = identity;
+  if (roleAtLeast(identity.role, access)) return undefined;
+  return new AetheriumError(
+    'forbidden',
+    `${request.method} ${request.routeOptions.url} needs the ${access} role; ${identity.name} has ${identity.role}`,
+  );
 }
 
 function isUpgrade(request: FastifyRequest): boolean {

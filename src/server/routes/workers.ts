@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { invalid } from '../../domain/index.ts';
 import { agentControlChannel } from '../agent/log-relay.ts';
 import type { ApiDeps } from '../api-deps.ts';
+import { memoizedSerializerCompiler } from '../read-model/memoized-serializer.ts';
 import type { WorkerStats } from '../services/worker-view.ts';
 
 /** The seed's answer to drain and activate, `{ worker_id, status, message }`, with the worker itself. */
@@ -26,14 +27,11 @@ import { sinceOf, stepOf, timeOf } from './time-query.ts';
 
 export function workerRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
   return async (app) => {
-    app.get('/workers', { schema: fastifySchema('listWorkers') }, async (request) => {
+    // The two busiest reads answer shared objects (worker-service.ts), written to JSON once each.
+    const shared = { serializerCompiler: memoizedSerializerCompiler };
+    app.get('/workers', { schema: fastifySchema('listWorkers'), ...shared }, async (request) => {
       const { zone, status, capability } = request.query;
-      const workers = await deps.workers.listWorkers({
-        zone,
-        status,
-        ...(capability ? { capabilities: [capability] } : {}),
-      });
-      return { workers, total: workers.length };
+      return deps.workers.workerList({ zone, status, ...(capability ? { capabilities: [capability] } : {}) });
     });
 
     app.get('/workers/:id', { schema: fastifySchema('getWorker') }, async (request) =>
@@ -90,7 +88,9 @@ export function workerRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
       };
     });
 
-    app.get('/cluster/stats', { schema: fastifySchema('clusterStats') }, async () => deps.workers.getClusterStats());
+    app.get('/cluster/stats', { schema: fastifySchema('clusterStats'), ...shared }, async () =>
+      deps.workers.getClusterStats(),
+    );
 
     app.get('/cluster/distribution', { schema: fastifySchema('clusterDistribution') }, async () => {
       const distribution = await deps.workers.getVmDistribution();

@@ -25,7 +25,7 @@ export interface ClusterStats {
   zones: Record<string, number>;
 }
 
-export function clusterStats(workers: Worker[], now: Date): ClusterStats {
+export function clusterStats(workers: readonly Worker[], now: Date): ClusterStats {
   const stats: ClusterStats = {
     total_workers: workers.length,
     active_workers: 0,

@@ -1,4 +1,9 @@
-/** The seed's WorkerService: worker queries, cluster statistics, VM distribution, drain and activate. */
+/**
+ * The seed's WorkerService: worker queries, cluster statistics, VM distribution, drain and activate.
+ * The list and the statistics come from the worker snapshot (read-model/worker-snapshot.ts), one
+ * read shared by every request while it is fresh; one worker by id, its VMs and its history are
+ * read from the store each time.
+ */
 import {
   type DrainRequest,
   invalid,
@@ -12,6 +17,8 @@ import {
 import type { Store } from '../../ports/store.ts';
 import type { DrainDeps } from '../operations/drain.ts';
 import { beginDrain } from '../operations/drain.ts';
+import { AnswerMemo } from '../read-model/answer-memo.ts';
+import { type Snapshot, WorkerSnapshot } from '../read-model/worker-snapshot.ts';
 import { clusterStats, type ClusterStats } from './cluster-stats.ts';
 import { workerStats, type WorkerStats } from './worker-view.ts';
 
@@ -28,19 +35,52 @@ export interface VmDistribution {
 const TIMELINE_POINTS = 300;
 const MAX_TIMELINE_POINTS = 10_000;
 
+/** What the filters of `GET /workers` mean, as the store's query has them. */
+function matches(worker: Worker, filter: WorkerFilter): boolean {
+  if (filter.status !== undefined && worker.status !== filter.status) return false;
+  if (filter.zone !== undefined && worker.zone !== filter.zone) return false;
+  if (filter.capabilities?.some((c) => !worker.capabilities.includes(c))) return false;
+  if (filter.labels && Object.entries(filter.labels).some(([k, v]) => worker.labels[k] !== v)) return false;
+  return true;
+}
+
 export class WorkerService {
   private readonly store: Store;
+  private readonly snapshot: WorkerSnapshot;
+  private readonly answers = new AnswerMemo();
 
   constructor(
     private readonly drains: DrainDeps,
     private readonly onCapacityChange: () => void,
   ) {
     this.store = drains.ledger.store;
+    this.snapshot = new WorkerSnapshot(this.store, drains.ledger.events);
+  }
+
+  /** Stops following events (the snapshot is read again if used after). */
+  close(): void {
+    this.snapshot.close();
+  }
+
+  private async workers(): Promise<Snapshot> {
+    const current = this.snapshot.current();
+    return current instanceof Promise ? await current : current;
   }
 
   async listWorkers(filter: WorkerFilter = {}): Promise<WorkerStats[]> {
-    const now = new Date();
-    return (await this.store.listWorkers(filter)).map((w) => workerStats(w, now));
+    return (await this.workerList(filter)).workers;
+  }
+
+  /** `GET /workers`: the same object for the same question, from one snapshot, for up to MEMO_MS. */
+  async workerList(filter: WorkerFilter = {}): Promise<{ workers: WorkerStats[]; total: number }> {
+    const { workers, version } = await this.workers();
+    const key = `${filter.status ?? ''}\0${filter.zone ?? ''}\0${(filter.capabilities ?? []).join('\0')}\0${JSON.stringify(filter.labels ?? {})}`;
+    return this.answers.get(version, `list\0${key}`, (now) => {
+      const at = new Date(now);
+      const listed: WorkerStats[] = [];
+      for (const worker of workers) if (matches(worker, filter)) listed.push(workerStats(worker, at));
+      return { workers: listed, total: listed.length };
+    });
   }
 
   async getWorker(id: string): Promise<WorkerStats> {
@@ -53,7 +93,8 @@ export class WorkerService {
   }
 
   async getClusterStats(): Promise<ClusterStats> {
-    return clusterStats(await this.store.listWorkers(), new Date());
+    const { workers, version } = await this.workers();
+    return this.answers.get(version, 'stats', (now) => clusterStats(workers, new Date(now)));
   }
 
   async getVmDistribution(): Promise<VmDistribution[]> {
@@ -73,14 +114,14 @@ export class WorkerService {
 
   /** Drain: no new placements from now on; queued creates move elsewhere; VMs end by the deadline. */
   async drainWorker(id: string, request: DrainRequest = {}): Promise<WorkerStats> {
-    const worker = await beginDrain(this.drains, id, request);
+    const worker = await beginDrain(this.drains, id, request).finally(() => this.snapshot.invalidate());
     this.onCapacityChange();
     return workerStats(worker, new Date());
   }
 
   /** Ends a drain at any point, or lifts ineligibility. */
   async activateWorker(id: string): Promise<WorkerStats> {
-    const worker = await this.drains.workers.activated(id);
+    const worker = await this.drains.workers.activated(id).finally(() => this.snapshot.invalidate());
     if (!worker) throw notFound('worker', id);
     this.onCapacityChange();
     return workerStats(worker, new Date());
@@ -88,7 +129,7 @@ export class WorkerService {
 
   /** Eligibility alone: VMs keep running, the scheduler just places nothing new there. */
   async setEligibility(id: string, eligible: boolean): Promise<WorkerStats> {
-    const worker = await this.drains.workers.eligibility(id, eligible);
+    const worker = await this.drains.workers.eligibility(id, eligible).finally(() => this.snapshot.invalidate());
     if (!worker) throw notFound('worker', id);
     if (eligible) this.onCapacityChange();
     return workerStats(worker, new Date());
