@@ -1,6 +1,14 @@
 /**
  * Fans the cluster's events out to this replica's WebSocket clients. One subscription to the bus
- * per replica; each event is serialised once; every client has its own filter and cursor.
+ * per replica; each event is serialised once, and its topic and publication time read once, for
+ * every client; every client has its own filter and cursor.
+ *
+ * Writes are batched: one frame per client for the events that arrived together, and the hub
+ * writes at most once every `flushIntervalMs`. A write to a socket costs a system call whatever it
+ * carries, so with many clients the number of frames is most of what the fan-out costs: pacing
+ * bounds it at high event rates, while a lone event after a quiet spell still leaves at once.
+ * Clients that get every event of the burst (the common case: same filter, live) are sent the very
+ * same string, built once.
  *
  * A client is never allowed to slow the others: sending never waits, and a client whose socket
  * buffers more than `maxBufferedBytes` (it stopped reading) is closed with code 4008.
@@ -13,7 +21,7 @@
  * none while it gets every event it would be told about anyway.
  */
 import type { WebSocket } from 'ws';
-import type { ClusterEvent } from '../../domain/index.ts';
+import { type ClusterEvent, topicOf } from '../../domain/index.ts';
 import type { EventBus } from '../../ports/event-bus.ts';
 import { matches, type Subscription } from './subscription.ts';
 
@@ -32,11 +40,27 @@ export interface EventHubOptions {
   pingIntervalMs: number;
   /** How often a client whose filter skipped events is told its position (`{ type: 'position' }`). */
   positionIntervalMs: number;
+  /** Least time between two writes of the hub to its clients (default 20 ms; 0: as soon as events arrive). */
+  flushIntervalMs?: number;
   /** Told of each event handed to a client (its lag since publication) and of each client dropped or told of a gap. */
   observer?: {
     delivered(lagSeconds: number): void;
     dropped(reason: 'slow_consumer' | 'gap'): void;
   };
+}
+
+/** An event as the hub hands it to its sessions: what every client needs from it, computed once. */
+export interface OutgoingEvent {
+  readonly event: ClusterEvent;
+  /** The event as JSON: one line of a frame. */
+  readonly text: string;
+  readonly topic: string;
+  /** When it was published (its timestamp), in ms since the epoch: for the fan-out lag. */
+  readonly at: number;
+}
+
+export function outgoing(event: ClusterEvent, text: string = JSON.stringify(event)): OutgoingEvent {
+  return { event, text, topic: topicOf(event.type), at: Date.parse(event.timestamp) };
 }
 
 export class EventSession {
@@ -48,7 +72,7 @@ export class EventSession {
    */
   private told: number;
   /** Live events that arrive before the hello and while the backlog is being sent. */
-  private pending: ClusterEvent[] | null = [];
+  private pending: OutgoingEvent[] | null = [];
   /** Control messages (a `subscribed`) to send right after the hello: null once it is sent. */
   private early: string[] | null = [];
   alive = true;
@@ -80,48 +104,44 @@ export class EventSession {
     for (const text of early) this.write(text);
   }
 
-  /** Called by the hub for every live event. */
-  offer(event: ClusterEvent, serialised: string): void {
+  /** Called by the hub for every live event: a few comparisons, nothing computed (it is per client). */
+  offer(event: OutgoingEvent): void {
     if (this.pending) {
       this.pending.push(event);
       return;
     }
-    this.deliver(event, serialised);
+    this.deliver(event);
   }
 
-  private deliver(event: ClusterEvent, serialised?: string): void {
+  private deliver(out: OutgoingEvent): void {
+    const event = out.event;
     // Exactly once, in order: anything at or below the cursor was already given (or skipped).
     if (event.id <= this.cursor) return;
     this.cursor = event.id;
-    if (!matches(this.subscription, event)) return;
+    if (!matches(this.subscription, event, out.topic)) return;
     this.told = event.id;
-    // Events that arrive together (one read of the stream) leave together: one frame, one line each.
-    this.batch.push(serialised ?? JSON.stringify(event));
-    this.batchTimes.push(Date.parse(event.timestamp));
-    this.hub.schedule(this);
+    // Events that arrive together leave together: one frame, one line each.
+    this.batch.push(out);
+    if (this.batch.length === 1) this.hub.schedule(this);
   }
 
-  /** Lines waiting for the next flush. */
-  private batch: string[] = [];
-  /** When each event of the batch was published (its timestamp), for the fan-out lag. */
-  private batchTimes: number[] = [];
+  /** Events waiting for the next flush. */
+  private batch: OutgoingEvent[] = [];
 
   flush(): void {
     if (this.batch.length === 0) return;
-    const text = this.batch.join('\n');
-    const times = this.batchTimes;
+    const batch = this.batch;
     this.batch = [];
-    this.batchTimes = [];
-    if (!this.write(text)) return;
+    if (!this.write(this.hub.frameOf(batch))) return;
     const observer = this.hub.options.observer;
     if (!observer) return;
     const now = Date.now();
-    for (const at of times) if (Number.isFinite(at)) observer.delivered((now - at) / 1000);
+    for (const out of batch) if (Number.isFinite(out.at)) observer.delivered((now - out.at) / 1000);
   }
 
   /** The backlog (replayed events) has been sent: live events flow straight through from now. */
   startLive(backlog: ClusterEvent[]): void {
-    for (const event of backlog) this.deliver(event);
+    for (const event of backlog) this.deliver(outgoing(event));
     const waiting = this.pending ?? [];
     this.pending = null;
     for (const event of waiting) this.deliver(event);
@@ -170,6 +190,12 @@ export class EventSession {
   }
 }
 
+function joinLines(batch: readonly OutgoingEvent[]): string {
+  let text = batch[0]!.text;
+  for (let i = 1; i < batch.length; i++) text += `\n${batch[i]!.text}`;
+  return text;
+}
+
 export class EventHub {
   private readonly sessions = new Set<EventSession>();
   private unsubscribe: (() => void) | null = null;
@@ -177,21 +203,37 @@ export class EventHub {
   private positioner: NodeJS.Timeout | null = null;
   /** The newest id this replica has seen live (a client without `since` starts at or after it). */
   lastLiveId: number | null = null;
-  private readonly dirty = new Set<EventSession>();
+  private dirty = new Set<EventSession>();
   private flushScheduled = false;
+  /** When the hub last wrote to its clients (performance.now()), for the pacing of writes. */
+  private lastFlushAt = -Infinity;
+  private readonly flushIntervalMs: number;
+  /** The live events handed out since the last flush, in order, and their frame once built. */
+  private burst: OutgoingEvent[] = [];
+  private burstFrame: string | null = null;
   slowConsumersDropped = 0;
 
   constructor(
     private readonly bus: EventBus,
     readonly options: EventHubOptions,
-  ) {}
+  ) {
+    this.flushIntervalMs = Math.max(0, options.flushIntervalMs ?? 20);
+  }
 
   start(): void {
     this.unsubscribe = this.bus.subscribe((event) => {
       this.lastLiveId = event.id;
       if (this.sessions.size === 0) return;
-      const serialised = JSON.stringify(event);
-      for (const session of this.sessions) session.offer(event, serialised);
+      const out = outgoing(event);
+      this.burst.push(out);
+      this.burstFrame = null;
+      for (const session of this.sessions) session.offer(out);
+      // No client took it (filters, backlogs): no flush will clear the burst, so do it here. The
+      // burst only lets batches share a frame; every batch gets its own events whatever it holds.
+      if (!this.flushScheduled) {
+        this.burst = [];
+        this.burstFrame = null;
+      }
     });
     this.pinger = setInterval(() => this.ping(), this.options.pingIntervalMs);
     this.pinger.unref();
@@ -211,17 +253,40 @@ export class EventHub {
     return Math.max(latest ?? 0, this.lastLiveId ?? 0);
   }
 
-  /** Flushes every session with waiting events once the current burst has been handed out. */
+  /**
+   * Flushes every session with waiting events once the current burst has been handed out, and no
+   * sooner than `flushIntervalMs` after the previous flush.
+   */
   schedule(session: EventSession): void {
     this.dirty.add(session);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      const sessions = [...this.dirty];
-      this.dirty.clear();
-      for (const s of sessions) s.flush();
-    });
+    const wait = this.lastFlushAt + this.flushIntervalMs - performance.now();
+    if (wait >= 1) setTimeout(() => this.flushAll(), wait);
+    else setImmediate(() => this.flushAll());
+  }
+
+  private flushAll(): void {
+    this.flushScheduled = false;
+    this.lastFlushAt = performance.now();
+    const sessions = this.dirty;
+    this.dirty = new Set();
+    for (const session of sessions) session.flush();
+    this.burst = [];
+    this.burstFrame = null;
+  }
+
+  /**
+   * The frame for a session's batch. A batch that is the whole current burst (a live client whose
+   * filter took all of it) gets the burst's frame, built once for all of them.
+   */
+  frameOf(batch: readonly OutgoingEvent[]): string {
+    const burst = this.burst;
+    let whole = batch.length === burst.length;
+    for (let i = 0; whole && i < batch.length; i++) whole = batch[i] === burst[i];
+    if (!whole) return joinLines(batch);
+    this.burstFrame ??= joinLines(burst);
+    return this.burstFrame;
   }
 
   get clients(): number {

@@ -25,8 +25,9 @@ export function subscriptionOf(input: {
   };
 }
 
-export function matches(subscription: Subscription, event: ClusterEvent): boolean {
-  if (subscription.topics && !subscription.topics.has(topicOf(event.type))) return false;
+/** `topic`: the event's, when the caller read it already (the hub reads it once for every client). */
+export function matches(subscription: Subscription, event: ClusterEvent, topic?: string): boolean {
+  if (subscription.topics && !subscription.topics.has(topic ?? topicOf(event.type))) return false;
   if (subscription.workerId && event.data.worker_id !== subscription.workerId) return false;
   if (subscription.vmId && !('vm_id' in event.data && event.data.vm_id === subscription.vmId)) return false;
   return true;
