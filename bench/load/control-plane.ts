@@ -93,8 +93,10 @@ export async function startControlPlane(
     AETHERIUM_LOG__LEVEL: 'warn',
     ...options.env,
   };
+  // LOAD_CP_NODE_OPTIONS: node flags for the control plane only, e.g. `--cpu-prof --cpu-prof-dir=…`.
+  const nodeOptions = process.env.LOAD_CP_NODE_OPTIONS;
   const child = spawn(process.execPath, [CLI, 'server'], {
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...env, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   scope.defer('control plane', () => stopChild(child));

@@ -251,4 +251,6 @@ export interface Store {
   revokeWorkerCertificates(workerId: string, before: Date, by?: string | null): Promise<Date>;
   /** The cut-off: a certificate of this worker issued at or before it is refused. Null: none revoked. */
   workerCertificatesRevokedBefore(workerId: string): Promise<Date | null>;
+  /** Every worker's cut-off at once (worker id → cut-off), for a replica's periodic check of its sessions. */
+  listWorkerCertificateRevocations(): Promise<Map<string, Date>>;
 }

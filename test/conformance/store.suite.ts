@@ -1638,6 +1638,10 @@ export function storeConformance(label: string, open: () => Promise<Store>): voi
 
         // Another worker is not affected.
         expect(await store.workerCertificatesRevokedBefore(`w-${uid()}`)).toBeNull();
+        // The list of every cut-off agrees with the one-worker read.
+        const all = await store.listWorkerCertificateRevocations();
+        expect(all.get(workerId)).toEqual(times.at(-1));
+        expect(all.has(`w-${uid()}`)).toBe(false);
       });
     });
 

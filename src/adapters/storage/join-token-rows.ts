@@ -112,6 +112,12 @@ export async function revokeWorkerCertificates(
   return date(row.revoked_before);
 }
 
+/** Every worker's cut-off: the table holds one row per worker ever revoked, so it stays small. */
+export async function listWorkerCertificateRevocations(db: SqlExecutor): Promise<Map<string, Date>> {
+  const rows = await db.query<Row>('SELECT worker_id, revoked_before FROM worker_cert_revocations');
+  return new Map(rows.map((row) => [String(row.worker_id), date(row.revoked_before)]));
+}
+
 export async function workerCertificatesRevokedBefore(db: SqlExecutor, workerId: string): Promise<Date | null> {
   const rows = await db.query<Row>('SELECT revoked_before FROM worker_cert_revocations WHERE worker_id = $1', [
     workerId,

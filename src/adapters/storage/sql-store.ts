@@ -283,6 +283,10 @@ export class SqlStore implements Store {
   revokeWorkerCertificates(workerId: string, before: Date, by: string | null = null): Promise<Date> {
     return joins.revokeWorkerCertificates(this.client, workerId, before, by);
   }
+  listWorkerCertificateRevocations(): Promise<Map<string, Date>> {
+    return joins.listWorkerCertificateRevocations(this.client);
+  }
+
   workerCertificatesRevokedBefore(workerId: string): Promise<Date | null> {
     return joins.workerCertificatesRevokedBefore(this.client, workerId);
   }

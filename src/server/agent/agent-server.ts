@@ -22,7 +22,8 @@ import { AetheriumError, identityFromAltNames, issuedAt } from '../../domain/ind
 import { Service } from '../../lifecycle/service.ts';
 import { AGENT_PATHS, CLOSE, type JoinResponse, joinRequestSchema } from '../../ports/agent-protocol.ts';
 import type { Logger } from '../../ports/logger.ts';
-import { AgentSession, type AgentSessionDeps } from './agent-session.ts';
+import { AgentSession, type AgentSessionDeps, REVOCATION_CHECK_MS } from './agent-session.ts';
+import { RevocationCache } from './revocation-cache.ts';
 import { LogRelay, type WorkerLogs } from './log-relay.ts';
 import type { PeerIdentity } from './node-guard.ts';
 
@@ -54,6 +55,7 @@ export class AgentServer extends Service {
   private pinger: NodeJS.Timeout | null = null;
   private readonly log: Logger;
   private readonly relay: LogRelay;
+  private readonly revocations: RevocationCache;
   address: string | null = null;
 
   constructor(
@@ -63,6 +65,7 @@ export class AgentServer extends Service {
     super('agent port');
     this.log = deps.log.child({ component: 'agent-port' });
     this.relay = new LogRelay(deps.channels, (id) => this.session(id), this.log);
+    this.revocations = new RevocationCache(deps.store, REVOCATION_CHECK_MS);
   }
 
   /** Worker logs, from whichever replica holds the worker. */
@@ -169,7 +172,7 @@ export class AgentServer extends Service {
   }
 
   private open(ws: WebSocket, peer: PeerIdentity): void {
-    const session = new AgentSession(ws, peer, { ...this.deps, log: this.log });
+    const session = new AgentSession(ws, peer, { ...this.deps, log: this.log, revocations: this.revocations });
     this.sessions.set(peer.workerId, session);
     this.log.info({ worker_id: peer.workerId, serial: peer.serial, source: peer.source }, 'worker connected');
     const detach = this.relay.attach(session).catch((err: unknown) => {

@@ -37,6 +37,7 @@ import type { Store } from '../../ports/store.ts';
 import type { QueueConsumer, QueuedTask, TaskQueue } from '../../ports/task-queue.ts';
 import type { WorkerLink } from '../../ports/worker-link.ts';
 import { NodeGuard, type PeerIdentity, targetOf } from './node-guard.ts';
+import type { RevocationCache } from './revocation-cache.ts';
 
 export interface AgentSessionDeps {
   link: WorkerLink;
@@ -47,6 +48,8 @@ export interface AgentSessionDeps {
   ca: NodeCertificateAuthority | null;
   certTtlMs: number;
   log: Logger;
+  /** The certificate cut-offs, shared by this replica's sessions; read from the store when absent. */
+  revocations?: RevocationCache;
 }
 
 interface Delivery {
@@ -60,7 +63,7 @@ export interface LogStream {
 }
 
 /** Revocations are read from the store at most this often per session. */
-const REVOCATION_CHECK_MS = 2000;
+export const REVOCATION_CHECK_MS = 2000;
 
 export class AgentSession {
   private readonly guard: NodeGuard;
@@ -201,7 +204,9 @@ export class AgentSession {
     let reason: string | null = null;
     if (now >= this.peer.notAfter.getTime()) reason = 'the worker certificate has expired';
     else if (now - this.revocationCheckedAt >= REVOCATION_CHECK_MS) {
-      const cutoff = await this.deps.store.workerCertificatesRevokedBefore(this.peer.workerId);
+      const cutoff = this.deps.revocations
+        ? await this.deps.revocations.cutoff(this.peer.workerId, now)
+        : await this.deps.store.workerCertificatesRevokedBefore(this.peer.workerId);
       this.revocationCheckedAt = now;
       if (cutoff && issuedAt(this.peer.notBefore) <= cutoff) reason = 'the worker certificate has been revoked';
     }
