@@ -539,7 +539,9 @@ export function driverConformance(label: string, make: MakeDriver, options: Conf
         const killed = report.killed.filter((k) => k.vm_id === spec.id);
         expect(killed.map((k) => k.pid)).toContain(info.pid);
         expect(killed[0]?.reason).toMatch(/not in the state dir/);
-        expect(hostProcessesMentioning(vmDir)).toEqual([]);
+        // Gone with its process group, a child forked an instant before included (it may take the
+        // kernel a moment to reap what was killed).
+        expect(await eventually(() => hostProcessesMentioning(vmDir).length === 0, 5_000)).toBe(true);
         // The VMs it does know are left alone.
         expect(report.recovered).toContain(vm.id);
         expect(report.killed.some((k) => k.vm_id === vm.id)).toBe(false);

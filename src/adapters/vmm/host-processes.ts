@@ -74,6 +74,9 @@ export async function killHostProcesses(procs: readonly HostProcess[], timeoutMs
   for (const p of procs) {
     if (!isProcessAlive(p.pid, p.startTime)) continue;
     try {
+      // A process leading its own group (started detached) goes with its group: a child it forked
+      // a moment ago still carries its command line until it execs, and would outlive it.
+      if (readProcStat(p.pid)?.pgrp === p.pid) process.kill(-p.pid, 'SIGKILL');
       process.kill(p.pid, 'SIGKILL');
     } catch {
       // gone meanwhile

@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs';
 export interface ProcStat {
   state: string;
   ppid: number;
+  /** The process group: a VM's init or VMM started detached leads its own. */
+  pgrp: number;
   /** Field 22 of /proc/<pid>/stat: clock ticks since boot. With the pid it names one process for good. */
   startTime: string;
 }
@@ -19,9 +21,10 @@ export function readProcStat(pid: number): ProcStat | null {
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   const state = fields[0];
   const ppid = fields[1];
+  const pgrp = fields[2];
   const startTime = fields[19];
   if (state === undefined || ppid === undefined || startTime === undefined) return null;
-  return { state, ppid: Number(ppid), startTime };
+  return { state, ppid: Number(ppid), pgrp: Number(pgrp), startTime };
 }
 
 /** Alive = exists and is neither a zombie nor dead. */

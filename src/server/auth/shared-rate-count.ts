@@ -61,9 +61,10 @@ class Counts {
   private readonly command: CountCommand;
 
   constructor(redis: ScriptingRedis) {
-    const commands = redis as unknown as Record<string, CountCommand | undefined>;
-    if (!commands[COMMAND]) redis.defineCommand(COMMAND, { numberOfKeys: 1, lua: COUNT_LUA });
-    this.command = (commands[COMMAND] as CountCommand).bind(redis);
+    // defineCommand adds the script as a method of the client, which its type does not know of.
+    const defined = () => Reflect.get(redis, COMMAND) as CountCommand | undefined;
+    if (!defined()) redis.defineCommand(COMMAND, { numberOfKeys: 1, lua: COUNT_LUA });
+    this.command = (defined() as CountCommand).bind(redis);
   }
 
   incr(key: string, windowMs: number, max: number, answer: (err: Error | null, current?: Count) => void): void {
