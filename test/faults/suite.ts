@@ -202,46 +202,38 @@ export async function runFaultSuite(
     prefix: 'fl',
   });
   let turn = 0;
+  /** Through the first replica that answers without a 5xx, in turn; null when none does. */
+  async function request<T>(method: string, path: string, body: object | undefined, timeoutMs: number) {
+    for (let i = 0; i < urls.length; i++) {
+      const base = urls[turn++ % urls.length]!;
+      try {
+        const response = await fetch(`${base}${path}`, {
+          method,
+          headers: {
+            authorization: `Bearer ${cluster.adminKey}`,
+            ...(body ? { 'content-type': 'application/json' } : {}),
+          },
+          ...(body ? { body: JSON.stringify(body) } : {}),
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        if (response.status >= 500) continue;
+        return { status: response.status, body: (await response.json()) as T };
+      } catch {
+        // the next replica
+      }
+    }
+    return null;
+  }
   const ctx: FaultContext = {
     cluster,
     events,
     load,
-    async probe<T>(path: string) {
-      for (let i = 0; i < urls.length; i++) {
-        const base = urls[turn++ % urls.length]!;
-        try {
-          const response = await fetch(`${base}${path}`, {
-            headers: { authorization: `Bearer ${cluster.adminKey}` },
-            signal: AbortSignal.timeout(3000),
-          });
-          if (response.status >= 500) continue;
-          return { status: response.status, body: (await response.json()) as T };
-        } catch {
-          // the next replica
-        }
-      }
-      return null;
+    send<T>(method: string, path: string, body?: object) {
+      return request<T>(method, path, body, 90_000);
     },
-    async send<T>(method: string, path: string, body?: object) {
-      for (let i = 0; i < urls.length; i++) {
-        const base = urls[turn++ % urls.length]!;
-        try {
-          const response = await fetch(`${base}${path}`, {
-            method,
-            headers: {
-              authorization: `Bearer ${cluster.adminKey}`,
-              ...(body ? { 'content-type': 'application/json' } : {}),
-            },
-            ...(body ? { body: JSON.stringify(body) } : {}),
-            signal: AbortSignal.timeout(90_000),
-          });
-          if (response.status >= 500) continue;
-          return { status: response.status, body: (await response.json()) as T };
-        } catch {
-          // the next replica
-        }
-      }
-      return null;
+    // A read answers quickly or not at all: the next replica is asked after 3 s.
+    probe<T>(path: string) {
+      return request<T>('GET', path, undefined, 3000);
     },
   };
   const logs = () =>

@@ -8,7 +8,9 @@
  * Polling is the one mechanism that works for every VM: after a worker restart no VMM is a child of
  * the worker any more, so exit events cannot be relied on. A poll is one read of /proc/<pid>/stat.
  */
+import type { ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
+import { AetheriumError } from '../../domain/index.ts';
 import type { VmExit, VmExitListener } from '../../ports/vm-driver.ts';
 
 /** How often a VM is looked at when nothing told the watcher to look: deaths are heard within this. */
@@ -154,6 +156,27 @@ export class ExitWatcher {
 export interface ExitStatus {
   code: number | null;
   signal: string | null;
+}
+
+/**
+ * Waits until a detached child (a VM's init or VMM) has started, then lets it go (`unref`): the
+ * driver outlives it as its parent only. Answers its pid and how it will end; rejects with
+ * `driver_failed`, naming `what`, when it cannot start.
+ */
+export async function started(
+  child: ChildProcess,
+  what: string,
+): Promise<{ pid: number; exited: Promise<ExitStatus> }> {
+  const exited = new Promise<ExitStatus>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.once('error', () => resolve({ code: null, signal: null }));
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.once('spawn', resolve);
+    child.once('error', (err) => reject(new AetheriumError('driver_failed', `cannot start ${what}: ${err.message}`)));
+  });
+  child.unref();
+  return { pid: child.pid as number, exited };
 }
 
 /**

@@ -43,7 +43,8 @@ export interface JoinRedeemer {
   ): Promise<{ ok: true; record: { id: string } } | { ok: false; reason: string }>;
 }
 
-export interface AgentServerDeps extends AgentSessionDeps {
+/** The server makes the sessions' shared revocation cache itself. */
+export interface AgentServerDeps extends Omit<AgentSessionDeps, 'revocations'> {
   joins: JoinRedeemer | null;
 }
 

@@ -48,8 +48,8 @@ export interface AgentSessionDeps {
   ca: NodeCertificateAuthority | null;
   certTtlMs: number;
   log: Logger;
-  /** The certificate cut-offs, shared by this replica's sessions; read from the store when absent. */
-  revocations?: RevocationCache;
+  /** The certificate cut-offs, shared by this replica's sessions. */
+  revocations: RevocationCache;
 }
 
 interface Delivery {
@@ -204,9 +204,7 @@ export class AgentSession {
     let reason: string | null = null;
     if (now >= this.peer.notAfter.getTime()) reason = 'the worker certificate has expired';
     else if (now - this.revocationCheckedAt >= REVOCATION_CHECK_MS) {
-      const cutoff = this.deps.revocations
-        ? await this.deps.revocations.cutoff(this.peer.workerId, now)
-        : await this.deps.store.workerCertificatesRevokedBefore(this.peer.workerId);
+      const cutoff = await this.deps.revocations.cutoff(this.peer.workerId, now);
       this.revocationCheckedAt = now;
       if (cutoff && issuedAt(this.peer.notBefore) <= cutoff) reason = 'the worker certificate has been revoked';
     }

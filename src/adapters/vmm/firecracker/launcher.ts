@@ -9,7 +9,7 @@ import { basename } from 'node:path';
 import { AetheriumError } from '../../../domain/index.ts';
 import { type VmProcess, findVmProcesses, vmIdOfPath } from '../host-processes.ts';
 import { isProcessAlive, readCmdline, readProcStat, sleep } from '../procfs.ts';
-import type { ExitStatus } from '../vm-watch.ts';
+import { type ExitStatus, started } from '../vm-watch.ts';
 import { findOnPath } from '../which.ts';
 
 export interface LaunchRequest {
@@ -88,18 +88,7 @@ export class ProcessLauncher implements FirecrackerLauncher {
     const log = openSync(request.logFile, 'a', 0o600);
     try {
       const child = spawn(request.file, request.args, { detached: true, stdio: ['ignore', log, log], cwd: '/' });
-      const exited = new Promise<ExitStatus>((resolve) => {
-        child.once('exit', (code, signal) => resolve({ code, signal }));
-        child.once('error', () => resolve({ code: null, signal: null }));
-      });
-      await new Promise<void>((resolve, reject) => {
-        child.once('spawn', resolve);
-        child.once('error', (err) =>
-          reject(new AetheriumError('driver_failed', `cannot start ${request.file}: ${err.message}`)),
-        );
-      });
-      child.unref();
-      const pid = child.pid as number;
+      const { pid, exited } = await started(child, request.file);
       let startTime: string | null = null;
       for (let i = 0; i < 10 && startTime === null; i++) {
         startTime = readProcStat(pid)?.startTime ?? null;

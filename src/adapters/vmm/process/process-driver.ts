@@ -31,7 +31,7 @@ import { isProcessAlive, readCmdline, readProcStat, sleep, waitForExit } from '.
 import { DEFAULT_PATH, commandEnv, validateExecRequest, validateVmId } from '../validation.ts';
 import { type Recovered, StatefulDriver } from '../vm-lifecycle.ts';
 import { isDirectory, readJsonFile, removeTree, writeJsonAtomic } from '../vm-dir.ts';
-import { type ExitStatus, exitWords } from '../vm-watch.ts';
+import { type ExitStatus, exitWords, started } from '../vm-watch.ts';
 import { findOnPath } from '../which.ts';
 
 export interface ProcessDriverOptions {
@@ -221,18 +221,7 @@ export class ProcessDriver extends StatefulDriver<VmRecord> implements VmDriver 
       detached: true,
       stdio: 'ignore',
     });
-    const exited = new Promise<ExitStatus>((resolve) => {
-      child.once('exit', (code, signal) => resolve({ code, signal }));
-      child.once('error', () => resolve({ code: null, signal: null }));
-    });
-    await new Promise<void>((resolve, reject) => {
-      child.once('spawn', resolve);
-      child.once('error', (err) =>
-        reject(new AetheriumError('driver_failed', `cannot start the init of VM ${id}: ${err.message}`)),
-      );
-    });
-    child.unref();
-    const pid = child.pid as number;
+    const { pid, exited } = await started(child, `the init of VM ${id}`);
     let stat = readProcStat(pid);
     for (let i = 0; i < 20 && !stat; i++) {
       await sleep(5);

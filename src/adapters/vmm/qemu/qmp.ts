@@ -2,7 +2,7 @@
  * A one-shot QMP client: connect to the VM's QMP unix socket, negotiate capabilities, run one
  * command, disconnect. QEMU serves one QMP client at a time, so nothing stays connected.
  */
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 
 export class QmpError extends Error {
   constructor(message: string) {
@@ -23,7 +23,6 @@ export function qmpCommand(
 ): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const socket = connect(path);
-    let buffer = '';
     let stage: 'greeting' | 'capabilities' | 'command' = 'greeting';
     let done = false;
     const finish = (err: Error | null, value?: unknown): void => {
@@ -44,21 +43,10 @@ export function qmpCommand(
       if (stage === 'command' && command === 'quit') finish(null, {});
       else finish(new QmpError(`QMP ${path} closed before ${command} completed`));
     });
-    socket.on('data', (chunk: string) => {
-      buffer += chunk;
-      let newline: number;
-      while ((newline = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, newline).trim();
-        buffer = buffer.slice(newline + 1);
-        if (!line) continue;
-        let msg: Record<string, unknown>;
-        try {
-          msg = JSON.parse(line) as Record<string, unknown>;
-        } catch {
-          finish(new QmpError(`QMP ${path}: unparsable line`));
-          return;
-        }
-        if ('event' in msg) continue;
+    readMessages(
+      socket,
+      (msg) => {
+        if ('event' in msg) return;
         if (stage === 'greeting' && 'QMP' in msg) {
           stage = 'capabilities';
           socket.write(`${JSON.stringify({ execute: 'qmp_capabilities' })}\n`);
@@ -71,8 +59,9 @@ export function qmpCommand(
           const error = msg.error as { class?: string; desc?: string };
           finish(new QmpError(`QMP ${command}: ${error.class ?? 'error'}: ${error.desc ?? ''}`));
         }
-      }
-    });
+      },
+      () => finish(new QmpError(`QMP ${path}: unparsable line`)),
+    );
   });
 }
 
@@ -102,7 +91,6 @@ export function qmpEvents(
   handlers: { onEvent: (event: QmpEvent) => void; onClose: () => void },
 ): QmpEventStream {
   const socket = connect(path);
-  let buffer = '';
   let closed = false;
   const finish = (): void => {
     if (closed) return;
@@ -113,10 +101,28 @@ export function qmpEvents(
   socket.setEncoding('utf8');
   socket.on('error', finish);
   socket.on('close', finish);
+  readMessages(
+    socket,
+    (msg) => {
+      if ('QMP' in msg) socket.write(`${JSON.stringify({ execute: 'qmp_capabilities' })}\n`);
+      else if (typeof msg.event === 'string')
+        handlers.onEvent({ event: msg.event, data: msg.data as Record<string, unknown> | undefined });
+    },
+    () => undefined, // one bad line does not end the watch
+  );
+  return { close: finish };
+}
+
+/**
+ * QMP speaks one JSON object per line: each goes to `onMessage`, a line that does not parse to
+ * `onBadLine`. Reading stops once the socket is destroyed (a caller that finished).
+ */
+function readMessages(socket: Socket, onMessage: (msg: Record<string, unknown>) => void, onBadLine: () => void): void {
+  let buffer = '';
   socket.on('data', (chunk: string) => {
     buffer += chunk;
     let newline: number;
-    while ((newline = buffer.indexOf('\n')) >= 0) {
+    while (!socket.destroyed && (newline = buffer.indexOf('\n')) >= 0) {
       const line = buffer.slice(0, newline).trim();
       buffer = buffer.slice(newline + 1);
       if (!line) continue;
@@ -124,12 +130,10 @@ export function qmpEvents(
       try {
         msg = JSON.parse(line) as Record<string, unknown>;
       } catch {
-        continue; // one bad line does not end the watch
+        onBadLine();
+        continue;
       }
-      if ('QMP' in msg) socket.write(`${JSON.stringify({ execute: 'qmp_capabilities' })}\n`);
-      else if (typeof msg.event === 'string')
-        handlers.onEvent({ event: msg.event, data: msg.data as Record<string, unknown> | undefined });
+      onMessage(msg);
     }
   });
-  return { close: finish };
 }
